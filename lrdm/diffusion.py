@@ -1,0 +1,167 @@
+"""Forward process and training objectives of (low-rank) residual diffusion.
+
+Model space: images in [-1, 1]; ``I_0`` clean target, ``I_in`` degraded input, ``I_res = I_in - I_0``.
+Forward process (LRDM Eq. 14): ``I_t = I_0 + ᾱ_t Q_{k(t)}(I_res) + β̄_t ε``.  Only the injected
+residual is low-rank; the network sees ``concat(I_t, I_in)`` and ``t`` and stays full-rank.
+
+Objectives (RDDM §4.3):
+  * ``pred_res_noise`` (SM-Res-N, default): predict ``Q_{k(t)}(I_res)`` and ``ε``.
+  * ``pred_res`` (SM-Res): predict ``Q_{k(t)}(I_res)``; ``ε`` is derived with RDDM Eq. 16.
+  * ``pred_noise`` (SM-N): predict ``ε``; the residual is derived with RDDM Eq. 16.
+
+RDDM Eq. 16, ``I_t = I_in + (ᾱ_t - 1) I_res + β̄_t ε``, assumes the full residual was injected.  Under a
+low-rank forward process it holds only approximately (the error is ``(1 - ᾱ_t)`` times the part of
+``I_res`` outside the rank-``k(t)`` subspace); the reference implementation uses it all the same, and so
+do SM-Res and SM-N here.  The default SM-Res-N needs no conversion.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .lowrank import PCABasis, RankSpec, project_low_rank
+from .schedules import ResidualSchedule, gather
+
+OBJECTIVES = ("pred_res_noise", "pred_res", "pred_noise")
+LOSSES = ("l1", "l2")
+
+SM_N_MIN_DENOMINATOR = 1e-12
+"""Eq. 16 solved for the residual divides by ``1 - ᾱ_t``, which is 0 at ``t = T-1`` (where ``I_T`` carries no
+information about ``I_res``).  SM-N bounds ``1 - ᾱ_t`` below by this value, which only ever acts at that
+singular step; the sampler's clipping of the residual then keeps the first step finite (the reference code
+reaches the same regime through float32 rounding).  Every other ``1 - ᾱ_t`` is exact (computed in float64)."""
+
+ModelOutput = tuple[torch.Tensor | None, torch.Tensor | None]
+ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class ResidualNetwork(Protocol):
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> ModelOutput: ...
+
+
+def check_objective(objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; valid choices: {', '.join(OBJECTIVES)}")
+
+
+def check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid choices: {', '.join(LOSSES)}")
+
+
+def predicted_terms(objective: str) -> tuple[bool, bool]:
+    """Which of (residual, noise) the network predicts for an objective."""
+    check_objective(objective)
+    return objective in ("pred_res_noise", "pred_res"), objective in ("pred_res_noise", "pred_noise")
+
+
+def q_sample(
+    x0: torch.Tensor, residual: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: ResidualSchedule
+) -> torch.Tensor:
+    """Closed-form forward sample (LRDM Eq. 13/14): ``I_t = I_0 + ᾱ_t · residual + β̄_t · noise``.
+
+    Args:
+        x0: ``(B, C, H, W)`` clean images ``I_0`` in [-1, 1].
+        residual: ``(B, C, H, W)`` residual, already projected (``Q_{k(t)}(I_in - I_0)``) or full.
+        t: ``(B,)`` integer timesteps in ``[0, T-1]``.
+        noise: ``(B, C, H, W)`` standard Gaussian ``ε``.
+    """
+    return x0 + gather(schedule.alpha_bar, t, x0) * residual + gather(schedule.beta_bar, t, x0) * noise
+
+
+def noise_from_residual(
+    x_t: torch.Tensor, x_in: torch.Tensor, residual: torch.Tensor, t: torch.Tensor, schedule: ResidualSchedule
+) -> torch.Tensor:
+    """RDDM Eq. 16 solved for ``ε``: ``(I_t - I_in - (ᾱ_t - 1) I_res) / β̄_t`` (SM-Res)."""
+    alpha_bar = gather(schedule.alpha_bar, t, x_t)
+    return (x_t - x_in - (alpha_bar - 1) * residual) / gather(schedule.beta_bar, t, x_t)
+
+
+def residual_from_noise(
+    x_t: torch.Tensor, x_in: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: ResidualSchedule
+) -> torch.Tensor:
+    """RDDM Eq. 16 solved for ``I_res``: ``(I_in + β̄_t ε - I_t) / (1 - ᾱ_t)`` (SM-N), with
+    ``1 - ᾱ_t`` bounded below by :data:`SM_N_MIN_DENOMINATOR`."""
+    one_minus_alpha_bar = (1.0 - schedule.alpha_bar).clamp(min=SM_N_MIN_DENOMINATOR)
+    return (x_in + gather(schedule.beta_bar, t, x_t) * noise - x_t) / gather(one_minus_alpha_bar, t, x_t)
+
+
+def complete_prediction(
+    objective: str,
+    output: ModelOutput,
+    x_t: torch.Tensor,
+    x_in: torch.Tensor,
+    t: torch.Tensor,
+    schedule: ResidualSchedule,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fills in the term an objective does not predict (RDDM Eq. 16) -> ``(residual, noise)``."""
+    predicts_res, predicts_noise = predicted_terms(objective)
+    residual, noise = output
+    if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
+        raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
+    if residual is None:
+        residual = residual_from_noise(x_t, x_in, noise, t, schedule)
+    if noise is None:
+        noise = noise_from_residual(x_t, x_in, residual, t, schedule)
+    return residual, noise
+
+
+def as_model_fn(network: ResidualNetwork, objective: str, schedule: ResidualSchedule) -> ModelFn:
+    """Wraps a network into the sampler's ``model_fn(x_t, t, x_in) -> (residual, noise)``."""
+    check_objective(objective)
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return complete_prediction(objective, network(x_t, t, x_in), x_t, x_in, t, schedule)
+
+    return model_fn
+
+
+def project_residual(
+    residual: torch.Tensor, t: torch.Tensor, T: int, rank_spec: RankSpec, basis: PCABasis | None = None
+) -> torch.Tensor:
+    """``Q_{k(t)}(residual)`` for a batch ``(B, C, H, W)`` with timesteps ``t`` ``(B,)``; identity for ``full``."""
+    if rank_spec.is_full:
+        return residual
+    height, width = residual.shape[-2:]
+    return project_low_rank(residual, rank_spec.ranks(t, T, height, width), basis=basis)
+
+
+def _distance(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "l1":
+        return F.l1_loss(pred.float(), target.float())
+    return F.mse_loss(pred.float(), target.float())
+
+
+def training_loss(
+    network: ResidualNetwork,
+    x0: torch.Tensor,
+    x_in: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    schedule: ResidualSchedule,
+    objective: str = "pred_res_noise",
+    loss: str = "l1",
+    rank_spec: RankSpec = RankSpec("full"),
+    basis: PCABasis | None = None,
+) -> torch.Tensor:
+    """Scalar training loss: L1 or L2 (mean over elements), summed over the predicted terms.
+
+    Args:
+        x0, x_in: ``(B, C, H, W)`` clean target and degraded input in [-1, 1].
+        t: ``(B,)`` timesteps in ``[0, T-1]``; noise: ``(B, C, H, W)`` standard Gaussian.
+    """
+    check_objective(objective)
+    check_loss(loss)
+    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, basis)
+    x_t = q_sample(x0, residual, t, noise, schedule)
+    pred_res, pred_noise = network(x_t, t, x_in)
+    predicts_res, predicts_noise = predicted_terms(objective)
+    total = x0.new_zeros((), dtype=torch.float32)
+    if predicts_res:
+        total = total + _distance(pred_res, residual, loss)
+    if predicts_noise:
+        total = total + _distance(pred_noise, noise, loss)
+    return total

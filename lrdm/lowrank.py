@@ -1,0 +1,338 @@
+"""Low-rank residual projection ``Q_k`` and the rank schedulers ``k(t)`` of LRDM.
+
+LRDM replaces the residual injected by the forward process with its best rank-``k`` approximation
+(LRDM Eq. 13/14): ``I_t = I_0 + ᾱ_t Q_{k(t)}(I_res) + β̄_t ε``.  ``Q_k`` acts on every ``H×W``
+channel matrix of every sample (Eckart–Young truncated SVD); ``k`` may differ per sample because a
+training batch mixes timesteps.  The rank schedulers are LRDM Eq. 15–19.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+RANK_KINDS = ("full", "fixed", "lin_increase", "lin_decrease", "poly_increase", "poly_decrease")
+POLY_KINDS = ("poly_increase", "poly_decrease")
+BASES = ("svd", "dataset_pca")
+DEFAULT_ORDER = 3
+
+_HALF_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in RANK_KINDS:
+        raise ValueError(f"unknown rank scheduler {kind!r}; valid choices: {', '.join(RANK_KINDS)}")
+
+
+def envelope(d: torch.Tensor | float, p: int) -> torch.Tensor:
+    """Polynomial envelope of LRDM Eq. 17: ``1 + a d^p + b d^(p+1) + c d^(p+2)``.
+
+    ``a = -(p+1)(p+2)/2``, ``b = p(p+2)``, ``c = -p(p+1)/2``, so ``envelope(0) = 1`` and
+    ``envelope(1) = 0``.  ``d`` in [0, 1]; float64 result of ``d``'s shape.
+    """
+    if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+        raise ValueError(f"polynomial order p must be an integer >= 1, got {p!r}")
+    d = torch.as_tensor(d, dtype=torch.float64)
+    a = -(p + 1) * (p + 2) / 2
+    b = p * (p + 2)
+    c = -p * (p + 1) / 2
+    return 1 + a * d**p + b * d ** (p + 1) + c * d ** (p + 2)
+
+
+def rank_schedule(
+    kind: str,
+    t: int | torch.Tensor,
+    T: int,
+    max_rank: int,
+    order: int = DEFAULT_ORDER,
+    rank: int | None = None,
+) -> torch.Tensor:
+    """Rank ``k(t)`` for code timesteps ``t`` (LRDM Eq. 15–19), clamped to ``[1, max_rank]``.
+
+    ``d = t / T``; ``fixed``: ``rank``; ``lin_increase``: ``ceil(d R_m)`` (Eq. 15); ``lin_decrease``:
+    ``ceil((1-d) R_m)`` (Eq. 16); ``poly_increase``: ``ceil((1 - envelope(d; p)) R_m)`` (Eq. 18);
+    ``poly_decrease``: ``ceil(envelope(d; p) R_m)`` (Eq. 19).  ``full`` means no projection and
+    returns ``max_rank`` everywhere.
+
+    Args:
+        t: an int or a ``(B,)`` integer tensor with values in ``[0, T-1]``.
+        max_rank: ``R_m`` (usually ``min(H, W)``).
+    Returns:
+        LongTensor of ``t``'s shape (0-d for an int).
+    """
+    _check_kind(kind)
+    if T <= 0:
+        raise ValueError(f"T must be a positive integer, got {T}")
+    if isinstance(max_rank, bool) or not isinstance(max_rank, int) or max_rank <= 0:
+        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
+    t_tensor = torch.as_tensor(t)
+    if t_tensor.is_floating_point():
+        raise ValueError(f"t must hold integer timesteps, got dtype {t_tensor.dtype}")
+    if bool(((t_tensor < 0) | (t_tensor >= T)).any()):
+        raise ValueError(f"timesteps must lie in [0, {T - 1}]")
+    d = t_tensor.to(torch.float64) / T
+    if kind == "full":
+        k = torch.full_like(d, float(max_rank))
+    elif kind == "fixed":
+        if rank is None or isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
+            raise ValueError(f"rank scheduler 'fixed' needs a positive integer rank, got {rank!r}")
+        k = torch.full_like(d, float(rank))
+    elif kind == "lin_increase":
+        k = torch.ceil(d * max_rank)
+    elif kind == "lin_decrease":
+        k = torch.ceil((1 - d) * max_rank)
+    elif kind == "poly_increase":
+        k = torch.ceil((1 - envelope(d, order)) * max_rank)
+    else:  # poly_decrease
+        k = torch.ceil(envelope(d, order) * max_rank)
+    return k.clamp(1, max_rank).to(device=t_tensor.device, dtype=torch.long)
+
+
+_SPEC_PATTERN = re.compile(r"^(?P<kind>[a-z_]+?)(?:-r(?P<rank>\d+))?(?:-p(?P<order>\d+))?$")
+
+
+@dataclass(frozen=True)
+class RankSpec:
+    """A rank scheduler with its parameters, written as in run names: ``full``, ``fixed-r16``,
+    ``lin_increase``, ``poly_decrease-p3``.  ``max_rank`` (``R_m``) is None for ``min(H, W)``."""
+
+    kind: str
+    order: int | None = None
+    rank: int | None = None
+    max_rank: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+        if self.kind == "fixed" and (self.rank is None or self.rank <= 0):
+            raise ValueError(f"rank spec 'fixed' needs a positive rank (e.g. 'fixed-r16'), got {self.rank!r}")
+        if self.kind != "fixed" and self.rank is not None:
+            raise ValueError(f"rank spec {self.kind!r} takes no fixed rank, got rank={self.rank}")
+        if self.kind in POLY_KINDS and (self.order is None or self.order < 1):
+            raise ValueError(f"rank spec {self.kind!r} needs an order p >= 1 (e.g. '{self.kind}-p3'), got {self.order!r}")
+        if self.kind not in POLY_KINDS and self.order is not None:
+            raise ValueError(f"rank spec {self.kind!r} takes no polynomial order, got order={self.order}")
+        if self.max_rank is not None and self.max_rank <= 0:
+            raise ValueError(f"max_rank must be a positive integer, got {self.max_rank}")
+
+    @classmethod
+    def parse(cls, text: str, max_rank: int | None = None) -> RankSpec:
+        match = _SPEC_PATTERN.match(text)
+        if match is None:
+            raise ValueError(
+                f"cannot parse rank spec {text!r}; expected one of: full, fixed-r<rank>, lin_increase, "
+                f"lin_decrease, poly_increase-p<order>, poly_decrease-p<order>"
+            )
+        rank = match["rank"]
+        order = match["order"]
+        return cls(
+            kind=match["kind"],
+            rank=int(rank) if rank is not None else None,
+            order=int(order) if order is not None else None,
+            max_rank=max_rank,
+        )
+
+    @property
+    def name(self) -> str:
+        if self.kind == "fixed":
+            return f"fixed-r{self.rank}"
+        if self.kind in POLY_KINDS:
+            return f"{self.kind}-p{self.order}"
+        return self.kind
+
+    @property
+    def is_full(self) -> bool:
+        return self.kind == "full"
+
+    def resolve_max_rank(self, height: int, width: int) -> int:
+        """``R_m`` for images of this size: the configured one, never above ``min(H, W)``."""
+        limit = min(height, width)
+        return limit if self.max_rank is None else min(self.max_rank, limit)
+
+    def ranks(self, t: torch.Tensor, T: int, height: int, width: int) -> torch.Tensor:
+        """``k(t)`` ``(B,)`` for a batch of timesteps on images of size ``height × width``."""
+        return rank_schedule(
+            self.kind,
+            t,
+            T,
+            self.resolve_max_rank(height, width),
+            order=self.order if self.order is not None else DEFAULT_ORDER,
+            rank=self.rank,
+        )
+
+
+@dataclass(frozen=True)
+class PCABasis:
+    """A fixed two-sided subspace shared by all images (the ``dataset_pca`` basis).
+
+    ``U``: ``(C, H, H)`` eigenvectors of ``E[R Rᵀ]`` as columns, by decreasing eigenvalue;
+    ``V``: ``(C, W, W)`` eigenvectors of ``E[Rᵀ R]``; ``eig_u`` ``(C, H)``, ``eig_v`` ``(C, W)``.
+    """
+
+    U: torch.Tensor
+    V: torch.Tensor
+    eig_u: torch.Tensor
+    eig_v: torch.Tensor
+
+    def save(self, path: str | Path) -> None:
+        torch.save({"U": self.U, "V": self.V, "eig_u": self.eig_u, "eig_v": self.eig_v}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PCABasis:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return cls(U=state["U"], V=state["V"], eig_u=state["eig_u"], eig_v=state["eig_v"])
+
+
+def fit_pca_basis(residuals: Iterable[torch.Tensor]) -> PCABasis:
+    """Fits the ``dataset_pca`` basis (LRDM Hypothesis 1, Eq. 6, made tractable) from residual
+    batches ``(B, C, H, W)``: per channel, the eigenvectors of the second-moment matrices
+    ``E[R Rᵀ]`` (H×H) and ``E[Rᵀ R]`` (W×W), accumulated in float64."""
+    gram_rows = gram_cols = None
+    count = 0
+    for batch in residuals:
+        r = batch.to(torch.float64)
+        rows = torch.einsum("bchw,bcgw->chg", r, r)
+        cols = torch.einsum("bchw,bchv->cwv", r, r)
+        if gram_rows is None:
+            gram_rows, gram_cols = rows, cols
+        elif rows.shape != gram_rows.shape or cols.shape != gram_cols.shape:
+            raise ValueError(f"all residual batches must share (C, H, W); got {tuple(batch.shape[1:])}")
+        else:
+            gram_rows, gram_cols = gram_rows + rows, gram_cols + cols
+        count += r.shape[0]
+    if gram_rows is None:
+        raise ValueError("fit_pca_basis needs at least one residual batch")
+    eig_u, U = torch.linalg.eigh(gram_rows / count)
+    eig_v, V = torch.linalg.eigh(gram_cols / count)
+    # eigh sorts ascending; the basis is ordered by decreasing eigenvalue
+    return PCABasis(
+        U=torch.flip(U, dims=(-1,)).float(),
+        V=torch.flip(V, dims=(-1,)).float(),
+        eig_u=torch.flip(eig_u, dims=(-1,)).float(),
+        eig_v=torch.flip(eig_v, dims=(-1,)).float(),
+    )
+
+
+def _ranks_per_sample(k: int | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    k_tensor = torch.as_tensor(k, device=device)
+    if k_tensor.is_floating_point():
+        raise ValueError(f"rank k must be integer, got dtype {k_tensor.dtype}")
+    if k_tensor.ndim == 0:
+        k_tensor = k_tensor.expand(batch)
+    if k_tensor.shape != (batch,):
+        raise ValueError(f"rank k must be an int or a ({batch},) tensor, got shape {tuple(k_tensor.shape)}")
+    if bool((k_tensor <= 0).any()):
+        raise ValueError(f"rank k must be >= 1, got {k_tensor.tolist()}")
+    return k_tensor.long()
+
+
+def _leading_mask(k: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, size)`` float mask of the first ``k[b]`` components."""
+    return (torch.arange(size, device=k.device)[None, :] < k[:, None]).float()
+
+
+def _project_svd(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    U, S, Vh = torch.linalg.svd(x, full_matrices=False)
+    S = S * _leading_mask(k, S.shape[-1])[:, None, :]
+    return (U * S[..., None, :]) @ Vh
+
+
+def _project_pca(x: torch.Tensor, k: torch.Tensor, basis: PCABasis) -> torch.Tensor:
+    C, H, W = x.shape[1:]
+    if basis.U.shape != (C, H, H) or basis.V.shape != (C, W, W):
+        raise ValueError(
+            f"dataset_pca basis was fitted on (C, H, W) = ({basis.U.shape[0]}, {basis.U.shape[1]}, "
+            f"{basis.V.shape[1]}) but the residual is {(C, H, W)}"
+        )
+    U = basis.U.to(device=x.device, dtype=x.dtype)
+    V = basis.V.to(device=x.device, dtype=x.dtype)
+    proj_rows = torch.einsum("chi,bi,cgi->bchg", U, _leading_mask(k, H).to(x.dtype), U)
+    proj_cols = torch.einsum("cwi,bi,cvi->bcwv", V, _leading_mask(k, W).to(x.dtype), V)
+    return proj_rows @ x @ proj_cols
+
+
+def project_low_rank(x: torch.Tensor, k: int | torch.Tensor, basis: PCABasis | None = None) -> torch.Tensor:
+    """Best rank-``k`` approximation ``Q_k(x)`` of every ``H×W`` channel matrix (LRDM Eq. 13).
+
+    Args:
+        x: ``(B, C, H, W)`` float tensor (e.g. the residual ``I_in - I_0`` in [-2, 2]).
+        k: an int or a ``(B,)`` LongTensor of ranks >= 1; samples with ``k >= min(H, W)`` are
+            returned unchanged (the identity).
+        basis: None for the per-image truncated SVD (Eckart–Young; what the reference code does), or
+            a :class:`PCABasis` for the fixed ``dataset_pca`` subspace ``U_k U_kᵀ R V_k V_kᵀ``.
+    Returns:
+        ``(B, C, H, W)`` tensor of ``x``'s dtype; ``x`` is not modified.  Half-precision inputs are
+        decomposed in float32.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"project_low_rank expects (B, C, H, W), got shape {tuple(x.shape)}")
+    B, _, H, W = x.shape
+    k = _ranks_per_sample(k, B, x.device)
+    out = x.clone()
+    todo = k < min(H, W)
+    if not bool(todo.any()):
+        return out
+    work = x[todo]
+    if work.dtype in _HALF_PRECISION:
+        work = work.float()
+    if basis is None:
+        projected = _project_svd(work, k[todo])
+    else:
+        projected = _project_pca(work, k[todo], basis)
+    out[todo] = projected.to(x.dtype)
+    return out
+
+
+def singular_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Singular values of every channel matrix: ``(B, C, H, W)`` -> ``(B, C, min(H, W))``, descending."""
+    if x.ndim != 4:
+        raise ValueError(f"singular_spectrum expects (B, C, H, W), got shape {tuple(x.shape)}")
+    work = x.float() if x.dtype in _HALF_PRECISION else x
+    return torch.linalg.svdvals(work)
+
+
+def normalized_magnitude(sv: torch.Tensor) -> torch.Tensor:
+    """``σ_i / σ_1`` (LRDM Fig. 3a) for spectra ``(..., r)``; all-zero spectra give zeros."""
+    top = sv[..., :1]
+    return torch.where(top > 0, sv / torch.where(top > 0, top, torch.ones_like(top)), torch.zeros_like(sv))
+
+
+def magnitude_derivative(sv: torch.Tensor) -> torch.Tensor:
+    """First difference of the normalised magnitude (LRDM Fig. 3b): ``(..., r)`` -> ``(..., r-1)``."""
+    return torch.diff(normalized_magnitude(sv), dim=-1)
+
+
+def cumulative_magnitude_ratio(sv: torch.Tensor) -> torch.Tensor:
+    """``Σ_{j≤i} σ_j / Σ_j σ_j`` (LRDM Fig. 3c) for spectra ``(..., r)``; all-zero spectra give ones."""
+    total = sv.sum(dim=-1, keepdim=True)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, torch.cumsum(sv, dim=-1) / safe, torch.ones_like(sv))
+
+
+def energy_rank(sv: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Smallest ``k`` whose top-``k`` singular values hold ``fraction`` of ``Σ σ²``: ``(..., r)`` ->
+    ``(...)`` LongTensor (``k90``: fraction 0.9, ``k99``: 0.99).  All-zero spectra give 0."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"energy fraction must lie in (0, 1], got {fraction}")
+    energy = sv.to(torch.float64) ** 2
+    total = energy.sum(dim=-1, keepdim=True)
+    ratio = torch.cumsum(energy, dim=-1) / torch.where(total > 0, total, torch.ones_like(total))
+    # tolerance so that a ratio equal to the fraction up to rounding counts as reaching it
+    k = (ratio < fraction - 1e-12).sum(dim=-1) + 1
+    k = k.clamp(max=sv.shape[-1])
+    return torch.where(total[..., 0] > 0, k, torch.zeros_like(k))
+
+
+def spectrum_summary(sv: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-matrix spectrum statistics for spectra ``(..., r)``: the normalised magnitude, its
+    derivative, the cumulative magnitude ratio and the energy ranks ``k90``/``k99``."""
+    return {
+        "normalized_magnitude": normalized_magnitude(sv),
+        "derivative": magnitude_derivative(sv),
+        "cumulative_magnitude_ratio": cumulative_magnitude_ratio(sv),
+        "k90": energy_rank(sv, 0.90),
+        "k99": energy_rank(sv, 0.99),
+    }

@@ -1,0 +1,88 @@
+"""Few-step deterministic/stochastic sampler of RDDM (RDDM Eq. 12/13, DDIM-style).
+
+From ``I_T = I_in + β̄_T z`` the sampler walks the step list ``t → s`` (``s = -1`` is the clean end):
+
+    Î_0 = I_t - ᾱ_t res - β̄_t ε
+    σ²  = η (β̄²_t - β̄²_s) β̄²_s / β̄²_t
+    I_s = I_t - (ᾱ_t - ᾱ_s) res - (β̄_t - sqrt(β̄²_s - σ²)) ε + σ z
+
+and returns ``Î_0`` at the last pair.  η = 0 is deterministic (the restoration default).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .diffusion import ModelFn
+from .schedules import ResidualSchedule, gather
+
+
+def step_pairs(T: int, steps: int) -> list[tuple[int, int]]:
+    """Timestep pairs ``(t, s)`` for ``steps`` sampling steps: ``int(linspace(-1, T-1, steps+1))``
+    reversed (``steps=5, T=1000``: 999→799→599→399→199→-1)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
+        raise ValueError(f"sampling steps must be an integer in [1, T={T}], got {steps!r}")
+    times = torch.linspace(-1, T - 1, steps + 1, dtype=torch.float64).long().tolist()[::-1]
+    return list(zip(times[:-1], times[1:]))
+
+
+def _standard_normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def sample(
+    model_fn: ModelFn,
+    x_in: torch.Tensor,
+    schedule: ResidualSchedule,
+    steps: int,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    clip: bool = True,
+    x_T: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Restores ``x_in`` with ``steps`` reverse steps of RDDM Eq. 13.
+
+    Args:
+        model_fn: ``model_fn(x_t, t_batch, x_in) -> (pred_res, pred_noise)``, all ``(B, C, H, W)``
+            except ``t_batch`` ``(B,)`` long.
+        x_in: ``(B, C, H, W)`` degraded input in [-1, 1].
+        eta: 0 (deterministic, DDIM-like) to 1 (DDPM-like).
+        generator: source of the start noise and of the stochastic steps.
+        clip: clip the predicted residual and ``Î_0`` to [-1, 1] as the reference code does.
+        x_T: optional start ``(B, C, H, W)``; default ``I_in + β̄_T z``.
+    Returns:
+        ``Î_0`` ``(B, C, H, W)``.
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    pairs = step_pairs(schedule.T, steps)
+    if x_T is None:
+        x_t = x_in + gather(schedule.beta_bar, torch.tensor([schedule.T - 1]), x_in) * _standard_normal(x_in, generator)
+    else:
+        if x_T.shape != x_in.shape:
+            raise ValueError(f"x_T shape {tuple(x_T.shape)} differs from x_in shape {tuple(x_in.shape)}")
+        x_t = x_T
+    batch = x_in.shape[0]
+    for t, s in pairs:
+        t_batch = torch.full((batch,), t, dtype=torch.long, device=x_in.device)
+        s_batch = torch.full((batch,), s, dtype=torch.long, device=x_in.device)
+        residual, noise = model_fn(x_t, t_batch, x_in)
+        if clip:
+            residual = residual.clamp(-1, 1)
+        alpha_bar_t = gather(schedule.alpha_bar, t_batch, x_t)
+        beta_bar_t = gather(schedule.beta_bar, t_batch, x_t)
+        if s < 0:
+            x0_hat = x_t - alpha_bar_t * residual - beta_bar_t * noise
+            return x0_hat.clamp(-1, 1) if clip else x0_hat
+        beta2_bar_t = gather(schedule.beta2_bar, t_batch, x_t)
+        beta2_bar_s = gather(schedule.beta2_bar, s_batch, x_t)
+        sigma2 = eta * (beta2_bar_t - beta2_bar_s) * beta2_bar_s / beta2_bar_t
+        x_t = (
+            x_t
+            - (alpha_bar_t - gather(schedule.alpha_bar, s_batch, x_t)) * residual
+            - (beta_bar_t - torch.sqrt(beta2_bar_s - sigma2)) * noise
+        )
+        if eta > 0:
+            x_t = x_t + torch.sqrt(sigma2) * _standard_normal(x_t, generator)
+    raise AssertionError("step_pairs always ends at s = -1")

@@ -1,0 +1,139 @@
+"""Coefficient schedules of the residual diffusion process (RDDM, CVPR 2024).
+
+The forward process (RDDM Eq. 9) adds a fraction ``α_t`` of the residual and Gaussian noise of variance
+``β²_t`` at each step; its closed form (RDDM Eq. 10, LRDM Eq. 13) uses the cumulative sums
+``ᾱ_t = Σ_{i≤t} α_i`` and ``β̄²_t = Σ_{i≤t} β²_i``.  Code indices run ``t ∈ {0, …, T-1}``.
+
+Shapes follow RDDM's normalised power function (RDDM Eq. 18): ``P(x, a) ∝ x^a`` with ``x = t / T``.
+The defaults are RDDM's restoration schedules: ``α`` linearly decreasing (``P(1-x, 1)``), ``β²``
+linearly increasing (``P(x, 1)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+SHAPES = ("decreasing", "increasing", "mean", "power", "power_decreasing")
+"""Schedule shapes: ``decreasing`` = P(1-x, 1), ``increasing`` = P(x, 1), ``mean`` = P(x, 0),
+``power`` = P(x, a), ``power_decreasing`` = P(1-x, a)."""
+
+DEFAULT_T = 1000
+
+
+@dataclass(frozen=True)
+class ResidualSchedule:
+    """Per-timestep coefficients, each a ``(T,)`` float64 tensor indexed by code timestep ``t``.
+
+    ``alpha``: residual diffusion speed α_t (Σ α = ᾱ_{T-1}); ``alpha_bar``: ᾱ_t;
+    ``beta2``: noise variance speed β²_t; ``beta2_bar``: β̄²_t; ``beta_bar``: β̄_t = sqrt(β̄²_t).
+    """
+
+    alpha: torch.Tensor
+    alpha_bar: torch.Tensor
+    beta2: torch.Tensor
+    beta2_bar: torch.Tensor
+    beta_bar: torch.Tensor
+
+    @property
+    def T(self) -> int:
+        return int(self.alpha.shape[0])
+
+
+def power_weights(T: int, shape: str, power: float = 1.0) -> torch.Tensor:
+    """Unnormalised schedule weights ``(T,)`` float64 for a named shape (RDDM Eq. 18).
+
+    ``increasing`` ∝ (t + 1), ``decreasing`` ∝ (T - t), ``mean`` ∝ 1, ``power`` ∝ (t + 1)^a,
+    ``power_decreasing`` ∝ (T - t)^a, for code index ``t = 0 … T-1``.
+    """
+    if T <= 0:
+        raise ValueError(f"T must be a positive integer, got {T}")
+    steps_up = torch.arange(1, T + 1, dtype=torch.float64)  # t + 1
+    steps_down = torch.flip(steps_up, dims=(0,))  # T - t
+    if shape == "increasing":
+        return steps_up
+    if shape == "decreasing":
+        return steps_down
+    if shape == "mean":
+        return torch.ones(T, dtype=torch.float64)
+    if power < 0:
+        raise ValueError(f"power must be >= 0 for shape {shape!r}, got {power}")
+    if shape == "power":
+        return steps_up**power
+    if shape == "power_decreasing":
+        return steps_down**power
+    raise ValueError(f"unknown schedule shape {shape!r}; valid choices: {', '.join(SHAPES)}")
+
+
+def schedule_from_coefficients(alpha: torch.Tensor, beta2: torch.Tensor) -> ResidualSchedule:
+    """Builds a :class:`ResidualSchedule` from per-step ``α_t`` and ``β²_t`` (both ``(T,)``)."""
+    alpha = torch.as_tensor(alpha, dtype=torch.float64)
+    beta2 = torch.as_tensor(beta2, dtype=torch.float64)
+    if alpha.shape != beta2.shape or alpha.ndim != 1:
+        raise ValueError(f"alpha and beta2 must be 1-D of equal length, got {tuple(alpha.shape)} and {tuple(beta2.shape)}")
+    if bool((beta2 < 0).any()):
+        raise ValueError("beta2 must be non-negative")
+    beta2_bar = torch.cumsum(beta2, dim=0)
+    return ResidualSchedule(
+        alpha=alpha,
+        alpha_bar=torch.cumsum(alpha, dim=0),
+        beta2=beta2,
+        beta2_bar=beta2_bar,
+        beta_bar=torch.sqrt(beta2_bar),
+    )
+
+
+def residual_schedule(
+    T: int = DEFAULT_T,
+    beta2_sum: float = 1.0,
+    alpha_shape: str = "decreasing",
+    beta2_shape: str = "increasing",
+    alpha_power: float = 1.0,
+    beta2_power: float = 1.0,
+) -> ResidualSchedule:
+    """RDDM coefficient schedule with ``Σ α_t = 1`` (so ``ᾱ_{T-1} = 1``) and ``Σ β²_t = beta2_sum``.
+
+    RDDM uses ``beta2_sum`` = 1 for deraining and 0.01 for shadow removal and deblurring.
+    """
+    if not beta2_sum > 0:
+        raise ValueError(f"beta2_sum must be > 0, got {beta2_sum}")
+    alpha = power_weights(T, alpha_shape, alpha_power)
+    beta2 = power_weights(T, beta2_shape, beta2_power)
+    alpha = alpha / alpha.sum()
+    beta2 = beta2 / beta2.sum() * beta2_sum
+    return schedule_from_coefficients(alpha, beta2)
+
+
+def ddim_alphas_cumprod(T: int = DEFAULT_T, beta_start: float = 1e-4, beta_end: float = 2e-2) -> torch.Tensor:
+    """DDPM/DDIM linear-β schedule: ``ᾱ^DDIM_t = Π_{i≤t} (1 - β_i)``, ``(T,)`` float64."""
+    betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def schedule_from_ddim(alphas_cumprod: torch.Tensor) -> ResidualSchedule:
+    """RDDM Eq. 17: the RDDM schedule equivalent to a DDIM schedule ``ᾱ^DDIM`` ``(T,)``.
+
+    ``ᾱ_t = 1 - sqrt(ᾱ^DDIM_t)`` and ``β̄²_t = 1 - ᾱ^DDIM_t``; with ``I_in = 0`` the RDDM forward
+    process ``I_t = (1 - ᾱ_t) I_0 + β̄_t ε`` is DDIM's ``x_t = sqrt(ᾱ^DDIM_t) x_0 + sqrt(1 - ᾱ^DDIM_t) ε``.
+    """
+    ac = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+    alpha_bar = 1.0 - torch.sqrt(ac)
+    beta2_bar = 1.0 - ac
+    zero = torch.zeros(1, dtype=torch.float64)
+    alpha = torch.diff(alpha_bar, prepend=zero)
+    beta2 = torch.diff(beta2_bar, prepend=zero)
+    return schedule_from_coefficients(alpha, beta2)
+
+
+def gather(coefficient: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Coefficient values at timesteps ``t`` ``(B,)``, shaped ``(B, 1, 1, 1)`` in ``like``'s dtype/device.
+
+    ``t = -1`` denotes the clean end of the chain (``ᾱ_{-1} = β̄_{-1} = 0``).
+    """
+    t = torch.as_tensor(t, dtype=torch.long, device=coefficient.device).reshape(-1)
+    if bool(((t < -1) | (t >= coefficient.shape[0])).any()):
+        raise ValueError(f"timesteps must lie in [-1, {coefficient.shape[0] - 1}], got {t.tolist()}")
+    padded = torch.cat([coefficient.new_zeros(1), coefficient])  # index 0 holds t = -1
+    values = padded[t + 1]
+    return values.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))

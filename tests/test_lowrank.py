@@ -1,0 +1,236 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lrdm.lowrank import (
+    RANK_KINDS,
+    PCABasis,
+    RankSpec,
+    cumulative_magnitude_ratio,
+    energy_rank,
+    envelope,
+    fit_pca_basis,
+    magnitude_derivative,
+    normalized_magnitude,
+    project_low_rank,
+    rank_schedule,
+    singular_spectrum,
+    spectrum_summary,
+)
+
+T = 1000
+
+
+def numpy_envelope(d: float, p: int) -> float:
+    a = -(p + 1) * (p + 2) / 2
+    b = p * (p + 2)
+    c = -p * (p + 1) / 2
+    return 1 + a * d**p + b * d ** (p + 1) + c * d ** (p + 2)
+
+
+def expected_rank(kind: str, t: int, max_rank: int, order: int, rank: int | None) -> int:
+    d = t / T
+    raw = {
+        "full": max_rank,
+        "fixed": rank,
+        "lin_increase": math.ceil(d * max_rank),
+        "lin_decrease": math.ceil((1 - d) * max_rank),
+        "poly_increase": math.ceil((1 - numpy_envelope(d, order)) * max_rank),
+        "poly_decrease": math.ceil(numpy_envelope(d, order) * max_rank),
+    }[kind]
+    return min(max(raw, 1), max_rank)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 4, 5])
+def test_envelope_endpoints_and_shape(p):
+    assert envelope(0.0, p).item() == pytest.approx(1.0, abs=1e-12)
+    assert envelope(1.0, p).item() == pytest.approx(0.0, abs=1e-12)
+    d = torch.linspace(0, 1, 101, dtype=torch.float64)
+    values = envelope(d, p)
+    assert np.allclose(values.numpy(), [numpy_envelope(float(x), p) for x in d])
+    # monotone decreasing from 1 to 0, flat at both ends (derivative 0 at d = 0 for p > 1 and at d = 1)
+    assert bool((torch.diff(values) <= 1e-12).all())
+    assert bool((values >= -1e-12).all()) and bool((values <= 1 + 1e-12).all())
+
+
+@pytest.mark.parametrize("kind", RANK_KINDS)
+@pytest.mark.parametrize("p", [1, 2, 3, 4, 5])
+def test_rank_schedule_matches_formulas(kind, p):
+    max_rank = 64
+    rank = 16 if kind == "fixed" else None
+    t = torch.arange(T)
+    got = rank_schedule(kind, t, T, max_rank, order=p, rank=rank)
+    assert got.dtype == torch.long and got.shape == (T,)
+    want = [expected_rank(kind, int(i), max_rank, p, rank) for i in t]
+    assert got.tolist() == want
+    # ints give 0-d tensors with the same values
+    for i in (0, 1, 500, 999):
+        scalar = rank_schedule(kind, i, T, max_rank, order=p, rank=rank)
+        assert scalar.ndim == 0 and scalar.item() == want[i]
+
+
+def test_rank_schedule_directions():
+    t = torch.arange(T)
+    for kind, sign in (("lin_increase", 1), ("poly_increase", 1), ("lin_decrease", -1), ("poly_decrease", -1)):
+        k = rank_schedule(kind, t, T, 128)
+        assert bool((sign * torch.diff(k) >= 0).all())
+        assert int(k.min()) >= 1 and int(k.max()) <= 128
+    assert rank_schedule("poly_decrease", 0, T, 128).item() == 128
+    assert rank_schedule("lin_increase", 0, T, 128).item() == 1  # ceil(0) clamped to 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kind": "cosine"}, "valid choices: full, fixed, lin_increase"),
+        ({"kind": "fixed", "rank": 0}, "positive integer rank"),
+        ({"kind": "fixed", "rank": None}, "positive integer rank"),
+        ({"kind": "fixed", "rank": -3}, "positive integer rank"),
+        ({"kind": "poly_decrease", "order": 0}, "order p"),
+        ({"kind": "full", "max_rank": 0}, "max_rank"),
+        ({"kind": "full", "t": T}, "timesteps"),
+        ({"kind": "full", "t": -1}, "timesteps"),
+    ],
+)
+def test_rank_schedule_invalid(kwargs, match):
+    args = {"kind": "full", "t": 3, "T": T, "max_rank": 32, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        rank_schedule(**args)
+
+
+def test_rank_spec_parse_roundtrip_and_errors():
+    for text in ("full", "fixed-r16", "lin_increase", "lin_decrease", "poly_increase-p1", "poly_decrease-p3"):
+        assert RankSpec.parse(text).name == text
+    spec = RankSpec.parse("poly_decrease-p3", max_rank=40)
+    assert spec.resolve_max_rank(64, 96) == 40 and spec.resolve_max_rank(32, 64) == 32
+    for bad, match in (
+        ("fixed", "positive rank"),
+        ("fixed-r0", "positive rank"),
+        ("poly_decrease", "order"),
+        ("lin_increase-p3", "no polynomial order"),
+        ("full-r3", "no fixed rank"),
+        ("wavy-p2", "valid choices"),
+        ("FIXED R", "cannot parse"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            RankSpec.parse(bad)
+
+
+def numpy_truncated_svd(x: np.ndarray, k: int) -> np.ndarray:
+    u, s, vh = np.linalg.svd(x, full_matrices=False)
+    s = s.copy()
+    s[k:] = 0
+    return (u * s) @ vh
+
+
+def test_projection_equals_numpy_truncated_svd_per_sample_rank():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 12, 9, generator=g, dtype=torch.float64)
+    k = torch.tensor([1, 3, 5, 9])
+    got = project_low_rank(x, k)
+    for b in range(4):
+        for c in range(3):
+            want = numpy_truncated_svd(x[b, c].numpy(), int(k[b]))
+            np.testing.assert_allclose(got[b, c].numpy(), want, atol=1e-10)
+    # per-sample ranks hold: the channel matrices have exactly rank k (k < min(H, W))
+    for b in range(3):
+        assert int(torch.linalg.matrix_rank(got[b, 0])) == int(k[b])
+
+
+def test_projection_properties():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 3, 16, 16, generator=g)
+    before = x.clone()
+    once = project_low_rank(x, 4)
+    assert torch.equal(x, before), "input must not be modified"
+    torch.testing.assert_close(project_low_rank(once, 4), once, atol=1e-5, rtol=1e-5)  # idempotent
+    assert torch.equal(project_low_rank(x, 16), x)  # full rank is the identity
+    assert torch.equal(project_low_rank(x, 100), x)
+    mixed = project_low_rank(x, torch.tensor([16, 2, 40]))
+    assert torch.equal(mixed[0], x[0]) and torch.equal(mixed[2], x[2])
+    # Eckart–Young: the error is the energy of the discarded singular values
+    sv = singular_spectrum(x)
+    err = ((x - once) ** 2).sum(dim=(-2, -1))
+    torch.testing.assert_close(err, (sv[..., 4:] ** 2).sum(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_projection_half_precision_and_errors():
+    x = torch.randn(2, 3, 8, 8).bfloat16()
+    out = project_low_rank(x, 2)
+    assert out.dtype == torch.bfloat16 and out.shape == x.shape
+    with pytest.raises(ValueError, match=">= 1"):
+        project_low_rank(x, 0)
+    with pytest.raises(ValueError, match="shape"):
+        project_low_rank(x, torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="integer"):
+        project_low_rank(x, torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        project_low_rank(x[0], 2)
+
+
+def test_singular_spectrum_and_summary():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 3, 10, 6, generator=g, dtype=torch.float64)
+    sv = singular_spectrum(x)
+    assert sv.shape == (2, 3, 6)
+    np.testing.assert_allclose(sv[1, 2].numpy(), np.linalg.svd(x[1, 2].numpy(), compute_uv=False))
+    nm = normalized_magnitude(sv)
+    assert torch.allclose(nm[..., 0], torch.ones(2, 3, dtype=torch.float64))
+    assert magnitude_derivative(sv).shape == (2, 3, 5)
+    cmr = cumulative_magnitude_ratio(sv)
+    assert torch.allclose(cmr[..., -1], torch.ones(2, 3, dtype=torch.float64))
+    summary = spectrum_summary(sv)
+    assert set(summary) == {"normalized_magnitude", "derivative", "cumulative_magnitude_ratio", "k90", "k99"}
+
+
+def test_energy_rank_on_known_spectra():
+    sv = torch.tensor([[3.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    # energies: 9/10 in rank 1 -> k90 = 1; k99 = 2. Flat: 90 % needs 4 of 4 (3/4 < 0.9)
+    assert energy_rank(sv, 0.9).tolist() == [1, 4, 0]
+    assert energy_rank(sv, 0.99).tolist() == [2, 4, 0]
+    with pytest.raises(ValueError, match="fraction"):
+        energy_rank(sv, 0.0)
+
+
+def test_energy_rank_of_low_rank_matrix():
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(1, 1, 20, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(1, 1, 3, 20, generator=g, dtype=torch.float64)
+    sv = singular_spectrum(a @ b)
+    assert int(energy_rank(sv, 0.99999)) <= 3
+
+
+def test_dataset_pca_basis_recovers_shared_subspace():
+    g = torch.Generator().manual_seed(4)
+    H, W, r = 12, 10, 3
+    left = torch.linalg.qr(torch.randn(H, r, generator=g, dtype=torch.float64))[0]
+    right = torch.linalg.qr(torch.randn(W, r, generator=g, dtype=torch.float64))[0]
+    coeff = torch.randn(32, 2, r, r, generator=g, dtype=torch.float64)
+    residuals = (left @ coeff @ right.T).float()  # every residual lives in the same rank-3 subspace
+    basis = fit_pca_basis(residuals.split(8))
+    assert basis.U.shape == (2, H, H) and basis.V.shape == (2, W, W)
+    assert bool((torch.diff(basis.eig_u, dim=-1) <= 1e-6).all())
+    projected = project_low_rank(residuals, 3, basis=basis)
+    torch.testing.assert_close(projected, residuals, atol=1e-4, rtol=1e-4)
+    # with rank 1 the fixed basis keeps only part of the energy, and never more than per-image SVD
+    pca1 = project_low_rank(residuals, 1, basis=basis)
+    svd1 = project_low_rank(residuals, 1)
+    err_pca = ((residuals - pca1) ** 2).sum()
+    err_svd = ((residuals - svd1) ** 2).sum()
+    assert err_pca >= err_svd - 1e-4
+    # a projector: applying it twice changes nothing
+    torch.testing.assert_close(project_low_rank(pca1, 1, basis=basis), pca1, atol=1e-5, rtol=1e-5)
+
+
+def test_dataset_pca_basis_save_load_and_size_check(tmp_path):
+    basis = fit_pca_basis([torch.randn(4, 3, 8, 8)])
+    path = tmp_path / "basis.pt"
+    basis.save(path)
+    loaded = PCABasis.load(path)
+    assert torch.equal(loaded.U, basis.U) and torch.equal(loaded.eig_v, basis.eig_v)
+    with pytest.raises(ValueError, match="basis was fitted"):
+        project_low_rank(torch.randn(2, 3, 6, 8), 2, basis=loaded)
+    with pytest.raises(ValueError, match="at least one"):
+        fit_pca_basis([])
