@@ -1,0 +1,144 @@
+"""Run configuration: one flat, validated record per training run (saved beside its checkpoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .diffusion import LOSSES, OBJECTIVES
+from .lowrank import BASES, RankSpec
+from .nets import NETWORKS
+from .schedules import SHAPES
+
+PROCESSES = ("rddm", "resshift")
+MIXED_PRECISION = ("auto", "no", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run.  Defaults are the LRDM paper's (RDDM code base) except the
+    data, size and step counts, which the workflow sets per config."""
+
+    index: str = ""  # Parquet index of paired images (see lrdm.data)
+    crop: int = 256
+    flip: bool = True
+    process: str = "rddm"
+    T: int = 1000
+    beta2_sum: float = 1.0
+    alpha_shape: str = "decreasing"
+    beta2_shape: str = "increasing"
+    kappa: float = 2.0  # ResShift noise scale
+    resshift_power: float = 0.3  # ResShift schedule exponent p
+    objective: str = "pred_res_noise"
+    loss: str = "l1"
+    rank_spec: str = "full"
+    max_rank: int | None = None  # R_m; None = min(H, W)
+    basis: str = "svd"
+    network: str = "two_net"
+    dim: int = 64
+    dim_mults: tuple[int, ...] = (1, 2, 4, 8)
+    steps: int = 120_000
+    batch_size: int = 1
+    lr: float = 8e-5
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    ema_update_every: int = 10
+    ema_start: int = 100
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    seed: int = 0
+    mixed_precision: str = "auto"
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance (dataset name, ...)
+
+    def __post_init__(self) -> None:
+        _choice("process", self.process, PROCESSES)
+        _choice("objective", self.objective, OBJECTIVES)
+        _choice("loss", self.loss, LOSSES)
+        _choice("basis", self.basis, BASES)
+        _choice("network", self.network, NETWORKS)
+        _choice("alpha_shape", self.alpha_shape, SHAPES)
+        _choice("beta2_shape", self.beta2_shape, SHAPES)
+        _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        _choice("device", self.device, DEVICES)
+        for key in ("crop", "T", "dim", "steps", "batch_size", "ema_update_every", "checkpoint_every",
+                    "keep_checkpoints", "log_every"):
+            _positive_int(key, getattr(self, key))
+        for key in ("beta2_sum", "lr", "grad_clip", "kappa", "resshift_power"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"config key {key!r} must be > 0, got {getattr(self, key)!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"config key 'ema_decay' must lie in [0, 1), got {self.ema_decay!r}")
+        if self.max_rank is not None:
+            _positive_int("max_rank", self.max_rank)
+        try:
+            spec = self.rank
+        except ValueError as err:
+            raise ValueError(f"config key 'rank_spec': {err}") from None
+        if self.process == "resshift" and self.objective != "pred_res_noise":
+            raise ValueError("config key 'objective' applies to process 'rddm' only (ResShift predicts x0)")
+        factor = 2 ** (len(self.dim_mults) - 1)
+        if self.crop % factor:
+            raise ValueError(f"config key 'crop' ({self.crop}) must be divisible by {factor} for dim_mults {self.dim_mults}")
+        if self.basis == "dataset_pca" and spec.is_full:
+            raise ValueError("config key 'basis': dataset_pca needs a low-rank rank_spec, got 'full'")
+
+    @property
+    def rank(self) -> RankSpec:
+        return RankSpec.parse(self.rank_spec, max_rank=self.max_rank)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+        values = dict(values)
+        for key in ("dim_mults", "adam_betas"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["dim_mults"] = list(self.dim_mults)
+        out["adam_betas"] = list(self.adam_betas)
+        return out
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"config key {key!r} has unknown value {value!r}; valid choices: {', '.join(choices)}")
+
+
+def _positive_int(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"config key {key!r} must be a positive integer, got {value!r}")
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    with open(path) as handle:
+        values = yaml.safe_load(handle) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys")
+    try:
+        return TrainConfig.from_dict(values)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=True))
+    tmp.replace(path)

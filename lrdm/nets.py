@@ -1,0 +1,70 @@
+"""Conditional UNets for residual diffusion, on denoising-diffusion-pytorch's ``Unet``.
+
+The network sees ``concat(I_t, I_in)`` (6 channels) and the timestep ``t`` and predicts named terms
+(``res``, ``noise`` for RDDM; ``x0`` for ResShift).  ``two_net`` gives every term its own UNet (RDDM's
+SM-Res-N-2Net, the LRDM paper's default); ``one_net`` shares one UNet whose output channels are split.
+The paper's size is ``dim=64, dim_mults=(1, 2, 4, 8)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from denoising_diffusion_pytorch.denoising_diffusion_pytorch import Unet
+from torch import nn
+
+NETWORKS = ("two_net", "one_net")
+TERMS = ("res", "noise", "x0")
+IMAGE_CHANNELS = 3
+
+
+def check_network(network: str) -> None:
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; valid choices: {', '.join(NETWORKS)}")
+
+
+def _unet(dim: int, dim_mults: tuple[int, ...], out_channels: int) -> Unet:
+    return Unet(dim=dim, dim_mults=tuple(dim_mults), channels=2 * IMAGE_CHANNELS, out_dim=out_channels)
+
+
+class ConditionalUNets(nn.Module):
+    """Predicts ``terms`` from ``(x_t, t, x_in)``.
+
+    Args:
+        terms: names of the predicted ``(B, 3, H, W)`` tensors, a subset of :data:`TERMS`.
+        network: ``two_net`` (one UNet per term) or ``one_net`` (one UNet, channels split).
+        dim, dim_mults: UNet width and per-level multipliers; ``H`` and ``W`` must be divisible by
+            ``2 ** (len(dim_mults) - 1)`` (see :attr:`downsample_factor`).
+    """
+
+    def __init__(
+        self,
+        terms: tuple[str, ...],
+        network: str = "two_net",
+        dim: int = 64,
+        dim_mults: tuple[int, ...] = (1, 2, 4, 8),
+    ) -> None:
+        super().__init__()
+        check_network(network)
+        if not terms or any(term not in TERMS for term in terms) or len(set(terms)) != len(terms):
+            raise ValueError(f"terms must be distinct names from {TERMS}, got {terms}")
+        if dim <= 0 or not dim_mults or any(m <= 0 for m in dim_mults):
+            raise ValueError(f"dim and dim_mults must be positive, got dim={dim}, dim_mults={dim_mults}")
+        self.terms = tuple(terms)
+        self.network = network
+        if network == "two_net":
+            self.unets = nn.ModuleList(_unet(dim, dim_mults, IMAGE_CHANNELS) for _ in terms)
+        else:
+            self.unets = nn.ModuleList([_unet(dim, dim_mults, IMAGE_CHANNELS * len(terms))])
+        self.downsample_factor = 2 ** (len(dim_mults) - 1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x_t``, ``x_in``: ``(B, 3, H, W)`` in model space; ``t``: ``(B,)`` timesteps -> term -> ``(B, 3, H, W)``."""
+        h = torch.cat([x_t, x_in], dim=1)
+        time = t.to(h.dtype)
+        if self.network == "two_net":
+            return {term: unet(h, time) for term, unet in zip(self.terms, self.unets)}
+        return dict(zip(self.terms, self.unets[0](h, time).split(IMAGE_CHANNELS, dim=1)))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,98 @@
+"""The two diffusion processes behind one interface: RDDM (LRDM's base) and ResShift (paper Tab. 5).
+
+A process knows which terms its network predicts, its training loss and its sampler; the trainer and
+the evaluator only talk to this interface.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from . import diffusion, resshift, sampling
+from .config import TrainConfig
+from .lowrank import PCABasis, RankSpec
+from .nets import ConditionalUNets
+from .schedules import residual_schedule
+
+TermNetwork = ConditionalUNets  # callable (x_t, t, x_in) -> {term: (B, 3, H, W)}
+
+
+class Process(Protocol):
+    terms: tuple[str, ...]
+    T: int
+
+    def loss(self, network: TermNetwork, x0: torch.Tensor, x_in: torch.Tensor, t: torch.Tensor,
+             noise: torch.Tensor) -> torch.Tensor: ...
+
+    def sample(self, network: TermNetwork, x_in: torch.Tensor, steps: int, eta: float = 0.0,
+               generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor: ...
+
+
+class RDDMProcess:
+    """Residual diffusion (RDDM) with the LRDM low-rank forward process (LRDM Eq. 14)."""
+
+    def __init__(self, config: TrainConfig, basis: PCABasis | None = None) -> None:
+        self.schedule = residual_schedule(config.T, config.beta2_sum, config.alpha_shape, config.beta2_shape)
+        self.T = config.T
+        self.objective = config.objective
+        self.loss_name = config.loss
+        self.rank_spec: RankSpec = config.rank
+        self.basis = basis
+        predicts_res, predicts_noise = diffusion.predicted_terms(config.objective)
+        self.terms = tuple(name for name, used in (("res", predicts_res), ("noise", predicts_noise)) if used)
+
+    def _as_res_noise(self, network: TermNetwork) -> diffusion.ResidualNetwork:
+        def call(x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> diffusion.ModelOutput:
+            out = network(x_t, t, x_in)
+            return out.get("res"), out.get("noise")
+
+        return call
+
+    def loss(self, network, x0, x_in, t, noise):
+        return diffusion.training_loss(
+            self._as_res_noise(network), x0, x_in, t, noise, self.schedule, self.objective, self.loss_name,
+            self.rank_spec, self.basis,
+        )
+
+    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True):
+        model_fn = diffusion.as_model_fn(self._as_res_noise(network), self.objective, self.schedule)
+        return sampling.sample(model_fn, x_in, self.schedule, steps, eta=eta, generator=generator, clip=clip)
+
+
+class ResShiftProcess:
+    """ResShift (Yue et al. 2023) predicting ``x0``, optionally with the low-rank residual of LRDM."""
+
+    terms = ("x0",)
+
+    def __init__(self, config: TrainConfig, basis: PCABasis | None = None) -> None:
+        self.schedule = resshift.resshift_schedule(T=config.T, kappa=config.kappa, power=config.resshift_power)
+        self.T = config.T
+        self.loss_name = config.loss
+        self.rank_spec: RankSpec = config.rank
+        self.basis = basis
+
+    @staticmethod
+    def _as_x0(network: TermNetwork):
+        return lambda x_t, t, x_in: network(x_t, t, x_in)["x0"]
+
+    def loss(self, network, x0, x_in, t, noise):
+        return resshift.training_loss(
+            self._as_x0(network), x0, x_in, t, noise, self.schedule, self.loss_name, self.rank_spec, self.basis
+        )
+
+    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True):
+        if eta != 0.0:
+            raise ValueError("ResShift's sampler is its posterior chain; eta applies to process 'rddm' only")
+        return resshift.sample(self._as_x0(network), x_in, self.schedule, steps, generator=generator, clip=clip)
+
+
+def build_process(config: TrainConfig, basis: PCABasis | None = None) -> Process:
+    if config.process == "rddm":
+        return RDDMProcess(config, basis)
+    return ResShiftProcess(config, basis)
+
+
+def build_network(config: TrainConfig, process: Process) -> ConditionalUNets:
+    return ConditionalUNets(process.terms, network=config.network, dim=config.dim, dim_mults=config.dim_mults)

@@ -1,0 +1,279 @@
+"""ResShift's residual-shifting diffusion process (Yue et al., NeurIPS 2023) and its low-rank variant.
+
+A second diffusion process behind the same kind of interface as RDDM's (:mod:`lrdm.diffusion`,
+:mod:`lrdm.sampling`), used for LRDM Tab. 5 ("ResShift + Low-Rank").
+
+Model space: images in [-1, 1]; ``x_0`` clean target, ``y`` degraded input (``x_in``), residual
+``e_0 = y - x_0``.  Code indices ``t ∈ {0, …, T-1}`` stand for ResShift's ``t ∈ {1, …, T}``; ``t = -1``
+is the clean end (``η_{-1} = 0``, see :func:`lrdm.schedules.gather`).
+
+Forward process (ResShift Eq. 1, with ``α_t = η_t - η_{t-1}``, ``α_0 = η_0``)::
+
+    q(x_t | x_{t-1}, y) = N(x_{t-1} + α_t e_0, κ² α_t I)
+
+and its marginal (ResShift Eq. 2)::
+
+    q(x_t | x_0, y) = N(x_0 + η_t e_0, κ² η_t I)          →  x_t = x_0 + η_t e_0 + κ sqrt(η_t) ε
+
+The low-rank variant (LRDM Eq. 13/14 transplanted to ResShift) injects ``Q_{k(t)}(e_0)`` instead of
+``e_0``; the network ``f(x_t, t, y)`` predicts ``x_0`` (ResShift Eq. 8) and stays full-rank.
+
+Sampling starts at ``x_T = y + κ sqrt(η_{T-1}) z`` (ResShift's prior, which neglects the
+``(1 - η_{T-1}) e_0`` gap; under the low-rank variant the gap also includes the part of ``e_0``
+outside the rank-``k(T-1)`` subspace) and draws from the posterior ``q(x_s | x_t, x̂_0)``
+(ResShift Eq. 3-4 generalised to any ``s < t``, see :func:`q_posterior`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from .diffusion import _distance, check_loss, project_residual
+from .lowrank import PCABasis, RankSpec
+from .sampling import _standard_normal, step_pairs
+from .schedules import gather
+
+DEFAULT_T = 15
+DEFAULT_KAPPA = 2.0
+DEFAULT_POWER = 0.3
+DEFAULT_ETA_MAX = 0.99
+FULL_RANK = RankSpec("full")
+"""The default rank spec: no projection (plain ResShift)."""
+
+X0ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``model_fn(x_t, t_batch, x_in) -> pred_x0``: ``(B, C, H, W)``, ``(B,)`` long, ``(B, C, H, W)``."""
+
+
+class X0Network(Protocol):
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class ResShiftSchedule:
+    """ResShift's shifting schedule.
+
+    ``eta``: ``(T,)`` float64, strictly increasing in ``(0, 1]``; ``eta[t]`` is ResShift's ``η_{t+1}``
+    (the fraction of the residual ``e_0`` shifted into ``x_t``).  ``kappa``: ``κ > 0``, the noise
+    scale (``x_t`` has noise variance ``κ² η_t``).
+    """
+
+    eta: torch.Tensor
+    kappa: float
+
+    @property
+    def T(self) -> int:
+        return int(self.eta.shape[0])
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Per-step increments ``α_t = η_t - η_{t-1}`` (``α_0 = η_0``), ``(T,)`` float64."""
+        return torch.diff(self.eta, prepend=self.eta.new_zeros(1))
+
+
+def default_eta_min(kappa: float) -> float:
+    """ResShift's ``η_1 = min((0.04 / κ)², 0.001)``."""
+    return min((0.04 / kappa) ** 2, 0.001)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def resshift_schedule(
+    T: int = DEFAULT_T,
+    kappa: float = DEFAULT_KAPPA,
+    power: float = DEFAULT_POWER,
+    eta_min: float | None = None,
+    eta_max: float = DEFAULT_ETA_MAX,
+) -> ResShiftSchedule:
+    """ResShift's geometric shifting schedule (ResShift Eq. 10).
+
+    ``sqrt(η_t) = sqrt(η_1) · b_0^{β_t}`` with ``β_t = ((t-1)/(T-1))^p · (T-1)`` and
+    ``b_0 = exp(log(η_T / η_1) / (2(T-1)))``, for ResShift's ``t = 1 … T`` (code index ``t - 1``), so
+    ``log sqrt(η_t)`` is linear in ``β_t`` and the endpoints are ``η_1 = eta_min``, ``η_T = eta_max``.
+
+    Args:
+        T: number of diffusion steps, an integer >= 2 (ResShift: 15).
+        kappa: noise scale ``κ > 0`` (ResShift: 2.0 for 4× SR).
+        power: ``p > 0``; smaller values shift faster early on (ResShift: 0.3).
+        eta_min: ``η_1`` in ``(0, eta_max)``; None for ResShift's ``min((0.04/κ)², 0.001)``.
+        eta_max: ``η_T`` in ``(eta_min, 1]`` (ResShift: 0.99).
+    Returns:
+        :class:`ResShiftSchedule` with ``eta`` ``(T,)`` float64.
+    """
+    if isinstance(T, bool) or not isinstance(T, int) or T < 2:
+        raise ValueError(f"T must be an integer >= 2, got {T!r}")
+    if not _is_real(kappa) or kappa <= 0:
+        raise ValueError(f"kappa must be a finite number > 0, got {kappa!r}")
+    if not _is_real(power) or power <= 0:
+        raise ValueError(f"power must be a finite number > 0, got {power!r}")
+    if not _is_real(eta_max) or not 0 < eta_max <= 1:
+        raise ValueError(f"eta_max must lie in (0, 1], got {eta_max!r}")
+    if eta_min is None:
+        eta_min = default_eta_min(float(kappa))
+        if not eta_min < eta_max:
+            raise ValueError(f"eta_max must exceed the default eta_min = min((0.04/kappa)^2, 0.001) = {eta_min}, got {eta_max}")
+    elif not _is_real(eta_min) or not 0 < eta_min < eta_max:
+        raise ValueError(f"eta_min must lie in (0, eta_max={eta_max}), got {eta_min!r}")
+    steps = torch.arange(T, dtype=torch.float64)  # ResShift's t - 1
+    beta = (steps / (T - 1)) ** power * (T - 1)
+    log_b0 = math.log(eta_max / eta_min) / (2 * (T - 1))
+    sqrt_eta = math.sqrt(eta_min) * torch.exp(beta * log_b0)
+    eta = sqrt_eta**2
+    if not bool((torch.diff(eta) > 0).all()):
+        raise ValueError(f"power={power} with T={T} gives a schedule that is not strictly increasing in float64; use a larger power")
+    return ResShiftSchedule(eta=eta, kappa=float(kappa))
+
+
+def _check_timesteps(t: torch.Tensor, T: int, lowest: int = 0) -> torch.Tensor:
+    t = torch.as_tensor(t)
+    if t.is_floating_point() or t.ndim != 1:
+        raise ValueError(f"timesteps must be a (B,) integer tensor, got dtype {t.dtype} and shape {tuple(t.shape)}")
+    if bool(((t < lowest) | (t >= T)).any()):
+        raise ValueError(f"timesteps must lie in [{lowest}, {T - 1}], got {t.tolist()}")
+    return t
+
+
+def q_sample(
+    x0: torch.Tensor, residual: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: ResShiftSchedule
+) -> torch.Tensor:
+    """Closed-form forward sample (ResShift Eq. 2): ``x_t = x_0 + η_t · residual + κ · sqrt(η_t) · noise``.
+
+    Args:
+        x0: ``(B, C, H, W)`` clean images in [-1, 1].
+        residual: ``(B, C, H, W)`` residual ``y - x_0`` (in [-2, 2]) or its projection ``Q_{k(t)}(y - x_0)``.
+        t: ``(B,)`` integer timesteps in ``[0, T-1]``.
+        noise: ``(B, C, H, W)`` standard Gaussian ``ε``.
+    Returns:
+        ``x_t`` ``(B, C, H, W)`` in ``x0``'s dtype.
+    """
+    t = _check_timesteps(t, schedule.T)
+    eta = gather(schedule.eta, t, x0)
+    noise_scale = gather(schedule.kappa * torch.sqrt(schedule.eta), t, x0)
+    return x0 + eta * residual + noise_scale * noise
+
+
+def q_posterior(
+    x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor, schedule: ResShiftSchedule
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the posterior ``q(x_s | x_t, x_0, y)`` for any ``-1 <= s < t``.
+
+    Derivation: the forward transition from ``s`` to ``t`` is the sum of the per-step transitions of
+    ResShift Eq. 1, ``q(x_t | x_s, y) = N(x_s + (η_t - η_s) e_0, κ² (η_t - η_s) I)``, and the prior is
+    the marginal ``q(x_s | x_0, y) = N(x_0 + η_s e_0, κ² η_s I)`` (Eq. 2).  Bayes' rule multiplies the two
+    Gaussians in ``x_s``: precision ``1/(κ² η_s) + 1/(κ² (η_t - η_s)) = η_t / (κ² η_s (η_t - η_s))`` and
+    mean ``[(η_t - η_s)(x_0 + η_s e_0) + η_s (x_t - (η_t - η_s) e_0)] / η_t``, in which ``e_0`` cancels::
+
+        mean     = (η_s / η_t) · x_t + ((η_t - η_s) / η_t) · x_0
+        variance = κ² · η_s · (η_t - η_s) / η_t
+
+    For ``s = t - 1`` this is ResShift Eq. 3-4 (``α_t / η_t`` and ``κ² η_{t-1} α_t / η_t``); for ``s = -1``
+    (``η_{-1} = 0``) it is ``N(x_0, 0)``.  It does not involve ``e_0``, so it is the same for the
+    low-rank variant.
+
+    Args:
+        x_t, x0: ``(B, C, H, W)``.
+        t: ``(B,)`` integer timesteps in ``[0, T-1]``; s: ``(B,)`` in ``[-1, T-2]`` with ``s < t``.
+    Returns:
+        ``(mean, variance)``: mean ``(B, C, H, W)``, variance ``(B, 1, 1, 1)``, both in ``x_t``'s dtype
+        (coefficients computed in float64).
+    """
+    t = _check_timesteps(t, schedule.T)
+    s = _check_timesteps(s, schedule.T, lowest=-1)
+    if s.shape != t.shape or bool((s >= t).any()):
+        raise ValueError(f"posterior needs s < t elementwise, got t={t.tolist()} and s={s.tolist()}")
+    like64 = torch.empty((1,) * x_t.ndim, dtype=torch.float64, device=x_t.device)
+    eta_t = gather(schedule.eta, t, like64)
+    eta_s = gather(schedule.eta, s, like64)
+    coef_xt = (eta_s / eta_t).to(x_t.dtype)
+    coef_x0 = ((eta_t - eta_s) / eta_t).to(x_t.dtype)
+    variance = (schedule.kappa**2 * eta_s * (eta_t - eta_s) / eta_t).to(x_t.dtype)
+    return coef_xt * x_t + coef_x0 * x0, variance
+
+
+def training_loss(
+    network: X0Network,
+    x0: torch.Tensor,
+    x_in: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    schedule: ResShiftSchedule,
+    loss: str = "l2",
+    rank_spec: RankSpec = FULL_RANK,
+    basis: PCABasis | None = None,
+) -> torch.Tensor:
+    """Scalar ResShift training loss (ResShift Eq. 8): ``mean |f(x_t, t, y) - x_0|^p``, ``p ∈ {1, 2}``.
+
+    ``x_t`` follows ResShift Eq. 2 with the residual ``Q_{k(t)}(x_in - x0)`` (identity for ``full``).
+
+    Args:
+        network: ``network(x_t, t, x_in) -> pred_x0`` ``(B, C, H, W)``.
+        x0, x_in: ``(B, C, H, W)`` clean target and degraded input in [-1, 1].
+        t: ``(B,)`` integer timesteps in ``[0, T-1]``; noise: ``(B, C, H, W)`` standard Gaussian.
+        loss: ``"l2"`` (ResShift's MSE) or ``"l1"``; mean over elements, float32.
+    """
+    check_loss(loss)
+    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, basis)
+    x_t = q_sample(x0, residual, t, noise, schedule)
+    return _distance(network(x_t, t, x_in), x0, loss)
+
+
+def prior_sample(
+    x_in: torch.Tensor, schedule: ResShiftSchedule, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """ResShift's start ``x_T = y + κ sqrt(η_{T-1}) z`` ``(B, C, H, W)`` (ResShift §3.1, ``x_T ~ N(y, κ² η_T I)``)."""
+    scale = schedule.kappa * math.sqrt(float(schedule.eta[-1]))
+    return x_in + scale * _standard_normal(x_in, generator)
+
+
+def sample(
+    model_fn: X0ModelFn,
+    x_in: torch.Tensor,
+    schedule: ResShiftSchedule,
+    steps: int,
+    generator: torch.Generator | None = None,
+    clip: bool = True,
+    x_T: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Restores ``x_in`` with ``steps`` reverse steps of ResShift.
+
+    Walks :func:`lrdm.sampling.step_pairs` ``(t, s)`` from ``T-1`` down: predicts ``x̂_0 = model_fn(x_t, t, y)``
+    (clipped to [-1, 1] when ``clip``), returns ``x̂_0`` at ``s = -1`` and otherwise draws
+    ``x_s ~ q(x_s | x_t, x̂_0)`` (:func:`q_posterior`).  ``steps = T`` is ResShift's own sampler
+    (ResShift Eq. 3-4 with ``x_0`` replaced by the prediction); fewer steps skip timesteps.
+
+    Args:
+        model_fn: ``model_fn(x_t, t_batch, x_in) -> pred_x0``, all ``(B, C, H, W)`` except ``t_batch``
+            ``(B,)`` long.
+        x_in: ``(B, C, H, W)`` degraded input ``y`` in [-1, 1].
+        steps: integer in ``[1, T]``.
+        generator: source of the start noise and of the posterior noise.
+        clip: clip ``x̂_0`` to [-1, 1] at every step.
+        x_T: optional start ``(B, C, H, W)``; default ``y + κ sqrt(η_{T-1}) z``.
+    Returns:
+        ``x̂_0`` ``(B, C, H, W)``.
+    """
+    pairs = step_pairs(schedule.T, steps)
+    if x_T is None:
+        x_t = prior_sample(x_in, schedule, generator)
+    else:
+        if x_T.shape != x_in.shape:
+            raise ValueError(f"x_T shape {tuple(x_T.shape)} differs from x_in shape {tuple(x_in.shape)}")
+        x_t = x_T
+    batch = x_in.shape[0]
+    for t, s in pairs:
+        t_batch = torch.full((batch,), t, dtype=torch.long, device=x_in.device)
+        x0_hat = model_fn(x_t, t_batch, x_in)
+        if clip:
+            x0_hat = x0_hat.clamp(-1, 1)
+        if s < 0:
+            return x0_hat
+        s_batch = torch.full((batch,), s, dtype=torch.long, device=x_in.device)
+        mean, variance = q_posterior(x_t, x0_hat, t_batch, s_batch, schedule)
+        x_t = mean + torch.sqrt(variance) * _standard_normal(mean, generator)
+    raise AssertionError("step_pairs always ends at s = -1")

@@ -1,0 +1,242 @@
+"""Training loop: Adam, EMA, gradient clipping, bf16 autocast on GPU, ``accelerate`` for several GPUs,
+atomic checkpoints with automatic resume, deterministic by seed.
+
+Determinism and exact resume: every step draws its batch (images, crops, flips), timesteps and noise
+from a generator seeded by ``(seed, step, process index)`` alone, so a run resumed from a checkpoint
+repeats exactly the steps an uninterrupted run would have taken.
+
+Run directory layout::
+
+    run_dir/config.yaml           resolved TrainConfig (a resume with a different config is refused)
+    run_dir/checkpoints/step-N.pt model, EMA, optimiser and step (the last ``keep_checkpoints`` kept)
+    run_dir/losses.csv            step, loss, seconds (appended; truncated to the checkpoint on resume)
+    run_dir/model.pt              final EMA weights + config (the output the sampler reads)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from ema_pytorch import EMA
+from tqdm.auto import tqdm
+
+from .config import TrainConfig, load_config, save_config
+from .data import PairedImageDataset, sample_batch
+from .lowrank import PCABasis, fit_pca_basis
+from .nets import ConditionalUNets
+from .process import build_network, build_process
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.yaml"
+LOSS_FILE = "losses.csv"
+BASIS_FILE = "basis.pt"
+SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
+BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def step_generator(seed: int, step: int, process_index: int = 0) -> torch.Generator:
+    """CPU generator for one training step of one process (the only randomness a step uses)."""
+    return torch.Generator().manual_seed(seed * SEED_STRIDE * SEED_STRIDE + process_index * SEED_STRIDE + step)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    folder = run_dir / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return sorted(found)
+
+
+def resolve_mixed_precision(config: TrainConfig, accelerator_device: torch.device) -> str:
+    if config.mixed_precision == "auto":
+        return "bf16" if accelerator_device.type == "cuda" else "no"
+    return config.mixed_precision
+
+
+def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
+    path = run_dir / CONFIG_FILE
+    if not path.exists():
+        return
+    saved = load_config(path).to_dict()
+    current = config.to_dict()
+    differing = sorted(k for k in current if saved.get(k) != current[k])
+    if differing:
+        raise ValueError(
+            f"{path} was written by a run with a different config (keys {differing}); "
+            "use a new run directory or delete the old one"
+        )
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _truncate_loss_log(path: Path, last_step: int) -> None:
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "seconds"])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABasis:
+    """Fits the ``dataset_pca`` basis on crops of the training residuals (deterministic by seed)."""
+    batches = []
+    for step in range(max(1, len(dataset) // config.batch_size)):
+        batch = sample_batch(dataset, config.batch_size, step_generator(config.seed, step, BASIS_STREAM))
+        batches.append(batch["input"] - batch["target"])
+    return fit_pca_basis(batches)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume_from: str | Path | None = None,
+    stop_after: int | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Trains one run into ``run_dir`` and returns the path of the final ``model.pt``.
+
+    Resumes automatically from the newest checkpoint in ``run_dir``; ``resume_from`` names a
+    checkpoint explicitly (missing -> ``FileNotFoundError``).  ``stop_after`` ends the process after
+    that many steps (for tests of interruption).  Raises :class:`TrainingDiverged` on a NaN loss.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
+    _check_same_config(run_dir, config)
+    save_config(config, run_dir / CONFIG_FILE)
+
+    cpu_only = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+    probe = torch.device("cpu" if cpu_only else "cuda")
+    accelerator = Accelerator(cpu=cpu_only, mixed_precision=resolve_mixed_precision(config, probe))
+    torch.manual_seed(config.seed)  # initial weights
+
+    dataset = PairedImageDataset(config.index, split="train", crop=config.crop, flip=config.flip, cache=True)
+    basis = None
+    if config.basis == "dataset_pca":
+        basis_path = run_dir / BASIS_FILE
+        if basis_path.exists():
+            basis = PCABasis.load(basis_path)
+        else:
+            basis = fit_basis_for_run(config, dataset)
+            if accelerator.is_main_process:
+                basis.save(basis_path)
+    process = build_process(config, basis)
+    network = build_network(config, process)
+    ema = EMA(network, beta=config.ema_decay, update_after_step=config.ema_start,
+              update_every=config.ema_update_every, include_online_model=False)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, betas=config.adam_betas)
+
+    start = 0
+    checkpoint_path = Path(resume_from) if resume_from is not None else None
+    if checkpoint_path is None and (found := list_checkpoints(run_dir)):
+        checkpoint_path = found[-1][1]
+    if checkpoint_path is not None:
+        state = load_checkpoint(checkpoint_path)
+        network.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    _truncate_loss_log(run_dir / LOSS_FILE, start)
+
+    ema.to(accelerator.device)
+    network, optimizer = accelerator.prepare(network, optimizer)
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    log_path = run_dir / LOSS_FILE
+    write_header = not log_path.exists()
+    began = time.perf_counter()
+    bar = tqdm(range(start, end), initial=start, total=config.steps, desc=run_dir.name,
+               disable=(not accelerator.is_main_process) if progress is None else not progress)
+    with open(log_path, "a", newline="") as log_handle:
+        writer = csv.writer(log_handle)
+        if write_header and accelerator.is_main_process:
+            writer.writerow(["step", "loss", "seconds"])
+        for step in bar:
+            generator = step_generator(config.seed, step, accelerator.process_index)
+            batch = sample_batch(dataset, config.batch_size, generator)
+            t = torch.randint(0, process.T, (config.batch_size,), generator=generator)
+            noise = torch.randn(batch["target"].shape, generator=generator)
+            x0, x_in, t, noise = (v.to(accelerator.device) for v in (batch["target"], batch["input"], t, noise))
+            with accelerator.autocast():
+                loss = process.loss(network, x0, x_in, t, noise)
+            if not math.isfinite(loss.item()):
+                last = list_checkpoints(run_dir)
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at step {step + 1} of {run_dir}; the last good checkpoint is "
+                    f"{last[-1][1] if last else 'none (no checkpoint written yet)'}"
+                )
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(network.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.update()
+            done = step + 1
+            if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
+                writer.writerow([done, f"{loss.item():.6g}", f"{time.perf_counter() - began:.3f}"])
+                log_handle.flush()
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if done % config.checkpoint_every == 0 or done == end:
+                _save_checkpoint(accelerator, network, ema, optimizer, done, run_dir, config)
+    bar.close()
+    model_path = run_dir / MODEL_FILE
+    if end == config.steps and accelerator.is_main_process:
+        atomic_save({"config": config.to_dict(), "ema": ema.ema_model.state_dict(), "step": end}, model_path)
+    accelerator.wait_for_everyone()
+    return model_path
+
+
+def _save_checkpoint(accelerator: Accelerator, network, ema: EMA, optimizer, step: int, run_dir: Path,
+                     config: TrainConfig) -> None:
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    state = {
+        "step": step,
+        "model": accelerator.unwrap_model(network).state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    atomic_save(state, run_dir / CHECKPOINT_DIR / f"step-{step:08d}.pt")
+    for _, old in list_checkpoints(run_dir)[: -config.keep_checkpoints]:
+        old.unlink()
+
+
+def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, ConditionalUNets, Any]:
+    """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``."""
+    model_path = Path(model_path)
+    state = load_checkpoint(model_path)
+    config = TrainConfig.from_dict(state["config"])
+    basis_path = model_path.parent / BASIS_FILE
+    basis = PCABasis.load(basis_path) if config.basis == "dataset_pca" else None
+    process = build_process(config, basis)
+    network = build_network(config, process)
+    network.load_state_dict(state["ema"])
+    return config, network.to(device).eval(), process
