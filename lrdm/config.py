@@ -15,6 +15,8 @@ from .nets import NETWORKS
 from .schedules import SHAPES
 
 PROCESSES = ("rddm", "resshift")
+PROCESS_OBJECTIVES = {"rddm": OBJECTIVES, "resshift": ("pred_x0",)}
+"""What each process's network predicts: RDDM's SM-Res-N / SM-Res / SM-N, ResShift's clean image."""
 MIXED_PRECISION = ("auto", "no", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -60,7 +62,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice("process", self.process, PROCESSES)
-        _choice("objective", self.objective, OBJECTIVES)
+        _choice("objective", self.objective, PROCESS_OBJECTIVES[self.process])
         _choice("loss", self.loss, LOSSES)
         _choice("basis", self.basis, BASES)
         _choice("network", self.network, NETWORKS)
@@ -82,8 +84,6 @@ class TrainConfig:
             spec = self.rank
         except ValueError as err:
             raise ValueError(f"config key 'rank_spec': {err}") from None
-        if self.process == "resshift" and self.objective != "pred_res_noise":
-            raise ValueError("config key 'objective' applies to process 'rddm' only (ResShift predicts x0)")
         factor = 2 ** (len(self.dim_mults) - 1)
         if self.crop % factor:
             raise ValueError(f"config key 'crop' ({self.crop}) must be divisible by {factor} for dim_mults {self.dim_mults}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -104,3 +105,25 @@ def evaluate_run(
         })
     frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     return frame.astype({"order": "Int64", "rank": "Int64"})
+
+
+def restore_examples(
+    models: dict[str, str | Path], index: str | Path, steps: int, image_number: int = 0, split: str = "test",
+    protocol: str = "derain_y", seed: int = 0, device: str = "auto",
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Restores one test image with several runs (LRDM Fig. 7).
+
+    Returns uint8 ``(H, W, 3)`` images keyed ``GT``, ``Input`` and each label of ``models``, and the
+    PSNR of every image but ``GT`` against it.
+    """
+    dev = pick_device(device)
+    item = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)[image_number]
+    target = to_uint8(item["target"])
+    images = {"GT": target, "Input": to_uint8(item["input"])}
+    for label, model_path in models.items():
+        _, network, process = load_model(model_path, dev)
+        generator = torch.Generator(device=dev).manual_seed(seed * SEED_STRIDE + image_number)
+        restored = restore(network, process, item["input"][None].to(dev), steps, generator=generator)
+        images[label] = to_uint8(restored[0].cpu())
+    psnrs = {label: score(image, target, protocol)["psnr"] for label, image in images.items() if label != "GT"}
+    return images, psnrs

@@ -1,0 +1,40 @@
+# LRDM reproduction workflow: `snakemake --cores all <target>`; targets are listed in README.md.
+from snakemake.utils import min_version, validate
+
+import lrdm.workflow as W
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+W.check_config(config)
+
+RESULTS = config["results"]
+RESOURCES = config["resources"]
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    process="rddm|resshift",
+    objective="[a-z0-9_]+",
+    rank_spec="[a-z_]+(-[rp][0-9]+)?",
+    seed="[0-9]+",
+    steps="[0-9]+",
+    name="[a-z_]+",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/spectrum.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        [path for target in W.enabled_targets(config) for path in target_outputs(target)],

@@ -1,0 +1,185 @@
+"""The workflow's logic, kept out of the Snakefile: which runs and evaluations each paper artefact
+needs, the resolved config of every run, and checks of the workflow config that name the bad key.
+
+A training run is identified by ``(dataset, process, objective, rank_spec, seed)``; an evaluation by a
+run and a number of sampling steps.  Targets that need the same run share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .config import PROCESS_OBJECTIVES, PROCESSES, TrainConfig
+from .diffusion import OBJECTIVES
+from .lowrank import RankSpec
+
+TARGETS = (
+    "spectrum", "rank_schedules", "rank_sweep", "schedulers", "orders", "steps", "feasibility", "main_table",
+    "sampling_methods",
+)
+"""One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2, RDDM Tab. 1."""
+
+SCORE_TARGETS = ("rank_sweep", "schedulers", "orders", "steps", "feasibility", "main_table", "sampling_methods")
+DEFAULT_PROCESS = "rddm"
+DEFAULT_OBJECTIVE = PROCESS_OBJECTIVES[DEFAULT_PROCESS][0]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    dataset: str
+    process: str
+    objective: str
+    rank_spec: str
+    seed: int
+    steps: int
+
+    @property
+    def run(self) -> str:
+        """Run folder relative to ``results/runs`` and ``results/scores``."""
+        return f"{self.dataset}/{self.process}/{self.objective}/{self.rank_spec}/seed{self.seed}"
+
+
+def run_dir(results: str, dataset: str, process: str, objective: str, rank_spec: str, seed: int | str) -> str:
+    return f"{results}/runs/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}"
+
+
+def score_path(results: str, evaluation: Evaluation) -> str:
+    return f"{results}/scores/{evaluation.run}/steps{evaluation.steps}.parquet"
+
+
+def enabled_targets(config: dict[str, Any]) -> list[str]:
+    targets = config.get("targets", {})
+    return [name for name in TARGETS if name in targets and targets[name].get("enabled", True)]
+
+
+def _sampling_steps(config: dict[str, Any]) -> int:
+    return int(config["sampling"]["steps"])
+
+
+def _evaluations(config: dict[str, Any], datasets: Iterable[str], specs: Iterable[str],
+                 processes: Iterable[str] = (DEFAULT_PROCESS,), objectives: Iterable[str] = (DEFAULT_OBJECTIVE,),
+                 steps: Iterable[int] | None = None) -> list[Evaluation]:
+    steps = list(steps) if steps is not None else [_sampling_steps(config)]
+    return [
+        Evaluation(d, p, o, s, int(seed), int(n))
+        for d in datasets for p in processes for o in objectives for s in specs
+        for seed in config["seeds"] for n in steps
+    ]
+
+
+def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
+    """Every (run, steps) evaluation a scored target needs."""
+    spec = config["targets"][target]
+    datasets = spec["datasets"]
+    if target == "rank_sweep":
+        ranks = [f"fixed-r{r}" for r in spec["ranks"]]
+        return _evaluations(config, datasets, ["full", *ranks])
+    if target == "schedulers":
+        return _evaluations(config, datasets, spec["specs"])
+    if target == "orders":
+        specs = [f"{kind}-p{p}" for kind in spec["kinds"] for p in spec["orders"]]
+        return _evaluations(config, datasets, specs)
+    if target == "steps":
+        return _evaluations(config, datasets, spec["specs"], steps=spec["steps"])
+    if target == "feasibility":
+        return [
+            e for process in PROCESSES
+            for e in _evaluations(config, datasets, ["full", spec["spec"]], processes=[process],
+                                  objectives=PROCESS_OBJECTIVES[process][:1])
+        ]
+    if target == "main_table":
+        return _evaluations(config, datasets, spec["specs"])
+    if target == "sampling_methods":
+        return _evaluations(config, datasets, [spec["spec"]], objectives=OBJECTIVES)
+    raise ValueError(f"target {target!r} has no evaluations; scored targets: {', '.join(SCORE_TARGETS)}")
+
+
+def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
+    return sorted({score_path(config["results"], e) for e in target_evaluations(config, target)})
+
+
+def run_config(config: dict[str, Any], dataset: str, process: str, objective: str, rank_spec: str, seed: int,
+               index: str, max_rank: int | None = None) -> TrainConfig:
+    """The resolved :class:`TrainConfig` of one run: ``train`` defaults, then the dataset's ``train``
+    overrides, then the process's overrides (``processes.<name>``), then the run's wildcards."""
+    values: dict[str, Any] = dict(config.get("train", {}))
+    values.update(config["datasets"][dataset].get("train", {}))
+    values.update(config.get("processes", {}).get(process, {}))
+    values.update(
+        index=index, process=process, objective=objective, rank_spec=rank_spec, seed=int(seed), max_rank=max_rank,
+        extra={"dataset": dataset},
+    )
+    return TrainConfig.from_dict(values)
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Checks what the JSON schema cannot: rank specs parse, targets name configured datasets, the
+    resolved run configs are valid.  Raises ``ValueError`` naming the config key."""
+    datasets = config["datasets"]
+    for target in enabled_targets(config):
+        spec = config["targets"][target]
+        for name in spec.get("datasets", []):
+            if name not in datasets:
+                raise ValueError(
+                    f"config key targets.{target}.datasets names {name!r}, which is not under 'datasets' "
+                    f"(configured: {', '.join(datasets)})"
+                )
+        for key in ("specs", "spec"):
+            values = spec.get(key)
+            for text in [values] if isinstance(values, str) else values or []:
+                try:
+                    RankSpec.parse(text)
+                except ValueError as err:
+                    raise ValueError(f"config key targets.{target}.{key}: {err}") from None
+    for name, dataset in datasets.items():
+        for process in PROCESSES:
+            try:
+                run_config(config, name, process, PROCESS_OBJECTIVES[process][0], "full", 0, index="<index>")
+            except ValueError as err:
+                raise ValueError(f"config for dataset {name!r} (process {process}): {err}") from None
+
+
+def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, model path) for LRDM Fig. 7: the full-rank run ("w.o. LR") and each fixed rank, on the
+    first rank-sweep dataset and the first seed."""
+    spec = config["targets"]["rank_sweep"]
+    dataset, seed = spec["datasets"][0], config["seeds"][0]
+    runs = [(f"r = {r}", f"fixed-r{r}") for r in spec["ranks"]] + [("w.o. LR", "full")]
+    return [
+        (label, f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
+        for label, rank_spec in runs
+    ]
+
+
+def rank_grid_models(config: dict[str, Any]) -> list[str]:
+    return [path for _, path in rank_grid_runs(config)]
+
+
+def rank_grid_labels(config: dict[str, Any]) -> list[str]:
+    return [label for label, _ in rank_grid_runs(config)]
+
+
+def log_to_file(log_files: Iterable[str]) -> None:
+    """Sends a Snakemake script's stdout and stderr to the rule's log file."""
+    import sys
+
+    for path in log_files:
+        handle = open(path, "w", buffering=1)
+        sys.stdout = sys.stderr = handle
+        return
+
+
+def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> int | None:
+    """``R_m`` of a run: the config's ``max_rank``, or for ``auto`` the k99 suggested by the spectrum."""
+    value = config.get("max_rank")
+    if value != "auto":
+        return value
+    import pandas as pd
+
+    from .spectrum import suggest_max_rank
+
+    paths = list(spectrum_summaries)
+    if not paths:
+        raise ValueError("config key max_rank is 'auto' but no spectrum summary was given")
+    return suggest_max_rank(pd.concat([pd.read_parquet(p) for p in paths]))

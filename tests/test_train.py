@@ -1,0 +1,147 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from lrdm.config import TrainConfig, load_config
+from lrdm.nets import ConditionalUNets
+from lrdm.process import RDDMProcess
+from lrdm.train import TrainingDiverged, list_checkpoints, load_checkpoint, load_model, train
+
+
+def weights(path):
+    return load_checkpoint(path)["ema"]
+
+
+def assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_training_is_deterministic_and_keeps_config(tiny_config, tmp_path):
+    a = train(tiny_config, tmp_path / "a", progress=False)
+    b = train(tiny_config, tmp_path / "b", progress=False)
+    assert_same_state(weights(a), weights(b))
+    assert load_config(tmp_path / "a" / "config.yaml") == tiny_config
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "a" / "losses.csv"))]
+    assert steps == list(range(1, tiny_config.steps + 1))
+    assert [s for s, _ in list_checkpoints(tmp_path / "a")] == [4, 6]  # keep_checkpoints = 2
+    other = train(tiny_config.replace(seed=1), tmp_path / "c", progress=False)
+    assert any(not torch.equal(weights(a)[k], weights(other)[k]) for k in weights(a))
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_config, tmp_path):
+    full = train(tiny_config, tmp_path / "full", progress=False)
+    run = tmp_path / "split"
+    train(tiny_config, run, stop_after=3, progress=False)  # checkpoint at step 2, then stops at 3
+    assert [s for s, _ in list_checkpoints(run)] == [2, 3]
+    resumed = train(tiny_config, run, progress=False)
+    assert_same_state(weights(full), weights(resumed))
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import lrdm.train as tr
+    from lrdm.config import load_config
+    original = tr._save_checkpoint
+    def save_then_die(accelerator, network, ema, optimizer, step, run_dir, config):
+        original(accelerator, network, ema, optimizer, step, run_dir, config)
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+    tr._save_checkpoint = save_then_die
+    tr.train(load_config(sys.argv[1]), sys.argv[2], progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_after_checkpoint_then_restart_gives_same_weights(tiny_config, tmp_path):
+    from lrdm.config import save_config
+
+    config_path = tmp_path / "run.yaml"
+    save_config(tiny_config, config_path)
+    run = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(config_path), str(run)], capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert not (run / "model.pt").exists()
+    assert [s for s, _ in list_checkpoints(run)][-1] == 4
+    restart = subprocess.run(
+        [sys.executable, "-m", "lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run)],
+        capture_output=True, timeout=300,
+    )
+    assert restart.returncode == 0, restart.stderr.decode()[-2000:]
+    uninterrupted = train(tiny_config, tmp_path / "reference", progress=False)
+    assert_same_state(weights(uninterrupted), weights(run / "model.pt"))
+    steps = [int(r["step"]) for r in csv.DictReader(open(run / "losses.csv"))]
+    assert steps == list(range(1, tiny_config.steps + 1)), "the loss log has no duplicated or missing steps"
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tiny_config, tmp_path, monkeypatch):
+    original = RDDMProcess.loss
+    calls = {"n": 0}
+
+    def loss_going_nan(self, *args):
+        calls["n"] += 1
+        value = original(self, *args)
+        return value * float("nan") if calls["n"] == 3 else value
+
+    monkeypatch.setattr(RDDMProcess, "loss", loss_going_nan)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3 .*step-00000002\.pt"):
+        train(tiny_config, tmp_path / "nan", progress=False)
+    assert [s for s, _ in list_checkpoints(tmp_path / "nan")] == [2]
+    assert not (tmp_path / "nan" / "model.pt").exists()
+
+
+def test_missing_explicit_checkpoint_and_changed_config_are_errors(tiny_config, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        train(tiny_config, tmp_path / "r", resume_from=tmp_path / "nowhere.pt", progress=False)
+    train(tiny_config.replace(steps=2), tmp_path / "s", progress=False)
+    with pytest.raises(ValueError, match=r"different config \(keys \['lr'\]\)"):
+        train(tiny_config.replace(steps=2, lr=5e-4), tmp_path / "s", progress=False)
+
+
+def test_load_model_restores_ema_network(tiny_config, tmp_path):
+    path = train(tiny_config.replace(steps=2), tmp_path / "m", progress=False)
+    config, network, process = load_model(path)
+    assert isinstance(network, ConditionalUNets) and not network.training
+    assert config.rank_spec == "poly_decrease-p3" and process.terms == ("res", "noise")
+    x = torch.zeros(1, 3, 16, 16)
+    out = process.sample(network, x, 2)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("extra", [{"process": "resshift", "objective": "pred_x0", "T": 15, "loss": "l2"}, {"objective": "pred_noise", "network": "one_net"},
+                                   {"basis": "dataset_pca", "rank_spec": "fixed-r4"}])
+def test_other_processes_objectives_and_bases_train(tiny_config, tmp_path, extra):
+    path = train(tiny_config.replace(steps=2, **extra), tmp_path / "x", progress=False)
+    config, network, process = load_model(path)
+    out = process.sample(network, torch.zeros(1, 3, 16, 16), 2)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"objective": "pred_v"}, "'objective'.*valid choices: pred_res_noise, pred_res, pred_noise"),
+        ({"rank_spec": "wavy"}, "'rank_spec'"),
+        ({"rank_spec": "fixed-r0"}, "'rank_spec'"),
+        ({"steps": 0}, "'steps' must be a positive integer"),
+        ({"network": "three_net"}, "valid choices: two_net, one_net"),
+        ({"process": "ddpm"}, "valid choices: rddm, resshift"),
+        ({"crop": 30}, "'crop'"),
+        ({"max_rank": 0}, "'max_rank'"),
+        ({"lr": -1.0}, "'lr'"),
+        ({"learning_rate": 1.0}, "unknown config key"),
+        ({"basis": "dataset_pca"}, "dataset_pca needs a low-rank"),
+    ],
+)
+def test_config_validation_names_the_key(values, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict(values)

@@ -1,0 +1,82 @@
+# Tables (CSV + Markdown + LaTeX) and figures (PNG + PDF), regenerated from the Parquet scores only,
+# and one target rule per paper artefact.
+
+REPORT_CATEGORY = {
+    "rank_sweep": "Fig. 6 and 7: fixed-rank sweep",
+    "schedulers": "Tab. 3: rank schedulers",
+    "orders": "Tab. 4: polynomial orders",
+    "steps": "Fig. 8: sampling steps",
+    "feasibility": "Tab. 5: low rank in RDDM and ResShift",
+    "main_table": "Tab. 1 and 2: main comparison",
+    "sampling_methods": "RDDM Tab. 1: sampling methods",
+}
+
+
+rule table:
+    input:
+        scores=lambda wildcards: W.target_score_paths(config, wildcards.name),
+    output:
+        csv=report(f"{RESULTS}/tables/{{name}}.csv", caption="../report/table.rst", category=lambda wildcards: REPORT_CATEGORY[wildcards.name]),
+        md=f"{RESULTS}/tables/{{name}}.md",
+        tex=f"{RESULTS}/tables/{{name}}.tex",
+    wildcard_constraints:
+        name="|".join(W.SCORE_TARGETS),
+    log:
+        "logs/tables/{name}.log",
+    script:
+        "../scripts/table.py"
+
+
+rule rank_schedules_figure:
+    output:
+        png=report(f"{RESULTS}/figures/rank_schedules.png", caption="../report/rank_schedules.rst", category="Fig. 4: rank schedulers"),
+        pdf=f"{RESULTS}/figures/rank_schedules.pdf",
+    params:
+        spec=config["targets"].get("rank_schedules", {}),
+    log:
+        "logs/figures/rank_schedules.log",
+    script:
+        "../scripts/rank_schedules.py"
+
+
+rule scores_figure:
+    input:
+        scores=lambda wildcards: W.target_score_paths(config, wildcards.name),
+    output:
+        png=report(f"{RESULTS}/figures/{{name}}.png", caption="../report/scores_figure.rst", category=lambda wildcards: REPORT_CATEGORY[wildcards.name]),
+        pdf=f"{RESULTS}/figures/{{name}}.pdf",
+    wildcard_constraints:
+        name="rank_sweep|steps",
+    log:
+        "logs/figures/{name}.log",
+    script:
+        "../scripts/scores_figure.py"
+
+
+def rank_grid_models(wildcards):
+    return W.rank_grid_models(config)
+
+
+rule rank_grid_figure:
+    input:
+        models=rank_grid_models,
+        index=lambda wildcards: f"{RESOURCES}/data/{config['targets']['rank_sweep']['datasets'][0]}/index.parquet",
+    output:
+        png=report(f"{RESULTS}/figures/rank_grid.png", caption="../report/rank_grid.rst", category=REPORT_CATEGORY["rank_sweep"]),
+        pdf=f"{RESULTS}/figures/rank_grid.pdf",
+    params:
+        steps=config["sampling"]["steps"],
+        labels=lambda wildcards: W.rank_grid_labels(config),
+    log:
+        "logs/figures/rank_grid.log",
+    script:
+        "../scripts/rank_grid.py"
+
+
+for _target in W.enabled_targets(config):
+
+    rule:
+        name:
+            _target
+        input:
+            target_outputs(_target),
