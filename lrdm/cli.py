@@ -3,6 +3,7 @@
     lrdm make-data --task rain --out resources/synthetic/rain
     lrdm train --config run.yaml --run-dir results/runs/NAME [--set key=value ...]
     lrdm evaluate --model results/runs/NAME/model.pt --index INDEX --steps 5 --out scores.parquet
+    lrdm bench --preset cpu --out results/bench/cpu.parquet
     lrdm demo --out results/demo          # tiny end-to-end CPU run: data, training, evaluation
 """
 
@@ -77,6 +78,17 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"wall time {time.perf_counter() - began:.1f} s; scores in {out / 'scores.parquet'}")
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import ratios, run_benchmark
+
+    frame = run_benchmark(args.preset, repeats=args.repeats, device=args.device)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    print(frame[["operation", "batch", "size", "seconds_median", "images_per_s"]].to_string(index=False))
+    print(ratios(frame).to_string(index=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrdm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-images", help="folder for the restored PNGs")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("bench", help="time the projection and a training step; write Parquet")
+    p.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "gpu"))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="results/bench/bench.parquet")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="tiny end-to-end CPU run on synthetic rain")
     p.add_argument("--out", default="results/demo")

@@ -26,6 +26,12 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def image_generator(seed: int, image_number: int, device: torch.device) -> torch.Generator:
+    """Generator of the start noise for test image ``image_number``: scores do not depend on which or
+    how many other images are evaluated."""
+    return torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + image_number)
+
+
 def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pads ``(B, C, H, W)`` on the bottom/right so H and W divide by ``factor``; returns the
     padded tensor and the original ``(H, W)``."""
@@ -59,8 +65,7 @@ def evaluate_run(
 ) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
 
-    The start noise of image ``i`` comes from a generator seeded by ``(seed, i)``, so scores do not depend
-    on the order or number of images evaluated.  Returns one row per image with :data:`RESULT_COLUMNS`.
+    The start noise of image ``i`` comes from :func:`image_generator`.  Returns one row per image with :data:`RESULT_COLUMNS`.
     """
     model_path = Path(model_path)
     dev = pick_device(device)
@@ -72,7 +77,7 @@ def evaluate_run(
     for i in range(count):
         item = dataset[i]
         x_in = item["input"][None].to(dev)
-        generator = torch.Generator(device=dev).manual_seed(seed * SEED_STRIDE + i)
+        generator = image_generator(seed, i, dev)
         began = time.perf_counter()
         restored = restore(network, process, x_in, steps, eta=eta, generator=generator)
         if dev.type == "cuda":
@@ -122,8 +127,8 @@ def restore_examples(
     images = {"GT": target, "Input": to_uint8(item["input"])}
     for label, model_path in models.items():
         _, network, process = load_model(model_path, dev)
-        generator = torch.Generator(device=dev).manual_seed(seed * SEED_STRIDE + image_number)
-        restored = restore(network, process, item["input"][None].to(dev), steps, generator=generator)
+        restored = restore(network, process, item["input"][None].to(dev), steps,
+                           generator=image_generator(seed, image_number, dev))
         images[label] = to_uint8(restored[0].cpu())
     psnrs = {label: score(image, target, protocol)["psnr"] for label, image in images.items() if label != "GT"}
     return images, psnrs

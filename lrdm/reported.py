@@ -173,11 +173,11 @@ def reported_records() -> list[dict[str, Any]]:
         rows.append(_record("LRDM", LRDM_TAB2, "realblur_r", method, psnr=r_psnr, ssim=r_ssim))
     for scheduler, d_psnr, d_ssim, r_psnr, r_ssim in _LRDM_TAB3:
         order = _TAB3_POLY_ORDER if scheduler.startswith("poly") else None
-        common = dict(process="rddm", scheduler=scheduler, order=order, low_rank=True)
+        common = {"process": "rddm", "scheduler": scheduler, "order": order, "low_rank": True}
         rows.append(_record("LRDM", LRDM_TAB3, "raindrop", scheduler, psnr=d_psnr, ssim=d_ssim, **common))
         rows.append(_record("LRDM", LRDM_TAB3, "rain1400", scheduler, psnr=r_psnr, ssim=r_ssim, **common))
     for scheduler, order, d_psnr, d_ssim, r_psnr, r_ssim in _LRDM_TAB4:
-        common = dict(process="rddm", scheduler=scheduler, order=order, low_rank=True)
+        common = {"process": "rddm", "scheduler": scheduler, "order": order, "low_rank": True}
         method = f"{scheduler} (p={order})"
         rows.append(_record("LRDM", LRDM_TAB4, "raindrop", method, psnr=d_psnr, ssim=d_ssim, **common))
         rows.append(_record("LRDM", LRDM_TAB4, "rain1400", method, psnr=r_psnr, ssim=r_ssim, **common))
@@ -195,7 +195,7 @@ def reported_records() -> list[dict[str, Any]]:
                             low_rank=True, steps=steps, psnr=psnr))
     for (label, objective, fid, inception, mae, istd_psnr, istd_ssim, lol_psnr, lol_ssim, drop_psnr,
          drop_ssim) in _RDDM_TAB1:
-        common = dict(process="rddm", objective=objective, scheduler="full", low_rank=False)
+        common = {"process": "rddm", "objective": objective, "scheduler": "full", "low_rank": False}
         rows.append(_record("RDDM", RDDM_TAB1, "celeba", label, fid=fid, inception_score=inception,
                             steps=_RDDM_TAB1_STEPS["celeba"], **common))
         rows.append(_record("RDDM", RDDM_TAB1, "istd", label, mae=mae, psnr=istd_psnr, ssim=istd_ssim,

@@ -26,17 +26,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
 import numpy as np
 import pandas as pd
 import torch
 
 from lrdm.data import PairedImageDataset, from_model_space, read_index
 from lrdm.lowrank import project_low_rank, singular_spectrum, spectrum_summary
+from lrdm.plots import new_figure, save_figure
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -75,7 +71,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 #: Figure styling.
-FIGURE_DPI = 150
 PANEL_SIZE_IN = 3.6  # width/height of one panel of the curve figure [inch]
 GRID_PANEL_IN = 2.0  # side of one image panel of the residual grid [inch]
 GUIDE_FRACTION = 0.9  # dashed horizontal guide on the cumulative panel (paper: ≈90 %)
@@ -287,22 +282,6 @@ def suggest_max_rank(
 # --------------------------------------------------------------------------------------
 
 
-def _save(fig: plt.Figure, out_stem: str | os.PathLike[str]) -> list[Path]:
-    """Write ``out_stem.png`` (150 dpi) and ``out_stem.pdf``, close ``fig``; returns both paths.
-
-    Private stand-in until ``lrdm.plots.save_figure`` exists.
-    """
-    stem = Path(out_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
-    try:
-        fig.savefig(paths[0], dpi=FIGURE_DPI, bbox_inches="tight")
-        fig.savefig(paths[1], bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return paths
-
-
 def plot_spectrum_curves(
     curves: pd.DataFrame,
     out_stem: str | os.PathLike[str],
@@ -334,9 +313,8 @@ def plot_spectrum_curves(
             r"$\Sigma_{j \leq i}\,\sigma_j \;/\; \Sigma_j\,\sigma_j$",
         ),
     }
-    fig, axes = plt.subplots(
-        1, len(CURVE_METRICS), figsize=(PANEL_SIZE_IN * len(CURVE_METRICS), PANEL_SIZE_IN), squeeze=False
-    )
+    fig = new_figure(figsize=(PANEL_SIZE_IN * len(CURVE_METRICS), PANEL_SIZE_IN))
+    axes = fig.subplots(1, len(CURVE_METRICS), squeeze=False)
     for ax, metric in zip(axes[0], CURVE_METRICS):
         for name, group in mean.groupby("dataset", sort=True):
             x = group["i"].to_numpy()
@@ -356,8 +334,7 @@ def plot_spectrum_curves(
     cumulative.axvline(TOP_RANKS, color="gray", linestyle=":", linewidth=1, label=f"$i = {TOP_RANKS}$")
     cumulative.set_ylim(0, 1.02)
     cumulative.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    return _save(fig, out_stem)
+    return save_figure(fig, out_stem)
 
 
 def _to_display(x: torch.Tensor) -> np.ndarray:
@@ -414,7 +391,8 @@ def plot_residual_grid(
     scale = max(float(residual.abs().max()), MIN_PLOT_SCALE)
 
     n_cols = 3 + len(ranks)
-    fig, axes = plt.subplots(2, n_cols, figsize=(GRID_PANEL_IN * n_cols, GRID_PANEL_IN * 2), squeeze=False)
+    fig = new_figure(figsize=(GRID_PANEL_IN * n_cols, GRID_PANEL_IN * 2))
+    axes = fig.subplots(2, n_cols, squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     height, width = residual.shape[1:]
@@ -436,5 +414,4 @@ def plot_residual_grid(
         axes[0][col].set_title(f"$Q_k(I_{{res}})$, k = {k}")
         axes[1][col].imshow(_to_display(target + low_rank))
         axes[1][col].set_title(f"$I_0 + Q_k$, k = {k}")
-    fig.tight_layout()
-    return _save(fig, out_stem)
+    return save_figure(fig, out_stem)

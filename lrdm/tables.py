@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import tempfile
-from collections.abc import Callable, Hashable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +66,18 @@ DYNAMIC_SCHEDULERS = ("lin_increase", "lin_decrease", "poly_increase", "poly_dec
 POLY_SCHEDULERS = ("poly_decrease", "poly_increase")
 #: Training objectives in RDDM Tab. 1's row order, with the paper's names.
 OBJECTIVE_LABELS = {"pred_res": "SM-Res", "pred_noise": "SM-N", "pred_res_noise": "SM-Res-N"}
-#: The objective used unless a run says otherwise (it is left out of row labels).
+#: The objective of the paper's RDDM/LRDM runs (SM-Res-N); builders keep only it unless told otherwise.
 DEFAULT_OBJECTIVE = "pred_res_noise"
+#: The process of the paper's LRDM ablations (Tab. 3/4, Fig. 6/8, Tab. 1/2).
+DEFAULT_PROCESS = "rddm"
+#: Each process's usual objective; row labels name an objective only when it differs from this.
+PROCESS_DEFAULT_OBJECTIVES = {"rddm": DEFAULT_OBJECTIVE, "resshift": "pred_x0"}
 #: How each objective obtains the term it does not predict (RDDM Eq. 16 under a low-rank forward process).
 OBJECTIVE_NOTES = {
-    "pred_res": "noise derived from the predicted residual by RDDM Eq. 16 (approximate under a low-rank "
-                "forward process)",
-    "pred_noise": "residual derived from the predicted noise by RDDM Eq. 16 (approximate under a low-rank "
-                  "forward process)",
+    "pred_res": "noise derived from the predicted residual by RDDM Eq. 16 (exact for a full-rank forward "
+                "process, approximate under a low-rank one)",
+    "pred_noise": "residual derived from the predicted noise by RDDM Eq. 16 (exact for a full-rank forward "
+                  "process, approximate under a low-rank one)",
     "pred_res_noise": "residual and noise both predicted (no conversion)",
 }
 #: Row names of LRDM Tab. 5 by (process, low rank?).
@@ -193,7 +197,8 @@ def dataset_label(dataset: str) -> str:
     return DATASET_LABELS.get(dataset, dataset)
 
 
-def _dataset_order(datasets: Iterable[str]) -> list[str]:
+def dataset_order(datasets: Iterable[str]) -> list[str]:
+    """Distinct datasets, the known ones in :data:`DATASET_LABELS` order first, then the rest sorted."""
     known = list(DATASET_LABELS)
     unique = list(dict.fromkeys(datasets))
     return sorted(unique, key=lambda d: (0, known.index(d), "") if d in known else (1, 0, d))
@@ -223,7 +228,7 @@ def select_steps(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFrame
 def _steps_used(frame: pd.DataFrame) -> dict[str, list[int]]:
     return {
         dataset: sorted(int(s) for s in frame.loc[frame["dataset"] == dataset, "steps"].unique())
-        for dataset in _dataset_order(frame["dataset"].unique())
+        for dataset in dataset_order(frame["dataset"].unique())
     }
 
 
@@ -265,52 +270,88 @@ def _normalise_rank_columns(scores: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _prepare(scores: pd.DataFrame, keep: pd.Series | None, need: str, builder: str,
-             steps: int | None) -> pd.DataFrame:
+def _prepare(scores: pd.DataFrame, keep: Callable[[pd.DataFrame], pd.Series] | None, need: str, builder: str,
+             steps: int | None, process: str | None = None, objective: str | None = None,
+             all_steps: bool = False) -> pd.DataFrame:
+    """Checks columns, keeps the rows of ``process`` and ``objective`` (None: any) that pass ``keep``,
+    then selects the sampling steps (unless ``all_steps``); ValueError naming what was looked for when
+    nothing is left."""
     _require(scores, REQUIRED_COLUMNS, builder)
     frame = _normalise_rank_columns(scores)
     if keep is not None:
-        frame = frame[keep.to_numpy()]
+        frame = frame[keep(frame).to_numpy()]
+    for column, value in (("process", process), ("objective", objective)):
+        if value is not None:
+            frame = frame[frame[column] == value]
+            need += f" with {column} {value!r}"
     if frame.empty:
-        present = sorted(scores["rank_spec"].astype(str).unique()) if "rank_spec" in scores else []
-        raise ValueError(f"{builder}: the scores hold no {need} (rank specs present: {present})")
-    return select_steps(frame, steps)
+        present = sorted(scores["rank_spec"].astype(str).unique())
+        objectives = sorted(scores["objective"].astype(str).unique())
+        raise ValueError(
+            f"{builder}: the scores hold no {need} (rank specs present: {present}; objectives: {objectives})"
+        )
+    return frame if all_steps else select_steps(frame, steps)
+
+
+def select_runs(
+    scores: pd.DataFrame,
+    schedulers: Sequence[str] | None = None,
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+    steps: int | None = None,
+    all_steps: bool = False,
+) -> pd.DataFrame:
+    """The score rows of ``schedulers`` (None: all), ``process`` and ``objective`` (None: any), at one
+    step count per dataset (see :func:`select_steps`) unless ``all_steps``.  ``order``/``rank`` are
+    blanked where the scheduler does not use them.  Raises ValueError when nothing is left."""
+    keep = None if schedulers is None else (lambda f: f["scheduler"].isin(list(schedulers)))
+    need = "scores" if schedulers is None else f"runs with rank scheduler(s) {', '.join(schedulers)}"
+    return _prepare(scores, keep, need, "select_runs", steps, process, objective, all_steps=all_steps)
+
+
+def _dataset_metric(dataset: Any, metric: str) -> str:
+    return f"{dataset_label(dataset)} {METRIC_LABELS[metric]}"
+
+
+def _steps_metric(steps: Any, metric: str) -> str:
+    count = int(steps)
+    return f"{METRIC_LABELS[metric]} ({count} step{'' if count == 1 else 's'})"
+
+
+def _metric_columns(values: Iterable[Any], metrics: Sequence[str],
+                    name: Callable[[Any, str], str] = _dataset_metric) -> list[str]:
+    return [column for value in values for metric in metrics
+            for column in (name(value, metric), name(value, metric) + STD_SUFFIX)]
 
 
 def _wide(
     frame: pd.DataFrame,
     row_keys: Sequence[str],
     column_key: str = "dataset",
-    column_label: Callable[[Any], str] = dataset_label,
+    name: Callable[[Any, str], str] = _dataset_metric,
     metrics: Sequence[str] = ("psnr", "ssim"),
-    column_order: Sequence[Any] | None = None,
-) -> pd.DataFrame:
-    """One row per ``row_keys`` group; per ``column_key`` value a mean and a std column per metric."""
+) -> tuple[pd.DataFrame, list[str]]:
+    """One row per ``row_keys`` group; per ``column_key`` value a mean and a std column per metric.
+
+    Returns the frame (``row_keys`` columns, metric columns, ``n_seeds`` = fewest seeds over the row's
+    cells, ``source`` = this run) and the ordered list of metric columns.
+    """
     summary = summarize(frame, [column_key, *row_keys])
-    if column_order is None:
-        column_order = (_dataset_order(summary[column_key].unique()) if column_key == "dataset"
-                        else sorted(summary[column_key].unique()))
-    metric_columns = [
-        name for value in column_order for metric in metrics
-        for name in (_metric_column(column_label(value), metric),
-                     _metric_column(column_label(value), metric) + STD_SUFFIX)
-    ]
+    values = (dataset_order(summary[column_key].unique()) if column_key == "dataset"
+              else sorted(summary[column_key].unique()))
+    metric_columns = _metric_columns(values, metrics, name)
     rows: dict[tuple[Hashable, ...], dict[str, Any]] = {}
     for record in summary.to_dict("records"):
         key = tuple(_clean(record[k]) for k in row_keys)
         row = rows.setdefault(key, {**dict(zip(row_keys, key)), "n_seeds": int(record["n_seeds"])})
         row["n_seeds"] = min(row["n_seeds"], int(record["n_seeds"]))
         for metric in metrics:
-            name = _metric_column(column_label(record[column_key]), metric)
-            row[name] = record[f"{metric}_mean"]
-            row[name + STD_SUFFIX] = record[f"{metric}_std"]
+            column = name(record[column_key], metric)
+            row[column] = record[f"{metric}_mean"]
+            row[column + STD_SUFFIX] = record[f"{metric}_std"]
     wide = pd.DataFrame(list(rows.values()), columns=[*row_keys, *metric_columns, "n_seeds"])
     wide["source"] = THIS_RUN
-    return wide
-
-
-def _metric_column(prefix: str, metric: str) -> str:
-    return f"{prefix} {METRIC_LABELS[metric]}"
+    return wide, metric_columns
 
 
 def _reported_wide(
@@ -329,35 +370,30 @@ def _reported_wide(
         for metric in metrics:
             value = _clean(record[metric])
             if value is not None:
-                row[_metric_column(dataset_label(record["dataset"]), metric)] = value
+                row[_dataset_metric(record["dataset"], metric)] = value
     return pd.DataFrame(list(rows.values()))
 
 
 def _finish(
     parts: Sequence[pd.DataFrame],
     label_columns: Sequence[str],
+    metric_columns: Sequence[str],
     sort_key: Callable[[pd.Series], tuple[Any, ...]],
     caption: str,
     steps: dict[str, list[int]],
-    integer_columns: Sequence[str] = ("order", "rank"),
+    integer_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Concatenates our and reported rows, sorts them, orders the columns and attaches the caption."""
+    """Stacks our and reported rows, sorts them with ``sort_key``, keeps ``label_columns``, ``source``,
+    ``metric_columns`` and ``n_seeds`` (in that order) and attaches the caption and steps as attrs."""
     parts = [part for part in parts if not part.empty]
     table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
     order = sorted(range(len(table)), key=lambda i: sort_key(table.iloc[i]))
     table = table.iloc[order].reset_index(drop=True)
-    metric_columns = [c for c in parts[0].columns if c not in (*label_columns, "source", "n_seeds")]
-    extra_metrics = [c for part in parts[1:] for c in part.columns
-                     if c not in (*label_columns, "source", "n_seeds", *metric_columns)]
-    for column in dict.fromkeys(extra_metrics):
-        metric_columns.append(column)
-        if not column.endswith(STD_SUFFIX):
-            metric_columns.append(column + STD_SUFFIX)
-    columns = [*label_columns, "source", *dict.fromkeys(metric_columns), "n_seeds"]
-    table = table.reindex(columns=columns)
+    table = table.reindex(columns=[*label_columns, "source", *metric_columns, "n_seeds"])
     for column in (*integer_columns, "n_seeds"):
-        if column in table.columns:
-            table[column] = table[column].astype("Int64")
+        table[column] = table[column].astype("Int64")
+    for column in metric_columns:
+        table[column] = table[column].astype("float64")
     table.attrs["caption"] = caption
     table.attrs["steps"] = steps
     return table
@@ -381,9 +417,16 @@ def _position(value: Any, ordering: Sequence[Any]) -> int:
     return list(ordering).index(value) if value in ordering else len(ordering)
 
 
-def _spec_sort_key(scheduler: Any, rank: Any, order: Any) -> tuple[Any, ...]:
+def _spec_sort_key(row: pd.Series) -> tuple[Any, ...]:
+    """Orders rank specs as full, fixed (by rank), lin_*, poly_* (by order); unknown keys last."""
+    scheduler = _clean(row.get("scheduler"))
     return (_position(scheduler, SCHEDULER_ORDER), _text_or_empty(scheduler),
-            _number_or(rank, math.inf), _number_or(order, math.inf))
+            _number_or(row.get("rank"), math.inf), _number_or(row.get("order"), math.inf),
+            _text_or_empty(row.get("rank_spec")))
+
+
+def _optional_sort_key(row: pd.Series, optional: Sequence[str]) -> tuple[str, ...]:
+    return tuple(_text_or_empty(row.get(key)) for key in optional)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -391,184 +434,191 @@ def _spec_sort_key(scheduler: Any, rank: Any, order: Any) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------------------------------
 
 
-def schedulers_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True) -> pd.DataFrame:
+def schedulers_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
+                     process: str | None = DEFAULT_PROCESS,
+                     objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
     """LRDM Tab. 3: one row per time-varying rank scheduler (with its order), PSNR/SSIM per dataset.
 
-    Reported rows (``LRDM Tab. 3``, poly rows at p=3) are added for the datasets present in ``scores``
-    when ``include_reported``.  Raises ValueError when no run uses a time-varying scheduler.
+    Only runs of ``process`` and ``objective`` are used (None: any; rows are then split by them).
+
+    Reported rows (``LRDM Tab. 3``; its poly rows use p=3) are added for the datasets present in
+    ``scores`` when ``include_reported``.  Raises ValueError when no run uses a time-varying scheduler.
     """
-    frame = _prepare(scores, scores["scheduler"].isin(DYNAMIC_SCHEDULERS),
+    frame = _prepare(scores, lambda f: f["scheduler"].isin(DYNAMIC_SCHEDULERS),
                      f"runs with a time-varying rank scheduler ({', '.join(DYNAMIC_SCHEDULERS)})",
-                     "schedulers_table", steps)
+                     "schedulers_table", steps, process, objective)
     optional = _varying(frame)
     row_keys = ["scheduler", "order", *optional]
-    ours = _wide(frame, row_keys)
+    ours, metric_columns = _wide(frame, row_keys)
     parts = [ours]
     if include_reported:
         parts.append(_reported_wide(LRDM_TAB3, frame["dataset"].unique(),
                                     lambda r: {"scheduler": r["scheduler"], "order": r["order"]}))
     used = _steps_used(frame)
-    caption = ("Rank schedulers (LRDM Tab. 3). " + _steps_text(used) + " " + _AVERAGING_TEXT)
+    caption = "Rank schedulers (LRDM Tab. 3). " + _steps_text(used) + " " + _AVERAGING_TEXT
     return _finish(
-        parts, row_keys,
+        parts, row_keys, metric_columns,
         lambda r: (_position(r["scheduler"], DYNAMIC_SCHEDULERS), _number_or(r["order"], 0), _source_rank(r),
-                   *(_text_or_empty(r[k]) for k in optional)),
-        caption, used,
+                   *_optional_sort_key(r, optional)),
+        caption, used, integer_columns=("order",),
     )
 
 
-def orders_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True) -> pd.DataFrame:
+def orders_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
+                 process: str | None = DEFAULT_PROCESS, objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
     """LRDM Tab. 4: rows poly_decrease / poly_increase × polynomial order p, PSNR/SSIM per dataset.
+
+    Only runs of ``process`` and ``objective`` are used (None: any; rows are then split by them).
 
     Raises ValueError when no run uses a polynomial scheduler.
     """
-    frame = _prepare(scores, scores["scheduler"].isin(POLY_SCHEDULERS),
-                     "runs with a polynomial rank scheduler (poly_decrease, poly_increase)", "orders_table", steps)
+    frame = _prepare(scores, lambda f: f["scheduler"].isin(POLY_SCHEDULERS),
+                     "runs with a polynomial rank scheduler (poly_decrease, poly_increase)", "orders_table", steps,
+                     process, objective)
     optional = _varying(frame)
     row_keys = ["scheduler", "order", *optional]
-    parts = [_wide(frame, row_keys)]
+    ours, metric_columns = _wide(frame, row_keys)
+    parts = [ours]
     if include_reported:
         parts.append(_reported_wide(LRDM_TAB4, frame["dataset"].unique(),
                                     lambda r: {"scheduler": r["scheduler"], "order": r["order"]}))
     used = _steps_used(frame)
     caption = "Polynomial scheduler orders (LRDM Tab. 4). " + _steps_text(used) + " " + _AVERAGING_TEXT
     return _finish(
-        parts, row_keys,
+        parts, row_keys, metric_columns,
         lambda r: (_position(r["scheduler"], POLY_SCHEDULERS), _number_or(r["order"], 0), _source_rank(r),
-                   *(_text_or_empty(r[k]) for k in optional)),
-        caption, used,
+                   *_optional_sort_key(r, optional)),
+        caption, used, integer_columns=("order",),
     )
 
 
-def rank_sweep_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFrame:
-    """LRDM Fig. 6 data: rows = fixed rank (ascending), then ``full`` and the degraded input; PSNR/SSIM
-    per dataset.  The input row holds ``input_psnr``/``input_ssim`` (no std).
+def rank_sweep_table(scores: pd.DataFrame, steps: int | None = None, process: str | None = DEFAULT_PROCESS,
+                     objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+    """LRDM Fig. 6 data: rows = fixed ranks (ascending), then ``full`` (no projection) and
+    ``input (degraded)`` (scores of the degraded input, no std); PSNR/SSIM per dataset.  The ``rank``
+    column holds ints and those two labels.  Only runs of ``process`` and ``objective`` are used (None:
+    any; rows are then split by them).
 
     Raises ValueError when there is neither a fixed-rank nor a full-rank run.
     """
-    frame = _prepare(scores, scores["scheduler"].isin(["fixed", "full"]), "fixed-rank or full-rank runs",
-                     "rank_sweep_table", steps)
+    frame = _prepare(scores, lambda f: f["scheduler"].isin(["fixed", "full"]), "fixed-rank or full-rank runs",
+                     "rank_sweep_table", steps, process, objective)
     optional = _varying(frame)
-    row_keys = ["scheduler", "rank", *optional]
-    ours = _wide(frame, row_keys)
-    ours.insert(0, "rank_label", [
-        FULL_RANK_ROW if scheduler == "full" else int(rank)
-        for scheduler, rank in zip(ours["scheduler"], ours["rank"])
-    ])
-    summary = summarize(frame, ["dataset"])
-    input_row: dict[str, Any] = {"rank_label": INPUT_ROW, "scheduler": None, "rank": None, "source": THIS_RUN}
-    for record in summary.to_dict("records"):
-        label = dataset_label(record["dataset"])
-        input_row[_metric_column(label, "psnr")] = record["input_psnr_mean"]
-        input_row[_metric_column(label, "ssim")] = record["input_ssim_mean"]
-    table = pd.concat([ours, pd.DataFrame([input_row])], ignore_index=True)
+    ours, metric_columns = _wide(frame, ["scheduler", "rank", *optional])
+    ours["rank_label"] = [FULL_RANK_ROW if scheduler == "full" else int(rank)
+                          for scheduler, rank in zip(ours["scheduler"], ours["rank"])]
+    input_row: dict[str, Any] = {"rank_label": INPUT_ROW, "source": THIS_RUN}
+    for record in summarize(frame, ["dataset"]).to_dict("records"):
+        input_row[_dataset_metric(record["dataset"], "psnr")] = record["input_psnr_mean"]
+        input_row[_dataset_metric(record["dataset"], "ssim")] = record["input_ssim_mean"]
     used = _steps_used(frame)
     caption = ("PSNR/SSIM versus fixed rank (LRDM Fig. 6 data); 'full' is the run without projection, "
                "'input (degraded)' scores the degraded input. " + _steps_text(used) + " " + _AVERAGING_TEXT)
-    result = _finish(
-        [table], ["rank_label", *optional],
-        lambda r: (2 if r["rank_label"] == INPUT_ROW else 1 if r["rank_label"] == FULL_RANK_ROW else 0,
-                   _number_or(r["rank"], 0), *(_text_or_empty(r[k]) for k in optional)),
-        caption, used, integer_columns=(),
-    )
-    return result.rename(columns={"rank_label": "rank"})
+
+    def sort_key(row: pd.Series) -> tuple[Any, ...]:
+        label = row["rank_label"]
+        group = 2 if label == INPUT_ROW else 1 if label == FULL_RANK_ROW else 0
+        return (group, _number_or(row.get("rank"), 0), *_optional_sort_key(row, optional))
+
+    table = _finish([ours, pd.DataFrame([input_row])], ["rank_label", *optional], metric_columns, sort_key,
+                    caption, used)
+    renamed = table.rename(columns={"rank_label": "rank"})
+    renamed.attrs.update(table.attrs)
+    return renamed
 
 
-def steps_table(scores: pd.DataFrame, metrics: Sequence[str] = ("psnr",)) -> pd.DataFrame:
-    """LRDM Fig. 8 data: rows = (dataset, rank_spec), columns = ``"PSNR (S steps)"`` per evaluated S.
+def steps_table(scores: pd.DataFrame, metrics: Sequence[str] = ("psnr",), process: str | None = DEFAULT_PROCESS,
+                objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+    """LRDM Fig. 8 data: rows = (dataset, rank_spec), columns ``"PSNR (S steps)"`` for every evaluated S.
 
-    ``metrics`` may add ``"ssim"``.  Raises ValueError on an empty frame.
+    ``metrics`` may add ``"ssim"``.  Only runs of ``process`` and ``objective`` are used (None: any; rows
+    are then split by them).  Raises ValueError when no row is left or on an unknown metric.
     """
-    _require(scores, REQUIRED_COLUMNS, "steps_table")
-    if scores.empty:
-        raise ValueError("steps_table: the scores hold no rows")
     unknown = [m for m in metrics if m not in METRIC_LABELS]
-    if unknown:
-        raise ValueError(f"steps_table: unknown metric(s) {unknown}; choose from {list(METRIC_LABELS)}")
-    frame = _normalise_rank_columns(scores)
+    if unknown or not metrics:
+        raise ValueError(f"steps_table: metrics must be among {list(METRIC_LABELS)}, got {list(metrics)}")
+    frame = _prepare(scores, None, "scores", "steps_table", None, process, objective, all_steps=True)
     optional = _varying(frame)
     row_keys = ["dataset", "rank_spec", "scheduler", "rank", "order", *optional]
-    step_counts = sorted(int(s) for s in frame["steps"].unique())
-    ours = _wide(frame, row_keys, column_key="steps",
-                 column_label=lambda s: "" if False else f"({int(s)} step{'s' if int(s) != 1 else ''})",
-                 metrics=metrics, column_order=step_counts)
-    # Put the metric name first: "PSNR (5 steps)" reads better than "(5 steps) PSNR".
-    renamed = {}
-    for column in ours.columns:
-        for label in METRIC_LABELS.values():
-            suffix = f" {label}"
-            if column.startswith("(") and (column.endswith(suffix) or column.endswith(suffix + STD_SUFFIX)):
-                steps_part, _, rest = column.partition(") ")
-                renamed[column] = f"{rest.replace(STD_SUFFIX, '')} {steps_part})" + (
-                    STD_SUFFIX if column.endswith(STD_SUFFIX) else "")
-    ours = ours.rename(columns=renamed)
+    ours, metric_columns = _wide(frame, row_keys, column_key="steps", name=_steps_metric, metrics=metrics)
+    datasets = dataset_order(frame["dataset"].unique())
     ours["dataset"] = [dataset_label(d) for d in ours["dataset"]]
-    dataset_rank = {dataset_label(d): i for i, d in enumerate(_dataset_order(frame["dataset"].unique()))}
-    caption = ("Restoration quality versus sampling steps (LRDM Fig. 8 data). " + _AVERAGING_TEXT)
-    table = _finish(
-        [ours], ["dataset", "rank_spec", *optional],
-        lambda r: (dataset_rank[r["dataset"]], *_spec_sort_key(r["scheduler"], r["rank"], r["order"]),
-                   *(_text_or_empty(r[k]) for k in optional)),
-        caption, {d: step_counts for d in _dataset_order(frame["dataset"].unique())}, integer_columns=(),
+    dataset_rank = {dataset_label(d): i for i, d in enumerate(datasets)}
+    step_counts = sorted(int(s) for s in frame["steps"].unique())
+    caption = "Restoration quality versus sampling steps (LRDM Fig. 8 data). " + _AVERAGING_TEXT
+    return _finish(
+        [ours], ["dataset", "rank_spec", *optional], metric_columns,
+        lambda r: (dataset_rank[r["dataset"]], *_spec_sort_key(r), *_optional_sort_key(r, optional)),
+        caption, {d: step_counts for d in datasets},
     )
-    return table
 
 
-def feasibility_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True) -> pd.DataFrame:
-    """LRDM Tab. 5: rows RDDM, RDDM + Low-Rank, ResShift, ResShift + Low-Rank, PSNR/SSIM per dataset.
+def feasibility_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
+                      rddm_objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+    """LRDM Tab. 5: rows RDDM, RDDM + Low-Rank, ResShift, ResShift + Low-Rank (process × whether
+    ``rank_spec`` is ``full``), PSNR/SSIM per dataset.
 
-    A row is (process, rank_spec); ``rank_spec`` is a column, so several low-rank specs of one process
-    appear as separate rows.  Raises ValueError when no rddm or resshift run is present.
+    ``rank_spec`` is a column, so several low-rank specs of one process appear as separate rows.
+    RDDM runs are restricted to ``rddm_objective`` (None: any; rows are then split by objective).
+    Raises ValueError when no rddm or resshift run is present.
     """
     processes = sorted({process for process, _ in FEASIBILITY_LABELS})
-    frame = _prepare(scores, scores["process"].isin(processes), "rddm or resshift runs", "feasibility_table",
-                     steps)
-    optional = [key for key in _varying(frame) if key != "process"]
-    row_keys = ["process", "rank_spec", "scheduler", "rank", "order", *optional]
-    ours = _wide(frame, row_keys)
-    ours.insert(0, "model", [FEASIBILITY_LABELS[(p, spec != "full")] for p, spec in zip(ours["process"], ours["rank_spec"])])
+
+    def keep(frame: pd.DataFrame) -> pd.Series:
+        rddm_ok = (frame["process"] == "rddm") & (
+            True if rddm_objective is None else frame["objective"] == rddm_objective)
+        return frame["process"].isin(processes) & (rddm_ok | (frame["process"] != "rddm"))
+
+    frame = _prepare(scores, keep, "rddm or resshift runs", "feasibility_table", steps)
+    optional = [key for key in _varying(frame, ("eta",))]
+    if rddm_objective is None and frame.loc[frame["process"] == "rddm", "objective"].nunique() > 1:
+        optional.insert(0, "objective")
+    ours, metric_columns = _wide(frame, ["process", "rank_spec", "scheduler", "rank", "order", *optional])
+    ours["model"] = [FEASIBILITY_LABELS[(p, spec != "full")] for p, spec in zip(ours["process"], ours["rank_spec"])]
     parts = [ours]
     if include_reported:
-        parts.append(_reported_wide(
-            LRDM_TAB5, frame["dataset"].unique(),
-            lambda r: {"model": r["method"], "process": r["process"], "low_rank": bool(r["low_rank"])},
-        ))
+        parts.append(_reported_wide(LRDM_TAB5, frame["dataset"].unique(), lambda r: {"model": r["method"]}))
     labels = list(FEASIBILITY_LABELS.values())
     used = _steps_used(frame)
     caption = ("Low-rank feasibility across processes (LRDM Tab. 5). " + _steps_text(used) + " "
                + _AVERAGING_TEXT)
     return _finish(
-        parts, ["model", "rank_spec", *optional],
-        lambda r: (_position(r["model"], labels), _source_rank(r),
-                   *_spec_sort_key(r.get("scheduler"), r.get("rank"), r.get("order")),
-                   *(_text_or_empty(r[k]) for k in optional)),
-        caption, used, integer_columns=(),
+        parts, ["model", "rank_spec", *optional], metric_columns,
+        lambda r: (_position(r["model"], labels), _source_rank(r), *_spec_sort_key(r),
+                   *_optional_sort_key(r, optional)),
+        caption, used,
     )
 
 
-def sampling_methods_table(scores: pd.DataFrame, steps: int | None = None,
-                           include_reported: bool = True) -> pd.DataFrame:
-    """RDDM Tab. 1: rows SM-Res (pred_res), SM-N (pred_noise), SM-Res-N (pred_res_noise), PSNR/SSIM per
-    dataset, with a ``note`` column on how the missing term is obtained.
+def sampling_methods_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
+                           process: str | None = DEFAULT_PROCESS,
+                           rank_specs: Sequence[str] | None = None) -> pd.DataFrame:
+    """RDDM Tab. 1: rows SM-Res (pred_res), SM-N (pred_noise), SM-Res-N (pred_res_noise) per rank_spec,
+    PSNR/SSIM per dataset, and a ``note`` column saying how the term that is not predicted is obtained.
 
     SM-Res and SM-N convert one prediction into the other with RDDM Eq. 16, which assumes the full
-    residual was injected; under a low-rank forward process that conversion is only approximate.
-    Raises ValueError when no run has one of the three objectives.
+    residual was injected; under a low-rank forward process that conversion is only approximate (the
+    note and the caption say so).  Reported RDDM Tab. 1 rows (full-rank RDDM) are added for the datasets
+    present when ``include_reported``.  Only runs of ``process`` are used (None: any), and only the
+    ``rank_specs`` given; by default the rank specs trained with the most distinct objectives (so a rank
+    spec trained with SM-Res-N alone for other experiments does not crowd the comparison).  Raises
+    ValueError when no run has one of the three objectives.
     """
-    frame = _prepare(scores, scores["objective"].isin(list(OBJECTIVE_LABELS)),
-                     f"runs with objective {', '.join(OBJECTIVE_LABELS)}", "sampling_methods_table", steps)
+    frame = _prepare(scores, lambda f: f["objective"].isin(list(OBJECTIVE_LABELS)),
+                     f"runs with objective {', '.join(OBJECTIVE_LABELS)}", "sampling_methods_table", steps,
+                     process)
+    if rank_specs is None:
+        objectives_per_spec = frame.groupby("rank_spec")["objective"].nunique()
+        rank_specs = list(objectives_per_spec.index[objectives_per_spec == objectives_per_spec.max()])
+    frame = frame[frame["rank_spec"].isin(list(rank_specs))]
+    if frame.empty:
+        raise ValueError(f"sampling_methods_table: no runs with rank spec(s) {list(rank_specs)}")
     optional = _varying(frame, ("process", "eta"))
-    row_keys = ["objective", "rank_spec", "scheduler", "rank", "order", *optional]
-    ours = _wide(frame, row_keys)
-    ours.insert(0, "sampling method", [OBJECTIVE_LABELS[o] for o in ours["objective"]])
+    ours, metric_columns = _wide(frame, ["objective", "rank_spec", "scheduler", "rank", "order", *optional])
     parts = [ours]
     if include_reported:
-        parts.append(_reported_wide(
-            RDDM_TAB1, frame["dataset"].unique(),
-            lambda r: {"sampling method": r["method"], "objective": r["objective"], "rank_spec": "full (RDDM)"},
-        ))
-    table_parts = [part.assign(note=[OBJECTIVE_NOTES[o] for o in part["objective"]]) for part in parts
-                   if not part.empty]
+        parts.append(_reported_wide(RDDM_TAB1, frame["dataset"].unique(),
+                                    lambda r: {"objective": r["objective"], "rank_spec": "full"}))
     used = _steps_used(frame)
     caption = ("Sampling methods (RDDM Tab. 1). SM-Res and SM-N obtain the term they do not predict through "
                "RDDM Eq. 16, which assumes the full residual was injected: under a low-rank forward process "
@@ -576,32 +626,25 @@ def sampling_methods_table(scores: pd.DataFrame, steps: int | None = None,
                + _AVERAGING_TEXT)
     objectives = list(OBJECTIVE_LABELS)
     table = _finish(
-        table_parts, ["sampling method", "rank_spec", *optional],
-        lambda r: (_position(r["objective"], objectives), _source_rank(r),
-                   *_spec_sort_key(r.get("scheduler"), r.get("rank"), r.get("order")),
-                   *(_text_or_empty(r[k]) for k in optional)),
-        caption, used, integer_columns=(),
+        parts, ["objective", "rank_spec", *optional], metric_columns,
+        lambda r: (_position(r["objective"], objectives), _source_rank(r), *_spec_sort_key(r),
+                   *_optional_sort_key(r, optional)),
+        caption, used,
     )
-    notes = table.pop("note") if "note" in table.columns else None
-    if notes is None:
-        table["note"] = [OBJECTIVE_NOTES[OBJECTIVE_LABELS_INV[label]] for label in table["sampling method"]]
-    else:
-        table["note"] = notes
+    table.insert(0, "sampling method", [OBJECTIVE_LABELS[o] for o in table["objective"]])
+    table["note"] = [OBJECTIVE_NOTES[o] for o in table["objective"]]
     return table
-
-
-#: Objective by its RDDM row name.
-OBJECTIVE_LABELS_INV = {label: objective for objective, label in OBJECTIVE_LABELS.items()}
 
 
 def method_label(process: str, rank_spec: str, objective: str | None = None, eta: float | None = None) -> str:
     """Row name of one of our runs, e.g. ``"LRDM (ours, poly_decrease-p3)"`` or ``"RDDM (ours, full)"``.
 
-    The objective is named only when it differs from :data:`DEFAULT_OBJECTIVE`, ``eta`` only when given.
+    The objective is named only when it is not the process's usual one
+    (:data:`PROCESS_DEFAULT_OBJECTIVES`), ``eta`` only when given.
     """
     base = METHOD_LABELS.get((process, rank_spec != "full"), process)
     details = ["ours", rank_spec]
-    if objective is not None and objective != DEFAULT_OBJECTIVE:
+    if objective is not None and objective != PROCESS_DEFAULT_OBJECTIVES.get(process, DEFAULT_OBJECTIVE):
         details.append(OBJECTIVE_LABELS.get(objective, objective))
     if eta is not None:
         details.append(f"η={eta:g}")
@@ -609,67 +652,51 @@ def method_label(process: str, rank_spec: str, objective: str | None = None, eta
 
 
 def main_table(scores: pd.DataFrame, datasets: Sequence[str] | None = None, steps: int | None = None,
-               reported_tables: Sequence[str] = MAIN_REPORTED_TABLES) -> pd.DataFrame:
-    """LRDM Tab. 1/2 layout: the paper's reported rows (paper order) and our rows (one per process,
-    objective and rank_spec evaluated), with a ``method`` and a ``source`` column, PSNR/SSIM per dataset.
+               reported_tables: Sequence[str] = MAIN_REPORTED_TABLES, process: str | None = DEFAULT_PROCESS,
+               objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+    """LRDM Tab. 1/2 layout: the paper's reported rows (in the paper's order) followed by our rows (one
+    per process, objective and rank_spec evaluated), with ``method`` and ``source`` columns and
+    PSNR/SSIM per dataset.
 
     ``datasets`` (None: every dataset in ``scores``) selects the columns; a dataset the paper does not
-    report just has our rows.  Raises ValueError when ``scores`` holds none of ``datasets``.
+    report just has our rows, a requested dataset we did not evaluate only reported ones.  A method
+    reported for several datasets (even from different tables) is one row.  Only runs of ``process`` and
+    ``objective`` are used (None: any; labels then name them).  Raises ValueError when ``scores`` holds
+    none of ``datasets``.
     """
     _require(scores, REQUIRED_COLUMNS, "main_table")
-    wanted = list(dict.fromkeys(datasets)) if datasets is not None else list(scores["dataset"].unique())
-    keep = scores["dataset"].isin(wanted)
-    present = sorted(scores["dataset"].astype(str).unique())
-    if not keep.any():
-        raise ValueError(f"main_table: no scores for dataset(s) {wanted}; datasets present: {present}")
-    frame = _prepare(scores, keep, f"scores for {wanted}", "main_table", steps)
+    wanted = (dataset_order(datasets) if datasets is not None
+              else dataset_order(scores["dataset"].astype(str).unique()))
+    frame = _prepare(scores, lambda f: f["dataset"].isin(wanted), f"rows for dataset(s) {wanted}",
+                     "main_table", steps, process, objective)
     optional = _varying(frame, ("eta",))
-    row_keys = ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional]
-    ours = _wide(frame, row_keys)
-    ours.insert(0, "method", [
-        method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if "eta" in optional else None)
+    ours, _ = _wide(frame, ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional])
+    ours["method"] = [
+        method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if optional else None)
         for r in ours.to_dict("records")
-    ])
-    parts = [ours]
+    ]
+    reported_parts = [_reported_wide(name, wanted, lambda r: {"method": r["method"]}) for name in reported_tables]
+    reported_parts = [part for part in reported_parts if not part.empty]
     paper_order: dict[str, int] = {}
-    for table_name in reported_tables:
-        reported = _reported_wide(table_name, wanted, lambda r: {"method": r["method"]})
-        if not reported.empty:
-            parts.append(reported)
-        for method in reported_frame(table_name)["method"]:
+    for name in reported_tables:
+        for method in reported_frame(name)["method"]:
             paper_order.setdefault(method, len(paper_order))
-    # merge reported rows of the same method coming from several tables into one row
-    if len(parts) > 2:
-        merged = pd.concat(parts[1:], ignore_index=True).groupby("method", sort=False).first().reset_index()
-        parts = [ours, merged]
+    parts = [ours]
+    if reported_parts:
+        parts.append(pd.concat(reported_parts, ignore_index=True).groupby("method", sort=False).first().reset_index())
     used = _steps_used(frame)
-    caption = ("Comparison with the paper's reported numbers (LRDM Tab. 1/2 layout); rows marked "
+    caption = ("Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
                f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here. "
                + _steps_text(used) + " " + _AVERAGING_TEXT)
-    ours_rank = {
-        (r["method"]): i for i, r in enumerate(ours.assign(
-            _key=[(0 if p == "rddm" and s != "full" else 1, *_spec_sort_key(sc, rk, od))
-                  for p, s, sc, rk, od in zip(ours["process"], ours["rank_spec"], ours["scheduler"],
-                                              ours["rank"], ours["order"])]
-        ).sort_values("_key", kind="stable").to_dict("records"))
-    }
-    table = _finish(
-        parts, ["method"],
-        lambda r: ((1, ours_rank.get(r["method"], 0)) if r["source"] == THIS_RUN
-                   else (0, paper_order.get(r["method"], len(paper_order)))),
-        caption, used, integer_columns=(),
-    )
-    wanted_labels = [dataset_label(d) for d in _dataset_order(wanted)]
-    metric_columns = [
-        name for label in wanted_labels for metric in METRIC_LABELS
-        for name in (_metric_column(label, metric), _metric_column(label, metric) + STD_SUFFIX)
-    ]
-    return table.reindex(columns=["method", "source", *metric_columns, "n_seeds"]).pipe(_keep_attrs, table)
 
+    def sort_key(row: pd.Series) -> tuple[Any, ...]:
+        if row["source"] != THIS_RUN:
+            return (0, paper_order.get(row["method"], len(paper_order)))
+        full = row["rank_spec"] == "full"
+        return (1, _text_or_empty(row["process"]) != "rddm", full, *_spec_sort_key(row),
+                _text_or_empty(row["objective"]), *_optional_sort_key(row, optional))
 
-def _keep_attrs(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
-    new.attrs.update(old.attrs)
-    return new
+    return _finish(parts, ["method"], _metric_columns(wanted, METRIC_LABELS), sort_key, caption, used)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -775,16 +802,20 @@ def to_latex(frame: pd.DataFrame, caption: str, label: str | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
+def temporary_sibling(path: Path) -> Path:
+    """A unique hidden temporary name next to ``path`` (same folder, so a rename is atomic).  Unlike
+    ``mkstemp`` it leaves the file's permissions to the umask."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = temporary_sibling(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        temporary.write_text(text, encoding="utf-8", newline="")
         os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -798,3 +829,29 @@ def write_table(frame: pd.DataFrame, out_stem: str | os.PathLike[str], caption: 
     _write_atomic(md_path, f"**{caption}**\n\n" + to_markdown(frame))
     _write_atomic(tex_path, to_latex(frame, caption, label=f"tab:{stem.name}"))
     return [csv_path, md_path, tex_path]
+
+
+# --------------------------------------------------------------------------------------------------
+# Workflow entry point
+# --------------------------------------------------------------------------------------------------
+
+#: Builder of each scored workflow target (``config["targets"][name]`` names the target).
+TABLE_BUILDERS: dict[str, Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFrame]] = {
+    "rank_sweep": lambda scores, spec: rank_sweep_table(scores),
+    "schedulers": lambda scores, spec: schedulers_table(scores),
+    "orders": lambda scores, spec: orders_table(scores),
+    "steps": lambda scores, spec: steps_table(scores),
+    "feasibility": lambda scores, spec: feasibility_table(scores),
+    "main_table": lambda scores, spec: main_table(scores, spec.get("datasets")),
+    "sampling_methods": lambda scores, spec: sampling_methods_table(
+        scores, rank_specs=[spec["spec"]] if spec.get("spec") else None),
+}
+
+
+def build_target_table(name: str, scores: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, str]:
+    """The display frame and caption of workflow target ``name`` from its scores (``spec``: the target's
+    config section, e.g. ``datasets`` for ``main_table``, ``spec`` for ``sampling_methods``)."""
+    if name not in TABLE_BUILDERS:
+        raise ValueError(f"no table for target {name!r}; tables: {', '.join(TABLE_BUILDERS)}")
+    frame = TABLE_BUILDERS[name](scores, spec or {})
+    return frame, frame.attrs["caption"]

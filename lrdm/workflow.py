@@ -21,6 +21,8 @@ TARGETS = (
 """One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2, RDDM Tab. 1."""
 
 SCORE_TARGETS = ("rank_sweep", "schedulers", "orders", "steps", "feasibility", "main_table", "sampling_methods")
+RUN_KEYS = ("index", "process", "objective", "rank_spec", "seed", "max_rank", "extra")
+"""TrainConfig keys that every run sets itself (from its wildcards and the top-level config)."""
 DEFAULT_PROCESS = "rddm"
 DEFAULT_OBJECTIVE = PROCESS_OBJECTIVES[DEFAULT_PROCESS][0]
 
@@ -117,6 +119,16 @@ def check_config(config: dict[str, Any]) -> None:
     """Checks what the JSON schema cannot: rank specs parse, targets name configured datasets, the
     resolved run configs are valid.  Raises ``ValueError`` naming the config key."""
     datasets = config["datasets"]
+    overrides = [("train", config.get("train", {}))]
+    overrides += [(f"datasets.{name}.train", d.get("train", {})) for name, d in datasets.items()]
+    overrides += [(f"processes.{name}", p) for name, p in config.get("processes", {}).items()]
+    for where, values in overrides:
+        for key in RUN_KEYS:
+            if key in values:
+                raise ValueError(
+                    f"config key {where}.{key} cannot be set there: each run takes it from its target "
+                    f"(rank specs, objectives, seeds) or from the top-level config"
+                )
     for target in enabled_targets(config):
         spec = config["targets"][target]
         for name in spec.get("datasets", []):

@@ -1,0 +1,278 @@
+"""Figures of the LRDM paper (PNG + PDF), drawn with matplotlib's Agg backend.
+
+Each figure has a ``build_*`` function returning the :class:`~matplotlib.figure.Figure` (so tests and
+notebooks can inspect it) and a ``plot_*`` function that builds it and writes ``out_stem.png`` (150 dpi)
+and ``out_stem.pdf`` with :func:`save_figure`, returning both paths.  Figures are created without pyplot
+(plain :class:`~matplotlib.figure.Figure` objects, rendered by the Agg canvas for PNG and the PDF backend),
+so importing this module neither changes the session's backend nor opens windows.
+
+* Fig. 4 — rank schedules ``k(t)`` (:func:`plot_rank_schedules`), from :func:`lrdm.lowrank.rank_schedule`.
+* Fig. 6 — PSNR/SSIM versus fixed rank with the full-rank and degraded-input levels (:func:`plot_rank_sweep`).
+* Fig. 7 — restorations at several ranks side by side with their PSNR (:func:`plot_rank_grid`).
+* Fig. 8 — PSNR versus sampling steps, one line per rank spec (:func:`plot_steps`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .lowrank import rank_schedule
+from .tables import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PROCESS,
+    METRIC_LABELS,
+    SCHEDULER_ORDER,
+    dataset_label,
+    dataset_order,
+    select_runs,
+    summarize,
+    temporary_sibling,
+)
+
+#: Resolution of the PNG files.
+FIGURE_DPI = 150
+#: Size of one subplot panel, inches (width, height).
+PANEL_SIZE = (4.2, 3.0)
+#: Size of one image panel of :func:`build_rank_grid`, and room for its two-line title, inches.
+IMAGE_PANEL_INCHES = 2.4
+TITLE_INCHES = 0.6
+#: Extra width for the figure legend of :func:`build_steps`, inches.
+LEGEND_INCHES = 1.6
+#: Schedulers of Fig. 4 (a); the polynomial ones use :data:`FIG4_ORDER`.
+FIG4_SCHEDULERS = ("lin_increase", "lin_decrease", "poly_increase", "poly_decrease")
+FIG4_ORDER = 3
+#: Polynomial orders of Fig. 4 (b) in the paper.
+PAPER_ORDERS = (1, 2, 3, 4, 5)
+#: Axis labels per metric.
+METRIC_AXIS_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
+FULL_RANK_LABEL = "full rank (w.o. LR)"
+INPUT_LABEL = "degraded input"
+#: Marker size and error-bar cap size of the measured points.
+MARKER_SIZE = 4
+CAP_SIZE = 3
+
+
+def new_figure(**kwargs: object) -> Figure:
+    """A pyplot-free figure with constrained layout on an Agg canvas (``kwargs`` go to ``Figure``)."""
+    fig = Figure(layout="constrained", **kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, out_stem: str | os.PathLike[str]) -> list[Path]:
+    """Writes ``out_stem.png`` (:data:`FIGURE_DPI`) and ``out_stem.pdf`` atomically (temporary file in the
+    same folder, then rename), closes ``fig`` (also on error; a no-op for figures pyplot does not manage)
+    and returns both paths."""
+    stem = Path(out_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+    try:
+        for path in paths:
+            temporary = temporary_sibling(path)
+            try:
+                fig.savefig(temporary, format=path.suffix[1:], dpi=FIGURE_DPI, bbox_inches="tight")
+                os.replace(temporary, path)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+    finally:
+        plt.close(fig)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig. 4: rank schedules
+# --------------------------------------------------------------------------------------------------
+
+
+def _schedule_curve(kind: str, T: int, max_rank: int, order: int) -> np.ndarray:
+    t = torch.arange(T)
+    return rank_schedule(kind, t, T, max_rank, order=order).numpy()
+
+
+def build_rank_schedules(T: int, max_rank: int, orders: Sequence[int] = PAPER_ORDERS) -> Figure:
+    """LRDM Fig. 4: (a) ``k(t)`` of lin_increase, lin_decrease, poly_increase-p3 and poly_decrease-p3;
+    (b) poly_decrease (solid) and poly_increase (dashed) for each order in ``orders``."""
+    if not orders:
+        raise ValueError("build_rank_schedules needs at least one polynomial order")
+    t = np.arange(T)
+    fig = new_figure(figsize=(2 * PANEL_SIZE[0], PANEL_SIZE[1]))
+    ax_a, ax_b = fig.subplots(1, 2)
+    for kind in FIG4_SCHEDULERS:
+        label = f"{kind} (p={FIG4_ORDER})" if kind.startswith("poly") else kind
+        ax_a.plot(t, _schedule_curve(kind, T, max_rank, FIG4_ORDER), label=label)
+    ax_a.set_title(f"(a) rank schedulers (R_m = {max_rank})")
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(orders)))
+    for colour, order in zip(colours, orders):
+        ax_b.plot(t, _schedule_curve("poly_decrease", T, max_rank, order), color=colour, linestyle="-",
+                  label=f"poly_decrease p={order}")
+        ax_b.plot(t, _schedule_curve("poly_increase", T, max_rank, order), color=colour, linestyle="--",
+                  label=f"poly_increase p={order}")
+    ax_b.set_title("(b) polynomial envelopes by order p")
+    for ax in (ax_a, ax_b):
+        ax.set_xlabel("timestep t")
+        ax.set_ylabel("rank k(t)")
+        ax.set_xlim(0, T - 1)
+        ax.set_ylim(0, max_rank * 1.05)
+        ax.grid(alpha=0.3)
+    ax_a.legend(fontsize="small")
+    ax_b.legend(fontsize="x-small", ncol=2)
+    return fig
+
+
+def plot_rank_schedules(T: int, max_rank: int, orders: Sequence[int], out_stem: str | os.PathLike[str]) -> list[Path]:
+    """Builds :func:`build_rank_schedules` and saves it; returns the PNG and PDF paths."""
+    return save_figure(build_rank_schedules(T, max_rank, orders), out_stem)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig. 6: rank sweep
+# --------------------------------------------------------------------------------------------------
+
+
+def _yerr(std: pd.Series) -> np.ndarray | None:
+    values = std.to_numpy(dtype=float)
+    return None if np.isnan(values).all() else np.nan_to_num(values)
+
+
+def build_rank_sweep(scores: pd.DataFrame, steps: int | None = None, process: str | None = DEFAULT_PROCESS,
+                     objective: str | None = DEFAULT_OBJECTIVE) -> Figure:
+    """LRDM Fig. 6: one column per dataset, PSNR (top) and SSIM (bottom) versus fixed rank (mean ± std over
+    seeds), a dashed line at the full-rank run and a dotted line at the degraded input.
+
+    Raises ValueError when there is no fixed-rank or full-rank run.
+    """
+    frame = select_runs(scores, ("fixed", "full"), process, objective, steps)
+    summary = summarize(frame, ["dataset", "scheduler", "rank"])
+    inputs = summarize(frame, ["dataset"]).set_index("dataset")
+    datasets = dataset_order(summary["dataset"].unique())
+    fig = new_figure(figsize=(PANEL_SIZE[0] * len(datasets), 2 * PANEL_SIZE[1]))
+    axes = fig.subplots(2, len(datasets), squeeze=False)
+    for column, dataset in enumerate(datasets):
+        part = summary[summary["dataset"] == dataset]
+        fixed = part[part["scheduler"] == "fixed"].sort_values("rank")
+        full = part[part["scheduler"] == "full"]
+        used_steps = sorted(int(s) for s in frame.loc[frame["dataset"] == dataset, "steps"].unique())
+        for row, metric in enumerate(METRIC_LABELS):
+            ax = axes[row, column]
+            if not fixed.empty:
+                ax.errorbar(fixed["rank"].astype(float), fixed[f"{metric}_mean"], yerr=_yerr(fixed[f"{metric}_std"]),
+                            marker="o", markersize=MARKER_SIZE, capsize=CAP_SIZE, label="fixed rank r")
+            if not full.empty:
+                ax.axhline(float(full[f"{metric}_mean"].iloc[0]), color="tab:red", linestyle="--",
+                           label=FULL_RANK_LABEL)
+            ax.axhline(float(inputs.loc[dataset, f"input_{metric}_mean"]), color="tab:gray", linestyle=":",
+                       label=INPUT_LABEL)
+            ax.set_xlabel("fixed rank r")
+            ax.set_ylabel(METRIC_AXIS_LABELS[metric])
+            ax.set_title(f"{dataset_label(dataset)}: {METRIC_LABELS[metric]} vs rank "
+                         f"({', '.join(map(str, used_steps))} steps)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    return fig
+
+
+def plot_rank_sweep(scores: pd.DataFrame, out_stem: str | os.PathLike[str], steps: int | None = None,
+                    process: str | None = DEFAULT_PROCESS, objective: str | None = DEFAULT_OBJECTIVE) -> list[Path]:
+    """Builds :func:`build_rank_sweep` and saves it; returns the PNG and PDF paths."""
+    return save_figure(build_rank_sweep(scores, steps, process, objective), out_stem)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig. 7: restorations at several ranks
+# --------------------------------------------------------------------------------------------------
+
+
+def build_rank_grid(images: Mapping[str, np.ndarray], psnrs: Mapping[str, float] | None = None) -> Figure:
+    """LRDM Fig. 7: the images in a row (in ``images``' order, e.g. GT, Input, r=20, r=40, w.o. LR), each
+    titled with its key and, where ``psnrs`` has it, its PSNR.
+
+    Raises ValueError for an empty mapping or an image that is not ``uint8`` ``H×W×3``.
+    """
+    if not images:
+        raise ValueError("build_rank_grid needs at least one image")
+    for name, image in images.items():
+        array = np.asarray(image)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"image {name!r} must be a uint8 H×W×3 array, got {array.dtype} {array.shape}")
+    psnrs = psnrs or {}
+    fig = new_figure(figsize=(IMAGE_PANEL_INCHES * len(images), IMAGE_PANEL_INCHES + TITLE_INCHES))
+    axes = fig.subplots(1, len(images), squeeze=False)
+    for ax, (name, image) in zip(axes[0], images.items()):
+        ax.imshow(np.asarray(image))
+        title = name if name not in psnrs else f"{name}\nPSNR {psnrs[name]:.2f} dB"
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Restorations under different fixed ranks")
+    return fig
+
+
+def plot_rank_grid(images: Mapping[str, np.ndarray], out_stem: str | os.PathLike[str],
+                   psnrs: Mapping[str, float] | None = None) -> list[Path]:
+    """Builds :func:`build_rank_grid` and saves it; returns the PNG and PDF paths."""
+    return save_figure(build_rank_grid(images, psnrs), out_stem)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig. 8: quality versus sampling steps
+# --------------------------------------------------------------------------------------------------
+
+
+def _spec_key(part: pd.DataFrame) -> tuple:
+    scheduler = part["scheduler"].iloc[0]
+    position = SCHEDULER_ORDER.index(scheduler) if scheduler in SCHEDULER_ORDER else len(SCHEDULER_ORDER)
+    rank, order = part["rank"].iloc[0], part["order"].iloc[0]
+    return (position, -1 if pd.isna(rank) else int(rank), -1 if pd.isna(order) else int(order))
+
+
+def build_steps(scores: pd.DataFrame, metric: str = "psnr", process: str | None = DEFAULT_PROCESS,
+                objective: str | None = DEFAULT_OBJECTIVE) -> Figure:
+    """LRDM Fig. 8: ``metric`` (mean ± std over seeds) versus sampling steps, one line per rank spec (same
+    colour in every panel, one shared legend on the right), one panel per dataset.  Raises ValueError when no run is left or ``metric`` is unknown."""
+    if metric not in METRIC_LABELS:
+        raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
+    frame = select_runs(scores, None, process, objective, all_steps=True)
+    summary = summarize(frame, ["dataset", "rank_spec", "scheduler", "rank", "order", "steps"])
+    datasets = dataset_order(summary["dataset"].unique())
+    fig = new_figure(figsize=(PANEL_SIZE[0] * len(datasets) + LEGEND_INCHES, PANEL_SIZE[1]))
+    axes = fig.subplots(1, len(datasets), squeeze=False)
+    specs = sorted((group for _, group in summary.groupby("rank_spec")), key=_spec_key)
+    spec_names = [group["rank_spec"].iloc[0] for group in specs]
+    colours = dict(zip(spec_names, matplotlib.colormaps["tab10" if len(specs) <= 10 else "tab20"](np.arange(len(specs)))))
+    handles: dict[str, object] = {}
+    for ax, dataset in zip(axes[0], datasets):
+        part = summary[summary["dataset"] == dataset]
+        for name in spec_names:
+            group = part[part["rank_spec"] == name].sort_values("steps")
+            if group.empty:
+                continue
+            handles[name] = ax.errorbar(
+                group["steps"], group[f"{metric}_mean"], yerr=_yerr(group[f"{metric}_std"]), marker="o",
+                markersize=MARKER_SIZE, capsize=CAP_SIZE, color=colours[name], label=name,
+            )
+        ax.set_xticks(sorted(int(s) for s in part["steps"].unique()))
+        ax.set_xlabel("sampling steps")
+        ax.set_ylabel(METRIC_AXIS_LABELS[metric])
+        ax.set_title(f"{dataset_label(dataset)}: {METRIC_LABELS[metric]} vs sampling steps")
+        ax.grid(alpha=0.3)
+    fig.legend([handles[name] for name in spec_names if name in handles],
+               [name for name in spec_names if name in handles], loc="outside right upper", title="rank spec",
+               fontsize="small")
+    return fig
+
+
+def plot_steps(scores: pd.DataFrame, out_stem: str | os.PathLike[str], metric: str = "psnr",
+               process: str | None = DEFAULT_PROCESS, objective: str | None = DEFAULT_OBJECTIVE) -> list[Path]:
+    """Builds :func:`build_steps` and saves it; returns the PNG and PDF paths."""
+    return save_figure(build_steps(scores, metric, process, objective), out_stem)

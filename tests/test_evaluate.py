@@ -1,0 +1,71 @@
+import pandas as pd
+import pytest
+import torch
+
+from lrdm.cli import main
+from lrdm.evaluate import RESULT_COLUMNS, evaluate_run, pad_to_multiple, restore_examples
+from lrdm.train import train
+
+
+def test_pad_to_multiple_reflects_and_reports_size():
+    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(2, 3, 5, 7)
+    padded, size = pad_to_multiple(x, 4)
+    assert padded.shape == (2, 3, 8, 8) and size == (5, 7)
+    assert torch.equal(padded[..., :5, :7], x)
+    same, _ = pad_to_multiple(x[..., :4, :4], 4)
+    assert same.shape == (2, 3, 4, 4)
+
+
+@pytest.fixture(scope="module")
+def trained(rain_index, tmp_path_factory):
+    from lrdm.config import TrainConfig
+
+    config = TrainConfig(index=str(rain_index), crop=16, dim=8, dim_mults=(1, 2), steps=2, batch_size=2, T=100,
+                         checkpoint_every=2, ema_start=0, ema_update_every=1, rank_spec="fixed-r4",
+                         extra={"dataset": "toy_rain"})
+    return train(config, tmp_path_factory.mktemp("run") / "fixed", progress=False)
+
+
+def test_evaluate_run_schema_and_determinism(trained, rain_index, tmp_path):
+    frame = evaluate_run(trained, rain_index, steps=2, save_dir=tmp_path / "png")
+    assert list(frame.columns) == list(RESULT_COLUMNS)
+    test_ids = pd.read_parquet(rain_index).query("split == 'test'")["image_id"]
+    assert sorted(frame["image_id"]) == sorted(test_ids)
+    row = frame.iloc[0]
+    assert (row["dataset"], row["rank_spec"], row["scheduler"], row["rank"], row["steps"]) == ("toy_rain", "fixed-r4", "fixed", 4, 2)
+    assert pd.isna(row["order"])
+    assert len(list((tmp_path / "png").glob("*.png"))) == len(frame)
+    # image i's noise does not depend on the other images evaluated
+    first = evaluate_run(trained, rain_index, steps=2, limit=1)
+    assert first.loc[0, "psnr"] == frame.loc[0, "psnr"]
+
+
+def test_restore_examples_returns_gt_input_and_runs(trained, rain_index):
+    images, psnrs = restore_examples({"r = 4": trained}, rain_index, steps=1)
+    assert list(images) == ["GT", "Input", "r = 4"]
+    assert set(psnrs) == {"Input", "r = 4"}
+    assert images["GT"].dtype.name == "uint8" and images["GT"].shape == images["r = 4"].shape
+
+
+def test_cli_train_override_and_error_exit(tmp_path, rain_index, capsys):
+    code = main(["train", "--run-dir", str(tmp_path / "bad"), "--set", f"index={rain_index}", "--set", "objective=pred_v"])
+    assert code == 2
+    assert "'objective'" in capsys.readouterr().err
+    code = main(["train", "--run-dir", str(tmp_path / "r"), "--set", f"index={rain_index}", "--set", "crop=16",
+                 "--set", "dim=8", "--set", "dim_mults=[1, 2]", "--set", "steps=1", "--set", "T=10"])
+    assert code == 0 and (tmp_path / "r" / "model.pt").exists()
+    code = main(["evaluate", "--model", str(tmp_path / "r" / "model.pt"), "--index", str(rain_index), "--steps", "1",
+                 "--out", str(tmp_path / "s.parquet")])
+    assert code == 0 and len(pd.read_parquet(tmp_path / "s.parquet")) > 0
+
+
+def test_bench_writes_parquet_schema(tmp_path):
+    from lrdm.bench import BENCH_COLUMNS, ratios
+
+    assert main(["bench", "--preset", "tiny", "--repeats", "1", "--out", str(tmp_path / "b.parquet")]) == 0
+    frame = pd.read_parquet(tmp_path / "b.parquet")
+    assert list(frame.columns) == list(BENCH_COLUMNS)
+    assert set(frame["operation"]) == {"projection_batched", "projection_per_sample_loop", "train_step_full_rank",
+                                       "train_step_low_rank"}
+    assert (frame["seconds_median"] > 0).all()
+    assert {"batched_speedup_vs_loop", "projection_share_of_train_step"} <= set(ratios(frame).columns)
