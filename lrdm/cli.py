@@ -1,10 +1,10 @@
 """``lrdm`` command line: thin wrappers the Snakemake workflow calls.
 
-    lrdm make-data --task rain --out resources/synthetic/rain
-    lrdm train --config run.yaml --run-dir results/runs/NAME [--set key=value ...]
-    lrdm evaluate --model results/runs/NAME/model.pt --index INDEX --steps 5 --out scores.parquet
-    lrdm bench --preset cpu --out results/bench/cpu.parquet
-    lrdm demo --out results/demo          # tiny end-to-end CPU run: data, training, evaluation
+lrdm make-data --task rain --out resources/synthetic/rain
+lrdm train --config run.yaml --run-dir results/runs/NAME [--set key=value ...]
+lrdm evaluate --model results/runs/NAME/model.pt --index INDEX --steps 5 --out scores.parquet
+lrdm bench --preset cpu --out results/bench/cpu.parquet
+lrdm demo --out results/demo          # tiny end-to-end CPU run: data, training, evaluation
 """
 
 from __future__ import annotations
@@ -49,8 +49,17 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_run
 
-    frame = evaluate_run(args.model, args.index, args.steps, split=args.split, protocol=args.protocol,
-                         eta=args.eta, seed=args.seed, device=args.device, save_dir=args.save_images)
+    frame = evaluate_run(
+        args.model,
+        args.index,
+        args.steps,
+        split=args.split,
+        protocol=args.protocol,
+        eta=args.eta,
+        seed=args.seed,
+        device=args.device,
+        save_dir=args.save_images,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
@@ -66,10 +75,22 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     out = Path(args.out)
     began = time.perf_counter()
     make_synthetic_dataset(out / "data", "rain", size=64, seed=0)
-    config = TrainConfig(index=str(out / "data" / "index.parquet"), crop=64, dim=16, dim_mults=(1, 2, 4),
-                         steps=args.steps, batch_size=8, lr=2e-4, rank_spec="poly_decrease-p3",
-                         checkpoint_every=max(1, args.steps // 4), log_every=10, ema_start=0, ema_decay=0.99,
-                         ema_update_every=1, extra={"dataset": "synthetic_rain"})
+    config = TrainConfig(
+        index=str(out / "data" / "index.parquet"),
+        crop=64,
+        dim=16,
+        dim_mults=(1, 2, 4),
+        steps=args.steps,
+        batch_size=8,
+        lr=2e-4,
+        rank_spec="poly_decrease-p3",
+        checkpoint_every=max(1, args.steps // 4),
+        log_every=10,
+        ema_start=0,
+        ema_decay=0.99,
+        ema_update_every=1,
+        extra={"dataset": "synthetic_rain"},
+    )
     model = train(config, out / "run")
     frame = evaluate_run(model, config.index, steps=5)
     frame.to_parquet(out / "scores.parquet", index=False)
@@ -81,16 +102,32 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_bench(args: argparse.Namespace) -> None:
     from .bench import ratios, run_benchmark
 
-    frame = run_benchmark(args.preset, repeats=args.repeats, device=args.device)
+    frame = run_benchmark(args.preset, repeats=args.repeats, device=args.device, compile_model=args.compile)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
-    print(frame[["operation", "batch", "size", "seconds_median", "images_per_s"]].to_string(index=False))
+    print(frame[["case", "operation", "mode", "steps", "seconds_median", "images_per_s", "mfu"]].to_string(index=False))
     print(ratios(frame).to_string(index=False))
 
 
+def _cmd_datasets(args: argparse.Namespace) -> None:
+    import json
+
+    from .datasets import prepare, registry_json
+
+    if args.prepare:
+        print(prepare(args.prepare, args.resources))
+    elif args.json:
+        print(json.dumps(registry_json(), indent=2))
+    else:
+        for entry in registry_json():
+            print(f"{entry['name']:12} {entry['task']:11} {entry['protocol']:9} {entry['licence']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrdm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="lrdm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("make-data", help="synthesise the embedded default dataset from scikit-image photos")
@@ -120,10 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("datasets", help="list the registry of real datasets, or prepare one")
+    p.add_argument("--json", action="store_true", help="print the registry as JSON")
+    p.add_argument("--prepare", metavar="NAME", help="download, verify, extract and index one dataset")
+    p.add_argument("--resources", default="resources")
+    p.set_defaults(func=_cmd_datasets)
+
     p = sub.add_parser("bench", help="time the projection and a training step; write Parquet")
     p.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "gpu"))
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNets in the optimised modes")
     p.add_argument("--out", default="results/bench/bench.parquet")
     p.set_defaults(func=_cmd_bench)
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from .diffusion import LOSSES, OBJECTIVES
-from .lowrank import BASES, RankSpec
+from .lowrank import BASES, SOLVERS, RankSpec
 from .nets import NETWORKS
 from .schedules import SHAPES
 
@@ -41,6 +41,7 @@ class TrainConfig:
     rank_spec: str = "full"
     max_rank: int | None = None  # R_m; None = min(H, W)
     basis: str = "svd"
+    projection_solver: str = "svd"  # per-image Q_k: svd (reference) or gram (float64 eigendecomposition)
     network: str = "two_net"
     dim: int = 64
     dim_mults: tuple[int, ...] = (1, 2, 4, 8)
@@ -65,13 +66,23 @@ class TrainConfig:
         _choice("objective", self.objective, PROCESS_OBJECTIVES[self.process])
         _choice("loss", self.loss, LOSSES)
         _choice("basis", self.basis, BASES)
+        _choice("projection_solver", self.projection_solver, SOLVERS)
         _choice("network", self.network, NETWORKS)
         _choice("alpha_shape", self.alpha_shape, SHAPES)
         _choice("beta2_shape", self.beta2_shape, SHAPES)
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _choice("device", self.device, DEVICES)
-        for key in ("crop", "T", "dim", "steps", "batch_size", "ema_update_every", "checkpoint_every",
-                    "keep_checkpoints", "log_every"):
+        for key in (
+            "crop",
+            "T",
+            "dim",
+            "steps",
+            "batch_size",
+            "ema_update_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+        ):
             _positive_int(key, getattr(self, key))
         for key in ("beta2_sum", "lr", "grad_clip", "kappa", "resshift_power"):
             if not getattr(self, key) > 0:
@@ -86,7 +97,9 @@ class TrainConfig:
             raise ValueError(f"config key 'rank_spec': {err}") from None
         factor = 2 ** (len(self.dim_mults) - 1)
         if self.crop % factor:
-            raise ValueError(f"config key 'crop' ({self.crop}) must be divisible by {factor} for dim_mults {self.dim_mults}")
+            raise ValueError(
+                f"config key 'crop' ({self.crop}) must be divisible by {factor} for dim_mults {self.dim_mults}"
+            )
         if self.basis == "dataset_pca" and spec.is_full:
             raise ValueError("config key 'basis': dataset_pca needs a low-rank rank_spec, got 'full'")
 

@@ -237,9 +237,7 @@ DEFAULT_TEST_SOURCES: tuple[str, ...] = ("coffee", "rocket")
 
 
 @functools.cache
-def _load_source_photo_cached(
-    name: str, max_side: int | None, min_side: int
-) -> np.ndarray:
+def _load_source_photo_cached(name: str, max_side: int | None, min_side: int) -> np.ndarray:
     photo = PHOTO_SOURCES[name].load()
     h, w = photo.shape[:2]
     scale = 1.0
@@ -249,17 +247,13 @@ def _load_source_photo_cached(
         scale = min_side / min(h, w)
     if scale != 1.0:
         new_w, new_h = max(min_side, round(w * scale)), max(min_side, round(h * scale))
-        photo = np.asarray(
-            Image.fromarray(photo).resize((new_w, new_h), Image.Resampling.LANCZOS)
-        )
+        photo = np.asarray(Image.fromarray(photo).resize((new_w, new_h), Image.Resampling.LANCZOS))
     photo = np.ascontiguousarray(photo)
     photo.setflags(write=False)  # shared by the cache: keep it immutable
     return photo
 
 
-def load_source_photo(
-    name: str, max_side: int | None = DEFAULT_MAX_PHOTO_SIDE, min_side: int = 1
-) -> np.ndarray:
+def load_source_photo(name: str, max_side: int | None = DEFAULT_MAX_PHOTO_SIDE, min_side: int = 1) -> np.ndarray:
     """Load a bundled photograph, rescaled to ``min_side <= short side``, ``long side <= max_side``.
 
     Args:
@@ -271,9 +265,7 @@ def load_source_photo(
         Read-only uint8 array ``(H, W, 3)`` in ``[0, 255]`` (cached; copy before editing).
     """
     if name not in PHOTO_SOURCES:
-        raise ValueError(
-            f"unknown photo source {name!r}; valid: {sorted(PHOTO_SOURCES)}"
-        )
+        raise ValueError(f"unknown photo source {name!r}; valid: {sorted(PHOTO_SOURCES)}")
     return _load_source_photo_cached(name, max_side, min_side)
 
 
@@ -283,17 +275,10 @@ def load_source_photo(
 
 
 def _check_rgb_uint8(img: np.ndarray) -> None:
-    if (
-        not isinstance(img, np.ndarray)
-        or img.dtype != np.uint8
-        or img.ndim != 3
-        or img.shape[2] != RGB_CHANNELS
-    ):
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != RGB_CHANNELS:
         shape = getattr(img, "shape", None)
         dtype = getattr(img, "dtype", type(img).__name__)
-        raise ValueError(
-            f"expected a uint8 (H, W, 3) image, got shape {shape} dtype {dtype}"
-        )
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got shape {shape} dtype {dtype}")
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -465,18 +450,14 @@ def add_shadow(
         1.0,
     )
     base = _uniform(rng, factor)
-    f = np.clip(
-        base * (1 + rng.uniform(-color_jitter, color_jitter, RGB_CHANNELS)), 0.0, 1.0
-    )
+    f = np.clip(base * (1 + rng.uniform(-color_jitter, color_jitter, RGB_CHANNELS)), 0.0, 1.0)
     gain = 1.0 - (1.0 - f)[None, None, :] * alpha[..., None]
     shadowed = _to_uint8(img.astype(np.float64) * gain)
     return shadowed, alpha > SHADOW_MASK_THRESHOLD
 
 
 #: Uniform interface ``(img, rng) -> (degraded, mask or None)`` per task name.
-Degradation = Callable[
-    [np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray | None]
-]
+Degradation = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray | None]]
 
 DEGRADATIONS: dict[str, Degradation] = {
     "rain": lambda img, rng: (add_rain(img, rng), None),
@@ -490,14 +471,10 @@ def get_degradation(name: str) -> Degradation:
     try:
         return DEGRADATIONS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown degradation {name!r}; valid names: {sorted(DEGRADATIONS)}"
-        ) from None
+        raise ValueError(f"unknown degradation {name!r}; valid names: {sorted(DEGRADATIONS)}") from None
 
 
-def apply_degradation(
-    name: str, img: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray | None]:
+def apply_degradation(name: str, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     """Apply the degradation ``name`` to a uint8 ``(H, W, 3)`` image; returns ``(degraded, mask|None)``."""
     return get_degradation(name)(img, rng)
 
@@ -540,12 +517,8 @@ def save_png_atomic(path: str | os.PathLike[str], array: np.ndarray) -> str:
     arr = np.asarray(array)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * UINT8_MAX
-    if arr.dtype != np.uint8 or not (
-        arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == RGB_CHANNELS)
-    ):
-        raise ValueError(
-            f"cannot save array of shape {arr.shape} dtype {arr.dtype} as PNG to {path}"
-        )
+    if arr.dtype != np.uint8 or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == RGB_CHANNELS)):
+        raise ValueError(f"cannot save array of shape {arr.shape} dtype {arr.dtype} as PNG to {path}")
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     payload = buf.getvalue()
@@ -556,17 +529,13 @@ def save_png_atomic(path: str | os.PathLike[str], array: np.ndarray) -> str:
 def _as_rgb_uint8(arr: np.ndarray, what: str) -> np.ndarray:
     """Grayscale -> replicated RGB, RGBA -> alpha dropped; anything else must be uint8 RGB."""
     if arr.dtype != np.uint8:
-        raise ImageReadError(
-            f"{what}: expected 8-bit image data, got dtype {arr.dtype}"
-        )
+        raise ImageReadError(f"{what}: expected 8-bit image data, got dtype {arr.dtype}")
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], RGB_CHANNELS, axis=2)
     elif arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[..., :RGB_CHANNELS]
     if arr.ndim != 3 or arr.shape[2] != RGB_CHANNELS:
-        raise ImageReadError(
-            f"{what}: cannot interpret array of shape {arr.shape} as RGB"
-        )
+        raise ImageReadError(f"{what}: cannot interpret array of shape {arr.shape} as RGB")
     return np.ascontiguousarray(arr)
 
 
@@ -659,20 +628,14 @@ def _choose_test_sources(
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         n_test = min(len(sources) - 1, max(1, math.ceil(test_fraction * len(sources))))
-        order = np.random.default_rng([seed, _stable_key("split")]).permutation(
-            len(sources)
-        )
+        order = np.random.default_rng([seed, _stable_key("split")]).permutation(len(sources))
         return sorted(sources[i] for i in order[:n_test])
     chosen = list(DEFAULT_TEST_SOURCES if test_sources is None else test_sources)
     unknown = sorted(set(chosen) - set(sources))
     if unknown:
-        raise ValueError(
-            f"test sources {unknown} are not among the sources {list(sources)}"
-        )
+        raise ValueError(f"test sources {unknown} are not among the sources {list(sources)}")
     if len(set(chosen)) >= len(set(sources)):
-        raise ValueError(
-            "every source photo is a test source; nothing left for training"
-        )
+        raise ValueError("every source photo is a test source; nothing left for training")
     return sorted(set(chosen))
 
 
@@ -724,9 +687,7 @@ def make_synthetic_dataset(
     names = sorted(PHOTO_SOURCES) if sources is None else sorted(set(sources))
     unknown = sorted(set(names) - set(PHOTO_SOURCES))
     if unknown:
-        raise ValueError(
-            f"unknown photo sources {unknown}; valid: {sorted(PHOTO_SOURCES)}"
-        )
+        raise ValueError(f"unknown photo sources {unknown}; valid: {sorted(PHOTO_SOURCES)}")
     test_set = set(_choose_test_sources(names, test_sources, test_fraction, seed))
 
     rows: list[dict[str, Any]] = []
@@ -755,9 +716,7 @@ def make_synthetic_dataset(
                 "width": size,
                 "input_sha256": save_png_atomic(out / rel["input"], degraded),
                 "target_sha256": save_png_atomic(out / rel["target"], clean),
-                "mask_sha256": save_png_atomic(out / rel["mask"], mask)
-                if mask is not None
-                else None,
+                "mask_sha256": save_png_atomic(out / rel["mask"], mask) if mask is not None else None,
             }
             rows.append(row)
 
@@ -801,10 +760,7 @@ def _resolve_paths(df: pd.DataFrame, root: Path) -> pd.DataFrame:
     df = df.copy()
     for col in PATH_COLUMNS:
         if col in df.columns:
-            df[col] = [
-                None if _is_null(p) else str(p if Path(p).is_absolute() else (root / p))
-                for p in df[col]
-            ]
+            df[col] = [None if _is_null(p) else str(p if Path(p).is_absolute() else (root / p)) for p in df[col]]
     return df
 
 
@@ -831,28 +787,18 @@ def read_index(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"index file not found: {path}")
     try:
-        df = (
-            pd.read_csv(path)
-            if path.suffix.lower() == ".csv"
-            else pd.read_parquet(path)
-        )
+        df = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise IndexSchemaError(f"cannot read index file {path}: {exc}") from exc
     missing = [col for col in REQUIRED_INDEX_COLUMNS if col not in df.columns]
     if missing:
-        raise IndexSchemaError(
-            f"index file {path} is missing required column(s) {missing}"
-        )
+        raise IndexSchemaError(f"index file {path} is missing required column(s) {missing}")
     for col in REQUIRED_INDEX_COLUMNS:
         if df[col].isna().any():
-            raise IndexSchemaError(
-                f"index file {path}: column {col!r} has null entries"
-            )
+            raise IndexSchemaError(f"index file {path}: column {col!r} has null entries")
     dup = df["image_id"][df["image_id"].duplicated()].tolist()
     if dup:
-        raise IndexSchemaError(
-            f"index file {path}: duplicated image_id values {dup[:5]}"
-        )
+        raise IndexSchemaError(f"index file {path}: duplicated image_id values {dup[:5]}")
     for col in INDEX_COLUMNS:
         if col not in df.columns:
             df[col] = None
@@ -888,9 +834,7 @@ def verify_index(df: pd.DataFrame, columns: Iterable[str] = PATH_COLUMNS) -> int
             if _is_null(file):
                 continue
             if not Path(file).is_file():
-                raise FileNotFoundError(
-                    f"file listed in index column {col!r} not found: {file}"
-                )
+                raise FileNotFoundError(f"file listed in index column {col!r} not found: {file}")
             if _is_null(expected):
                 continue
             actual = sha256_file(file)
@@ -898,9 +842,7 @@ def verify_index(df: pd.DataFrame, columns: Iterable[str] = PATH_COLUMNS) -> int
             if actual != expected:
                 bad.append(f"{file} (expected sha256 {expected}, got {actual})")
     if bad:
-        raise ChecksumError(
-            f"{len(bad)} file(s) fail the sha256 check: " + "; ".join(bad)
-        )
+        raise ChecksumError(f"{len(bad)} file(s) fail the sha256 check: " + "; ".join(bad))
     return n_checked
 
 
@@ -914,12 +856,8 @@ def to_model_space(img: np.ndarray) -> torch.Tensor:
     ``(B, C, H, W)`` tensor in ``[-1, 1]`` via ``x / 127.5 - 1``."""
     arr = np.asarray(img)
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-        raise ValueError(
-            f"expected uint8 (H, W, C) or (B, H, W, C), got shape {arr.shape} dtype {arr.dtype}"
-        )
-    t = torch.from_numpy(
-        arr.astype(np.float32)
-    )  # astype copies: input may be read-only
+        raise ValueError(f"expected uint8 (H, W, C) or (B, H, W, C), got shape {arr.shape} dtype {arr.dtype}")
+    t = torch.from_numpy(arr.astype(np.float32))  # astype copies: input may be read-only
     t = t.movedim(-1, -3).contiguous()  # channels first
     return t / MODEL_SCALE - 1.0
 
@@ -928,14 +866,8 @@ def from_model_space(x: torch.Tensor) -> np.ndarray:
     """Float tensor ``(C, H, W)`` / ``(B, C, H, W)`` in ``[-1, 1]`` -> uint8 ``(H, W, C)`` /
     ``(B, H, W, C)`` in ``[0, 255]`` (values clipped, rounded to nearest)."""
     if x.ndim not in (3, 4):
-        raise ValueError(
-            f"expected (C, H, W) or (B, C, H, W), got shape {tuple(x.shape)}"
-        )
-    y = (
-        ((x.detach().to("cpu", torch.float32) + 1.0) * MODEL_SCALE)
-        .round()
-        .clamp(0, UINT8_MAX)
-    )
+        raise ValueError(f"expected (C, H, W) or (B, C, H, W), got shape {tuple(x.shape)}")
+    y = ((x.detach().to("cpu", torch.float32) + 1.0) * MODEL_SCALE).round().clamp(0, UINT8_MAX)
     return y.to(torch.uint8).movedim(-3, -1).contiguous().numpy()
 
 
@@ -984,13 +916,9 @@ class PairedImageDataset(torch.utils.data.Dataset):
         root: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(index, pd.DataFrame):
-            missing = [
-                col for col in REQUIRED_INDEX_COLUMNS if col not in index.columns
-            ]
+            missing = [col for col in REQUIRED_INDEX_COLUMNS if col not in index.columns]
             if missing:
-                raise IndexSchemaError(
-                    f"index DataFrame is missing required column(s) {missing}"
-                )
+                raise IndexSchemaError(f"index DataFrame is missing required column(s) {missing}")
             df = _resolve_paths(index, Path(root) if root is not None else Path.cwd())
             origin = index.attrs.get("index_path", "<DataFrame>")
         else:
@@ -998,9 +926,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
             origin = str(index)
         rows = df[df["split"] == split].reset_index(drop=True)
         if rows.empty:
-            raise ValueError(
-                f"split {split!r} has no rows in {origin}; splits present: {sorted(df['split'].unique())}"
-            )
+            raise ValueError(f"split {split!r} has no rows in {origin}; splits present: {sorted(df['split'].unique())}")
         if crop is not None and crop < 1:
             raise ValueError(f"crop must be a positive int or None, got {crop}")
         self.rows = rows
@@ -1047,9 +973,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
             self._cache[i] = pair
         return pair
 
-    def get_item(
-        self, i: int, generator: torch.Generator | None = None
-    ) -> dict[str, Any]:
+    def get_item(self, i: int, generator: torch.Generator | None = None) -> dict[str, Any]:
         """Item ``i``, cropped/flipped with randomness drawn only from ``generator``.
 
         Draw order per item (fixed, for resumability): crop top, crop left, flip.
@@ -1063,18 +987,12 @@ class PairedImageDataset(torch.utils.data.Dataset):
         if self.crop is not None:
             if h < self.crop or w < self.crop:
                 row = self.rows.iloc[i]
-                raise DataError(
-                    f"image {row['input']} ({w}x{h}) is smaller than the crop size {self.crop}"
-                )
+                raise DataError(f"image {row['input']} ({w}x{h}) is smaller than the crop size {self.crop}")
             if generator is None:
                 top, left = (h - self.crop) // 2, (w - self.crop) // 2
             else:
-                top = int(
-                    torch.randint(0, h - self.crop + 1, (1,), generator=generator)
-                )
-                left = int(
-                    torch.randint(0, w - self.crop + 1, (1,), generator=generator)
-                )
+                top = int(torch.randint(0, h - self.crop + 1, (1,), generator=generator))
+                left = int(torch.randint(0, w - self.crop + 1, (1,), generator=generator))
             inp = inp[top : top + self.crop, left : left + self.crop]
             tgt = tgt[top : top + self.crop, left : left + self.crop]
             if mask is not None:
@@ -1096,9 +1014,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.get_item(i, generator=None)
 
-    def get_batch(
-        self, indices: Sequence[int], generator: torch.Generator | None = None
-    ) -> dict[str, Any]:
+    def get_batch(self, indices: Sequence[int], generator: torch.Generator | None = None) -> dict[str, Any]:
         """Stack items into a batch: ``input``/``target`` ``(B, 3, h, w)``, ``mask`` ``(B, 1, h, w)``
         (only if every item has one), ``image_id`` list of str, ``index`` int64 ``(B,)``.
 
@@ -1110,12 +1026,8 @@ class PairedImageDataset(torch.utils.data.Dataset):
         items = [self.get_item(int(i), generator) for i in indices]
         shapes = {tuple(it["input"].shape) for it in items}
         if len(shapes) > 1:
-            sizes = ", ".join(
-                f"{it['image_id']}: {tuple(it['input'].shape[1:])}" for it in items
-            )
-            raise DataError(
-                f"cannot batch images of different sizes ({sizes}); set crop or use batch size 1"
-            )
+            sizes = ", ".join(f"{it['image_id']}: {tuple(it['input'].shape[1:])}" for it in items)
+            raise DataError(f"cannot batch images of different sizes ({sizes}); set crop or use batch size 1")
         batch: dict[str, Any] = {
             "input": torch.stack([it["input"] for it in items]),
             "target": torch.stack([it["target"] for it in items]),
@@ -1127,9 +1039,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
         return batch
 
 
-def sample_batch(
-    dataset: PairedImageDataset, batch_size: int, generator: torch.Generator
-) -> dict[str, Any]:
+def sample_batch(dataset: PairedImageDataset, batch_size: int, generator: torch.Generator) -> dict[str, Any]:
     """Draw a random training batch using only ``generator``.
 
     Draw order: ``batch_size`` indices (uniform, with replacement), then per item its crop
@@ -1142,7 +1052,5 @@ def sample_batch(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    indices = torch.randint(
-        0, len(dataset), (batch_size,), generator=generator
-    ).tolist()
+    indices = torch.randint(0, len(dataset), (batch_size,), generator=generator).tolist()
     return dataset.get_batch(indices, generator)

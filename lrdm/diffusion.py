@@ -17,12 +17,13 @@ do SM-Res and SM-N here.  The default SM-Res-N needs no conversion.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from .lowrank import PCABasis, RankSpec, project_low_rank
+from .lowrank import FULL_RANK, PER_IMAGE_SVD, Projector, RankSpec
 from .schedules import ResidualSchedule, gather
 
 OBJECTIVES = ("pred_res_noise", "pred_res", "pred_noise")
@@ -120,16 +121,16 @@ def as_model_fn(network: ResidualNetwork, objective: str, schedule: ResidualSche
 
 
 def project_residual(
-    residual: torch.Tensor, t: torch.Tensor, T: int, rank_spec: RankSpec, basis: PCABasis | None = None
+    residual: torch.Tensor, t: torch.Tensor, T: int, rank_spec: RankSpec, projector: Projector = PER_IMAGE_SVD
 ) -> torch.Tensor:
     """``Q_{k(t)}(residual)`` for a batch ``(B, C, H, W)`` with timesteps ``t`` ``(B,)``; identity for ``full``."""
     if rank_spec.is_full:
         return residual
     height, width = residual.shape[-2:]
-    return project_low_rank(residual, rank_spec.ranks(t, T, height, width), basis=basis)
+    return projector(residual, rank_spec.ranks(t, T, height, width))
 
 
-def _distance(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+def loss_distance(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
     if loss == "l1":
         return F.l1_loss(pred.float(), target.float())
     return F.mse_loss(pred.float(), target.float())
@@ -144,8 +145,8 @@ def training_loss(
     schedule: ResidualSchedule,
     objective: str = "pred_res_noise",
     loss: str = "l1",
-    rank_spec: RankSpec = RankSpec("full"),
-    basis: PCABasis | None = None,
+    rank_spec: RankSpec = FULL_RANK,
+    projector: Projector = PER_IMAGE_SVD,
 ) -> torch.Tensor:
     """Scalar training loss: L1 or L2 (mean over elements), summed over the predicted terms.
 
@@ -155,13 +156,13 @@ def training_loss(
     """
     check_objective(objective)
     check_loss(loss)
-    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, basis)
+    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
     x_t = q_sample(x0, residual, t, noise, schedule)
     pred_res, pred_noise = network(x_t, t, x_in)
     predicts_res, predicts_noise = predicted_terms(objective)
     total = x0.new_zeros((), dtype=torch.float32)
     if predicts_res:
-        total = total + _distance(pred_res, residual, loss)
+        total = total + loss_distance(pred_res, residual, loss)
     if predicts_noise:
-        total = total + _distance(pred_noise, noise, loss)
+        total = total + loss_distance(pred_noise, noise, loss)
     return total

@@ -15,8 +15,24 @@ from .metrics import score, to_uint8
 from .train import SEED_STRIDE, load_model
 
 RESULT_COLUMNS = (
-    "dataset", "run", "process", "objective", "rank_spec", "scheduler", "order", "rank", "steps", "eta", "seed",
-    "image_id", "psnr", "ssim", "input_psnr", "input_ssim", "protocol", "seconds",
+    "dataset",
+    "run",
+    "process",
+    "objective",
+    "rank_spec",
+    "scheduler",
+    "order",
+    "rank",
+    "steps",
+    "eta",
+    "seed",
+    "image_id",
+    "psnr",
+    "ssim",
+    "input_psnr",
+    "input_ssim",
+    "protocol",
+    "seconds",
 )
 
 
@@ -43,8 +59,9 @@ def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[i
 
 
 @torch.no_grad()
-def restore(network, process, x_in: torch.Tensor, steps: int, eta: float = 0.0,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def restore(
+    network, process, x_in: torch.Tensor, steps: int, eta: float = 0.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] of any size -> ``(B, 3, H, W)`` in [-1, 1]."""
     padded, (height, width) = pad_to_multiple(x_in, network.downsample_factor)
     out = process.sample(network, padded, steps, eta=eta, generator=generator)
@@ -65,7 +82,8 @@ def evaluate_run(
 ) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
 
-    The start noise of image ``i`` comes from :func:`image_generator`.  Returns one row per image with :data:`RESULT_COLUMNS`.
+    The start noise of image ``i`` comes from :func:`image_generator`.  Returns one row per image with
+    :data:`RESULT_COLUMNS`.
     """
     model_path = Path(model_path)
     dev = pick_device(device)
@@ -88,33 +106,41 @@ def evaluate_run(
         input_score = score(degraded, target, protocol)
         if save_dir is not None:
             save_png_atomic(Path(save_dir) / f"{item['image_id']}.png", pred)
-        rows.append({
-            "dataset": config.extra.get("dataset", Path(index).parent.name),
-            "run": model_path.parent.name,
-            "process": config.process,
-            "objective": config.objective,
-            "rank_spec": config.rank_spec,
-            "scheduler": rank.kind,
-            "order": rank.order,
-            "rank": rank.rank,
-            "steps": steps,
-            "eta": eta,
-            "seed": config.seed,
-            "image_id": str(item["image_id"]),
-            "psnr": restored_score["psnr"],
-            "ssim": restored_score["ssim"],
-            "input_psnr": input_score["psnr"],
-            "input_ssim": input_score["ssim"],
-            "protocol": protocol,
-            "seconds": seconds,
-        })
+        rows.append(
+            {
+                "dataset": config.extra.get("dataset", Path(index).parent.name),
+                "run": model_path.parent.name,
+                "process": config.process,
+                "objective": config.objective,
+                "rank_spec": config.rank_spec,
+                "scheduler": rank.kind,
+                "order": rank.order,
+                "rank": rank.rank,
+                "steps": steps,
+                "eta": eta,
+                "seed": config.seed,
+                "image_id": str(item["image_id"]),
+                "psnr": restored_score["psnr"],
+                "ssim": restored_score["ssim"],
+                "input_psnr": input_score["psnr"],
+                "input_ssim": input_score["ssim"],
+                "protocol": protocol,
+                "seconds": seconds,
+            }
+        )
     frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     return frame.astype({"order": "Int64", "rank": "Int64"})
 
 
 def restore_examples(
-    models: dict[str, str | Path], index: str | Path, steps: int, image_number: int = 0, split: str = "test",
-    protocol: str = "derain_y", seed: int = 0, device: str = "auto",
+    models: dict[str, str | Path],
+    index: str | Path,
+    steps: int,
+    image_number: int = 0,
+    split: str = "test",
+    protocol: str = "derain_y",
+    seed: int = 0,
+    device: str = "auto",
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Restores one test image with several runs (LRDM Fig. 7).
 
@@ -127,8 +153,9 @@ def restore_examples(
     images = {"GT": target, "Input": to_uint8(item["input"])}
     for label, model_path in models.items():
         _, network, process = load_model(model_path, dev)
-        restored = restore(network, process, item["input"][None].to(dev), steps,
-                           generator=image_generator(seed, image_number, dev))
+        restored = restore(
+            network, process, item["input"][None].to(dev), steps, generator=image_generator(seed, image_number, dev)
+        )
         images[label] = to_uint8(restored[0].cpu())
     psnrs = {label: score(image, target, protocol)["psnr"] for label, image in images.items() if label != "GT"}
     return images, psnrs

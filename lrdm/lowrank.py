@@ -9,15 +9,18 @@ training batch mixes timesteps.  The rank schedulers are LRDM Eq. 15–19.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
 RANK_KINDS = ("full", "fixed", "lin_increase", "lin_decrease", "poly_increase", "poly_decrease")
 POLY_KINDS = ("poly_increase", "poly_decrease")
 BASES = ("svd", "dataset_pca")
+SOLVERS = ("svd", "gram")
+"""Per-image rank-k solvers: ``svd`` (truncated SVD) or ``gram`` (eigendecomposition of the smaller Gram
+matrix in float64, cheaper than an SVD and equal to it up to rounding; see :func:`project_low_rank`)."""
 DEFAULT_ORDER = 3
 
 _HALF_PRECISION = (torch.float16, torch.bfloat16)
@@ -112,7 +115,9 @@ class RankSpec:
         if self.kind != "fixed" and self.rank is not None:
             raise ValueError(f"rank spec {self.kind!r} takes no fixed rank, got rank={self.rank}")
         if self.kind in POLY_KINDS and (self.order is None or self.order < 1):
-            raise ValueError(f"rank spec {self.kind!r} needs an order p >= 1 (e.g. '{self.kind}-p3'), got {self.order!r}")
+            raise ValueError(
+                f"rank spec {self.kind!r} needs an order p >= 1 (e.g. '{self.kind}-p3'), got {self.order!r}"
+            )
         if self.kind not in POLY_KINDS and self.order is not None:
             raise ValueError(f"rank spec {self.kind!r} takes no polynomial order, got order={self.order}")
         if self.max_rank is not None and self.max_rank <= 0:
@@ -162,6 +167,26 @@ class RankSpec:
             order=self.order if self.order is not None else DEFAULT_ORDER,
             rank=self.rank,
         )
+
+
+FULL_RANK = RankSpec("full")
+"""No projection: plain RDDM."""
+
+
+@dataclass(frozen=True)
+class Projector:
+    """How ``Q_k`` is computed for a run: the per-image subspace (``solver``) or a fixed ``dataset_pca``
+    ``basis``.  Calling it is :func:`project_low_rank`."""
+
+    solver: str = "svd"
+    basis: PCABasis | None = None
+
+    def __call__(self, x: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
+        return project_low_rank(x, k, basis=self.basis, solver=self.solver)
+
+
+PER_IMAGE_SVD = Projector()
+"""The default: per-image truncated SVD, as the reference implementation computes it."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +265,24 @@ def _project_svd(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return (U * S[..., None, :]) @ Vh
 
 
+def _project_gram(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``U_k U_kᵀ X`` (or ``X V_k V_kᵀ`` when W < H) with ``U_k`` the top-``k`` eigenvectors of ``X Xᵀ``.
+
+    The projector onto the top-k left singular subspace applied to X is exactly the rank-k truncated SVD
+    (Eckart–Young).  The Gram matrix is formed and decomposed in float64, so squaring the singular values
+    costs no accuracy at float32 output precision.
+    """
+    work = x.to(torch.float64)
+    rows = work.shape[-2] <= work.shape[-1]
+    gram = work @ work.mT if rows else work.mT @ work
+    size = gram.shape[-1]
+    _, vectors = torch.linalg.eigh(gram)  # ascending: the top k are the last k columns
+    keep = (torch.arange(size, device=x.device)[None, :] >= size - k[:, None]).to(work.dtype)
+    top = vectors * keep[:, None, None, :]
+    projector = top @ top.mT
+    return (projector @ work if rows else work @ projector).to(x.dtype)
+
+
 def _project_pca(x: torch.Tensor, k: torch.Tensor, basis: PCABasis) -> torch.Tensor:
     C, H, W = x.shape[1:]
     if basis.U.shape != (C, H, H) or basis.V.shape != (C, W, W):
@@ -254,7 +297,9 @@ def _project_pca(x: torch.Tensor, k: torch.Tensor, basis: PCABasis) -> torch.Ten
     return proj_rows @ x @ proj_cols
 
 
-def project_low_rank(x: torch.Tensor, k: int | torch.Tensor, basis: PCABasis | None = None) -> torch.Tensor:
+def project_low_rank(
+    x: torch.Tensor, k: int | torch.Tensor, basis: PCABasis | None = None, solver: str = "svd"
+) -> torch.Tensor:
     """Best rank-``k`` approximation ``Q_k(x)`` of every ``H×W`` channel matrix (LRDM Eq. 13).
 
     Args:
@@ -263,12 +308,15 @@ def project_low_rank(x: torch.Tensor, k: int | torch.Tensor, basis: PCABasis | N
             returned unchanged (the identity).
         basis: None for the per-image truncated SVD (Eckart–Young; what the reference code does), or
             a :class:`PCABasis` for the fixed ``dataset_pca`` subspace ``U_k U_kᵀ R V_k V_kᵀ``.
+        solver: how the per-image projection is computed, one of :data:`SOLVERS` (ignored with a basis).
     Returns:
         ``(B, C, H, W)`` tensor of ``x``'s dtype; ``x`` is not modified.  Half-precision inputs are
         decomposed in float32.
     """
     if x.ndim != 4:
         raise ValueError(f"project_low_rank expects (B, C, H, W), got shape {tuple(x.shape)}")
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown projection solver {solver!r}; valid choices: {', '.join(SOLVERS)}")
     B, _, H, W = x.shape
     k = _ranks_per_sample(k, B, x.device)
     out = x.clone()
@@ -278,10 +326,12 @@ def project_low_rank(x: torch.Tensor, k: int | torch.Tensor, basis: PCABasis | N
     work = x[todo]
     if work.dtype in _HALF_PRECISION:
         work = work.float()
-    if basis is None:
-        projected = _project_svd(work, k[todo])
-    else:
+    if basis is not None:
         projected = _project_pca(work, k[todo], basis)
+    elif solver == "gram":
+        projected = _project_gram(work, k[todo])
+    else:
+        projected = _project_svd(work, k[todo])
     out[todo] = projected.to(x.dtype)
     return out
 

@@ -114,10 +114,20 @@ def build_rank_schedules(T: int, max_rank: int, orders: Sequence[int] = PAPER_OR
     ax_a.set_title(f"(a) rank schedulers (R_m = {max_rank})")
     colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(orders)))
     for colour, order in zip(colours, orders):
-        ax_b.plot(t, _schedule_curve("poly_decrease", T, max_rank, order), color=colour, linestyle="-",
-                  label=f"poly_decrease p={order}")
-        ax_b.plot(t, _schedule_curve("poly_increase", T, max_rank, order), color=colour, linestyle="--",
-                  label=f"poly_increase p={order}")
+        ax_b.plot(
+            t,
+            _schedule_curve("poly_decrease", T, max_rank, order),
+            color=colour,
+            linestyle="-",
+            label=f"poly_decrease p={order}",
+        )
+        ax_b.plot(
+            t,
+            _schedule_curve("poly_increase", T, max_rank, order),
+            color=colour,
+            linestyle="--",
+            label=f"poly_increase p={order}",
+        )
     ax_b.set_title("(b) polynomial envelopes by order p")
     for ax in (ax_a, ax_b):
         ax.set_xlabel("timestep t")
@@ -145,8 +155,12 @@ def _yerr(std: pd.Series) -> np.ndarray | None:
     return None if np.isnan(values).all() else np.nan_to_num(values)
 
 
-def build_rank_sweep(scores: pd.DataFrame, steps: int | None = None, process: str | None = DEFAULT_PROCESS,
-                     objective: str | None = DEFAULT_OBJECTIVE) -> Figure:
+def build_rank_sweep(
+    scores: pd.DataFrame,
+    steps: int | None = None,
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> Figure:
     """LRDM Fig. 6: one column per dataset, PSNR (top) and SSIM (bottom) versus fixed rank (mean ± std over
     seeds), a dashed line at the full-rank run and a dotted line at the degraded input.
 
@@ -166,24 +180,39 @@ def build_rank_sweep(scores: pd.DataFrame, steps: int | None = None, process: st
         for row, metric in enumerate(METRIC_LABELS):
             ax = axes[row, column]
             if not fixed.empty:
-                ax.errorbar(fixed["rank"].astype(float), fixed[f"{metric}_mean"], yerr=_yerr(fixed[f"{metric}_std"]),
-                            marker="o", markersize=MARKER_SIZE, capsize=CAP_SIZE, label="fixed rank r")
+                ax.errorbar(
+                    fixed["rank"].astype(float),
+                    fixed[f"{metric}_mean"],
+                    yerr=_yerr(fixed[f"{metric}_std"]),
+                    marker="o",
+                    markersize=MARKER_SIZE,
+                    capsize=CAP_SIZE,
+                    label="fixed rank r",
+                )
             if not full.empty:
-                ax.axhline(float(full[f"{metric}_mean"].iloc[0]), color="tab:red", linestyle="--",
-                           label=FULL_RANK_LABEL)
-            ax.axhline(float(inputs.loc[dataset, f"input_{metric}_mean"]), color="tab:gray", linestyle=":",
-                       label=INPUT_LABEL)
+                ax.axhline(
+                    float(full[f"{metric}_mean"].iloc[0]), color="tab:red", linestyle="--", label=FULL_RANK_LABEL
+                )
+            ax.axhline(
+                float(inputs.loc[dataset, f"input_{metric}_mean"]), color="tab:gray", linestyle=":", label=INPUT_LABEL
+            )
             ax.set_xlabel("fixed rank r")
             ax.set_ylabel(METRIC_AXIS_LABELS[metric])
-            ax.set_title(f"{dataset_label(dataset)}: {METRIC_LABELS[metric]} vs rank "
-                         f"({', '.join(map(str, used_steps))} steps)")
+            ax.set_title(
+                f"{dataset_label(dataset)}: {METRIC_LABELS[metric]} vs rank ({', '.join(map(str, used_steps))} steps)"
+            )
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
     return fig
 
 
-def plot_rank_sweep(scores: pd.DataFrame, out_stem: str | os.PathLike[str], steps: int | None = None,
-                    process: str | None = DEFAULT_PROCESS, objective: str | None = DEFAULT_OBJECTIVE) -> list[Path]:
+def plot_rank_sweep(
+    scores: pd.DataFrame,
+    out_stem: str | os.PathLike[str],
+    steps: int | None = None,
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> list[Path]:
     """Builds :func:`build_rank_sweep` and saves it; returns the PNG and PDF paths."""
     return save_figure(build_rank_sweep(scores, steps, process, objective), out_stem)
 
@@ -218,8 +247,9 @@ def build_rank_grid(images: Mapping[str, np.ndarray], psnrs: Mapping[str, float]
     return fig
 
 
-def plot_rank_grid(images: Mapping[str, np.ndarray], out_stem: str | os.PathLike[str],
-                   psnrs: Mapping[str, float] | None = None) -> list[Path]:
+def plot_rank_grid(
+    images: Mapping[str, np.ndarray], out_stem: str | os.PathLike[str], psnrs: Mapping[str, float] | None = None
+) -> list[Path]:
     """Builds :func:`build_rank_grid` and saves it; returns the PNG and PDF paths."""
     return save_figure(build_rank_grid(images, psnrs), out_stem)
 
@@ -236,10 +266,15 @@ def _spec_key(part: pd.DataFrame) -> tuple:
     return (position, -1 if pd.isna(rank) else int(rank), -1 if pd.isna(order) else int(order))
 
 
-def build_steps(scores: pd.DataFrame, metric: str = "psnr", process: str | None = DEFAULT_PROCESS,
-                objective: str | None = DEFAULT_OBJECTIVE) -> Figure:
+def build_steps(
+    scores: pd.DataFrame,
+    metric: str = "psnr",
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> Figure:
     """LRDM Fig. 8: ``metric`` (mean ± std over seeds) versus sampling steps, one line per rank spec (same
-    colour in every panel, one shared legend on the right), one panel per dataset.  Raises ValueError when no run is left or ``metric`` is unknown."""
+    colour in every panel, one shared legend on the right), one panel per dataset.
+    Raises ValueError when no run is left or ``metric`` is unknown."""
     if metric not in METRIC_LABELS:
         raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
     frame = select_runs(scores, None, process, objective, all_steps=True)
@@ -249,7 +284,9 @@ def build_steps(scores: pd.DataFrame, metric: str = "psnr", process: str | None 
     axes = fig.subplots(1, len(datasets), squeeze=False)
     specs = sorted((group for _, group in summary.groupby("rank_spec")), key=_spec_key)
     spec_names = [group["rank_spec"].iloc[0] for group in specs]
-    colours = dict(zip(spec_names, matplotlib.colormaps["tab10" if len(specs) <= 10 else "tab20"](np.arange(len(specs)))))
+    colours = dict(
+        zip(spec_names, matplotlib.colormaps["tab10" if len(specs) <= 10 else "tab20"](np.arange(len(specs))))
+    )
     handles: dict[str, object] = {}
     for ax, dataset in zip(axes[0], datasets):
         part = summary[summary["dataset"] == dataset]
@@ -258,21 +295,36 @@ def build_steps(scores: pd.DataFrame, metric: str = "psnr", process: str | None 
             if group.empty:
                 continue
             handles[name] = ax.errorbar(
-                group["steps"], group[f"{metric}_mean"], yerr=_yerr(group[f"{metric}_std"]), marker="o",
-                markersize=MARKER_SIZE, capsize=CAP_SIZE, color=colours[name], label=name,
+                group["steps"],
+                group[f"{metric}_mean"],
+                yerr=_yerr(group[f"{metric}_std"]),
+                marker="o",
+                markersize=MARKER_SIZE,
+                capsize=CAP_SIZE,
+                color=colours[name],
+                label=name,
             )
         ax.set_xticks(sorted(int(s) for s in part["steps"].unique()))
         ax.set_xlabel("sampling steps")
         ax.set_ylabel(METRIC_AXIS_LABELS[metric])
         ax.set_title(f"{dataset_label(dataset)}: {METRIC_LABELS[metric]} vs sampling steps")
         ax.grid(alpha=0.3)
-    fig.legend([handles[name] for name in spec_names if name in handles],
-               [name for name in spec_names if name in handles], loc="outside right upper", title="rank spec",
-               fontsize="small")
+    fig.legend(
+        [handles[name] for name in spec_names if name in handles],
+        [name for name in spec_names if name in handles],
+        loc="outside right upper",
+        title="rank spec",
+        fontsize="small",
+    )
     return fig
 
 
-def plot_steps(scores: pd.DataFrame, out_stem: str | os.PathLike[str], metric: str = "psnr",
-               process: str | None = DEFAULT_PROCESS, objective: str | None = DEFAULT_OBJECTIVE) -> list[Path]:
+def plot_steps(
+    scores: pd.DataFrame,
+    out_stem: str | os.PathLike[str],
+    metric: str = "psnr",
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> list[Path]:
     """Builds :func:`build_steps` and saves it; returns the PNG and PDF paths."""
     return save_figure(build_steps(scores, metric, process, objective), out_stem)

@@ -12,7 +12,7 @@ import torch
 
 from . import diffusion, resshift, sampling
 from .config import TrainConfig
-from .lowrank import PCABasis, RankSpec
+from .lowrank import PCABasis, Projector, RankSpec
 from .nets import ConditionalUNets
 from .schedules import residual_schedule
 
@@ -23,11 +23,19 @@ class Process(Protocol):
     terms: tuple[str, ...]
     T: int
 
-    def loss(self, network: TermNetwork, x0: torch.Tensor, x_in: torch.Tensor, t: torch.Tensor,
-             noise: torch.Tensor) -> torch.Tensor: ...
+    def loss(
+        self, network: TermNetwork, x0: torch.Tensor, x_in: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor: ...
 
-    def sample(self, network: TermNetwork, x_in: torch.Tensor, steps: int, eta: float = 0.0,
-               generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor: ...
+    def sample(
+        self,
+        network: TermNetwork,
+        x_in: torch.Tensor,
+        steps: int,
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+        clip: bool = True,
+    ) -> torch.Tensor: ...
 
 
 class RDDMProcess:
@@ -39,7 +47,7 @@ class RDDMProcess:
         self.objective = config.objective
         self.loss_name = config.loss
         self.rank_spec: RankSpec = config.rank
-        self.basis = basis
+        self.projector = Projector(solver=config.projection_solver, basis=basis)
         predicts_res, predicts_noise = diffusion.predicted_terms(config.objective)
         self.terms = tuple(name for name, used in (("res", predicts_res), ("noise", predicts_noise)) if used)
 
@@ -52,8 +60,16 @@ class RDDMProcess:
 
     def loss(self, network, x0, x_in, t, noise):
         return diffusion.training_loss(
-            self._as_res_noise(network), x0, x_in, t, noise, self.schedule, self.objective, self.loss_name,
-            self.rank_spec, self.basis,
+            self._as_res_noise(network),
+            x0,
+            x_in,
+            t,
+            noise,
+            self.schedule,
+            self.objective,
+            self.loss_name,
+            self.rank_spec,
+            self.projector,
         )
 
     def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True):
@@ -71,7 +87,7 @@ class ResShiftProcess:
         self.T = config.T
         self.loss_name = config.loss
         self.rank_spec: RankSpec = config.rank
-        self.basis = basis
+        self.projector = Projector(solver=config.projection_solver, basis=basis)
 
     @staticmethod
     def _as_x0(network: TermNetwork):
@@ -79,7 +95,7 @@ class ResShiftProcess:
 
     def loss(self, network, x0, x_in, t, noise):
         return resshift.training_loss(
-            self._as_x0(network), x0, x_in, t, noise, self.schedule, self.loss_name, self.rank_spec, self.basis
+            self._as_x0(network), x0, x_in, t, noise, self.schedule, self.loss_name, self.rank_spec, self.projector
         )
 
     def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True):

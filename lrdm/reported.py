@@ -45,13 +45,36 @@ RDDM_TAB1 = "RDDM Tab. 1"
 
 #: Every table identifier present in :func:`reported_frame`.
 REPORTED_TABLES = (
-    LRDM_TAB1, LRDM_TAB2, LRDM_TAB3, LRDM_TAB4, LRDM_TAB5, LRDM_FIG6_PROSE, LRDM_FIG8_PROSE, RDDM_TAB1,
+    LRDM_TAB1,
+    LRDM_TAB2,
+    LRDM_TAB3,
+    LRDM_TAB4,
+    LRDM_TAB5,
+    LRDM_FIG6_PROSE,
+    LRDM_FIG8_PROSE,
+    RDDM_TAB1,
 )
 
 #: Columns of :func:`reported_frame`, in order.
 REPORTED_COLUMNS = (
-    "paper", "table", "dataset", "method", "process", "objective", "scheduler", "order", "rank", "low_rank",
-    "steps", "psnr", "ssim", "mae", "fid", "inception_score", "note", "source",
+    "paper",
+    "table",
+    "dataset",
+    "method",
+    "process",
+    "objective",
+    "scheduler",
+    "order",
+    "rank",
+    "low_rank",
+    "steps",
+    "psnr",
+    "ssim",
+    "mae",
+    "fid",
+    "inception_score",
+    "note",
+    "source",
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -124,12 +147,14 @@ _LRDM_TAB4 = (
 # LRDM Tab. 5: (model, process, low_rank, {dataset: (PSNR, SSIM)}).
 _LRDM_TAB5 = (
     ("RDDM", "rddm", False, {"rain1400": (32.21, 0.952), "gopro": (32.40, 0.963), "istd": (30.13, 0.956)}),
-    ("RDDM + Low-Rank", "rddm", True,
-     {"rain1400": (33.30, 0.954), "gopro": (32.48, 0.927), "istd": (30.15, 0.958)}),
-    ("ResShift", "resshift", False,
-     {"rain1400": (25.41, 0.713), "gopro": (26.38, 0.803), "istd": (24.92, 0.719)}),
-    ("ResShift + Low-Rank", "resshift", True,
-     {"rain1400": (25.44, 0.716), "gopro": (27.18, 0.809), "istd": (25.23, 0.724)}),
+    ("RDDM + Low-Rank", "rddm", True, {"rain1400": (33.30, 0.954), "gopro": (32.48, 0.927), "istd": (30.15, 0.958)}),
+    ("ResShift", "resshift", False, {"rain1400": (25.41, 0.713), "gopro": (26.38, 0.803), "istd": (24.92, 0.719)}),
+    (
+        "ResShift + Low-Rank",
+        "resshift",
+        True,
+        {"rain1400": (25.44, 0.716), "gopro": (27.18, 0.809), "istd": (25.23, 0.724)},
+    ),
 )
 _TAB5_NOTES = {
     ("RDDM + Low-Rank", "gopro"): "SSIM 0.927 as printed (prose calls the drop from 0.963 'slight')",
@@ -183,27 +208,111 @@ def reported_records() -> list[dict[str, Any]]:
         rows.append(_record("LRDM", LRDM_TAB4, "rain1400", method, psnr=r_psnr, ssim=r_ssim, **common))
     for method, process, low_rank, cells in _LRDM_TAB5:
         for dataset, (psnr, ssim) in cells.items():
-            rows.append(_record(
-                "LRDM", LRDM_TAB5, dataset, method, process=process, low_rank=low_rank, psnr=psnr, ssim=ssim,
-                note=_TAB5_NOTES.get((method, dataset)),
-            ))
+            rows.append(
+                _record(
+                    "LRDM",
+                    LRDM_TAB5,
+                    dataset,
+                    method,
+                    process=process,
+                    low_rank=low_rank,
+                    psnr=psnr,
+                    ssim=ssim,
+                    note=_TAB5_NOTES.get((method, dataset)),
+                )
+            )
     for dataset, rank, psnr in _FIG6_PROSE:
-        rows.append(_record("LRDM", LRDM_FIG6_PROSE, dataset, f"fixed-r{rank}", process="rddm",
-                            scheduler="fixed", rank=rank, low_rank=True, psnr=psnr))
+        rows.append(
+            _record(
+                "LRDM",
+                LRDM_FIG6_PROSE,
+                dataset,
+                f"fixed-r{rank}",
+                process="rddm",
+                scheduler="fixed",
+                rank=rank,
+                low_rank=True,
+                psnr=psnr,
+            )
+        )
     for dataset, scheduler, steps, psnr in _FIG8_PROSE:
-        rows.append(_record("LRDM", LRDM_FIG8_PROSE, dataset, scheduler, process="rddm", scheduler=scheduler,
-                            low_rank=True, steps=steps, psnr=psnr))
-    for (label, objective, fid, inception, mae, istd_psnr, istd_ssim, lol_psnr, lol_ssim, drop_psnr,
-         drop_ssim) in _RDDM_TAB1:
+        rows.append(
+            _record(
+                "LRDM",
+                LRDM_FIG8_PROSE,
+                dataset,
+                scheduler,
+                process="rddm",
+                scheduler=scheduler,
+                low_rank=True,
+                steps=steps,
+                psnr=psnr,
+            )
+        )
+    for (
+        label,
+        objective,
+        fid,
+        inception,
+        mae,
+        istd_psnr,
+        istd_ssim,
+        lol_psnr,
+        lol_ssim,
+        drop_psnr,
+        drop_ssim,
+    ) in _RDDM_TAB1:
         common = {"process": "rddm", "objective": objective, "scheduler": "full", "low_rank": False}
-        rows.append(_record("RDDM", RDDM_TAB1, "celeba", label, fid=fid, inception_score=inception,
-                            steps=_RDDM_TAB1_STEPS["celeba"], **common))
-        rows.append(_record("RDDM", RDDM_TAB1, "istd", label, mae=mae, psnr=istd_psnr, ssim=istd_ssim,
-                            steps=_RDDM_TAB1_STEPS["istd"], **common))
-        rows.append(_record("RDDM", RDDM_TAB1, "lol", label, psnr=lol_psnr, ssim=lol_ssim,
-                            steps=_RDDM_TAB1_STEPS["lol"], note=_RDDM_TAB1_LOL_NOTE, **common))
-        rows.append(_record("RDDM", RDDM_TAB1, "raindrop", label, psnr=drop_psnr, ssim=drop_ssim,
-                            steps=_RDDM_TAB1_STEPS["raindrop"], **common))
+        rows.append(
+            _record(
+                "RDDM",
+                RDDM_TAB1,
+                "celeba",
+                label,
+                fid=fid,
+                inception_score=inception,
+                steps=_RDDM_TAB1_STEPS["celeba"],
+                **common,
+            )
+        )
+        rows.append(
+            _record(
+                "RDDM",
+                RDDM_TAB1,
+                "istd",
+                label,
+                mae=mae,
+                psnr=istd_psnr,
+                ssim=istd_ssim,
+                steps=_RDDM_TAB1_STEPS["istd"],
+                **common,
+            )
+        )
+        rows.append(
+            _record(
+                "RDDM",
+                RDDM_TAB1,
+                "lol",
+                label,
+                psnr=lol_psnr,
+                ssim=lol_ssim,
+                steps=_RDDM_TAB1_STEPS["lol"],
+                note=_RDDM_TAB1_LOL_NOTE,
+                **common,
+            )
+        )
+        rows.append(
+            _record(
+                "RDDM",
+                RDDM_TAB1,
+                "raindrop",
+                label,
+                psnr=drop_psnr,
+                ssim=drop_ssim,
+                steps=_RDDM_TAB1_STEPS["raindrop"],
+                **common,
+            )
+        )
     return rows
 
 
@@ -216,10 +325,19 @@ def reported_frame(table: str | None = None) -> pd.DataFrame:
     if table is not None and table not in REPORTED_TABLES:
         raise ValueError(f"unknown reported table {table!r}; known: {', '.join(REPORTED_TABLES)}")
     frame = pd.DataFrame(reported_records(), columns=list(REPORTED_COLUMNS))
-    frame = frame.astype({
-        "order": "Int64", "rank": "Int64", "steps": "Int64", "low_rank": "boolean", "psnr": "float64", "ssim": "float64",
-        "mae": "float64", "fid": "float64", "inception_score": "float64",
-    })
+    frame = frame.astype(
+        {
+            "order": "Int64",
+            "rank": "Int64",
+            "steps": "Int64",
+            "low_rank": "boolean",
+            "psnr": "float64",
+            "ssim": "float64",
+            "mae": "float64",
+            "fid": "float64",
+            "inception_score": "float64",
+        }
+    )
     if table is not None:
         frame = frame[frame["table"] == table].reset_index(drop=True)
     return frame

@@ -33,16 +33,15 @@ from typing import Protocol
 
 import torch
 
-from .diffusion import _distance, check_loss, project_residual
-from .lowrank import PCABasis, RankSpec
-from .sampling import _standard_normal, step_pairs
+from .diffusion import check_loss, loss_distance, project_residual
+from .lowrank import FULL_RANK, PER_IMAGE_SVD, Projector, RankSpec
+from .sampling import standard_normal, step_pairs
 from .schedules import gather
 
 DEFAULT_T = 15
 DEFAULT_KAPPA = 2.0
 DEFAULT_POWER = 0.3
 DEFAULT_ETA_MAX = 0.99
-FULL_RANK = RankSpec("full")
 """The default rank spec: no projection (plain ResShift)."""
 
 X0ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -117,7 +116,9 @@ def resshift_schedule(
     if eta_min is None:
         eta_min = default_eta_min(float(kappa))
         if not eta_min < eta_max:
-            raise ValueError(f"eta_max must exceed the default eta_min = min((0.04/kappa)^2, 0.001) = {eta_min}, got {eta_max}")
+            raise ValueError(
+                f"eta_max must exceed the default eta_min = min((0.04/kappa)^2, 0.001) = {eta_min}, got {eta_max}"
+            )
     elif not _is_real(eta_min) or not 0 < eta_min < eta_max:
         raise ValueError(f"eta_min must lie in (0, eta_max={eta_max}), got {eta_min!r}")
     steps = torch.arange(T, dtype=torch.float64)  # ResShift's t - 1
@@ -126,7 +127,9 @@ def resshift_schedule(
     sqrt_eta = math.sqrt(eta_min) * torch.exp(beta * log_b0)
     eta = sqrt_eta**2
     if not bool((torch.diff(eta) > 0).all()):
-        raise ValueError(f"power={power} with T={T} gives a schedule that is not strictly increasing in float64; use a larger power")
+        raise ValueError(
+            f"power={power} with T={T} gives a schedule that is not strictly increasing in float64; use a larger power"
+        )
     return ResShiftSchedule(eta=eta, kappa=float(kappa))
 
 
@@ -205,7 +208,7 @@ def training_loss(
     schedule: ResShiftSchedule,
     loss: str = "l2",
     rank_spec: RankSpec = FULL_RANK,
-    basis: PCABasis | None = None,
+    projector: Projector = PER_IMAGE_SVD,
 ) -> torch.Tensor:
     """Scalar ResShift training loss (ResShift Eq. 8): ``mean |f(x_t, t, y) - x_0|^p``, ``p ∈ {1, 2}``.
 
@@ -218,9 +221,9 @@ def training_loss(
         loss: ``"l2"`` (ResShift's MSE) or ``"l1"``; mean over elements, float32.
     """
     check_loss(loss)
-    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, basis)
+    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
     x_t = q_sample(x0, residual, t, noise, schedule)
-    return _distance(network(x_t, t, x_in), x0, loss)
+    return loss_distance(network(x_t, t, x_in), x0, loss)
 
 
 def prior_sample(
@@ -228,7 +231,7 @@ def prior_sample(
 ) -> torch.Tensor:
     """ResShift's start ``x_T = y + κ sqrt(η_{T-1}) z`` ``(B, C, H, W)`` (ResShift §3.1, ``x_T ~ N(y, κ² η_T I)``)."""
     scale = schedule.kappa * math.sqrt(float(schedule.eta[-1]))
-    return x_in + scale * _standard_normal(x_in, generator)
+    return x_in + scale * standard_normal(x_in, generator)
 
 
 def sample(
@@ -275,5 +278,5 @@ def sample(
             return x0_hat
         s_batch = torch.full((batch,), s, dtype=torch.long, device=x_in.device)
         mean, variance = q_posterior(x_t, x0_hat, t_batch, s_batch, schedule)
-        x_t = mean + torch.sqrt(variance) * _standard_normal(mean, generator)
+        x_t = mean + torch.sqrt(variance) * standard_normal(mean, generator)
     raise AssertionError("step_pairs always ends at s = -1")

@@ -26,7 +26,7 @@ def step_pairs(T: int, steps: int) -> list[tuple[int, int]]:
     return list(zip(times[:-1], times[1:]))
 
 
-def _standard_normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def standard_normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     device = generator.device if generator is not None else like.device
     return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
 
@@ -58,7 +58,7 @@ def sample(
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
     pairs = step_pairs(schedule.T, steps)
     if x_T is None:
-        x_t = x_in + gather(schedule.beta_bar, torch.tensor([schedule.T - 1]), x_in) * _standard_normal(x_in, generator)
+        x_t = x_in + gather(schedule.beta_bar, torch.tensor([schedule.T - 1]), x_in) * standard_normal(x_in, generator)
     else:
         if x_T.shape != x_in.shape:
             raise ValueError(f"x_T shape {tuple(x_T.shape)} differs from x_in shape {tuple(x_in.shape)}")
@@ -84,5 +84,5 @@ def sample(
             - (beta_bar_t - torch.sqrt(beta2_bar_s - sigma2)) * noise
         )
         if eta > 0:
-            x_t = x_t + torch.sqrt(sigma2) * _standard_normal(x_t, generator)
+            x_t = x_t + torch.sqrt(sigma2) * standard_normal(x_t, generator)
     raise AssertionError("step_pairs always ends at s = -1")

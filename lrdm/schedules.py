@@ -71,7 +71,9 @@ def schedule_from_coefficients(alpha: torch.Tensor, beta2: torch.Tensor) -> Resi
     alpha = torch.as_tensor(alpha, dtype=torch.float64)
     beta2 = torch.as_tensor(beta2, dtype=torch.float64)
     if alpha.shape != beta2.shape or alpha.ndim != 1:
-        raise ValueError(f"alpha and beta2 must be 1-D of equal length, got {tuple(alpha.shape)} and {tuple(beta2.shape)}")
+        raise ValueError(
+            f"alpha and beta2 must be 1-D of equal length, got {tuple(alpha.shape)} and {tuple(beta2.shape)}"
+        )
     if bool((beta2 < 0).any()):
         raise ValueError("beta2 must be non-negative")
     beta2_bar = torch.cumsum(beta2, dim=0)

@@ -46,8 +46,22 @@ from .reported import (
 
 #: Columns of the score files that the tables read (a subset of ``lrdm.evaluate.RESULT_COLUMNS``).
 REQUIRED_COLUMNS = (
-    "dataset", "run", "process", "objective", "rank_spec", "scheduler", "order", "rank", "steps", "eta",
-    "seed", "image_id", "psnr", "ssim", "input_psnr", "input_ssim",
+    "dataset",
+    "run",
+    "process",
+    "objective",
+    "rank_spec",
+    "scheduler",
+    "order",
+    "rank",
+    "steps",
+    "eta",
+    "seed",
+    "image_id",
+    "psnr",
+    "ssim",
+    "input_psnr",
+    "input_ssim",
 )
 #: Per-image metrics averaged by :func:`summarize`.
 METRICS = ("psnr", "ssim", "input_psnr", "input_ssim")
@@ -75,9 +89,9 @@ PROCESS_DEFAULT_OBJECTIVES = {"rddm": DEFAULT_OBJECTIVE, "resshift": "pred_x0"}
 #: How each objective obtains the term it does not predict (RDDM Eq. 16 under a low-rank forward process).
 OBJECTIVE_NOTES = {
     "pred_res": "noise derived from the predicted residual by RDDM Eq. 16 (exact for a full-rank forward "
-                "process, approximate under a low-rank one)",
+    "process, approximate under a low-rank one)",
     "pred_noise": "residual derived from the predicted noise by RDDM Eq. 16 (exact for a full-rank forward "
-                  "process, approximate under a low-rank one)",
+    "process, approximate under a low-rank one)",
     "pred_res_noise": "residual and noise both predicted (no conversion)",
 }
 #: Row names of LRDM Tab. 5 by (process, low rank?).
@@ -172,9 +186,7 @@ def summarize(scores: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     constant = "__all__"
     keys = by or [constant]
     frame = scores.assign(**{constant: 0}) if not by else scores
-    per_seed = (
-        frame.groupby([*keys, "seed"], dropna=False, sort=True)[list(METRICS)].mean().reset_index()
-    )
+    per_seed = frame.groupby([*keys, "seed"], dropna=False, sort=True)[list(METRICS)].mean().reset_index()
     grouped = per_seed.groupby(keys, dropna=False, sort=True)
     summary = grouped.agg(
         psnr_mean=("psnr", "mean"),
@@ -237,9 +249,7 @@ def _steps_text(steps: dict[str, list[int]]) -> str:
     return "Sampling steps: " + "; ".join(parts) + "."
 
 
-_AVERAGING_TEXT = (
-    "Mean over test images, then over training seeds (mean ± std where more than one seed was trained)."
-)
+_AVERAGING_TEXT = "Mean over test images, then over training seeds (mean ± std where more than one seed was trained)."
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,9 +280,16 @@ def _normalise_rank_columns(scores: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _prepare(scores: pd.DataFrame, keep: Callable[[pd.DataFrame], pd.Series] | None, need: str, builder: str,
-             steps: int | None, process: str | None = None, objective: str | None = None,
-             all_steps: bool = False) -> pd.DataFrame:
+def _prepare(
+    scores: pd.DataFrame,
+    keep: Callable[[pd.DataFrame], pd.Series] | None,
+    need: str,
+    builder: str,
+    steps: int | None,
+    process: str | None = None,
+    objective: str | None = None,
+    all_steps: bool = False,
+) -> pd.DataFrame:
     """Checks columns, keeps the rows of ``process`` and ``objective`` (None: any) that pass ``keep``,
     then selects the sampling steps (unless ``all_steps``); ValueError naming what was looked for when
     nothing is left."""
@@ -318,10 +335,15 @@ def _steps_metric(steps: Any, metric: str) -> str:
     return f"{METRIC_LABELS[metric]} ({count} step{'' if count == 1 else 's'})"
 
 
-def _metric_columns(values: Iterable[Any], metrics: Sequence[str],
-                    name: Callable[[Any, str], str] = _dataset_metric) -> list[str]:
-    return [column for value in values for metric in metrics
-            for column in (name(value, metric), name(value, metric) + STD_SUFFIX)]
+def _metric_columns(
+    values: Iterable[Any], metrics: Sequence[str], name: Callable[[Any, str], str] = _dataset_metric
+) -> list[str]:
+    return [
+        column
+        for value in values
+        for metric in metrics
+        for column in (name(value, metric), name(value, metric) + STD_SUFFIX)
+    ]
 
 
 def _wide(
@@ -337,8 +359,9 @@ def _wide(
     cells, ``source`` = this run) and the ordered list of metric columns.
     """
     summary = summarize(frame, [column_key, *row_keys])
-    values = (dataset_order(summary[column_key].unique()) if column_key == "dataset"
-              else sorted(summary[column_key].unique()))
+    values = (
+        dataset_order(summary[column_key].unique()) if column_key == "dataset" else sorted(summary[column_key].unique())
+    )
     metric_columns = _metric_columns(values, metrics, name)
     rows: dict[tuple[Hashable, ...], dict[str, Any]] = {}
     for record in summary.to_dict("records"):
@@ -420,9 +443,13 @@ def _position(value: Any, ordering: Sequence[Any]) -> int:
 def _spec_sort_key(row: pd.Series) -> tuple[Any, ...]:
     """Orders rank specs as full, fixed (by rank), lin_*, poly_* (by order); unknown keys last."""
     scheduler = _clean(row.get("scheduler"))
-    return (_position(scheduler, SCHEDULER_ORDER), _text_or_empty(scheduler),
-            _number_or(row.get("rank"), math.inf), _number_or(row.get("order"), math.inf),
-            _text_or_empty(row.get("rank_spec")))
+    return (
+        _position(scheduler, SCHEDULER_ORDER),
+        _text_or_empty(scheduler),
+        _number_or(row.get("rank"), math.inf),
+        _number_or(row.get("order"), math.inf),
+        _text_or_empty(row.get("rank_spec")),
+    )
 
 
 def _optional_sort_key(row: pd.Series, optional: Sequence[str]) -> tuple[str, ...]:
@@ -434,9 +461,13 @@ def _optional_sort_key(row: pd.Series, optional: Sequence[str]) -> tuple[str, ..
 # --------------------------------------------------------------------------------------------------
 
 
-def schedulers_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
-                     process: str | None = DEFAULT_PROCESS,
-                     objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+def schedulers_table(
+    scores: pd.DataFrame,
+    steps: int | None = None,
+    include_reported: bool = True,
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> pd.DataFrame:
     """LRDM Tab. 3: one row per time-varying rank scheduler (with its order), PSNR/SSIM per dataset.
 
     Only runs of ``process`` and ``objective`` are used (None: any; rows are then split by them).
@@ -444,56 +475,99 @@ def schedulers_table(scores: pd.DataFrame, steps: int | None = None, include_rep
     Reported rows (``LRDM Tab. 3``; its poly rows use p=3) are added for the datasets present in
     ``scores`` when ``include_reported``.  Raises ValueError when no run uses a time-varying scheduler.
     """
-    frame = _prepare(scores, lambda f: f["scheduler"].isin(DYNAMIC_SCHEDULERS),
-                     f"runs with a time-varying rank scheduler ({', '.join(DYNAMIC_SCHEDULERS)})",
-                     "schedulers_table", steps, process, objective)
+    frame = _prepare(
+        scores,
+        lambda f: f["scheduler"].isin(DYNAMIC_SCHEDULERS),
+        f"runs with a time-varying rank scheduler ({', '.join(DYNAMIC_SCHEDULERS)})",
+        "schedulers_table",
+        steps,
+        process,
+        objective,
+    )
     optional = _varying(frame)
     row_keys = ["scheduler", "order", *optional]
     ours, metric_columns = _wide(frame, row_keys)
     parts = [ours]
     if include_reported:
-        parts.append(_reported_wide(LRDM_TAB3, frame["dataset"].unique(),
-                                    lambda r: {"scheduler": r["scheduler"], "order": r["order"]}))
+        parts.append(
+            _reported_wide(
+                LRDM_TAB3, frame["dataset"].unique(), lambda r: {"scheduler": r["scheduler"], "order": r["order"]}
+            )
+        )
     used = _steps_used(frame)
     caption = "Rank schedulers (LRDM Tab. 3). " + _steps_text(used) + " " + _AVERAGING_TEXT
     return _finish(
-        parts, row_keys, metric_columns,
-        lambda r: (_position(r["scheduler"], DYNAMIC_SCHEDULERS), _number_or(r["order"], 0), _source_rank(r),
-                   *_optional_sort_key(r, optional)),
-        caption, used, integer_columns=("order",),
+        parts,
+        row_keys,
+        metric_columns,
+        lambda r: (
+            _position(r["scheduler"], DYNAMIC_SCHEDULERS),
+            _number_or(r["order"], 0),
+            _source_rank(r),
+            *_optional_sort_key(r, optional),
+        ),
+        caption,
+        used,
+        integer_columns=("order",),
     )
 
 
-def orders_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
-                 process: str | None = DEFAULT_PROCESS, objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+def orders_table(
+    scores: pd.DataFrame,
+    steps: int | None = None,
+    include_reported: bool = True,
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> pd.DataFrame:
     """LRDM Tab. 4: rows poly_decrease / poly_increase × polynomial order p, PSNR/SSIM per dataset.
 
     Only runs of ``process`` and ``objective`` are used (None: any; rows are then split by them).
 
     Raises ValueError when no run uses a polynomial scheduler.
     """
-    frame = _prepare(scores, lambda f: f["scheduler"].isin(POLY_SCHEDULERS),
-                     "runs with a polynomial rank scheduler (poly_decrease, poly_increase)", "orders_table", steps,
-                     process, objective)
+    frame = _prepare(
+        scores,
+        lambda f: f["scheduler"].isin(POLY_SCHEDULERS),
+        "runs with a polynomial rank scheduler (poly_decrease, poly_increase)",
+        "orders_table",
+        steps,
+        process,
+        objective,
+    )
     optional = _varying(frame)
     row_keys = ["scheduler", "order", *optional]
     ours, metric_columns = _wide(frame, row_keys)
     parts = [ours]
     if include_reported:
-        parts.append(_reported_wide(LRDM_TAB4, frame["dataset"].unique(),
-                                    lambda r: {"scheduler": r["scheduler"], "order": r["order"]}))
+        parts.append(
+            _reported_wide(
+                LRDM_TAB4, frame["dataset"].unique(), lambda r: {"scheduler": r["scheduler"], "order": r["order"]}
+            )
+        )
     used = _steps_used(frame)
     caption = "Polynomial scheduler orders (LRDM Tab. 4). " + _steps_text(used) + " " + _AVERAGING_TEXT
     return _finish(
-        parts, row_keys, metric_columns,
-        lambda r: (_position(r["scheduler"], POLY_SCHEDULERS), _number_or(r["order"], 0), _source_rank(r),
-                   *_optional_sort_key(r, optional)),
-        caption, used, integer_columns=("order",),
+        parts,
+        row_keys,
+        metric_columns,
+        lambda r: (
+            _position(r["scheduler"], POLY_SCHEDULERS),
+            _number_or(r["order"], 0),
+            _source_rank(r),
+            *_optional_sort_key(r, optional),
+        ),
+        caption,
+        used,
+        integer_columns=("order",),
     )
 
 
-def rank_sweep_table(scores: pd.DataFrame, steps: int | None = None, process: str | None = DEFAULT_PROCESS,
-                     objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+def rank_sweep_table(
+    scores: pd.DataFrame,
+    steps: int | None = None,
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> pd.DataFrame:
     """LRDM Fig. 6 data: rows = fixed ranks (ascending), then ``full`` (no projection) and
     ``input (degraded)`` (scores of the degraded input, no std); PSNR/SSIM per dataset.  The ``rank``
     column holds ints and those two labels.  Only runs of ``process`` and ``objective`` are used (None:
@@ -501,34 +575,49 @@ def rank_sweep_table(scores: pd.DataFrame, steps: int | None = None, process: st
 
     Raises ValueError when there is neither a fixed-rank nor a full-rank run.
     """
-    frame = _prepare(scores, lambda f: f["scheduler"].isin(["fixed", "full"]), "fixed-rank or full-rank runs",
-                     "rank_sweep_table", steps, process, objective)
+    frame = _prepare(
+        scores,
+        lambda f: f["scheduler"].isin(["fixed", "full"]),
+        "fixed-rank or full-rank runs",
+        "rank_sweep_table",
+        steps,
+        process,
+        objective,
+    )
     optional = _varying(frame)
     ours, metric_columns = _wide(frame, ["scheduler", "rank", *optional])
-    ours["rank_label"] = [FULL_RANK_ROW if scheduler == "full" else int(rank)
-                          for scheduler, rank in zip(ours["scheduler"], ours["rank"])]
+    ours["rank_label"] = [
+        FULL_RANK_ROW if scheduler == "full" else int(rank) for scheduler, rank in zip(ours["scheduler"], ours["rank"])
+    ]
     input_row: dict[str, Any] = {"rank_label": INPUT_ROW, "source": THIS_RUN}
     for record in summarize(frame, ["dataset"]).to_dict("records"):
         input_row[_dataset_metric(record["dataset"], "psnr")] = record["input_psnr_mean"]
         input_row[_dataset_metric(record["dataset"], "ssim")] = record["input_ssim_mean"]
     used = _steps_used(frame)
-    caption = ("PSNR/SSIM versus fixed rank (LRDM Fig. 6 data); 'full' is the run without projection, "
-               "'input (degraded)' scores the degraded input. " + _steps_text(used) + " " + _AVERAGING_TEXT)
+    caption = (
+        "PSNR/SSIM versus fixed rank (LRDM Fig. 6 data); 'full' is the run without projection, "
+        "'input (degraded)' scores the degraded input. " + _steps_text(used) + " " + _AVERAGING_TEXT
+    )
 
     def sort_key(row: pd.Series) -> tuple[Any, ...]:
         label = row["rank_label"]
         group = 2 if label == INPUT_ROW else 1 if label == FULL_RANK_ROW else 0
         return (group, _number_or(row.get("rank"), 0), *_optional_sort_key(row, optional))
 
-    table = _finish([ours, pd.DataFrame([input_row])], ["rank_label", *optional], metric_columns, sort_key,
-                    caption, used)
+    table = _finish(
+        [ours, pd.DataFrame([input_row])], ["rank_label", *optional], metric_columns, sort_key, caption, used
+    )
     renamed = table.rename(columns={"rank_label": "rank"})
     renamed.attrs.update(table.attrs)
     return renamed
 
 
-def steps_table(scores: pd.DataFrame, metrics: Sequence[str] = ("psnr",), process: str | None = DEFAULT_PROCESS,
-                objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+def steps_table(
+    scores: pd.DataFrame,
+    metrics: Sequence[str] = ("psnr",),
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> pd.DataFrame:
     """LRDM Fig. 8 data: rows = (dataset, rank_spec), columns ``"PSNR (S steps)"`` for every evaluated S.
 
     ``metrics`` may add ``"ssim"``.  Only runs of ``process`` and ``objective`` are used (None: any; rows
@@ -547,14 +636,21 @@ def steps_table(scores: pd.DataFrame, metrics: Sequence[str] = ("psnr",), proces
     step_counts = sorted(int(s) for s in frame["steps"].unique())
     caption = "Restoration quality versus sampling steps (LRDM Fig. 8 data). " + _AVERAGING_TEXT
     return _finish(
-        [ours], ["dataset", "rank_spec", *optional], metric_columns,
+        [ours],
+        ["dataset", "rank_spec", *optional],
+        metric_columns,
         lambda r: (dataset_rank[r["dataset"]], *_spec_sort_key(r), *_optional_sort_key(r, optional)),
-        caption, {d: step_counts for d in datasets},
+        caption,
+        {d: step_counts for d in datasets},
     )
 
 
-def feasibility_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
-                      rddm_objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+def feasibility_table(
+    scores: pd.DataFrame,
+    steps: int | None = None,
+    include_reported: bool = True,
+    rddm_objective: str | None = DEFAULT_OBJECTIVE,
+) -> pd.DataFrame:
     """LRDM Tab. 5: rows RDDM, RDDM + Low-Rank, ResShift, ResShift + Low-Rank (process × whether
     ``rank_spec`` is ``full``), PSNR/SSIM per dataset.
 
@@ -566,7 +662,8 @@ def feasibility_table(scores: pd.DataFrame, steps: int | None = None, include_re
 
     def keep(frame: pd.DataFrame) -> pd.Series:
         rddm_ok = (frame["process"] == "rddm") & (
-            True if rddm_objective is None else frame["objective"] == rddm_objective)
+            True if rddm_objective is None else frame["objective"] == rddm_objective
+        )
         return frame["process"].isin(processes) & (rddm_ok | (frame["process"] != "rddm"))
 
     frame = _prepare(scores, keep, "rddm or resshift runs", "feasibility_table", steps)
@@ -580,19 +677,29 @@ def feasibility_table(scores: pd.DataFrame, steps: int | None = None, include_re
         parts.append(_reported_wide(LRDM_TAB5, frame["dataset"].unique(), lambda r: {"model": r["method"]}))
     labels = list(FEASIBILITY_LABELS.values())
     used = _steps_used(frame)
-    caption = ("Low-rank feasibility across processes (LRDM Tab. 5). " + _steps_text(used) + " "
-               + _AVERAGING_TEXT)
+    caption = "Low-rank feasibility across processes (LRDM Tab. 5). " + _steps_text(used) + " " + _AVERAGING_TEXT
     return _finish(
-        parts, ["model", "rank_spec", *optional], metric_columns,
-        lambda r: (_position(r["model"], labels), _source_rank(r), *_spec_sort_key(r),
-                   *_optional_sort_key(r, optional)),
-        caption, used,
+        parts,
+        ["model", "rank_spec", *optional],
+        metric_columns,
+        lambda r: (
+            _position(r["model"], labels),
+            _source_rank(r),
+            *_spec_sort_key(r),
+            *_optional_sort_key(r, optional),
+        ),
+        caption,
+        used,
     )
 
 
-def sampling_methods_table(scores: pd.DataFrame, steps: int | None = None, include_reported: bool = True,
-                           process: str | None = DEFAULT_PROCESS,
-                           rank_specs: Sequence[str] | None = None) -> pd.DataFrame:
+def sampling_methods_table(
+    scores: pd.DataFrame,
+    steps: int | None = None,
+    include_reported: bool = True,
+    process: str | None = DEFAULT_PROCESS,
+    rank_specs: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """RDDM Tab. 1: rows SM-Res (pred_res), SM-N (pred_noise), SM-Res-N (pred_res_noise) per rank_spec,
     PSNR/SSIM per dataset, and a ``note`` column saying how the term that is not predicted is obtained.
 
@@ -604,9 +711,14 @@ def sampling_methods_table(scores: pd.DataFrame, steps: int | None = None, inclu
     spec trained with SM-Res-N alone for other experiments does not crowd the comparison).  Raises
     ValueError when no run has one of the three objectives.
     """
-    frame = _prepare(scores, lambda f: f["objective"].isin(list(OBJECTIVE_LABELS)),
-                     f"runs with objective {', '.join(OBJECTIVE_LABELS)}", "sampling_methods_table", steps,
-                     process)
+    frame = _prepare(
+        scores,
+        lambda f: f["objective"].isin(list(OBJECTIVE_LABELS)),
+        f"runs with objective {', '.join(OBJECTIVE_LABELS)}",
+        "sampling_methods_table",
+        steps,
+        process,
+    )
     if rank_specs is None:
         objectives_per_spec = frame.groupby("rank_spec")["objective"].nunique()
         rank_specs = list(objectives_per_spec.index[objectives_per_spec == objectives_per_spec.max()])
@@ -617,19 +729,33 @@ def sampling_methods_table(scores: pd.DataFrame, steps: int | None = None, inclu
     ours, metric_columns = _wide(frame, ["objective", "rank_spec", "scheduler", "rank", "order", *optional])
     parts = [ours]
     if include_reported:
-        parts.append(_reported_wide(RDDM_TAB1, frame["dataset"].unique(),
-                                    lambda r: {"objective": r["objective"], "rank_spec": "full"}))
+        parts.append(
+            _reported_wide(
+                RDDM_TAB1, frame["dataset"].unique(), lambda r: {"objective": r["objective"], "rank_spec": "full"}
+            )
+        )
     used = _steps_used(frame)
-    caption = ("Sampling methods (RDDM Tab. 1). SM-Res and SM-N obtain the term they do not predict through "
-               "RDDM Eq. 16, which assumes the full residual was injected: under a low-rank forward process "
-               "that conversion is only approximate; SM-Res-N needs no conversion. " + _steps_text(used) + " "
-               + _AVERAGING_TEXT)
+    caption = (
+        "Sampling methods (RDDM Tab. 1). SM-Res and SM-N obtain the term they do not predict through "
+        "RDDM Eq. 16, which assumes the full residual was injected: under a low-rank forward process "
+        "that conversion is only approximate; SM-Res-N needs no conversion. "
+        + _steps_text(used)
+        + " "
+        + _AVERAGING_TEXT
+    )
     objectives = list(OBJECTIVE_LABELS)
     table = _finish(
-        parts, ["objective", "rank_spec", *optional], metric_columns,
-        lambda r: (_position(r["objective"], objectives), _source_rank(r), *_spec_sort_key(r),
-                   *_optional_sort_key(r, optional)),
-        caption, used,
+        parts,
+        ["objective", "rank_spec", *optional],
+        metric_columns,
+        lambda r: (
+            _position(r["objective"], objectives),
+            _source_rank(r),
+            *_spec_sort_key(r),
+            *_optional_sort_key(r, optional),
+        ),
+        caption,
+        used,
     )
     table.insert(0, "sampling method", [OBJECTIVE_LABELS[o] for o in table["objective"]])
     table["note"] = [OBJECTIVE_NOTES[o] for o in table["objective"]]
@@ -651,9 +777,14 @@ def method_label(process: str, rank_spec: str, objective: str | None = None, eta
     return f"{base} ({', '.join(details)})"
 
 
-def main_table(scores: pd.DataFrame, datasets: Sequence[str] | None = None, steps: int | None = None,
-               reported_tables: Sequence[str] = MAIN_REPORTED_TABLES, process: str | None = DEFAULT_PROCESS,
-               objective: str | None = DEFAULT_OBJECTIVE) -> pd.DataFrame:
+def main_table(
+    scores: pd.DataFrame,
+    datasets: Sequence[str] | None = None,
+    steps: int | None = None,
+    reported_tables: Sequence[str] = MAIN_REPORTED_TABLES,
+    process: str | None = DEFAULT_PROCESS,
+    objective: str | None = DEFAULT_OBJECTIVE,
+) -> pd.DataFrame:
     """LRDM Tab. 1/2 layout: the paper's reported rows (in the paper's order) followed by our rows (one
     per process, objective and rank_spec evaluated), with ``method`` and ``source`` columns and
     PSNR/SSIM per dataset.
@@ -665,10 +796,16 @@ def main_table(scores: pd.DataFrame, datasets: Sequence[str] | None = None, step
     none of ``datasets``.
     """
     _require(scores, REQUIRED_COLUMNS, "main_table")
-    wanted = (dataset_order(datasets) if datasets is not None
-              else dataset_order(scores["dataset"].astype(str).unique()))
-    frame = _prepare(scores, lambda f: f["dataset"].isin(wanted), f"rows for dataset(s) {wanted}",
-                     "main_table", steps, process, objective)
+    wanted = dataset_order(datasets) if datasets is not None else dataset_order(scores["dataset"].astype(str).unique())
+    frame = _prepare(
+        scores,
+        lambda f: f["dataset"].isin(wanted),
+        f"rows for dataset(s) {wanted}",
+        "main_table",
+        steps,
+        process,
+        objective,
+    )
     optional = _varying(frame, ("eta",))
     ours, _ = _wide(frame, ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional])
     ours["method"] = [
@@ -685,16 +822,26 @@ def main_table(scores: pd.DataFrame, datasets: Sequence[str] | None = None, step
     if reported_parts:
         parts.append(pd.concat(reported_parts, ignore_index=True).groupby("method", sort=False).first().reset_index())
     used = _steps_used(frame)
-    caption = ("Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
-               f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here. "
-               + _steps_text(used) + " " + _AVERAGING_TEXT)
+    caption = (
+        "Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
+        f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here. "
+        + _steps_text(used)
+        + " "
+        + _AVERAGING_TEXT
+    )
 
     def sort_key(row: pd.Series) -> tuple[Any, ...]:
         if row["source"] != THIS_RUN:
             return (0, paper_order.get(row["method"], len(paper_order)))
         full = row["rank_spec"] == "full"
-        return (1, _text_or_empty(row["process"]) != "rddm", full, *_spec_sort_key(row),
-                _text_or_empty(row["objective"]), *_optional_sort_key(row, optional))
+        return (
+            1,
+            _text_or_empty(row["process"]) != "rddm",
+            full,
+            *_spec_sort_key(row),
+            _text_or_empty(row["objective"]),
+            *_optional_sort_key(row, optional),
+        )
 
     return _finish(parts, ["method"], _metric_columns(wanted, METRIC_LABELS), sort_key, caption, used)
 
@@ -777,9 +924,21 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 _LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", PLUS_MINUS: r"$\pm$",
-    MISSING_TEXT: "--", "²": r"\textsuperscript{2}", "η": r"$\eta$", "×": r"$\times$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    PLUS_MINUS: r"$\pm$",
+    MISSING_TEXT: "--",
+    "²": r"\textsuperscript{2}",
+    "η": r"$\eta$",
+    "×": r"$\times$",
 }
 
 
@@ -795,8 +954,12 @@ def to_latex(frame: pd.DataFrame, caption: str, label: str | None = None) -> str
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}"]
     if label:
         lines.append(rf"\label{{{label}}}")
-    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-              " & ".join(latex_escape(c) for c in shown.columns) + r" \\", r"\midrule"]
+    lines += [
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in shown.columns) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in shown.itertuples(index=False, name=None)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -844,11 +1007,14 @@ TABLE_BUILDERS: dict[str, Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFra
     "feasibility": lambda scores, spec: feasibility_table(scores),
     "main_table": lambda scores, spec: main_table(scores, spec.get("datasets")),
     "sampling_methods": lambda scores, spec: sampling_methods_table(
-        scores, rank_specs=[spec["spec"]] if spec.get("spec") else None),
+        scores, rank_specs=[spec["spec"]] if spec.get("spec") else None
+    ),
 }
 
 
-def build_target_table(name: str, scores: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, str]:
+def build_target_table(
+    name: str, scores: pd.DataFrame, spec: Mapping[str, Any] | None = None
+) -> tuple[pd.DataFrame, str]:
     """The display frame and caption of workflow target ``name`` from its scores (``spec``: the target's
     config section, e.g. ``datasets`` for ``main_table``, ``spec`` for ``sampling_methods``)."""
     if name not in TABLE_BUILDERS:

@@ -1,9 +1,15 @@
 """Training loop: Adam, EMA, gradient clipping, bf16 autocast on GPU, ``accelerate`` for several GPUs,
 atomic checkpoints with automatic resume, deterministic by seed.
 
-Determinism and exact resume: every step draws its batch (images, crops, flips), timesteps and noise
-from a generator seeded by ``(seed, step, process index)`` alone, so a run resumed from a checkpoint
-repeats exactly the steps an uninterrupted run would have taken.
+Determinism and exact resume: every step draws its global batch (images, crops, flips), timesteps and
+noise from a generator seeded by ``(seed, step)`` alone, so a run resumed from a checkpoint repeats exactly
+the steps an uninterrupted run would have taken.
+
+Several processes (``accelerate launch`` / torchrun, DDP): ``batch_size`` is the global batch; every process
+draws the same global batch and trains on its contiguous share of ``batch_size / num_processes`` samples, and
+DDP averages the gradients, so N processes take the same steps as one process with the same global batch (up
+to floating-point reduction order).  The learning rate is not rescaled.  Rank 0 writes checkpoints and logs;
+a checkpoint resumes on any number of processes.
 
 Run directory layout::
 
@@ -48,9 +54,19 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def step_generator(seed: int, step: int, process_index: int = 0) -> torch.Generator:
-    """CPU generator for one training step of one process (the only randomness a step uses)."""
-    return torch.Generator().manual_seed(seed * SEED_STRIDE * SEED_STRIDE + process_index * SEED_STRIDE + step)
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """CPU generator for one training step (the only randomness a step uses); ``stream`` separates other uses."""
+    return torch.Generator().manual_seed(seed * SEED_STRIDE * SEED_STRIDE + stream * SEED_STRIDE + step)
+
+
+def draw_batch(
+    dataset: PairedImageDataset, batch_size: int, T: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One global training batch: ``(x0, x_in, t, noise)``, images ``(B, 3, crop, crop)`` in [-1, 1], ``t`` ``(B,)``."""
+    batch = sample_batch(dataset, batch_size, generator)
+    t = torch.randint(0, T, (batch_size,), generator=generator)
+    noise = torch.randn(batch["target"].shape, generator=generator)
+    return batch["target"], batch["input"], t, noise
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -138,6 +154,12 @@ def train(
     probe = torch.device("cpu" if cpu_only else "cuda")
     accelerator = Accelerator(cpu=cpu_only, mixed_precision=resolve_mixed_precision(config, probe))
     torch.manual_seed(config.seed)  # initial weights
+    if config.batch_size % accelerator.num_processes:
+        raise ValueError(
+            f"config key 'batch_size' ({config.batch_size}) is the global batch and must be divisible by the "
+            f"number of processes ({accelerator.num_processes})"
+        )
+    share = config.batch_size // accelerator.num_processes
 
     dataset = PairedImageDataset(config.index, split="train", crop=config.crop, flip=config.flip, cache=True)
     basis = None
@@ -151,8 +173,13 @@ def train(
                 basis.save(basis_path)
     process = build_process(config, basis)
     network = build_network(config, process)
-    ema = EMA(network, beta=config.ema_decay, update_after_step=config.ema_start,
-              update_every=config.ema_update_every, include_online_model=False)
+    ema = EMA(
+        network,
+        beta=config.ema_decay,
+        update_after_step=config.ema_start,
+        update_every=config.ema_update_every,
+        include_online_model=False,
+    )
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, betas=config.adam_betas)
 
     start = 0
@@ -173,24 +200,28 @@ def train(
     log_path = run_dir / LOSS_FILE
     write_header = not log_path.exists()
     began = time.perf_counter()
-    bar = tqdm(range(start, end), initial=start, total=config.steps, desc=run_dir.name,
-               disable=(not accelerator.is_main_process) if progress is None else not progress)
+    bar = tqdm(
+        range(start, end),
+        initial=start,
+        total=config.steps,
+        desc=run_dir.name,
+        disable=(not accelerator.is_main_process) if progress is None else not progress,
+    )
     with open(log_path, "a", newline="") as log_handle:
         writer = csv.writer(log_handle)
         if write_header and accelerator.is_main_process:
             writer.writerow(["step", "loss", "seconds"])
         for step in bar:
-            generator = step_generator(config.seed, step, accelerator.process_index)
-            batch = sample_batch(dataset, config.batch_size, generator)
-            t = torch.randint(0, process.T, (config.batch_size,), generator=generator)
-            noise = torch.randn(batch["target"].shape, generator=generator)
-            x0, x_in, t, noise = (v.to(accelerator.device) for v in (batch["target"], batch["input"], t, noise))
+            drawn = draw_batch(dataset, config.batch_size, process.T, step_generator(config.seed, step))
+            mine = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)
+            x0, x_in, t, noise = (v[mine].to(accelerator.device) for v in drawn)
             with accelerator.autocast():
                 loss = process.loss(network, x0, x_in, t, noise)
-            if not math.isfinite(loss.item()):
+            mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+            if not math.isfinite(mean_loss):
                 last = list_checkpoints(run_dir)
                 raise TrainingDiverged(
-                    f"loss became {loss.item()} at step {step + 1} of {run_dir}; the last good checkpoint is "
+                    f"loss became {mean_loss} at step {step + 1} of {run_dir}; the last good checkpoint is "
                     f"{last[-1][1] if last else 'none (no checkpoint written yet)'}"
                 )
             accelerator.backward(loss)
@@ -200,9 +231,9 @@ def train(
             ema.update()
             done = step + 1
             if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
-                writer.writerow([done, f"{loss.item():.6g}", f"{time.perf_counter() - began:.3f}"])
+                writer.writerow([done, f"{mean_loss:.6g}", f"{time.perf_counter() - began:.3f}"])
                 log_handle.flush()
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.set_postfix(loss=f"{mean_loss:.4f}")
             if done % config.checkpoint_every == 0 or done == end:
                 _save_checkpoint(accelerator, network, ema, optimizer, done, run_dir, config)
     bar.close()
@@ -213,8 +244,9 @@ def train(
     return model_path
 
 
-def _save_checkpoint(accelerator: Accelerator, network, ema: EMA, optimizer, step: int, run_dir: Path,
-                     config: TrainConfig) -> None:
+def _save_checkpoint(
+    accelerator: Accelerator, network, ema: EMA, optimizer, step: int, run_dir: Path, config: TrainConfig
+) -> None:
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return

@@ -7,15 +7,23 @@ run and a number of sampling steps.  Targets that need the same run share it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .config import PROCESS_OBJECTIVES, PROCESSES, TrainConfig
 from .diffusion import OBJECTIVES
 from .lowrank import RankSpec
 
 TARGETS = (
-    "spectrum", "rank_schedules", "rank_sweep", "schedulers", "orders", "steps", "feasibility", "main_table",
+    "spectrum",
+    "rank_schedules",
+    "rank_sweep",
+    "schedulers",
+    "orders",
+    "steps",
+    "feasibility",
+    "main_table",
     "sampling_methods",
 )
 """One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2, RDDM Tab. 1."""
@@ -59,14 +67,23 @@ def _sampling_steps(config: dict[str, Any]) -> int:
     return int(config["sampling"]["steps"])
 
 
-def _evaluations(config: dict[str, Any], datasets: Iterable[str], specs: Iterable[str],
-                 processes: Iterable[str] = (DEFAULT_PROCESS,), objectives: Iterable[str] = (DEFAULT_OBJECTIVE,),
-                 steps: Iterable[int] | None = None) -> list[Evaluation]:
+def _evaluations(
+    config: dict[str, Any],
+    datasets: Iterable[str],
+    specs: Iterable[str],
+    processes: Iterable[str] = (DEFAULT_PROCESS,),
+    objectives: Iterable[str] = (DEFAULT_OBJECTIVE,),
+    steps: Iterable[int] | None = None,
+) -> list[Evaluation]:
     steps = list(steps) if steps is not None else [_sampling_steps(config)]
     return [
         Evaluation(d, p, o, s, int(seed), int(n))
-        for d in datasets for p in processes for o in objectives for s in specs
-        for seed in config["seeds"] for n in steps
+        for d in datasets
+        for p in processes
+        for o in objectives
+        for s in specs
+        for seed in config["seeds"]
+        for n in steps
     ]
 
 
@@ -86,9 +103,15 @@ def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
         return _evaluations(config, datasets, spec["specs"], steps=spec["steps"])
     if target == "feasibility":
         return [
-            e for process in PROCESSES
-            for e in _evaluations(config, datasets, ["full", spec["spec"]], processes=[process],
-                                  objectives=PROCESS_OBJECTIVES[process][:1])
+            e
+            for process in PROCESSES
+            for e in _evaluations(
+                config,
+                datasets,
+                ["full", spec["spec"]],
+                processes=[process],
+                objectives=PROCESS_OBJECTIVES[process][:1],
+            )
         ]
     if target == "main_table":
         return _evaluations(config, datasets, spec["specs"])
@@ -101,15 +124,28 @@ def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
     return sorted({score_path(config["results"], e) for e in target_evaluations(config, target)})
 
 
-def run_config(config: dict[str, Any], dataset: str, process: str, objective: str, rank_spec: str, seed: int,
-               index: str, max_rank: int | None = None) -> TrainConfig:
+def run_config(
+    config: dict[str, Any],
+    dataset: str,
+    process: str,
+    objective: str,
+    rank_spec: str,
+    seed: int,
+    index: str,
+    max_rank: int | None = None,
+) -> TrainConfig:
     """The resolved :class:`TrainConfig` of one run: ``train`` defaults, then the dataset's ``train``
     overrides, then the process's overrides (``processes.<name>``), then the run's wildcards."""
     values: dict[str, Any] = dict(config.get("train", {}))
     values.update(config["datasets"][dataset].get("train", {}))
     values.update(config.get("processes", {}).get(process, {}))
     values.update(
-        index=index, process=process, objective=objective, rank_spec=rank_spec, seed=int(seed), max_rank=max_rank,
+        index=index,
+        process=process,
+        objective=objective,
+        rank_spec=rank_spec,
+        seed=int(seed),
+        max_rank=max_rank,
         extra={"dataset": dataset},
     )
     return TrainConfig.from_dict(values)
@@ -145,6 +181,14 @@ def check_config(config: dict[str, Any]) -> None:
                 except ValueError as err:
                     raise ValueError(f"config key targets.{target}.{key}: {err}") from None
     for name, dataset in datasets.items():
+        if dataset["source"] == "registry":
+            from .datasets import REGISTRY
+
+            if name not in REGISTRY:
+                raise ValueError(
+                    f"config key datasets.{name}: source 'registry' but {name!r} is not in the dataset registry "
+                    f"({', '.join(REGISTRY)})"
+                )
         for process in PROCESSES:
             try:
                 run_config(config, name, process, PROCESS_OBJECTIVES[process][0], "full", 0, index="<index>")

@@ -16,7 +16,18 @@ def rain_index(tmp_path_factory):
 def tiny_config(rain_index):
     """A network and run small enough for a few CPU steps per second."""
     return TrainConfig(
-        index=str(rain_index), crop=16, dim=8, dim_mults=(1, 2), steps=6, batch_size=2, lr=1e-3,
-        checkpoint_every=2, log_every=1, ema_start=0, ema_update_every=1, ema_decay=0.9, T=100,
+        index=str(rain_index),
+        crop=16,
+        dim=8,
+        dim_mults=(1, 2),
+        steps=6,
+        batch_size=2,
+        lr=1e-3,
+        checkpoint_every=2,
+        log_every=1,
+        ema_start=0,
+        ema_update_every=1,
+        ema_decay=0.9,
+        T=100,
         rank_spec="poly_decrease-p3",
     )

@@ -133,8 +133,7 @@ def test_blur_preserves_mean_and_smooths(clean_patches):
         assert abs(blurred.astype(float).mean() - img.astype(float).mean()) < 1.5
         # Blur removes high frequencies: gradient energy drops.
         grad = lambda x: (
-            np.abs(np.diff(x.astype(float), axis=0)).mean()
-            + np.abs(np.diff(x.astype(float), axis=1)).mean()
+            np.abs(np.diff(x.astype(float), axis=0)).mean() + np.abs(np.diff(x.astype(float), axis=1)).mean()
         )
         assert grad(blurred) < grad(img)
 
@@ -163,19 +162,13 @@ def test_degradation_rejects_non_uint8():
 def test_make_dataset_deterministic(tmp_path, rain_set):
     again = make(tmp_path / "a", "rain", seed=0)
     first = sorted(p.relative_to(rain_set) for p in rain_set.rglob("*") if p.is_file())
-    second = sorted(
-        p.relative_to(tmp_path / "a")
-        for p in (tmp_path / "a").rglob("*")
-        if p.is_file()
-    )
+    second = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert first == second
     for rel in first:
         assert (rain_set / rel).read_bytes() == (tmp_path / "a" / rel).read_bytes(), rel
     other = make(tmp_path / "b", "rain", seed=1)
     assert set(other["input_sha256"]).isdisjoint(set(again["input_sha256"]))
-    assert not any(
-        p.name.endswith(".tmp") for p in tmp_path.rglob("*")
-    )  # atomic writes cleaned up
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))  # atomic writes cleaned up
 
 
 def test_split_by_source(tmp_path, rain_set):
@@ -190,9 +183,7 @@ def test_split_by_source(tmp_path, rain_set):
     assert (df.split == "train").sum() == len(train) * TRAIN_PATCHES
     assert (df.split == "test").sum() == len(test) * TEST_PATCHES
     manifest = json.loads((rain_set / D.MANIFEST_FILENAME).read_text())
-    assert manifest["test_sources"] == sorted(test) and manifest[
-        "train_sources"
-    ] == sorted(train)
+    assert manifest["test_sources"] == sorted(test) and manifest["train_sources"] == sorted(train)
 
     explicit = make(tmp_path / "e", test_sources=["astronaut"])
     assert set(explicit[explicit.split == "test"].source) == {"astronaut"}
@@ -211,11 +202,7 @@ def test_index_schema_and_checksums(rain_set, shadow_set):
     assert tuple(raw.columns) == D.INDEX_COLUMNS
     assert raw["image_id"].is_unique
     assert raw["mask"].isna().all() and raw["mask_sha256"].isna().all()
-    assert (
-        (raw["task"] == "rain").all()
-        and (raw["height"] == PATCH).all()
-        and (raw["width"] == PATCH).all()
-    )
+    assert (raw["task"] == "rain").all() and (raw["height"] == PATCH).all() and (raw["width"] == PATCH).all()
     for _, row in raw.iterrows():
         for col in ("input", "target"):
             assert not Path(row[col]).is_absolute()
@@ -261,12 +248,8 @@ def test_load_rgb_conversions(tmp_path):
     assert (out == gray[..., None]).all()
     rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    assert np.array_equal(
-        D.load_rgb(tmp_path / "a.png"), rgba[..., :3]
-    )  # alpha dropped
-    Image.fromarray(np.zeros((4, 4), np.uint16)).save(
-        tmp_path / "deep16.png"
-    )  # 16-bit gray
+    assert np.array_equal(D.load_rgb(tmp_path / "a.png"), rgba[..., :3])  # alpha dropped
+    Image.fromarray(np.zeros((4, 4), np.uint16)).save(tmp_path / "deep16.png")  # 16-bit gray
     with pytest.raises(D.ImageReadError, match="deep16.png"):
         D.load_rgb(tmp_path / "deep16.png")
 
@@ -279,9 +262,7 @@ def test_load_rgb_errors_name_file(tmp_path):
     with pytest.raises(ValueError, match="garbage.png"):
         D.load_rgb(garbage)
     # A truncated real PNG must fail at decode time, too.
-    Image.fromarray(
-        np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    ).save(tmp_path / "t.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "t.png")
     payload = (tmp_path / "t.png").read_bytes()
     (tmp_path / "truncated.png").write_bytes(payload[: len(payload) // 2])
     with pytest.raises(ValueError, match="truncated.png"):
@@ -315,9 +296,7 @@ def test_dataset_items(shadow_set):
     assert ds.has_mask
     # Works with a plain DataLoader (deterministic evaluation view).
     loaded = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
-    assert (
-        loaded["input"].shape == (2, 3, PATCH, PATCH) and len(loaded["image_id"]) == 2
-    )
+    assert loaded["input"].shape == (2, 3, PATCH, PATCH) and len(loaded["image_id"]) == 2
     assert torch.equal(ds[0]["input"], item["input"])  # cached read is identical
 
     test = D.PairedImageDataset(D.read_index(shadow_set / D.INDEX_FILENAME), "test")
@@ -328,9 +307,7 @@ def test_dataset_items(shadow_set):
 
 def test_sample_batch_reproducible(shadow_set):
     crop = PATCH // 2
-    ds = D.PairedImageDataset(
-        shadow_set / D.INDEX_FILENAME, "train", crop=crop, flip=True
-    )
+    ds = D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train", crop=crop, flip=True)
     batch = D.sample_batch(ds, 4, torch.Generator().manual_seed(7))
     assert batch["input"].shape == (4, 3, crop, crop) and batch["target"].shape == (
         4,
@@ -344,9 +321,7 @@ def test_sample_batch_reproducible(shadow_set):
     for key in ("input", "target", "mask", "index"):
         assert torch.equal(batch[key], same[key])
     # Fresh dataset object (as after a restart) + same per-step seed -> same batch.
-    resumed = D.PairedImageDataset(
-        shadow_set / D.INDEX_FILENAME, "train", crop=crop, flip=True
-    )
+    resumed = D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train", crop=crop, flip=True)
     assert torch.equal(
         D.sample_batch(resumed, 4, torch.Generator().manual_seed(7))["input"],
         batch["input"],
@@ -356,13 +331,9 @@ def test_sample_batch_reproducible(shadow_set):
     # Crops are consistent between input and target: the clean crop is a crop of the target image.
     tgt_full = ds.load_pair(int(batch["index"][0]))[1]
     crop_u8 = D.from_model_space(batch["target"][0])
-    windows = np.lib.stride_tricks.sliding_window_view(tgt_full, (crop, crop, 3))[
-        ..., 0, :, :, :
-    ]
+    windows = np.lib.stride_tricks.sliding_window_view(tgt_full, (crop, crop, 3))[..., 0, :, :, :]
     flat = windows.reshape(-1, crop, crop, 3)
-    assert any(
-        np.array_equal(w, crop_u8) or np.array_equal(w[:, ::-1], crop_u8) for w in flat
-    )
+    assert any(np.array_equal(w, crop_u8) or np.array_equal(w[:, ::-1], crop_u8) for w in flat)
 
 
 def test_dataset_size_errors(tmp_path, rain_set):

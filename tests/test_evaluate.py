@@ -20,9 +20,20 @@ def test_pad_to_multiple_reflects_and_reports_size():
 def trained(rain_index, tmp_path_factory):
     from lrdm.config import TrainConfig
 
-    config = TrainConfig(index=str(rain_index), crop=16, dim=8, dim_mults=(1, 2), steps=2, batch_size=2, T=100,
-                         checkpoint_every=2, ema_start=0, ema_update_every=1, rank_spec="fixed-r4",
-                         extra={"dataset": "toy_rain"})
+    config = TrainConfig(
+        index=str(rain_index),
+        crop=16,
+        dim=8,
+        dim_mults=(1, 2),
+        steps=2,
+        batch_size=2,
+        T=100,
+        checkpoint_every=2,
+        ema_start=0,
+        ema_update_every=1,
+        rank_spec="fixed-r4",
+        extra={"dataset": "toy_rain"},
+    )
     return train(config, tmp_path_factory.mktemp("run") / "fixed", progress=False)
 
 
@@ -32,7 +43,13 @@ def test_evaluate_run_schema_and_determinism(trained, rain_index, tmp_path):
     test_ids = pd.read_parquet(rain_index).query("split == 'test'")["image_id"]
     assert sorted(frame["image_id"]) == sorted(test_ids)
     row = frame.iloc[0]
-    assert (row["dataset"], row["rank_spec"], row["scheduler"], row["rank"], row["steps"]) == ("toy_rain", "fixed-r4", "fixed", 4, 2)
+    assert (row["dataset"], row["rank_spec"], row["scheduler"], row["rank"], row["steps"]) == (
+        "toy_rain",
+        "fixed-r4",
+        "fixed",
+        4,
+        2,
+    )
     assert pd.isna(row["order"])
     assert len(list((tmp_path / "png").glob("*.png"))) == len(frame)
     # image i's noise does not depend on the other images evaluated
@@ -48,14 +65,44 @@ def test_restore_examples_returns_gt_input_and_runs(trained, rain_index):
 
 
 def test_cli_train_override_and_error_exit(tmp_path, rain_index, capsys):
-    code = main(["train", "--run-dir", str(tmp_path / "bad"), "--set", f"index={rain_index}", "--set", "objective=pred_v"])
+    code = main(
+        ["train", "--run-dir", str(tmp_path / "bad"), "--set", f"index={rain_index}", "--set", "objective=pred_v"]
+    )
     assert code == 2
     assert "'objective'" in capsys.readouterr().err
-    code = main(["train", "--run-dir", str(tmp_path / "r"), "--set", f"index={rain_index}", "--set", "crop=16",
-                 "--set", "dim=8", "--set", "dim_mults=[1, 2]", "--set", "steps=1", "--set", "T=10"])
+    code = main(
+        [
+            "train",
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--set",
+            f"index={rain_index}",
+            "--set",
+            "crop=16",
+            "--set",
+            "dim=8",
+            "--set",
+            "dim_mults=[1, 2]",
+            "--set",
+            "steps=1",
+            "--set",
+            "T=10",
+        ]
+    )
     assert code == 0 and (tmp_path / "r" / "model.pt").exists()
-    code = main(["evaluate", "--model", str(tmp_path / "r" / "model.pt"), "--index", str(rain_index), "--steps", "1",
-                 "--out", str(tmp_path / "s.parquet")])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "r" / "model.pt"),
+            "--index",
+            str(rain_index),
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "s.parquet"),
+        ]
+    )
     assert code == 0 and len(pd.read_parquet(tmp_path / "s.parquet")) > 0
 
 
@@ -65,7 +112,34 @@ def test_bench_writes_parquet_schema(tmp_path):
     assert main(["bench", "--preset", "tiny", "--repeats", "1", "--out", str(tmp_path / "b.parquet")]) == 0
     frame = pd.read_parquet(tmp_path / "b.parquet")
     assert list(frame.columns) == list(BENCH_COLUMNS)
-    assert set(frame["operation"]) == {"projection_batched", "projection_per_sample_loop", "train_step_full_rank",
-                                       "train_step_low_rank"}
+    modes = set(frame[["operation", "mode"]].itertuples(index=False, name=None))
+    assert {
+        ("projection", "reference"),
+        ("projection", "batched_gram"),
+        ("train_step", "reference"),
+        ("train_step", "optimised"),
+        ("sampling", "optimised"),
+        ("metric_derain_y", "batched"),
+    } <= modes
+    assert sorted(frame.loc[frame["operation"] == "sampling", "steps"]) == [1, 2, 5, 10]
     assert (frame["seconds_median"] > 0).all()
-    assert {"batched_speedup_vs_loop", "projection_share_of_train_step"} <= set(ratios(frame).columns)
+    assert (frame.loc[frame["operation"] == "sampling", "flops_per_image"] > 0).all()
+    assert frame.query("operation == 'train_step' and mode == 'reference'")["batch"].eq(1).all()
+    assert {"train_speedup_vs_reference", "projection_share_of_step"} <= set(ratios(frame).columns)
+
+
+def test_cli_lists_the_dataset_registry_as_json(capsys):
+    import json
+
+    assert main(["datasets", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert {e["name"] for e in entries} == {
+        "raindrop",
+        "rain1400",
+        "gopro",
+        "realblur_j",
+        "realblur_r",
+        "istd",
+        "celebahq",
+    }
+    assert all({"task", "protocol", "sources", "licence"} <= set(e) for e in entries)

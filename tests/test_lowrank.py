@@ -234,3 +234,37 @@ def test_dataset_pca_basis_save_load_and_size_check(tmp_path):
         project_low_rank(torch.randn(2, 3, 6, 8), 2, basis=loaded)
     with pytest.raises(ValueError, match="at least one"):
         fit_pca_basis([])
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 16, 16), (2, 3, 12, 20), (2, 3, 20, 12)])
+def test_gram_solver_equals_truncated_svd(shape):
+    """Projecting onto the top-k eigenvectors of the Gram matrix (float64) is the rank-k truncated SVD."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(shape, generator=g)
+    k = torch.randint(1, min(shape[-2:]), (shape[0],), generator=g)
+    svd = project_low_rank(x, k, solver="svd")
+    gram = project_low_rank(x, k, solver="gram")
+    assert gram.dtype == x.dtype
+    torch.testing.assert_close(gram, svd, rtol=1e-4, atol=1e-5)
+
+
+def test_gram_solver_error_bound_on_degenerate_spectra():
+    """With repeated singular values the rank-k subspace is not unique, but every solver must reach the
+    Eckart–Young optimum: ||X - Q_k X||² = Σ_{i>k} σ_i², up to float rounding."""
+    g = torch.Generator().manual_seed(6)
+    n = 24
+    u = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
+    v = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
+    sigma = torch.tensor([5.0] * 4 + [2.0] * 8 + [1e-3] * 12, dtype=torch.float64)  # ties straddle k = 6
+    x = (u * sigma) @ v.T
+    x = x.expand(1, 1, n, n).float()
+    for k in (4, 6, 12, 20):
+        for solver in ("svd", "gram"):
+            err = ((x.double() - project_low_rank(x, k, solver=solver).double()) ** 2).sum()
+            optimum = (sigma[k:] ** 2).sum()
+            assert abs(err - optimum) <= 1e-5 * (sigma**2).sum(), (solver, k, float(err), float(optimum))
+
+
+def test_unknown_solver_lists_choices():
+    with pytest.raises(ValueError, match="valid choices: svd, gram"):
+        project_low_rank(torch.zeros(1, 1, 4, 4), 2, solver="qr")

@@ -38,7 +38,9 @@ def test_default_schedule_properties():
     assert torch.allclose(s.alpha.cumsum(0), s.eta, rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("T,kappa,power,eta_min,eta_max", [(15, 2.0, 0.3, None, 0.99), (4, 1.0, 1.0, 0.01, 0.5), (50, 0.5, 2.0, 1e-4, 1.0)])
+@pytest.mark.parametrize(
+    "T,kappa,power,eta_min,eta_max", [(15, 2.0, 0.3, None, 0.99), (4, 1.0, 1.0, 0.01, 0.5), (50, 0.5, 2.0, 1e-4, 1.0)]
+)
 def test_schedule_geometric_law(T, kappa, power, eta_min, eta_max):
     s = resshift_schedule(T=T, kappa=kappa, power=power, eta_min=eta_min, eta_max=eta_max)
     expected_min = min((0.04 / kappa) ** 2, 0.001) if eta_min is None else eta_min
@@ -139,7 +141,8 @@ def _gaussian_conditioning(x_t, x0, e0, eta_t, eta_s, kappa):
 
 
 def _grid_bayes(x_t, x0, e0, eta_t, eta_s, kappa):
-    """Numerical Bayes on a grid: p(x_s | x_t) ∝ N(x_s; x0 + η_s e0, κ² η_s) N(x_t; x_s + (η_t-η_s) e0, κ² (η_t-η_s))."""
+    """Numerical Bayes on a grid:
+    p(x_s | x_t) ∝ N(x_s; x0 + η_s e0, κ² η_s) N(x_t; x_s + (η_t-η_s) e0, κ² (η_t-η_s))."""
     grid = torch.linspace(-6.0, 6.0, 400001, dtype=torch.float64)
     log_p = -((grid - x0 - eta_s * e0) ** 2) / (2 * kappa**2 * eta_s)
     log_p = log_p - (x_t - grid - (eta_t - eta_s) * e0) ** 2 / (2 * kappa**2 * (eta_t - eta_s))
@@ -194,9 +197,18 @@ def test_posterior_monte_carlo():
     x0, e0, n = 0.2, 0.5, 400000
     g = torch.Generator().manual_seed(0)
     xs = x0 + eta_s * e0 + sched.kappa * math.sqrt(eta_s) * torch.randn(n, generator=g, dtype=torch.float64)
-    xt = xs + (eta_t - eta_s) * e0 + sched.kappa * math.sqrt(eta_t - eta_s) * torch.randn(n, generator=g, dtype=torch.float64)
-    mean, var = q_posterior(xt.view(n, 1, 1, 1), torch.full((n, 1, 1, 1), x0, dtype=torch.float64),
-                            torch.full((n,), t), torch.full((n,), s_), sched)
+    xt = (
+        xs
+        + (eta_t - eta_s) * e0
+        + sched.kappa * math.sqrt(eta_t - eta_s) * torch.randn(n, generator=g, dtype=torch.float64)
+    )
+    mean, var = q_posterior(
+        xt.view(n, 1, 1, 1),
+        torch.full((n, 1, 1, 1), x0, dtype=torch.float64),
+        torch.full((n,), t),
+        torch.full((n,), s_),
+        sched,
+    )
     resid = xs - mean.view(n)
     assert abs(float(resid.mean())) < 4 * math.sqrt(float(var[0])) / math.sqrt(n)
     assert math.isclose(float(resid.var()), float(var[0]), rel_tol=0.02)
@@ -267,8 +279,10 @@ def test_sampler_full_steps_is_resshift_chain():
     for t in range(14, 0, -1):
         pred = model_fn(x, None, x_in)
         eta_t, eta_s, a = sched.eta[t], sched.eta[t - 1], sched.alpha[t]
-        x = eta_s / eta_t * x + a / eta_t * pred + torch.sqrt(4.0 * eta_s * a / eta_t) * torch.randn(
-            x_in.shape, generator=g, dtype=x_in.dtype
+        x = (
+            eta_s / eta_t * x
+            + a / eta_t * pred
+            + torch.sqrt(4.0 * eta_s * a / eta_t) * torch.randn(x_in.shape, generator=g, dtype=x_in.dtype)
         )
     torch.testing.assert_close(out, model_fn(x, None, x_in), rtol=0, atol=1e-12)
 

@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from lrdm.diffusion import as_model_fn, q_sample
-from lrdm.lowrank import RankSpec
-from lrdm.diffusion import project_residual
+from lrdm.diffusion import as_model_fn, project_residual
+from lrdm.lowrank import FULL_RANK, RankSpec
 from lrdm.sampling import sample, step_pairs
 from lrdm.schedules import ddim_alphas_cumprod, residual_schedule, schedule_from_ddim
 
@@ -31,7 +30,7 @@ def data(seed=0, shape=(2, 3, 8, 8), scale=0.5):
     return x0, x_in
 
 
-def oracle_model(x0, schedule, rank_spec=RankSpec("full")):
+def oracle_model(x0, schedule, rank_spec=FULL_RANK):
     """The exact residual Q_{k(t)}(I_in - I_0) and the noise that explains the current I_t."""
 
     def model_fn(x_t, t, x_in):
@@ -61,7 +60,9 @@ def test_oracle_recovers_clean_image(steps, eta, beta2_sum):
 def test_oracle_recovers_clean_image_low_rank(spec):
     s = residual_schedule(T=T)
     x0, x_in = data(1)
-    out = sample(oracle_model(x0, s, RankSpec.parse(spec)), x_in, s, 5, clip=False, generator=torch.Generator().manual_seed(0))
+    out = sample(
+        oracle_model(x0, s, RankSpec.parse(spec)), x_in, s, 5, clip=False, generator=torch.Generator().manual_seed(0)
+    )
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-9)
 
 
@@ -117,7 +118,9 @@ def test_rddm_from_ddim_equals_ddim_sampling(steps):
 
     shape = (2, 3, 6, 6)
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    rddm = sample(as_model_fn(NoiseNet(), "pred_noise", s), torch.zeros(shape, dtype=torch.float64), s, steps, clip=False, x_T=x_T)
+    rddm = sample(
+        as_model_fn(NoiseNet(), "pred_noise", s), torch.zeros(shape, dtype=torch.float64), s, steps, clip=False, x_T=x_T
+    )
 
     x = x_T  # independent DDIM (η = 0) on the same step list
     padded = torch.cat([torch.ones(1, dtype=torch.float64), ac])  # ᾱ^DDIM_{-1} = 1

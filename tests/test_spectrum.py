@@ -42,9 +42,9 @@ def known_rank_index(tmp_path_factory):
     rows = []
 
     target = rng.integers(0, 120, size=(12, 20, 3), dtype=np.uint8)
-    res = np.stack(
-        [np.outer(rng.integers(1, 6, 12), rng.integers(1, 6, 20)) for _ in range(3)], axis=-1
-    ).astype(np.uint8)  # entries <= 25: no overflow of target + res
+    res = np.stack([np.outer(rng.integers(1, 6, 12), rng.integers(1, 6, 20)) for _ in range(3)], axis=-1).astype(
+        np.uint8
+    )  # entries <= 25: no overflow of target + res
     rows.append(_write_pair(root, "rank1", target + res, target))
     residuals["rank1"] = res
 
@@ -135,9 +135,7 @@ def _check_curve_invariants(curves):
         assert np.all(derivative[1:] <= 0)
         if part["sigma"].iloc[0] > 0:
             assert math.isclose(part["normalized_magnitude"].iloc[0], 1.0)
-            np.testing.assert_allclose(
-                derivative[1:], np.diff(part["normalized_magnitude"].to_numpy()), atol=1e-12
-            )
+            np.testing.assert_allclose(derivative[1:], np.diff(part["normalized_magnitude"].to_numpy()), atol=1e-12)
 
 
 def test_curve_invariants_known_rank(known_rank_analysis):

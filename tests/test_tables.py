@@ -49,12 +49,24 @@ def psnr_of(dataset: str, process: str, objective: str, rank_spec: str, steps: i
 
 def make_scores(
     datasets=("raindrop", "synthetic_rain"),
-    specs=("full", "fixed-r8", "fixed-r16", "lin_increase", "lin_decrease", "poly_increase-p3",
-           "poly_decrease-p1", "poly_decrease-p3"),
+    specs=(
+        "full",
+        "fixed-r8",
+        "fixed-r16",
+        "lin_increase",
+        "lin_decrease",
+        "poly_increase-p3",
+        "poly_decrease-p1",
+        "poly_decrease-p3",
+    ),
     seeds=(0, 1),
     steps=(1, 5),
-    extra=(("rddm", "pred_res", "poly_decrease-p3"), ("rddm", "pred_noise", "poly_decrease-p3"),
-           ("resshift", "pred_res_noise", "full"), ("resshift", "pred_res_noise", "fixed-r16")),
+    extra=(
+        ("rddm", "pred_res", "poly_decrease-p3"),
+        ("rddm", "pred_noise", "poly_decrease-p3"),
+        ("resshift", "pred_res_noise", "full"),
+        ("resshift", "pred_res_noise", "fixed-r16"),
+    ),
 ) -> pd.DataFrame:
     runs = [("rddm", "pred_res_noise", spec) for spec in specs] + list(extra)
     rows = []
@@ -65,20 +77,32 @@ def make_scores(
                 for step in steps:
                     for image in range(IMAGES):
                         psnr = psnr_of(dataset, process, objective, spec, step, seed, image)
-                        rows.append({
-                            "dataset": dataset, "run": run, "process": process, "objective": objective,
-                            "rank_spec": spec, **_spec_fields(spec), "steps": step, "eta": 0.0, "seed": seed,
-                            "image_id": f"img{image}", "psnr": psnr, "ssim": psnr / 40.0,
-                            "input_psnr": 20.0 + image, "input_ssim": 0.5 + 0.01 * image,
-                            "protocol": "derain_y", "seconds": 0.1,
-                        })
+                        rows.append(
+                            {
+                                "dataset": dataset,
+                                "run": run,
+                                "process": process,
+                                "objective": objective,
+                                "rank_spec": spec,
+                                **_spec_fields(spec),
+                                "steps": step,
+                                "eta": 0.0,
+                                "seed": seed,
+                                "image_id": f"img{image}",
+                                "psnr": psnr,
+                                "ssim": psnr / 40.0,
+                                "input_psnr": 20.0 + image,
+                                "input_ssim": 0.5 + 0.01 * image,
+                                "protocol": "derain_y",
+                                "seconds": 0.1,
+                            }
+                        )
     frame = pd.DataFrame(rows)
     return frame.astype({"order": "Int64", "rank": "Int64"})
 
 
 def expected_mean(dataset, process, objective, spec, step, seeds=(0, 1)):
-    per_seed = [np.mean([psnr_of(dataset, process, objective, spec, step, s, i) for i in range(IMAGES)])
-                for s in seeds]
+    per_seed = [np.mean([psnr_of(dataset, process, objective, spec, step, s, i) for i in range(IMAGES)]) for s in seeds]
     return float(np.mean(per_seed)), float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else math.nan
 
 
@@ -97,7 +121,8 @@ def test_required_columns_are_written_by_evaluate():
     source = Path(tables.__file__).with_name("evaluate.py").read_text()
     tree = ast.parse(source)
     written = next(
-        ast.literal_eval(node.value) for node in tree.body
+        ast.literal_eval(node.value)
+        for node in tree.body
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "RESULT_COLUMNS" for t in node.targets)
     )
     assert set(tables.REQUIRED_COLUMNS) <= set(written)
@@ -122,10 +147,30 @@ def test_summarize_means_over_images_then_seeds():
     rows = []
     # seed 0: two images, seed 1: one image -> per-seed means 31 and 34; over seeds 32.5 ± std(31, 34)
     for seed, image, psnr, ssim in ((0, "a", 30.0, 0.90), (0, "b", 32.0, 0.92), (1, "a", 34.0, 0.96)):
-        rows.append({"dataset": "d", "rank_spec": "full", "seed": seed, "image_id": image, "psnr": psnr,
-                     "ssim": ssim, "input_psnr": 20.0, "input_ssim": 0.5})
-    rows.append({"dataset": "d", "rank_spec": "fixed-r4", "seed": 0, "image_id": "a", "psnr": 28.0, "ssim": 0.8,
-                 "input_psnr": 20.0, "input_ssim": 0.5})
+        rows.append(
+            {
+                "dataset": "d",
+                "rank_spec": "full",
+                "seed": seed,
+                "image_id": image,
+                "psnr": psnr,
+                "ssim": ssim,
+                "input_psnr": 20.0,
+                "input_ssim": 0.5,
+            }
+        )
+    rows.append(
+        {
+            "dataset": "d",
+            "rank_spec": "fixed-r4",
+            "seed": 0,
+            "image_id": "a",
+            "psnr": 28.0,
+            "ssim": 0.8,
+            "input_psnr": 20.0,
+            "input_ssim": 0.5,
+        }
+    )
     summary = summarize(pd.DataFrame(rows), ["dataset", "rank_spec"]).set_index("rank_spec")
     full = summary.loc["full"]
     assert full["psnr_mean"] == pytest.approx(32.5)
@@ -164,11 +209,15 @@ def test_select_steps_prefers_most_runs_then_larger(scores):
 def test_schedulers_table_layout_and_values(scores):
     table = schedulers_table(scores, steps=5)
     ours = table[table["source"] == "this run"]
-    assert list(ours["scheduler"]) == ["lin_increase", "lin_decrease", "poly_increase", "poly_decrease",
-                                       "poly_decrease"]
+    assert list(ours["scheduler"]) == [
+        "lin_increase",
+        "lin_decrease",
+        "poly_increase",
+        "poly_decrease",
+        "poly_decrease",
+    ]
     assert list(ours["order"].astype("object").where(ours["order"].notna(), None)) == [None, None, 3, 1, 3]
-    for column in ("Raindrop PSNR", "Raindrop SSIM", "synthetic_rain PSNR", "synthetic_rain SSIM",
-                   "Raindrop PSNR std"):
+    for column in ("Raindrop PSNR", "Raindrop SSIM", "synthetic_rain PSNR", "synthetic_rain SSIM", "Raindrop PSNR std"):
         assert column in table.columns
     row = ours[(ours["scheduler"] == "poly_decrease") & (ours["order"] == 3)].iloc[0]
     mean, std = expected_mean("raindrop", "rddm", "pred_res_noise", "poly_decrease-p3", 5)
@@ -209,7 +258,10 @@ def test_builders_cope_with_subsets_and_raise_when_nothing_fits(scores):
 def test_orders_table_rows(scores):
     table = orders_table(scores, steps=1, include_reported=False)
     assert list(zip(table["scheduler"], table["order"])) == [
-        ("poly_decrease", 1), ("poly_decrease", 3), ("poly_increase", 3)]
+        ("poly_decrease", 1),
+        ("poly_decrease", 3),
+        ("poly_increase", 3),
+    ]
     with_reported = orders_table(scores, steps=1)
     reported = with_reported[with_reported["source"] == REPORTED_SOURCE]
     assert len(reported) == 10
@@ -234,11 +286,20 @@ def test_other_processes_and_objectives_split_rows_when_not_filtered(scores):
     table = rank_sweep_table(scores, steps=5, process=None)
     assert "process" in table.columns
     assert list(zip(table["rank"], table["process"].fillna(""))) == [
-        (8, "rddm"), (16, "rddm"), (16, "resshift"), ("full", "rddm"), ("full", "resshift"),
-        ("input (degraded)", "")]
+        (8, "rddm"),
+        (16, "rddm"),
+        (16, "resshift"),
+        ("full", "rddm"),
+        ("full", "resshift"),
+        ("input (degraded)", ""),
+    ]
     schedulers = schedulers_table(scores, steps=5, objective=None, include_reported=False)
     assert list(schedulers["objective"][schedulers["scheduler"] == "poly_decrease"]) == [
-        "pred_res_noise", "pred_noise", "pred_res", "pred_res_noise"]
+        "pred_res_noise",
+        "pred_noise",
+        "pred_res",
+        "pred_res_noise",
+    ]
     with pytest.raises(ValueError, match="objective 'pred_x0'"):
         orders_table(scores, objective="pred_x0")
 
@@ -258,11 +319,20 @@ def test_steps_table_layout(scores):
     assert {"PSNR (1 step)", "PSNR (5 steps)", "SSIM (1 step)", "PSNR (5 steps) std"} <= set(table.columns)
     assert list(table["dataset"].unique()) == ["Raindrop", "synthetic_rain"]
     raindrop = table[table["dataset"] == "Raindrop"]
-    assert list(raindrop["rank_spec"]) == ["full", "fixed-r8", "fixed-r16", "lin_increase", "lin_decrease",
-                                           "poly_increase-p3", "poly_decrease-p1", "poly_decrease-p3"]
+    assert list(raindrop["rank_spec"]) == [
+        "full",
+        "fixed-r8",
+        "fixed-r16",
+        "lin_increase",
+        "lin_decrease",
+        "poly_increase-p3",
+        "poly_decrease-p1",
+        "poly_decrease-p3",
+    ]
     row = raindrop[raindrop["rank_spec"] == "lin_decrease"].iloc[0]
-    assert row["PSNR (1 step)"] == pytest.approx(expected_mean("raindrop", "rddm", "pred_res_noise",
-                                                               "lin_decrease", 1)[0])
+    assert row["PSNR (1 step)"] == pytest.approx(
+        expected_mean("raindrop", "rddm", "pred_res_noise", "lin_decrease", 1)[0]
+    )
 
 
 def test_feasibility_table_rows(scores):
@@ -273,7 +343,8 @@ def test_feasibility_table_rows(scores):
     resshift_lr = ours[ours["model"] == "ResShift + Low-Rank"].iloc[0]
     assert resshift_lr["rank_spec"] == "fixed-r16"
     assert resshift_lr["Raindrop PSNR"] == pytest.approx(
-        expected_mean("raindrop", "resshift", "pred_res_noise", "fixed-r16", 5)[0])
+        expected_mean("raindrop", "resshift", "pred_res_noise", "fixed-r16", 5)[0]
+    )
     # Tab. 5 does not report Raindrop, so no reported rows for these datasets
     assert set(table["source"]) == {"this run"}
     rain1400 = scores[scores["dataset"] == "raindrop"].assign(dataset="rain1400")
@@ -291,12 +362,14 @@ def test_sampling_methods_table(scores):
     assert "Eq. 16" in poly.iloc[0]["note"] and "approximate" in poly.iloc[0]["note"]
     assert "approximate" in table.attrs["caption"]
     assert set(ours["rank_spec"]) == {"poly_decrease-p3"}  # the rank spec trained with all three objectives
-    every_spec = sampling_methods_table(scores, steps=5, rank_specs=["full", "poly_decrease-p3"],
-                                        include_reported=False)
+    every_spec = sampling_methods_table(
+        scores, steps=5, rank_specs=["full", "poly_decrease-p3"], include_reported=False
+    )
     assert list(every_spec["rank_spec"]) == ["poly_decrease-p3", "poly_decrease-p3", "full", "poly_decrease-p3"]
     sm_n = poly[poly["sampling method"] == "SM-N"].iloc[0]
-    assert sm_n["Raindrop PSNR"] == pytest.approx(expected_mean("raindrop", "rddm", "pred_noise",
-                                                                "poly_decrease-p3", 5)[0])
+    assert sm_n["Raindrop PSNR"] == pytest.approx(
+        expected_mean("raindrop", "rddm", "pred_noise", "poly_decrease-p3", 5)[0]
+    )
     reported = table[table["source"] == REPORTED_SOURCE].set_index("sampling method")
     assert reported.loc["SM-Res-N", "Raindrop PSNR"] == 32.51
     assert reported.loc["SM-N", "Raindrop SSIM"] == 0.7179
@@ -313,7 +386,8 @@ def test_main_table_rows_and_sources(scores):
     assert methods.index("LRDM (ours, fixed-r8)") < methods.index("RDDM (ours, full)")
     row = ours.set_index("method").loc["LRDM (ours, poly_decrease-p3)"]
     assert row["Raindrop PSNR"] == pytest.approx(
-        expected_mean("raindrop", "rddm", "pred_res_noise", "poly_decrease-p3", 5)[0])
+        expected_mean("raindrop", "rddm", "pred_res_noise", "poly_decrease-p3", 5)[0]
+    )
     reported = table[table["source"] == REPORTED_SOURCE].set_index("method")
     assert reported.loc["LRDM", "Raindrop PSNR"] == 33.09
     assert reported.loc["LRDM", "Raindrop SSIM"] == 0.967

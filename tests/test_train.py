@@ -1,5 +1,4 @@
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -74,7 +73,8 @@ def test_sigkill_after_checkpoint_then_restart_gives_same_weights(tiny_config, t
     assert [s for s, _ in list_checkpoints(run)][-1] == 4
     restart = subprocess.run(
         [sys.executable, "-m", "lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run)],
-        capture_output=True, timeout=300,
+        capture_output=True,
+        timeout=300,
     )
     assert restart.returncode == 0, restart.stderr.decode()[-2000:]
     uninterrupted = train(tiny_config, tmp_path / "reference", progress=False)
@@ -117,8 +117,14 @@ def test_load_model_restores_ema_network(tiny_config, tmp_path):
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("extra", [{"process": "resshift", "objective": "pred_x0", "T": 15, "loss": "l2"}, {"objective": "pred_noise", "network": "one_net"},
-                                   {"basis": "dataset_pca", "rank_spec": "fixed-r4"}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"process": "resshift", "objective": "pred_x0", "T": 15, "loss": "l2"},
+        {"objective": "pred_noise", "network": "one_net"},
+        {"basis": "dataset_pca", "rank_spec": "fixed-r4"},
+    ],
+)
 def test_other_processes_objectives_and_bases_train(tiny_config, tmp_path, extra):
     path = train(tiny_config.replace(steps=2, **extra), tmp_path / "x", progress=False)
     config, network, process = load_model(path)

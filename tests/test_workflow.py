@@ -29,8 +29,12 @@ def test_shipped_configs_pass_checks_and_enable_every_target(name):
 
 def test_runs_are_shared_between_targets():
     config = load("config.yaml")
-    runs = {e.run for t in enabled_targets(config) if t not in ("spectrum", "rank_schedules")
-            for e in target_evaluations(config, t)}
+    runs = {
+        e.run
+        for t in enabled_targets(config)
+        if t not in ("spectrum", "rank_schedules")
+        for e in target_evaluations(config, t)
+    }
     sweep = {e.run for e in target_evaluations(config, "rank_sweep")}
     steps = {e.run for e in target_evaluations(config, "steps")}
     assert "synthetic_rain/rddm/pred_res_noise/fixed-r4/seed0" in sweep & steps
@@ -42,8 +46,12 @@ def test_runs_are_shared_between_targets():
 def dry_run(tmp_path, config, *targets):
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(config))
-    return subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "-n", *targets],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "-n", *targets],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,10 +60,14 @@ def dry_run(tmp_path, config, *targets):
         (lambda c: c["targets"]["schedulers"].update(specs=["cosine"]), "targets.*schedulers.*specs"),
         (lambda c: c["targets"]["rank_sweep"].update(ranks=[0]), "ranks"),
         (lambda c: c["sampling"].update(steps=0), "steps"),
-        (lambda c: c["targets"]["main_table"].update(datasets=["raindrop"]), "targets.main_table.datasets names 'raindrop'"),
+        (
+            lambda c: c["targets"]["main_table"].update(datasets=["raindrop"]),
+            "targets.main_table.datasets names 'raindrop'",
+        ),
         (lambda c: c["train"].update(objective="pred_res"), "train.objective cannot be set there"),
         (lambda c: c["train"].update(loss="huber"), "'loss'.*valid choices: l1, l2"),
         (lambda c: c["train"].update(steps=-5), "'steps' must be a positive integer"),
+        (lambda c: c["datasets"]["synthetic_blur"].update(source="registry"), "not in the dataset registry"),
     ],
 )
 def test_invalid_config_fails_at_dag_build_naming_the_key(tmp_path, edit, message):
@@ -69,16 +81,23 @@ def test_invalid_config_fails_at_dag_build_naming_the_key(tmp_path, edit, messag
 @pytest.mark.slow
 def test_smoke_workflow_end_to_end(tmp_path):
     """config/smoke.yaml through Snakemake itself: every target, Parquet schema, tables and figures."""
-    proc = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"),
-                           "--cores", "2", "all"], capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"), "--cores", "2", "all"],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     config = load("smoke.yaml")
     results = tmp_path / "results"
     scores = pd.read_parquet(results / "scores")
     assert set(RESULT_COLUMNS) <= set(scores.columns)
-    expected = {(e.dataset, e.process, e.objective, e.rank_spec, e.steps)
-                for t in enabled_targets(config) if t not in ("spectrum", "rank_schedules")
-                for e in target_evaluations(config, t)}
+    expected = {
+        (e.dataset, e.process, e.objective, e.rank_spec, e.steps)
+        for t in enabled_targets(config)
+        if t not in ("spectrum", "rank_schedules")
+        for e in target_evaluations(config, t)
+    }
     got = set(scores[["dataset", "process", "objective", "rank_spec", "steps"]].itertuples(index=False, name=None))
     assert got == expected
     assert scores["psnr"].notna().all() and (scores["ssim"] <= 1).all()
@@ -86,8 +105,14 @@ def test_smoke_workflow_end_to_end(tmp_path):
         for ext in ("csv", "md", "tex"):
             assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
     assert "poly_decrease" in (results / "tables" / "schedulers.md").read_text()
-    for name in ("rank_schedules", "rank_sweep", "rank_grid", "steps", "spectrum/synthetic_rain_fig2",
-                 "spectrum/synthetic_rain_fig3"):
+    for name in (
+        "rank_schedules",
+        "rank_sweep",
+        "rank_grid",
+        "steps",
+        "spectrum/synthetic_rain_fig2",
+        "spectrum/synthetic_rain_fig3",
+    ):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 0
     summary = pd.read_parquet(results / "spectrum" / "synthetic_rain" / "summary.parquet")
@@ -95,6 +120,10 @@ def test_smoke_workflow_end_to_end(tmp_path):
     run = results / "runs" / "synthetic_rain" / "rddm" / "pred_res_noise" / "full" / "seed0"
     assert yaml.safe_load((run / "config.yaml").read_text())["max_rank"] >= 1  # max_rank: auto resolved
     # a second run has nothing to do
-    again = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"),
-                            "--cores", "2", "-n", "all"], capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"), "--cores", "2", "-n", "all"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "Nothing to be done" in again.stdout + again.stderr

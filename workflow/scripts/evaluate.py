@@ -6,8 +6,11 @@ from lrdm.workflow import log_to_file
 log_to_file(snakemake.log)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 frame = evaluate_run(
-    snakemake.input.model, snakemake.input.index, int(snakemake.wildcards.steps),  # noqa: F821
-    protocol=snakemake.params.protocol, eta=snakemake.params.eta,  # noqa: F821
+    snakemake.input.model,
+    snakemake.input.index,
+    int(snakemake.wildcards.steps),  # noqa: F821
+    protocol=snakemake.params.protocol,
+    eta=snakemake.params.eta,  # noqa: F821
 )
 frame.to_parquet(snakemake.output.scores, index=False)  # noqa: F821
 print(frame[["psnr", "ssim", "input_psnr", "input_ssim"]].mean().to_string())

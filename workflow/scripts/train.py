@@ -7,7 +7,12 @@ log_to_file(snakemake.log)  # noqa: F821
 w = snakemake.wildcards  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 config = run_config(
-    snakemake.config, w.dataset, w.process, w.objective, w.rank_spec, int(w.seed),  # noqa: F821
+    snakemake.config,
+    w.dataset,
+    w.process,
+    w.objective,
+    w.rank_spec,
+    int(w.seed),  # noqa: F821
     index=snakemake.input.index,  # noqa: F821
     max_rank=run_max_rank(snakemake.config, snakemake.input.spectrum),  # noqa: F821
 )
