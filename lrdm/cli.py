@@ -59,6 +59,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         save_dir=args.save_images,
+        resize=args.resize,
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--save-images", help="folder for the restored PNGs")
+    p.add_argument("--resize", type=int, help="RDDM policy: resize inputs to this size, the ground truth to the output")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -10,30 +10,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data import PairedImageDataset, save_png_atomic
-from .metrics import score, to_uint8
+from .data import PairedImageDataset, save_png_atomic, to_model_space
+from .metrics import imresize, score, to_uint8
+from .tables import REQUIRED_COLUMNS as SCORE_KEY_COLUMNS
 from .train import SEED_STRIDE, load_model
 
-RESULT_COLUMNS = (
-    "dataset",
-    "run",
-    "process",
-    "objective",
-    "rank_spec",
-    "scheduler",
-    "order",
-    "rank",
-    "steps",
-    "eta",
-    "seed",
-    "image_id",
-    "psnr",
-    "ssim",
-    "input_psnr",
-    "input_ssim",
-    "protocol",
-    "seconds",
-)
+RESULT_COLUMNS = (*SCORE_KEY_COLUMNS, "protocol", "seconds")
+"""Columns of a per-image score file; the tables read :data:`lrdm.tables.REQUIRED_COLUMNS` of them."""
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -79,11 +62,15 @@ def evaluate_run(
     device: str = "auto",
     save_dir: str | Path | None = None,
     limit: int | None = None,
+    resize: int | None = None,
 ) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
 
-    The start noise of image ``i`` comes from :func:`image_generator`.  Returns one row per image with
-    :data:`RESULT_COLUMNS`.
+    The start noise of image ``i`` comes from :func:`image_generator`.  ``resize`` is RDDM's policy: the input
+    is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
+    output's size for scoring; the ``protocol`` column then reads e.g. ``rgb@256``.  The ``istd`` protocol
+    takes each pair's shadow mask from the index.  Returns one row per image with :data:`RESULT_COLUMNS`,
+    plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
     model_path = Path(model_path)
     dev = pick_device(device)
@@ -94,16 +81,22 @@ def evaluate_run(
     rows = []
     for i in range(count):
         item = dataset[i]
-        x_in = item["input"][None].to(dev)
+        degraded = to_uint8(item["input"])
+        if resize is not None:
+            degraded = imresize(degraded, (resize, resize))
+        x_in = to_model_space(degraded)[None].to(dev)
         generator = image_generator(seed, i, dev)
         began = time.perf_counter()
         restored = restore(network, process, x_in, steps, eta=eta, generator=generator)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began
-        pred, target, degraded = (to_uint8(v) for v in (restored[0].cpu(), item["target"], item["input"]))
-        restored_score = score(pred, target, protocol)
-        input_score = score(degraded, target, protocol)
+        pred, target = to_uint8(restored[0].cpu()), to_uint8(item["target"])
+        options = {"resize": resize}
+        if protocol == "istd":
+            options["mask"] = item["mask"][0].numpy() > 0
+        restored_score = score(pred, target, protocol, **options)
+        input_score = score(degraded, target, protocol, **options)
         if save_dir is not None:
             save_png_atomic(Path(save_dir) / f"{item['image_id']}.png", pred)
         rows.append(
@@ -122,13 +115,15 @@ def evaluate_run(
                 "image_id": str(item["image_id"]),
                 "psnr": restored_score["psnr"],
                 "ssim": restored_score["ssim"],
+                **{key: value for key, value in restored_score.items() if key not in ("psnr", "ssim")},
                 "input_psnr": input_score["psnr"],
                 "input_ssim": input_score["ssim"],
-                "protocol": protocol,
+                "protocol": protocol if resize is None else f"{protocol}@{resize}",
                 "seconds": seconds,
             }
         )
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    extra = [key for key in (rows[0] if rows else {}) if key not in RESULT_COLUMNS]
+    frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
     return frame.astype({"order": "Int64", "rank": "Int64"})
 
 

@@ -318,21 +318,19 @@ def psnr(a: np.ndarray, b: np.ndarray, batched: bool = False, peak: float = PEAK
     return out if batched else float(out)
 
 
+WANG_SSIM = {
+    "gaussian_weights": True,
+    "sigma": SSIM_SIGMA,
+    "use_sample_covariance": False,
+    "K1": SSIM_K1,
+    "K2": SSIM_K2,
+}
+"""scikit-image settings of Wang et al.'s SSIM (gaussian 11×11, σ = 1.5, population statistics)."""
+
+
 def _ssim(a: np.ndarray, b: np.ndarray, channel_axis: int | None, data_range: float = PEAK) -> float:
     """Wang SSIM (valid region) on (H, W) or (H, W, C) float arrays in the 0..data_range scale."""
-    return float(
-        structural_similarity(
-            a,
-            b,
-            data_range=data_range,
-            gaussian_weights=True,
-            sigma=SSIM_SIGMA,
-            use_sample_covariance=False,
-            K1=SSIM_K1,
-            K2=SSIM_K2,
-            channel_axis=channel_axis,
-        )
-    )
+    return float(structural_similarity(a, b, data_range=data_range, channel_axis=channel_axis, **WANG_SSIM))
 
 
 def ssim_volume(a: np.ndarray, b: np.ndarray, data_range: float = PEAK) -> float:
@@ -389,12 +387,8 @@ def masked_ssim(a: np.ndarray, b: np.ndarray, valid: np.ndarray, data_range: flo
         a.astype(np.float64),
         b.astype(np.float64),
         data_range=data_range,
-        gaussian_weights=True,
-        sigma=SSIM_SIGMA,
-        use_sample_covariance=False,
-        K1=SSIM_K1,
-        K2=SSIM_K2,
         channel_axis=-1,
+        **WANG_SSIM,
         full=True,
     )
     r = SSIM_RADIUS

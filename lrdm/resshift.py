@@ -35,7 +35,7 @@ import torch
 
 from .diffusion import check_loss, loss_distance, project_residual
 from .lowrank import FULL_RANK, PER_IMAGE_SVD, Projector, RankSpec
-from .sampling import standard_normal, step_pairs
+from .sampling import standard_normal, start_point, step_pairs
 from .schedules import gather
 
 DEFAULT_T = 15
@@ -262,12 +262,7 @@ def sample(
         ``x̂_0`` ``(B, C, H, W)``.
     """
     pairs = step_pairs(schedule.T, steps)
-    if x_T is None:
-        x_t = prior_sample(x_in, schedule, generator)
-    else:
-        if x_T.shape != x_in.shape:
-            raise ValueError(f"x_T shape {tuple(x_T.shape)} differs from x_in shape {tuple(x_in.shape)}")
-        x_t = x_T
+    x_t = start_point(x_in, x_T, lambda: prior_sample(x_in, schedule, generator))
     batch = x_in.shape[0]
     for t, s in pairs:
         t_batch = torch.full((batch,), t, dtype=torch.long, device=x_in.device)

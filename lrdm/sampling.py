@@ -11,6 +11,8 @@ and returns ``Î_0`` at the last pair.  η = 0 is deterministic (the restoration
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .diffusion import ModelFn
@@ -29,6 +31,15 @@ def step_pairs(T: int, steps: int) -> list[tuple[int, int]]:
 def standard_normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     device = generator.device if generator is not None else like.device
     return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def start_point(x_in: torch.Tensor, x_T: torch.Tensor | None, prior: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """The sampler's start: ``x_T`` when given (its shape must be ``x_in``'s), else a draw of ``prior()``."""
+    if x_T is None:
+        return prior()
+    if x_T.shape != x_in.shape:
+        raise ValueError(f"x_T shape {tuple(x_T.shape)} differs from x_in shape {tuple(x_in.shape)}")
+    return x_T
 
 
 def sample(
@@ -57,12 +68,13 @@ def sample(
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
     pairs = step_pairs(schedule.T, steps)
-    if x_T is None:
-        x_t = x_in + gather(schedule.beta_bar, torch.tensor([schedule.T - 1]), x_in) * standard_normal(x_in, generator)
-    else:
-        if x_T.shape != x_in.shape:
-            raise ValueError(f"x_T shape {tuple(x_T.shape)} differs from x_in shape {tuple(x_in.shape)}")
-        x_t = x_T
+    x_t = start_point(
+        x_in,
+        x_T,
+        lambda: (
+            x_in + gather(schedule.beta_bar, torch.tensor([schedule.T - 1]), x_in) * standard_normal(x_in, generator)
+        ),
+    )
     batch = x_in.shape[0]
     for t, s in pairs:
         t_batch = torch.full((batch,), t, dtype=torch.long, device=x_in.device)

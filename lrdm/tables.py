@@ -461,6 +461,54 @@ def _optional_sort_key(row: pd.Series, optional: Sequence[str]) -> tuple[str, ..
 # --------------------------------------------------------------------------------------------------
 
 
+def _scheduler_rows_table(
+    scores: pd.DataFrame,
+    schedulers: Sequence[str],
+    reported: Any,
+    title: str,
+    builder: str,
+    steps: int | None,
+    include_reported: bool,
+    process: str | None,
+    objective: str | None,
+) -> pd.DataFrame:
+    """Rows = (scheduler, order) of ``schedulers``, columns = PSNR/SSIM per dataset (Tab. 3 and Tab. 4)."""
+    frame = _prepare(
+        scores,
+        lambda f: f["scheduler"].isin(schedulers),
+        f"runs with a rank scheduler among {', '.join(schedulers)}",
+        builder,
+        steps,
+        process,
+        objective,
+    )
+    optional = _varying(frame)
+    row_keys = ["scheduler", "order", *optional]
+    ours, metric_columns = _wide(frame, row_keys)
+    parts = [ours]
+    if include_reported:
+        parts.append(
+            _reported_wide(
+                reported, frame["dataset"].unique(), lambda r: {"scheduler": r["scheduler"], "order": r["order"]}
+            )
+        )
+    used = _steps_used(frame)
+    return _finish(
+        parts,
+        row_keys,
+        metric_columns,
+        lambda r: (
+            _position(r["scheduler"], schedulers),
+            _number_or(r["order"], 0),
+            _source_rank(r),
+            *_optional_sort_key(r, optional),
+        ),
+        f"{title} " + _steps_text(used) + " " + _AVERAGING_TEXT,
+        used,
+        integer_columns=("order",),
+    )
+
+
 def schedulers_table(
     scores: pd.DataFrame,
     steps: int | None = None,
@@ -475,41 +523,10 @@ def schedulers_table(
     Reported rows (``LRDM Tab. 3``; its poly rows use p=3) are added for the datasets present in
     ``scores`` when ``include_reported``.  Raises ValueError when no run uses a time-varying scheduler.
     """
-    frame = _prepare(
-        scores,
-        lambda f: f["scheduler"].isin(DYNAMIC_SCHEDULERS),
-        f"runs with a time-varying rank scheduler ({', '.join(DYNAMIC_SCHEDULERS)})",
-        "schedulers_table",
-        steps,
-        process,
-        objective,
-    )
-    optional = _varying(frame)
-    row_keys = ["scheduler", "order", *optional]
-    ours, metric_columns = _wide(frame, row_keys)
-    parts = [ours]
-    if include_reported:
-        parts.append(
-            _reported_wide(
-                LRDM_TAB3, frame["dataset"].unique(), lambda r: {"scheduler": r["scheduler"], "order": r["order"]}
-            )
-        )
-    used = _steps_used(frame)
-    caption = "Rank schedulers (LRDM Tab. 3). " + _steps_text(used) + " " + _AVERAGING_TEXT
-    return _finish(
-        parts,
-        row_keys,
-        metric_columns,
-        lambda r: (
-            _position(r["scheduler"], DYNAMIC_SCHEDULERS),
-            _number_or(r["order"], 0),
-            _source_rank(r),
-            *_optional_sort_key(r, optional),
-        ),
-        caption,
-        used,
-        integer_columns=("order",),
-    )
+    return _scheduler_rows_table(
+        scores, DYNAMIC_SCHEDULERS, LRDM_TAB3, "Rank schedulers (LRDM Tab. 3).", "schedulers_table", steps,
+        include_reported, process, objective,
+    )  # fmt: skip
 
 
 def orders_table(
@@ -525,41 +542,10 @@ def orders_table(
 
     Raises ValueError when no run uses a polynomial scheduler.
     """
-    frame = _prepare(
-        scores,
-        lambda f: f["scheduler"].isin(POLY_SCHEDULERS),
-        "runs with a polynomial rank scheduler (poly_decrease, poly_increase)",
-        "orders_table",
-        steps,
-        process,
-        objective,
-    )
-    optional = _varying(frame)
-    row_keys = ["scheduler", "order", *optional]
-    ours, metric_columns = _wide(frame, row_keys)
-    parts = [ours]
-    if include_reported:
-        parts.append(
-            _reported_wide(
-                LRDM_TAB4, frame["dataset"].unique(), lambda r: {"scheduler": r["scheduler"], "order": r["order"]}
-            )
-        )
-    used = _steps_used(frame)
-    caption = "Polynomial scheduler orders (LRDM Tab. 4). " + _steps_text(used) + " " + _AVERAGING_TEXT
-    return _finish(
-        parts,
-        row_keys,
-        metric_columns,
-        lambda r: (
-            _position(r["scheduler"], POLY_SCHEDULERS),
-            _number_or(r["order"], 0),
-            _source_rank(r),
-            *_optional_sort_key(r, optional),
-        ),
-        caption,
-        used,
-        integer_columns=("order",),
-    )
+    return _scheduler_rows_table(
+        scores, POLY_SCHEDULERS, LRDM_TAB4, "Polynomial scheduler orders (LRDM Tab. 4).", "orders_table", steps,
+        include_reported, process, objective,
+    )  # fmt: skip
 
 
 def rank_sweep_table(

@@ -143,3 +143,15 @@ def test_cli_lists_the_dataset_registry_as_json(capsys):
         "celebahq",
     }
     assert all({"task", "protocol", "sources", "licence"} <= set(e) for e in entries)
+
+
+def test_istd_protocol_uses_masks_and_resize_policy(trained, tmp_path):
+    from lrdm.data import make_synthetic_dataset
+
+    make_synthetic_dataset(tmp_path / "shadow", "shadow", size=32, patches_per_image=1, test_patches_per_image=1)
+    index = tmp_path / "shadow" / "index.parquet"
+    frame = evaluate_run(trained, index, steps=1, protocol="istd")
+    assert {"mae_all", "mae_shadow", "mae_nonshadow"} <= set(frame.columns)
+    assert frame["mae_all"].notna().all() and (frame["protocol"] == "istd").all()
+    resized = evaluate_run(trained, index, steps=1, protocol="rgb", resize=48)
+    assert (resized["protocol"] == "rgb@48").all() and resized["psnr"].notna().all()

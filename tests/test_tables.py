@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,18 +112,6 @@ def scores() -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # read_scores / summarize
 # --------------------------------------------------------------------------------------------------
-
-
-def test_required_columns_are_written_by_evaluate():
-    """Parsed, not imported: lrdm.evaluate pulls in the whole training stack."""
-    source = Path(tables.__file__).with_name("evaluate.py").read_text()
-    tree = ast.parse(source)
-    written = next(
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "RESULT_COLUMNS" for t in node.targets)
-    )
-    assert set(tables.REQUIRED_COLUMNS) <= set(written)
 
 
 def test_read_scores_concatenates_and_names_file_with_missing_column(tmp_path, scores):

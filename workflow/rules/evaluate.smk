@@ -10,6 +10,7 @@ rule evaluate:
     params:
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
         eta=config["sampling"].get("eta", 0.0),
+        resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
     threads: config.get("train_threads", 1)
     log:
         "logs/evaluate/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}/steps{steps}.log",

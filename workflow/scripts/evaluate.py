@@ -10,7 +10,8 @@ frame = evaluate_run(
     snakemake.input.index,
     int(snakemake.wildcards.steps),  # noqa: F821
     protocol=snakemake.params.protocol,
-    eta=snakemake.params.eta,  # noqa: F821
+    eta=snakemake.params.eta,
+    resize=snakemake.params.resize,  # noqa: F821
 )
 frame.to_parquet(snakemake.output.scores, index=False)  # noqa: F821
 print(frame[["psnr", "ssim", "input_psnr", "input_ssim"]].mean().to_string())
