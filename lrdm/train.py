@@ -21,6 +21,7 @@ Run directory layout::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -147,12 +148,12 @@ def train(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
-    _check_same_config(run_dir, config)
-    save_config(config, run_dir / CONFIG_FILE)
-
     cpu_only = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
     probe = torch.device("cpu" if cpu_only else "cuda")
     accelerator = Accelerator(cpu=cpu_only, mixed_precision=resolve_mixed_precision(config, probe))
+    _check_same_config(run_dir, config)  # every process reads; only rank 0 writes files below
+    if accelerator.is_main_process:
+        save_config(config, run_dir / CONFIG_FILE)
     torch.manual_seed(config.seed)  # initial weights
     if config.batch_size % accelerator.num_processes:
         raise ValueError(
@@ -192,13 +193,16 @@ def train(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    _truncate_loss_log(run_dir / LOSS_FILE, start)
+    log_path = run_dir / LOSS_FILE
+    if accelerator.is_main_process:
+        _truncate_loss_log(log_path, start)
+        if not log_path.exists():
+            log_path.write_text("step,loss,seconds\n")
+    accelerator.wait_for_everyone()
 
     ema.to(accelerator.device)
     network, optimizer = accelerator.prepare(network, optimizer)
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    log_path = run_dir / LOSS_FILE
-    write_header = not log_path.exists()
     began = time.perf_counter()
     bar = tqdm(
         range(start, end),
@@ -207,10 +211,8 @@ def train(
         desc=run_dir.name,
         disable=(not accelerator.is_main_process) if progress is None else not progress,
     )
-    with open(log_path, "a", newline="") as log_handle:
-        writer = csv.writer(log_handle)
-        if write_header and accelerator.is_main_process:
-            writer.writerow(["step", "loss", "seconds"])
+    with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
+        writer = csv.writer(log_handle) if log_handle is not None else None
         for step in bar:
             drawn = draw_batch(dataset, config.batch_size, process.T, step_generator(config.seed, step))
             mine = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)

@@ -239,3 +239,78 @@ def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> i
     if not paths:
         raise ValueError("config key max_rank is 'auto' but no spectrum summary was given")
     return suggest_max_rank(pd.concat([pd.read_parquet(p) for p in paths]))
+
+
+# Several GPUs for one run (top-level config key ``train_gpus``).
+
+GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE")
+"""Variables a training job logs (``gpu environment: {...}``) so a log shows which GPUs it was given."""
+
+
+def train_gpus(config: dict[str, Any]) -> int:
+    """GPUs (one process each) that every training run uses: the top-level ``train_gpus``, default 1."""
+    return int(config.get("train_gpus", 1))
+
+
+def check_train_gpus(config: dict[str, Any]) -> None:
+    """``train_gpus`` must divide every run's global ``batch_size`` (each process trains on its share)."""
+    gpus = train_gpus(config)
+    if gpus < 1:
+        raise ValueError(f"config key train_gpus must be a positive integer, got {gpus}")
+    for name in config["datasets"]:
+        for process in PROCESSES:
+            objective = PROCESS_OBJECTIVES[process][0]
+            batch = run_config(config, name, process, objective, "full", 0, index="<index>").batch_size
+            if batch % gpus:
+                raise ValueError(
+                    f"config key train_gpus ({gpus}) must divide the global batch_size ({batch}) of dataset "
+                    f"{name!r} (process {process}): each of the {gpus} processes trains on batch_size / train_gpus "
+                    "samples of every global batch"
+                )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (for the rendezvous of one multi-process run)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def launch_command(
+    config_path: str,
+    run_dir: str,
+    num_processes: int,
+    *,
+    cpu: bool = False,
+    port: int | None = None,
+    python: str | None = None,
+) -> list[str]:
+    """Command that trains one run on ``num_processes`` processes of this machine.
+
+    GPUs: ``accelerate launch --multi_gpu`` (one process per visible GPU, NCCL).  ``cpu``: torchrun
+    (``torch.distributed.run``; processes on CPU, gloo), because ``accelerate launch --cpu`` starts several
+    CPU processes only through MPI.  Either way every process runs ``lrdm train --config --run-dir`` on the
+    same config; ``lrdm.train`` splits each global batch between them.
+    """
+    import sys
+
+    python = python or sys.executable
+    port = port or free_port()
+    if cpu:
+        launcher = [python, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(num_processes)]
+        launcher += ["--master_addr", "127.0.0.1", "--master_port", str(port), "-m"]
+    else:
+        launcher = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes)]
+        # launcher defaults only; the run's own mixed_precision (lrdm.train) is passed to Accelerator explicitly
+        launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "-m"]
+    return [*launcher, "lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run_dir)]
+
+
+def gpu_environment() -> dict[str, str | None]:
+    """The GPU-related environment of this process (see :data:`GPU_ENVIRONMENT`)."""
+    import os
+
+    return {name: os.environ.get(name) for name in GPU_ENVIRONMENT}

@@ -31,3 +31,9 @@ def target_outputs(target):
     if target == "steps":
         return table_files("steps") + figure_files("steps")
     return table_files(target)
+
+
+def spectrum_summary_if_auto(wildcards):
+    if config.get("max_rank") == "auto":
+        return [f"{RESULTS}/spectrum/{wildcards.dataset}/summary.parquet"]
+    return []

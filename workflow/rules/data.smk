@@ -7,6 +7,8 @@ rule prepare_dataset:
         index=f"{RESOURCES}/data/{{dataset}}/index.parquet",
     params:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/data/{dataset}.log",
     script:

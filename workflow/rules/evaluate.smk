@@ -12,6 +12,8 @@ rule evaluate:
         eta=config["sampling"].get("eta", 0.0),
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
     threads: config.get("train_threads", 1)
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/evaluate/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}/steps{steps}.log",
     script:

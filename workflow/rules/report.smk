@@ -21,6 +21,8 @@ rule table:
         tex=f"{RESULTS}/tables/{{name}}.tex",
     wildcard_constraints:
         name="|".join(W.SCORE_TARGETS),
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/tables/{name}.log",
     script:
@@ -33,6 +35,8 @@ rule rank_schedules_figure:
         pdf=f"{RESULTS}/figures/rank_schedules.pdf",
     params:
         spec=config["targets"].get("rank_schedules", {}),
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/figures/rank_schedules.log",
     script:
@@ -47,19 +51,17 @@ rule scores_figure:
         pdf=f"{RESULTS}/figures/{{name}}.pdf",
     wildcard_constraints:
         name="rank_sweep|steps",
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/figures/{name}.log",
     script:
         "../scripts/scores_figure.py"
 
 
-def rank_grid_models(wildcards):
-    return W.rank_grid_models(config)
-
-
 rule rank_grid_figure:
     input:
-        models=rank_grid_models,
+        models=lambda wildcards: W.rank_grid_models(config),
         index=lambda wildcards: f"{RESOURCES}/data/{config['targets']['rank_sweep']['datasets'][0]}/index.parquet",
     output:
         png=report(f"{RESULTS}/figures/rank_grid.png", caption="../report/rank_grid.rst", category=REPORT_CATEGORY["rank_sweep"]),
@@ -67,6 +69,8 @@ rule rank_grid_figure:
     params:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: W.rank_grid_labels(config),
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/figures/rank_grid.log",
     script:

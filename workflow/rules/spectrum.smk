@@ -9,6 +9,8 @@ rule spectrum_analysis:
         summary=f"{RESULTS}/spectrum/{{dataset}}/summary.parquet",
     params:
         split=config["targets"].get("spectrum", {}).get("split", "train"),
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/spectrum/{dataset}.log",
     script:
@@ -27,6 +29,8 @@ rule spectrum_figures:
     params:
         ranks=config["targets"].get("spectrum", {}).get("ranks", [1, 10, 40]),
         split=config["targets"].get("spectrum", {}).get("split", "train"),
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/spectrum/{dataset}_figures.log",
     script:

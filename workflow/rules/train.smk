@@ -1,11 +1,10 @@
 # One training run per (dataset, process, objective, rank_spec, seed). Checkpoints live beside the
 # declared output (not declared themselves), so a killed or failed job resumes where it stopped.
+# A run uses `train_gpus` GPUs (config key, default 1): the `gpu` resource below (what SLURM allocates); the
+# script starts one process per GPU of that resource (`accelerate launch`), sharing each global batch (README).
 
-
-def spectrum_summary_if_auto(wildcards):
-    if config.get("max_rank") == "auto":
-        return [f"{RESULTS}/spectrum/{wildcards.dataset}/summary.parquet"]
-    return []
+W.check_train_gpus(config)
+TRAIN_GPUS = W.train_gpus(config)
 
 
 rule train:
@@ -15,6 +14,10 @@ rule train:
     output:
         model=f"{RESULTS}/runs/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/model.pt",
     threads: config.get("train_threads", 1)
+    resources:
+        gpu=TRAIN_GPUS,
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/train/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}.log",
     script:

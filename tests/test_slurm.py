@@ -1,0 +1,282 @@
+"""The SLURM profile: a dry-run of the paper's DAG, and a trimmed smoke config submitted through the real
+profile to a throw-away single-node SLURM cluster (tests/slurm/cluster.sh; root and the Debian packages
+slurmctld, slurmd, slurm-client and munge, which .ci/run installs; skipped otherwise)."""
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from lrdm.workflow import TARGETS, target_score_paths
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "workflow" / "profiles" / "slurm" / "profile.yaml"
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+PARTITION = "lrdm"
+SNAKEMAKE_TIMEOUT = 600  # hard limit: a status-query fault must not hang CI
+# the cluster's config is /etc/slurm/slurm.conf (the plugin's job step drops SLURM_CONF anyway)
+ENV = {key: value for key, value in os.environ.items() if key != "SLURM_CONF"}
+
+
+def plugin_missing():
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')"
+    return None
+
+
+def job_blocks(dry_run_output):
+    """(rule, resources dict) of every job a dry-run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_output):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        found = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
+        pairs = [item.split("=", 1) for item in found[1].split(", ")] if found else []
+        jobs.append((head[1], dict(pairs)))
+    return jobs
+
+
+def test_profile_dry_run_of_the_paper_asks_gpus_for_training_only(tmp_path):
+    if reason := plugin_missing():
+        pytest.skip(reason)
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-d", str(tmp_path), "-n", "--configfile", str(REPO / "config/paper.yaml")]
+        + ["--workflow-profile", str(PROFILE.parent)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    jobs = job_blocks(proc.stdout)
+    rules = {rule for rule, _ in jobs}
+    assert {"train", "evaluate", "prepare_dataset", "table"} <= rules
+    for rule, resources in jobs:
+        if rule == "all" or rule in TARGETS:  # target rules only collect files
+            continue
+        assert resources.get("slurm_account") == "<your-account>", (rule, resources)
+        assert {"mem_mb", "runtime", "cpus_per_task"} <= resources.keys(), (rule, resources)
+        if rule == "train":
+            assert resources["gpu"] == "1" and resources["slurm_partition"] == "<your-gpu-partition>"
+            assert resources["cpus_per_task"] == "8" and resources["runtime"] == "2880"
+        else:
+            assert "gpu" not in resources and "gres" not in resources, (rule, resources)
+            assert resources["slurm_partition"] == "<your-cpu-partition>", (rule, resources)
+    # two GPUs per run (global batch 2): the train jobs ask for both
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    config["train"]["batch_size"] = config["train_gpus"] = 2
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(config))
+    two = subprocess.run(
+        [*SNAKEMAKE, "-d", str(tmp_path), "-n", "--configfile", str(tmp_path / "two.yaml")]
+        + ["--workflow-profile", str(PROFILE.parent), "main_table"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert two.returncode == 0, (two.stdout + two.stderr)[-3000:]
+    gpus = {rule: resources.get("gpu") for rule, resources in job_blocks(two.stdout) if rule in ("train", "evaluate")}
+    assert gpus == {"train": "2", "evaluate": None}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A real single-node cluster
+
+
+def cluster_unavailable():
+    if reason := plugin_missing():
+        return reason
+    if not sys.platform.startswith("linux"):
+        return "the test cluster needs Linux"
+    if os.geteuid() != 0:
+        return "starting slurmctld, slurmd and munged needs root"
+    tools = ("slurmctld", "slurmd", "sinfo", "squeue", "sbatch", "munged")
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        return f"SLURM is not installed (missing {', '.join(missing)}); run tests/slurm/install.sh as root"
+    for name in ("slurm.conf", "gres.conf"):
+        path = Path("/etc/slurm") / name
+        if path.exists() and "lrdm-test-cluster" not in (path.read_text().splitlines() or [""])[0]:
+            return f"{path} belongs to a real SLURM installation; not replacing it"
+    return None
+
+
+@pytest.fixture
+def slurm_cluster(tmp_path_factory):
+    if reason := cluster_unavailable():
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("slurm-state")
+    try:
+        start = subprocess.run(
+            ["bash", str(CLUSTER), "start", str(state), PARTITION],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=ENV,
+        )
+        assert start.returncode == 0, f"the test cluster did not start:\n{start.stdout}\n{start.stderr}"
+        yield state
+    finally:
+        subprocess.run(["bash", str(CLUSTER), "stop", str(state)], capture_output=True, timeout=120, env=ENV)
+
+
+def trimmed_smoke_config():
+    """config/smoke.yaml cut down to LRDM Tab. 3 on one dataset: data, 2 trainings, 2 evaluations."""
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["datasets"] = {"synthetic_rain": config["datasets"]["synthetic_rain"]}
+    config["max_rank"] = 8  # no spectrum job
+    config["targets"] = {"schedulers": {"datasets": ["synthetic_rain"], "specs": ["lin_increase", "poly_decrease-p3"]}}
+    return config
+
+
+def local_cluster_profile(folder):
+    """The real SLURM profile with this cluster's partition, no account, and requests this machine can hold.
+
+    Resources keep their names and the rules they apply to (the `gpu` of train comes from the rule itself);
+    one thread per job, as in the local reference run, so both compute the same numbers."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    for resources in [profile["default-resources"], *profile["set-resources"].values()]:
+        resources.pop("slurm_account", None)
+        if "slurm_partition" in resources:
+            resources["slurm_partition"] = PARTITION
+        if "mem_mb" in resources:
+            resources["mem_mb"] = min(resources["mem_mb"], 1000)
+        if "cpus_per_task" in resources:
+            resources["cpus_per_task"] = 1
+    profile["set-threads"] = {rule: 1 for rule in profile.get("set-threads", {})}
+    profile.update(
+        {
+            "latency-wait": 5,
+            "slurm-status-command": "squeue",  # no slurmdbd: sacct would not know the jobs
+            # Status polls come after 8, 8 + 18, 8 + 18 + 28 ... s (the plugin adds 10 s to each wait until a
+            # job finishes): a job of this test takes 10-25 s here. MinJobAge (600 s) >= 3 x 8.
+            "slurm-init-seconds-before-status-checks": 8,
+            "seconds-between-status-checks": 8,
+            "slurm-keep-successful-logs": True,
+        }
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "profile.yaml").write_text(yaml.safe_dump(profile))
+    return folder
+
+
+def run_snakemake(args, cwd, env=None):
+    """Snakemake in its own process group, killed as a whole after SNAKEMAKE_TIMEOUT seconds."""
+    with subprocess.Popen(
+        [*SNAKEMAKE, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, _ = proc.communicate(timeout=SNAKEMAKE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            pytest.fail(f"snakemake ran past {SNAKEMAKE_TIMEOUT} s:\n{out[-5000:]}")
+    return proc.returncode, out
+
+
+def slurm_jobs():
+    """Every job the controller still knows (MinJobAge keeps finished ones): id -> scontrol fields."""
+    command = ["scontrol", "-o", "-d", "show", "job"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=30, env=ENV).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w[\w:/]*)=(\S*)", line))
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = fields
+    return jobs
+
+
+def scores(results):
+    frame = pd.concat([pd.read_parquet(p) for p in sorted(Path(results, "scores").rglob("*.parquet"))])
+    keys = ["run", "steps", "image_id"]
+    return frame.drop(columns=["seconds"]).sort_values(keys).reset_index(drop=True)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_smoke_config_through_the_slurm_profile_matches_a_local_run(slurm_cluster, tmp_path):
+    began = time.perf_counter()
+    config = trimmed_smoke_config()
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    targets = target_score_paths(config, "schedulers")  # the table job would add a fourth stage of polls
+    profile = local_cluster_profile(tmp_path / "profile")
+    env = {**ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{ENV.get('PATH', '')}"}
+
+    on_slurm = tmp_path / "slurm"
+    on_slurm.mkdir()
+    code, out = run_snakemake(
+        ["-d", str(on_slurm), "--configfile", str(config_path), "--workflow-profile", str(profile), *targets],
+        cwd=on_slurm,
+        env=env,
+    )
+    slurm_seconds = time.perf_counter() - began
+    jobs = slurm_jobs()
+    (tmp_path / "slurm-run.log").write_text(out)
+    assert code == 0, out[-6000:] + "\n" + "\n".join(str(j) for j in jobs.values())
+
+    # every job of the DAG ran as a SLURM job
+    by_rule = {}
+    for job in jobs.values():
+        rule = re.match(r"rule_([a-z_]+?)(?:_wildcards_|$)", job.get("Comment", ""))
+        if rule:
+            by_rule.setdefault(rule[1], []).append(job)
+    assert {rule: len(js) for rule, js in by_rule.items()} == {"prepare_dataset": 1, "train": 2, "evaluate": 2}
+    for job in (job for js in by_rule.values() for job in js):
+        assert job["JobState"] == "COMPLETED" and job["Partition"] == PARTITION, job
+    slurm_logs = on_slurm / ".snakemake" / "slurm_logs"  # the plugin's per-job logs (kept by the test profile)
+    assert {p.relative_to(slurm_logs).parts[0] for p in slurm_logs.rglob("*.log")} == {
+        "rule_evaluate",
+        "rule_prepare_dataset",
+        "rule_train",
+    }
+
+    # training jobs got a GPU from SLURM; the others got none
+    for job in by_rule["train"]:
+        assert job.get("TresPerJob") == "gres:gpu:1" and job.get("JOB_GRES", "").startswith("gpu:1"), job
+    for rule in ("prepare_dataset", "evaluate"):
+        for job in by_rule[rule]:
+            assert "gpu" not in job.get("TresPerJob", "") and job.get("JOB_GRES") in (None, "(null)"), job
+    train_ids = {job["JobId"] for job in by_rule["train"]}
+    train_logs = sorted((on_slurm / "logs" / "train").rglob("*.log"))
+    assert len(train_logs) == 2
+    for log in train_logs:
+        line = next(line for line in log.read_text().splitlines() if line.startswith("gpu environment: "))
+        seen = json.loads(line.removeprefix("gpu environment: "))
+        assert seen["SLURM_JOB_ID"] in train_ids, (log, seen)
+        assert seen["CUDA_VISIBLE_DEVICES"] and (seen["SLURM_STEP_GPUS"] or seen["SLURM_JOB_GPUS"]), (log, seen)
+
+    # the same numbers as a local run of the same config (training and sampling are deterministic by seed)
+    local = tmp_path / "local"
+    local.mkdir()
+    code, out = run_snakemake(
+        [*targets, "-d", str(local), "--configfile", str(config_path), "--cores", "2"]
+        + ["--set-threads", "train=1", "evaluate=1"],
+        cwd=local,
+    )
+    assert code == 0, out[-6000:]
+    expected = scores(local / "results")
+    assert len(expected) == 2 * len(set(expected["image_id"])) > 0  # two runs, every test image
+    pd.testing.assert_frame_equal(scores(on_slurm / "results"), expected)
+    for model in sorted((local / "results" / "runs").rglob("model.pt")):
+        a = torch.load(model, weights_only=True)["ema"]
+        b = torch.load(on_slurm / model.relative_to(local), weights_only=True)["ema"]
+        assert all(torch.equal(a[k], b[k]) for k in a), model
+    print(f"SLURM run {slurm_seconds:.1f} s, whole test {time.perf_counter() - began:.1f} s")
