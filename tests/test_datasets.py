@@ -394,3 +394,48 @@ def test_entry_validation():
         dataclasses.replace(DS.REGISTRY["gopro"], task="denoise")
     with pytest.raises(ValueError, match="protocol"):
         dataclasses.replace(DS.REGISTRY["gopro"], protocol="lab")
+
+
+def _tar_tree(tree: Path, archive: Path) -> str:
+    import tarfile
+
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tf:
+        for p in sorted(tree.rglob("*")):
+            tf.add(p, p.relative_to(tree).as_posix(), recursive=False)
+    return hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_prepare_downloads_from_local_http_server_with_an_interruption(tmp_path, server, no_proxy):
+    """GoPro's real archive name and layout, served from 127.0.0.1; the first transfer is cut and resumed."""
+    gopro_tree(tmp_path / "tree")
+    archive = tmp_path / "served" / "GOPRO_Large.zip"
+    digest = _zip_tree(tmp_path / "tree", archive)
+    server.state.files["/GOPRO_Large.zip"] = archive.read_bytes()
+    server.state.cut_after = archive.stat().st_size // 3
+    real = DS.REGISTRY["gopro"]
+    source = dataclasses.replace(real.sources[0], url=server.url("GOPRO_Large.zip"), sha256=digest)
+    registry = {"gopro": dataclasses.replace(real, sources=(source,), expected_counts={"train": 3, "test": 2})}
+
+    index = DS.prepare("gopro", tmp_path / "resources", progress=False, registry=registry)
+    assert [r["range"] for r in server.state.requests] == [None, f"bytes={archive.stat().st_size // 3}-"]
+    frame = D.read_index(index)
+    assert sorted(frame["split"].value_counts().items()) == [("test", 2), ("train", 3)]
+    assert all("/blur/" in p for p in frame["input"]) and all("/sharp/" in p for p in frame["target"])
+
+
+def test_prepare_realblur_lists_from_local_http_server(tmp_path, server, no_proxy):
+    """RealBlur's tar.gz with its split lists, served from 127.0.0.1, for both variants (one shared archive)."""
+    realblur_tree(tmp_path / "tree")
+    archive = tmp_path / "served" / "RealBlur.tar.gz"
+    digest = _tar_tree(tmp_path / "tree", archive)
+    server.state.files["/RealBlur.tar.gz"] = archive.read_bytes()
+    registry = {}
+    for name in ("realblur_j", "realblur_r"):
+        real = DS.REGISTRY[name]
+        source = dataclasses.replace(real.sources[0], url=server.url("RealBlur.tar.gz"), sha256=digest)
+        registry[name] = dataclasses.replace(real, sources=(source,), expected_counts={})
+    for name in registry:
+        frame = D.read_index(DS.prepare(name, tmp_path / "resources", progress=False, registry=registry))
+        assert len(frame) > 0 and frame["input"].str.contains("/blur/").all()
+    assert len(server.state.requests) == 1  # the second variant reuses the verified archive
