@@ -48,6 +48,16 @@ def losses(run_dir):
         return {int(row["step"]): float(row["loss"]) for row in csv.DictReader(handle)}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The in-process reference trains with one thread, like each launched process (OMP_NUM_THREADS=1); the
+    previous count is restored so later tests are not affected."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def max_difference(a, b):
     assert a.keys() == b.keys()
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
@@ -56,7 +66,6 @@ def max_difference(a, b):
 @pytest.mark.slow
 def test_two_processes_match_one_and_resume_on_one(global_batch_config, tmp_path):
     config = global_batch_config
-    torch.set_num_threads(1)
     one = train(config, tmp_path / "one", progress=False)
     two = launch(config, tmp_path, tmp_path / "two")
 
@@ -152,7 +161,6 @@ def test_workflow_trains_one_run_on_two_processes(tmp_path, monkeypatch):
     )
     assert load_config(tmp_path / run / "config.yaml") == reference
     monkeypatch.chdir(tmp_path)  # the run config's index is relative to the workflow's directory
-    torch.set_num_threads(1)
     one = train(reference, tmp_path / "one", progress=False)
     workflow_run = load_checkpoint(tmp_path / run / MODEL_FILE)["ema"]
     assert max_difference(load_checkpoint(one)["ema"], workflow_run) < WEIGHT_TOLERANCE

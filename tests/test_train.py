@@ -1,4 +1,5 @@
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -67,7 +68,10 @@ def test_sigkill_after_checkpoint_then_restart_gives_same_weights(tiny_config, t
     config_path = tmp_path / "run.yaml"
     save_config(tiny_config, config_path)
     run = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(config_path), str(run)], capture_output=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same arithmetic as the reference
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(config_path), str(run)], capture_output=True, timeout=300, env=env
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert not (run / "model.pt").exists()
     assert [s for s, _ in list_checkpoints(run)][-1] == 4
@@ -75,6 +79,7 @@ def test_sigkill_after_checkpoint_then_restart_gives_same_weights(tiny_config, t
         [sys.executable, "-m", "lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run)],
         capture_output=True,
         timeout=300,
+        env=env,
     )
     assert restart.returncode == 0, restart.stderr.decode()[-2000:]
     uninterrupted = train(tiny_config, tmp_path / "reference", progress=False)
