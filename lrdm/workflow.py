@@ -153,7 +153,7 @@ def run_config(
 
 def check_config(config: dict[str, Any]) -> None:
     """Checks what the JSON schema cannot: rank specs parse, targets name configured datasets, the
-    resolved run configs are valid.  Raises ``ValueError`` naming the config key."""
+    resolved run configs are valid and ``train_gpus`` divides their batch.  Raises ``ValueError`` naming the key."""
     datasets = config["datasets"]
     overrides = [("train", config.get("train", {}))]
     overrides += [(f"datasets.{name}.train", d.get("train", {})) for name, d in datasets.items()]
@@ -189,11 +189,7 @@ def check_config(config: dict[str, Any]) -> None:
                     f"config key datasets.{name}: source 'registry' but {name!r} is not in the dataset registry "
                     f"({', '.join(REGISTRY)})"
                 )
-        for process in PROCESSES:
-            try:
-                run_config(config, name, process, PROCESS_OBJECTIVES[process][0], "full", 0, index="<index>")
-            except ValueError as err:
-                raise ValueError(f"config for dataset {name!r} (process {process}): {err}") from None
+    check_train_gpus(config)
 
 
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -252,21 +248,30 @@ def train_gpus(config: dict[str, Any]) -> int:
     return int(config.get("train_gpus", 1))
 
 
+def dataset_runs(config: dict[str, Any]) -> Iterable[tuple[str, str, TrainConfig]]:
+    """``(dataset, process, resolved TrainConfig)`` of a full-rank run per dataset and process: what every run
+    of that dataset shares.  An invalid resolved config raises ``ValueError`` naming the dataset and process."""
+    for name in config["datasets"]:
+        for process in PROCESSES:
+            try:
+                yield name, process, run_config(config, name, process, PROCESS_OBJECTIVES[process][0], "full", 0,
+                                                index="<index>")  # fmt: skip
+            except ValueError as err:
+                raise ValueError(f"config for dataset {name!r} (process {process}): {err}") from None
+
+
 def check_train_gpus(config: dict[str, Any]) -> None:
     """``train_gpus`` must divide every run's global ``batch_size`` (each process trains on its share)."""
     gpus = train_gpus(config)
     if gpus < 1:
         raise ValueError(f"config key train_gpus must be a positive integer, got {gpus}")
-    for name in config["datasets"]:
-        for process in PROCESSES:
-            objective = PROCESS_OBJECTIVES[process][0]
-            batch = run_config(config, name, process, objective, "full", 0, index="<index>").batch_size
-            if batch % gpus:
-                raise ValueError(
-                    f"config key train_gpus ({gpus}) must divide the global batch_size ({batch}) of dataset "
-                    f"{name!r} (process {process}): each of the {gpus} processes trains on batch_size / train_gpus "
-                    "samples of every global batch"
-                )
+    for name, process, run in dataset_runs(config):
+        if run.batch_size % gpus:
+            raise ValueError(
+                f"config key train_gpus ({gpus}) must divide the global batch_size ({run.batch_size}) of dataset "
+                f"{name!r} (process {process}): each of the {gpus} processes trains on batch_size / train_gpus "
+                "samples of every global batch"
+            )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -19,7 +19,7 @@ def rain_index(tmp_path_factory):
     return root / "index.parquet"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config(rain_index):
     """A network and run small enough for a few CPU steps per second."""
     return TrainConfig(

@@ -17,23 +17,8 @@ def test_pad_to_multiple_reflects_and_reports_size():
 
 
 @pytest.fixture(scope="module")
-def trained(rain_index, tmp_path_factory):
-    from lrdm.config import TrainConfig
-
-    config = TrainConfig(
-        index=str(rain_index),
-        crop=16,
-        dim=8,
-        dim_mults=(1, 2),
-        steps=2,
-        batch_size=2,
-        T=100,
-        checkpoint_every=2,
-        ema_start=0,
-        ema_update_every=1,
-        rank_spec="fixed-r4",
-        extra={"dataset": "toy_rain"},
-    )
+def trained(tiny_config, tmp_path_factory):
+    config = tiny_config.replace(steps=2, rank_spec="fixed-r4", extra={"dataset": "toy_rain"})
     return train(config, tmp_path_factory.mktemp("run") / "fixed", progress=False)
 
 

@@ -1,9 +1,9 @@
 # One training run per (dataset, process, objective, rank_spec, seed). Checkpoints live beside the
 # declared output (not declared themselves), so a killed or failed job resumes where it stopped.
 # A run uses `train_gpus` GPUs (config key, default 1): the `gpu` resource below (what SLURM allocates); the
-# script starts one process per GPU of that resource (`accelerate launch`), sharing each global batch (README).
+# script starts one process per GPU of that resource (`accelerate launch`), sharing each global batch (README);
+# W.check_config (Snakefile) checks that train_gpus divides every run's batch_size.
 
-W.check_train_gpus(config)
 TRAIN_GPUS = W.train_gpus(config)
 
 
