@@ -4,9 +4,11 @@ Per case (batch, image size, UNet width) it times:
 
 * the low-rank projection: batched SVD, batched Gram eigendecomposition, and the reference code's way
   (a full ``torch.linalg.svd`` per sample, fp32);
-* one training step: ``reference`` (batch 1, per-sample full SVD, fp32, two UNets, no compilation, as the
-  reference LRDM code trains), ``full_rank`` (no projection) and ``optimised`` (batched Gram projection, bf16
-  autocast and channels_last on a GPU, ``torch.compile`` when asked);
+* one training step in each of :func:`train_modes`: from ``reference`` (batch 1, per-sample full SVD, fp32,
+  two UNets, no compilation, as the reference LRDM code trains) to ``optimised`` (what ``lrdm train`` runs)
+  and the further options (channels_last, ``torch.compile``);
+* preparing one training batch in the loop, and the whole ``lrdm train`` loop with inline data, with
+  DataLoader workers and (``--compile``) compiled;
 * sampling at 1, 2, 5 and 10 steps, with model FLOPs counted by ``torch.utils.flop_counter`` and the
   model FLOP utilisation (MFU) against the GPU's bf16 peak where it is known;
 * metric throughput of ``derain_y`` at 256² and 481×321.
@@ -19,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,10 +33,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import TrainConfig
+from .data import PairedImageDataset, make_synthetic_dataset
 from .lowrank import PER_IMAGE_SVD, Projector, RankSpec, project_low_rank
 from .metrics import score_batch
+from .nets import compile_unets
 from .process import build_network, build_process
 from .schedules import DEFAULT_T
+from .train import LOSS_FILE, StepBatches, train
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,11 @@ PRESETS = {
 SAMPLING_STEPS = (1, 2, 5, 10)
 METRIC_SIZES = {"tiny": [(32, 32)], "cpu": [(256, 256), (321, 481)], "gpu": [(256, 256), (321, 481)]}
 METRIC_IMAGES = 8
+LOOP_WORKERS = {"tiny": 1, "cpu": 1, "gpu": 4}
+"""DataLoader workers of the ``train_loop`` rows that prepare data ahead (beside the inline ones)."""
+LOOP_WARMUP = 3  # training-loop steps not timed (worker start, allocator warm-up)
+COMPILE_WARMUP = 3  # untimed calls of a compiled network (compilation, CUDA-graph recording)
+SAMPLING_COMPILE_MODE = {"cuda": "reduce-overhead", "cpu": "default"}
 BF16_PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 """Dense bf16 tensor-core peak (FLOP/s) by GPU model, for MFU."""
 BENCH_COLUMNS = (
@@ -96,16 +108,34 @@ class StepMode:
     batch: int
     rank_spec: str
     projector: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    fast: bool  # bf16 autocast + channels_last on CUDA, torch.compile if requested
+    autocast: bool = False  # bf16 autocast (CUDA)
+    channels_last: bool = False  # channels_last UNet weights and activations (CUDA)
+    compile: bool = False  # torch.compile of each UNet
 
 
-def _train_modes(case: BenchCase) -> dict[str, StepMode]:
+def train_modes(case: BenchCase, device: torch.device, compile_model: bool) -> dict[str, StepMode]:
+    """The training-step modes of one case, from the reference code's way to the optimised one.
+
+    ``reference``: batch 1, full fp32 SVD per sample; ``batched``: the case's batch, same projection;
+    ``optimised``: batched Gram projection and bf16 autocast on CUDA, which is what ``lrdm train`` runs with
+    ``projection_solver: gram``; ``full_rank``: the optimised step without projection.  On CUDA
+    ``channels_last`` adds channels_last to ``optimised``; with ``compile_model`` ``compiled`` adds
+    ``torch.compile``.
+    """
     low_rank = "poly_decrease-p3"
-    return {
-        "reference": StepMode(1, low_rank, reference_projection, fast=False),
-        "full_rank": StepMode(case.batch, "full", PER_IMAGE_SVD, fast=True),
-        "optimised": StepMode(case.batch, low_rank, Projector(solver="gram"), fast=True),
+    cuda = device.type == "cuda"
+    optimised = StepMode(case.batch, low_rank, Projector(solver="gram"), autocast=cuda)
+    modes = {
+        "reference": StepMode(1, low_rank, reference_projection),
+        "batched": StepMode(case.batch, low_rank, reference_projection),
+        "optimised": optimised,
+        "full_rank": replace(optimised, rank_spec="full", projector=PER_IMAGE_SVD),
     }
+    if cuda:
+        modes["channels_last"] = replace(optimised, channels_last=True)
+    if compile_model:
+        modes["compiled"] = replace(optimised, compile=True)
+    return modes
 
 
 def _data(batch: int, size: int, device: torch.device, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -120,32 +150,34 @@ def _data(batch: int, size: int, device: torch.device, generator: torch.Generato
     }
 
 
-def _autocast(device: torch.device, fast: bool) -> contextlib.AbstractContextManager:
-    if fast and device.type == "cuda":
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def _network(case: BenchCase, rank_spec: str, device: torch.device, fast: bool, compile_model: bool):
+def _network(case: BenchCase, rank_spec: str, device: torch.device, channels_last: bool = False,
+             compile_mode: str | None = None):  # fmt: skip
+    """``(process, network)`` of a case; ``compile_mode``: ``torch.compile`` mode of each UNet (None: eager)."""
     config = TrainConfig(crop=case.size, dim=case.dim, dim_mults=case.dim_mults, rank_spec=rank_spec)
     process = build_process(config)
     network = build_network(config, process).to(device)
-    if fast and device.type == "cuda":
+    if channels_last:
         network = network.to(memory_format=torch.channels_last)
-    if fast and compile_model:
-        network.unets = torch.nn.ModuleList(torch.compile(u) for u in network.unets)
+    if compile_mode is not None:
+        compile_unets(network, compile_mode)
     return process, network
 
 
-def _train_step(case: BenchCase, mode: StepMode, device: torch.device, generator: torch.Generator,
-                compile_model: bool) -> Callable[[], object]:  # fmt: skip
-    process, network = _network(case, mode.rank_spec, device, mode.fast, compile_model)
+def _train_step(case: BenchCase, mode: StepMode, device: torch.device, generator: torch.Generator
+                ) -> Callable[[], object]:  # fmt: skip
+    process, network = _network(case, mode.rank_spec, device, mode.channels_last, "default" if mode.compile else None)
     process.projector = mode.projector  # the mode decides how Q_k is computed
     optimizer = torch.optim.Adam(network.parameters(), lr=TrainConfig().lr)
     data = _data(mode.batch, case.size, device, generator)
 
     def step() -> None:
-        with _autocast(device, mode.fast):
+        with _autocast(device, mode.autocast):
             loss = process.loss(network, data["x0"], data["x_in"], data["t"], data["noise"])
         loss.backward()
         optimizer.step()
@@ -198,24 +230,71 @@ def _reset_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _sampling_rows(case, device, generator, repeats, compile_model) -> list[dict]:
-    process, network = _network(case, "poly_decrease-p3", device, fast=True, compile_model=compile_model)
-    network.eval()
+def _sampling_rows(case: BenchCase, device: torch.device, generator: torch.Generator, repeats: int,
+                   compile_model: bool) -> list[dict]:  # fmt: skip
+    """Sampling at :data:`SAMPLING_STEPS`: ``optimised`` (eager; bf16 autocast on CUDA) and, with
+    ``compile_model``, ``compiled`` (``torch.compile``; mode ``reduce-overhead``, i.e. CUDA graphs, on CUDA).
+    FLOPs are counted on the eager network."""
     x_in = _data(case.batch, case.size, device, generator)["x_in"]
+    process, eager = _network(case, "poly_decrease-p3", device)
+    networks = {"optimised": eager}
+    if compile_model:
+        compiled = _network(case, "poly_decrease-p3", device, compile_mode=SAMPLING_COMPILE_MODE[device.type])[1]
+        compiled.load_state_dict(eager.state_dict())
+        networks["compiled"] = compiled
     rows = []
     for steps in SAMPLING_STEPS:
+        flops = None
+        for mode, network in networks.items():
+            network.eval()
 
-        @torch.no_grad()
-        def run(steps=steps) -> torch.Tensor:
-            with _autocast(device, True):
-                return process.sample(network, x_in, steps)
+            @torch.no_grad()
+            def run(steps=steps, network=network) -> torch.Tensor:
+                with _autocast(device, True):
+                    return process.sample(network, x_in, steps)
 
-        with FlopCounterMode(display=False) as counter:
-            run()
-        _reset_memory(device)
-        seconds = time_call(run, device, repeats)
-        flops = counter.get_total_flops() / case.batch
-        rows.append(_row(device, case, "sampling", "optimised", case.batch, seconds, steps, flops))
+            if flops is None:
+                with FlopCounterMode(display=False) as counter:
+                    run()
+                flops = counter.get_total_flops() / case.batch
+            _reset_memory(device)
+            seconds = time_call(run, device, repeats, warmup=COMPILE_WARMUP if mode == "compiled" else 1)
+            rows.append(_row(device, case, "sampling", mode, case.batch, seconds, steps, flops))
+    return rows
+
+
+def _data_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
+    """Seconds to prepare one global training batch (decode from the cache, crop, flip, timesteps, noise)
+    in the training loop, as ``lrdm train`` does with ``data_workers: 0``."""
+    dataset = PairedImageDataset(data_dir / "index.parquet", split="train", crop=case.size, flip=True, cache=True)
+    batches = StepBatches(dataset, case.batch, DEFAULT_T, seed=0, shard=slice(0, case.batch))
+    steps = iter(range(repeats + 1))
+    seconds = time_call(lambda: batches[next(steps)], torch.device("cpu"), repeats)
+    return [_row(torch.device("cpu"), case, "data_batch", "inline", case.batch, seconds)]
+
+
+def _loop_rows(case: BenchCase, data_dir: Path, device: torch.device, repeats: int, workers: int,
+               compile_model: bool) -> list[dict]:  # fmt: skip
+    """The whole ``lrdm train`` loop (data, step, gradient clipping, EMA, loss check) on the optimised settings:
+    mode ``workers0`` prepares data inline, ``workers<N>`` in N DataLoader processes, ``compiled`` compiles the
+    UNets (inline data).  Per-step seconds from ``losses.csv``; ``train_warmup`` rows hold the seconds of the
+    first :data:`LOOP_WARMUP` steps (worker start, compilation), which ``train_loop`` leaves out."""
+    config = TrainConfig(
+        index=str(data_dir / "index.parquet"), crop=case.size, dim=case.dim, dim_mults=case.dim_mults,
+        batch_size=case.batch, rank_spec="poly_decrease-p3", projection_solver="gram", steps=LOOP_WARMUP + repeats,
+        log_every=1, checkpoint_every=LOOP_WARMUP + repeats, keep_checkpoints=1, device=device.type,
+    )  # fmt: skip
+    modes = {f"workers{count}": (count, False) for count in sorted({0, workers})}
+    if compile_model:
+        modes["compiled"] = (0, True)
+    rows = []
+    for mode, (count, compiled) in modes.items():
+        with tempfile.TemporaryDirectory() as run_dir:
+            _reset_memory(device)
+            train(config, run_dir, progress=False, data_workers=count, compile_model=compiled)
+            elapsed = pd.read_csv(Path(run_dir) / LOSS_FILE)["seconds"].to_numpy()
+        rows.append(_row(device, case, "train_warmup", mode, case.batch * LOOP_WARMUP, [elapsed[LOOP_WARMUP - 1]]))
+        rows.append(_row(device, case, "train_loop", mode, case.batch, np.diff(elapsed)[LOOP_WARMUP - 1 :].tolist()))
     return rows
 
 
@@ -257,28 +336,48 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
         for mode, fn in projections.items():
             _reset_memory(dev)
             rows.append(_row(dev, case, "projection", mode, case.batch, time_call(fn, dev, repeats)))
-        for mode, step_mode in _train_modes(case).items():
-            step = _train_step(case, step_mode, dev, generator, compile_model)
+        for mode, step_mode in train_modes(case, dev, compile_model).items():
+            step = _train_step(case, step_mode, dev, generator)
             _reset_memory(dev)
-            rows.append(_row(dev, case, "train_step", mode, step_mode.batch, time_call(step, dev, repeats)))
+            warmup = COMPILE_WARMUP if step_mode.compile else 1
+            rows.append(_row(dev, case, "train_step", mode, step_mode.batch, time_call(step, dev, repeats, warmup)))
         rows.extend(_sampling_rows(case, dev, generator, repeats, compile_model))
+        with tempfile.TemporaryDirectory() as data_dir:
+            # patches twice the crop, so crops are drawn at random positions as in training
+            make_synthetic_dataset(data_dir, "rain", size=2 * case.size, patches_per_image=2, test_patches_per_image=1)
+            rows.extend(_data_rows(case, Path(data_dir), repeats))
+            rows.extend(_loop_rows(case, Path(data_dir), dev, repeats, LOOP_WORKERS[preset], compile_model))
     rows.extend(_metric_rows(preset, PRESETS[preset][0], dev, repeats, seed))
     return pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
 
 
 def ratios(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per case: training images/s optimised vs reference, the projection's share of an optimised step, and
-    the batched projections' speed-up over the reference per-sample SVD."""
-    keyed = frame[frame["operation"].isin(["projection", "train_step"])]
-    seconds = keyed.pivot_table(index="case", columns=["operation", "mode"], values="seconds_median")
-    speed = keyed.pivot_table(index="case", columns=["operation", "mode"], values="images_per_s")
-    return pd.DataFrame({
-        "train_speedup_vs_reference": speed[("train_step", "optimised")] / speed[("train_step", "reference")],
-        "projection_share_of_step": seconds[("projection", "batched_gram")] / seconds[("train_step", "optimised")],
-        "low_rank_step_overhead": seconds[("train_step", "optimised")] / seconds[("train_step", "full_rank")]
-        - 1,
-        "gram_speedup_vs_reference_projection": seconds[("projection", "reference")]
-        / seconds[("projection", "batched_gram")],
-        "svd_speedup_vs_reference_projection": seconds[("projection", "reference")]
-        / seconds[("projection", "batched_svd")],
-    }).reset_index()  # fmt: skip
+    """Per case (one row each):
+
+    * ``speedup_<mode>``: training-step images/s of each mode over the reference-style mode;
+    * ``projection_share_of_step``: batched Gram projection seconds / optimised step seconds;
+    * ``low_rank_step_overhead``: optimised step / full-rank step - 1;
+    * ``gram_speedup_vs_reference_projection``, ``svd_speedup_vs_reference_projection``;
+    * ``data_inline_share_of_step``: one batch prepared inline / optimised step;
+    * ``loop_speedup_<mode>``: training-loop images/s of ``workers<N>`` (DataLoader workers) and ``compiled`` over
+      ``workers0`` (inline data, eager).
+    """
+    seconds = frame.pivot_table(index="case", columns=["operation", "mode"], values="seconds_median")
+    speed = frame.pivot_table(index="case", columns=["operation", "mode"], values="images_per_s")
+    out = {
+        f"speedup_{mode}": speed[("train_step", mode)] / speed[("train_step", "reference")]
+        for mode in speed["train_step"].columns
+        if mode != "reference"
+    }
+    optimised_step = seconds[("train_step", "optimised")]
+    out["projection_share_of_step"] = seconds[("projection", "batched_gram")] / optimised_step
+    out["low_rank_step_overhead"] = optimised_step / seconds[("train_step", "full_rank")] - 1
+    for solver in ("gram", "svd"):
+        out[f"{solver}_speedup_vs_reference_projection"] = (
+            seconds[("projection", "reference")] / seconds[("projection", f"batched_{solver}")]
+        )
+    out["data_inline_share_of_step"] = seconds[("data_batch", "inline")] / optimised_step
+    loops = speed["train_loop"]
+    for mode in loops.columns.drop("workers0"):
+        out[f"loop_speedup_{mode}"] = loops[mode] / loops["workers0"]
+    return pd.DataFrame(out).reset_index()

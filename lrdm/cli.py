@@ -4,6 +4,7 @@ lrdm make-data --task rain --out resources/synthetic/rain
 lrdm train --config run.yaml --run-dir results/runs/NAME [--set key=value ...]
 lrdm evaluate --model results/runs/NAME/model.pt --index INDEX --steps 5 --out scores.parquet
 lrdm bench --preset cpu --out results/bench/cpu.parquet
+lrdm quality --steps 300 --out results/bench/quality.parquet
 lrdm demo --out results/demo          # tiny end-to-end CPU run: data, training, evaluation
 """
 
@@ -43,7 +44,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     overrides = _parse_overrides(args.set)
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
-    print(train(config, args.run_dir, resume_from=args.resume_from))
+    path = train(
+        config, args.run_dir, resume_from=args.resume_from, data_workers=args.data_workers, compile_model=args.compile
+    )
+    print(path)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -108,7 +112,18 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
     print(frame[["case", "operation", "mode", "steps", "seconds_median", "images_per_s", "mfu"]].to_string(index=False))
-    print(ratios(frame).to_string(index=False))
+    print(ratios(frame).set_index("case").T.to_string())
+
+
+def _cmd_quality(args: argparse.Namespace) -> None:
+    from .quality import quality_check
+
+    summary, losses = quality_check(args.steps, device=args.device, compile_model=args.compile)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary.to_parquet(out, index=False)
+    losses.to_parquet(out.with_name(out.stem + "_losses.parquet"), index=False)
+    print(summary.to_string(index=False))
 
 
 def _cmd_datasets(args: argparse.Namespace) -> None:
@@ -143,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--resume-from", help="an explicit checkpoint to resume from (must exist)")
+    p.add_argument("--data-workers", type=int, default=0, help="processes that prepare batches ahead (0: inline)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNets")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="restore a split and write per-image PSNR/SSIM to Parquet")
@@ -172,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the UNets in the optimised modes")
     p.add_argument("--out", default="results/bench/bench.parquet")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("quality", help="check that the performance options leave losses and samples unchanged")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true", help="also check torch.compile'd training and sampling")
+    p.add_argument("--out", default="results/bench/quality.parquet", help="summary; losses go to <stem>_losses.parquet")
+    p.set_defaults(func=_cmd_quality)
 
     p = sub.add_parser("demo", help="tiny end-to-end CPU run on synthetic rain")
     p.add_argument("--out", default="results/demo")

@@ -53,6 +53,9 @@ from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 from skimage import draw
 
+from .errors import ChecksumError, DataError, ImageReadError, IndexSchemaError
+from .hashing import sha256_file
+
 __all__ = [
     "DEFAULT_TEST_SOURCES",
     "DEGRADATIONS",
@@ -124,8 +127,6 @@ SHA_COLUMN = {col: f"{col}_sha256" for col in PATH_COLUMNS}
 
 #: zlib level for PNGs; fixed so that outputs are byte-identical between runs.
 PNG_COMPRESS_LEVEL = 6
-#: Read files in chunks of this many bytes when hashing.
-HASH_CHUNK_BYTES = 1 << 20
 #: Probability of a horizontal flip when ``flip=True``.
 FLIP_PROBABILITY = 0.5
 
@@ -161,27 +162,6 @@ DEFAULT_PATCH_SIZE = 128
 DEFAULT_PATCHES_PER_IMAGE = 16  # train patches per source photograph
 DEFAULT_TEST_PATCHES_PER_IMAGE = 10  # test patches per source photograph
 DEFAULT_MAX_PHOTO_SIDE = 512  # photos are downscaled so their long side is at most this
-
-
-# --------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------
-
-
-class DataError(ValueError):
-    """Base class for data problems (bad files, bad indexes, bad sizes)."""
-
-
-class ImageReadError(DataError):
-    """An image file exists but cannot be decoded or has an unsupported pixel mode."""
-
-
-class IndexSchemaError(DataError):
-    """An index file lacks required columns or has inconsistent content."""
-
-
-class ChecksumError(DataError):
-    """A file's sha256 differs from the one recorded in the index."""
 
 
 # --------------------------------------------------------------------------------------
@@ -482,15 +462,6 @@ def apply_degradation(name: str, img: np.ndarray, rng: np.random.Generator) -> t
 # --------------------------------------------------------------------------------------
 # File helpers
 # --------------------------------------------------------------------------------------
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_bytes_atomic(path: Path, payload: bytes) -> None:
@@ -972,6 +943,17 @@ class PairedImageDataset(torch.utils.data.Dataset):
         if self.cache:
             self._cache[i] = pair
         return pair
+
+    def preload(self) -> None:
+        """Decodes every pair into the cache now (needs ``cache=True``).
+
+        DataLoader workers forked afterwards share these arrays copy-on-write; otherwise each worker would
+        fill a cache of its own and hold another copy of the dataset.
+        """
+        if not self.cache:
+            raise ValueError("preload() needs a dataset made with cache=True")
+        for i in range(len(self)):
+            self.load_pair(i)
 
     def get_item(self, i: int, generator: torch.Generator | None = None) -> dict[str, Any]:
         """Item ``i``, cropped/flipped with randomness drawn only from ``generator``.

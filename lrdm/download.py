@@ -39,8 +39,8 @@ from typing import IO
 
 from tqdm import tqdm
 
-from lrdm.data import ChecksumError as _DataChecksumError
-from lrdm.data import sha256_file
+from lrdm.errors import ChecksumError as _DataChecksumError
+from lrdm.hashing import sha256_file
 
 __all__ = [
     "EXTRACTED_MARKER",
@@ -108,7 +108,7 @@ class DownloadError(RuntimeError):
 class ChecksumError(DownloadError, _DataChecksumError):
     """A downloaded or hand-placed file has the wrong sha256 or size; the file was deleted.
 
-    Also a :class:`lrdm.data.ChecksumError`, so code catching checksum problems of
+    Also a :class:`lrdm.errors.ChecksumError` (re-exported by :mod:`lrdm.data`), so code catching checksum problems of
     prepared datasets catches bad downloads too.
     """
 

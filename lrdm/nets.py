@@ -68,3 +68,15 @@ class ConditionalUNets(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def compile_unets(network: ConditionalUNets, mode: str = "default") -> ConditionalUNets:
+    """``torch.compile`` each UNet of ``network`` in place (``nn.Module.compile``) and return ``network``.
+
+    Parameter names, and so checkpoints, stay those of the eager network.  Shapes are static: a new image
+    size compiles anew, because inductor (torch 2.14) fails on this UNet with dynamic shapes on CPU.
+    ``mode``: ``torch.compile`` mode (``reduce-overhead`` records CUDA graphs).
+    """
+    for unet in network.unets:
+        unet.compile(mode=mode, dynamic=False)
+    return network

@@ -11,6 +11,10 @@ DDP averages the gradients, so N processes take the same steps as one process wi
 to floating-point reduction order).  The learning rate is not rescaled.  Rank 0 writes checkpoints and logs;
 a checkpoint resumes on any number of processes.
 
+Data: ``data_workers`` DataLoader worker processes prepare the next batches (decode, crop, flip, noise) while
+the current step runs, into pinned memory when training on a GPU; each step's batch is still a function of
+``(seed, step)`` alone, so the weights do not depend on the number of workers.
+
 Run directory layout::
 
     run_dir/config.yaml           resolved TrainConfig (a resume with a different config is refused)
@@ -33,12 +37,13 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from ema_pytorch import EMA
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, load_config, save_config
 from .data import PairedImageDataset, sample_batch
 from .lowrank import PCABasis, fit_pca_basis
-from .nets import ConditionalUNets
+from .nets import ConditionalUNets, compile_unets
 from .process import build_network, build_process
 
 CHECKPOINT_DIR = "checkpoints"
@@ -49,6 +54,7 @@ LOSS_FILE = "losses.csv"
 BASIS_FILE = "basis.pt"
 SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
 BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
+PREFETCH_BATCHES = 2  # batches each data worker prepares ahead
 
 
 class TrainingDiverged(FloatingPointError):
@@ -68,6 +74,36 @@ def draw_batch(
     t = torch.randint(0, T, (batch_size,), generator=generator)
     noise = torch.randn(batch["target"].shape, generator=generator)
     return batch["target"], batch["input"], t, noise
+
+
+class StepBatches(Dataset):
+    """Map-style view of a run's training batches: item ``step`` is that step's global batch
+    (:func:`draw_batch` with :func:`step_generator`), cut to this process's ``shard`` of samples.
+
+    A :class:`~torch.utils.data.DataLoader` over ``range(start, end)`` then draws batches ahead in worker
+    processes without changing what any step sees.
+    """
+
+    def __init__(self, dataset: PairedImageDataset, batch_size: int, T: int, seed: int, shard: slice) -> None:
+        self.dataset, self.batch_size, self.T, self.seed, self.shard = dataset, batch_size, T, seed, shard
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, ...]:
+        drawn = draw_batch(self.dataset, self.batch_size, self.T, step_generator(self.seed, step))
+        if self.shard == slice(0, self.batch_size):
+            return drawn
+        return tuple(v[self.shard].clone() for v in drawn)  # clone: do not ship the whole batch between processes
+
+
+def batch_loader(batches: StepBatches, start: int, end: int, workers: int, pin_memory: bool) -> DataLoader:
+    """Yields ``batches[step]`` for ``step`` in ``[start, end)``, prepared by ``workers`` processes (0: inline)."""
+    return DataLoader(
+        batches,
+        batch_size=None,  # items are whole batches already
+        sampler=range(start, end),
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=PREFETCH_BATCHES if workers else None,
+    )
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -138,13 +174,20 @@ def train(
     resume_from: str | Path | None = None,
     stop_after: int | None = None,
     progress: bool | None = None,
+    data_workers: int = 0,
+    compile_model: bool = False,
 ) -> Path:
     """Trains one run into ``run_dir`` and returns the path of the final ``model.pt``.
 
     Resumes automatically from the newest checkpoint in ``run_dir``; ``resume_from`` names a
     checkpoint explicitly (missing -> ``FileNotFoundError``).  ``stop_after`` ends the process after
-    that many steps (for tests of interruption).  Raises :class:`TrainingDiverged` on a NaN loss.
+    that many steps (for tests of interruption).  ``data_workers`` processes prepare batches ahead
+    (0: in the training loop); the result does not depend on it.  ``compile_model`` compiles the UNets
+    (:func:`lrdm.nets.compile_unets`; the EMA copy stays eager).  Raises :class:`TrainingDiverged` on a NaN
+    loss.
     """
+    if data_workers < 0:
+        raise ValueError(f"data_workers must be >= 0, got {data_workers}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
@@ -181,6 +224,8 @@ def train(
         update_every=config.ema_update_every,
         include_online_model=False,
     )
+    if compile_model:
+        compile_unets(network)  # after the EMA's deep copy
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, betas=config.adam_betas)
 
     start = 0
@@ -211,12 +256,15 @@ def train(
         desc=run_dir.name,
         disable=(not accelerator.is_main_process) if progress is None else not progress,
     )
+    mine = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)
+    if data_workers and start < end:
+        dataset.preload()  # one decoded copy, shared by the forked workers
+    batches = StepBatches(dataset, config.batch_size, process.T, config.seed, mine)
+    loader = batch_loader(batches, start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
     with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
         writer = csv.writer(log_handle) if log_handle is not None else None
-        for step in bar:
-            drawn = draw_batch(dataset, config.batch_size, process.T, step_generator(config.seed, step))
-            mine = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)
-            x0, x_in, t, noise = (v[mine].to(accelerator.device) for v in drawn)
+        for step, drawn in zip(bar, loader):
+            x0, x_in, t, noise = (v.to(accelerator.device, non_blocking=True) for v in drawn)
             with accelerator.autocast():
                 loss = process.loss(network, x0, x_in, t, noise)
             mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()

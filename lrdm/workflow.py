@@ -243,6 +243,15 @@ GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_GPUS", "SL
 """Variables a training job logs (``gpu environment: {...}``) so a log shows which GPUs it was given."""
 
 
+def train_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :func:`lrdm.train.train` that change speed, not results: the top-level keys
+    ``train_data_workers`` (DataLoader workers per process, default 0) and ``train_compile`` (default false)."""
+    return {
+        "data_workers": int(config.get("train_data_workers", 0)),
+        "compile_model": bool(config.get("train_compile", False)),
+    }
+
+
 def train_gpus(config: dict[str, Any]) -> int:
     """GPUs (one process each) that every training run uses: the top-level ``train_gpus``, default 1."""
     return int(config.get("train_gpus", 1))
@@ -291,13 +300,16 @@ def launch_command(
     cpu: bool = False,
     port: int | None = None,
     python: str | None = None,
+    data_workers: int = 0,
+    compile_model: bool = False,
 ) -> list[str]:
     """Command that trains one run on ``num_processes`` processes of this machine.
 
     GPUs: ``accelerate launch --multi_gpu`` (one process per visible GPU, NCCL).  ``cpu``: torchrun
     (``torch.distributed.run``; processes on CPU, gloo), because ``accelerate launch --cpu`` starts several
     CPU processes only through MPI.  Either way every process runs ``lrdm train --config --run-dir`` on the
-    same config; ``lrdm.train`` splits each global batch between them.
+    same config; ``lrdm.train`` splits each global batch between them.  ``data_workers`` and
+    ``compile_model``: as in :func:`lrdm.train.train`, per process.
     """
     import sys
 
@@ -311,7 +323,9 @@ def launch_command(
         # launcher defaults only; the run's own mixed_precision (lrdm.train) is passed to Accelerator explicitly
         launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
         launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "-m"]
-    return [*launcher, "lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run_dir)]
+    command = ["lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run_dir)]
+    command += ["--data-workers", str(data_workers), *(["--compile"] if compile_model else [])]
+    return [*launcher, *command]
 
 
 def gpu_environment() -> dict[str, str | None]:

@@ -299,6 +299,14 @@ def test_dataset_items(shadow_set):
     assert loaded["input"].shape == (2, 3, PATCH, PATCH) and len(loaded["image_id"]) == 2
     assert torch.equal(ds[0]["input"], item["input"])  # cached read is identical
 
+
+def test_preload_fills_the_cache_before_workers_fork(shadow_set):
+    ds = D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train", cache=True)
+    ds.preload()
+    assert sorted(ds._cache) == list(range(len(ds)))
+    with pytest.raises(ValueError, match="cache=True"):
+        D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train").preload()
+
     test = D.PairedImageDataset(D.read_index(shadow_set / D.INDEX_FILENAME), "test")
     assert len(test) == len(D.DEFAULT_TEST_SOURCES) * TEST_PATCHES
     with pytest.raises(ValueError, match="val"):

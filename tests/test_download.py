@@ -8,6 +8,8 @@ import logging
 import os
 import random
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -256,6 +258,12 @@ def test_source_rejects_bad_fields(kwargs):
 
 def test_sha256_file_is_reused_from_lrdm_data():
     assert sha256_file is lrdm.data.sha256_file
+
+
+def test_downloader_does_not_import_torch():
+    code = "import sys, lrdm.download; print(sorted(m for m in ('torch', 'lrdm.data') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------------------

@@ -102,15 +102,23 @@ def test_bench_writes_parquet_schema(tmp_path):
         ("projection", "reference"),
         ("projection", "batched_gram"),
         ("train_step", "reference"),
+        ("train_step", "batched"),
         ("train_step", "optimised"),
+        ("train_step", "full_rank"),
         ("sampling", "optimised"),
+        ("data_batch", "inline"),
+        ("train_loop", "workers0"),
+        ("train_loop", "workers1"),
         ("metric_derain_y", "batched"),
     } <= modes
     assert sorted(frame.loc[frame["operation"] == "sampling", "steps"]) == [1, 2, 5, 10]
     assert (frame["seconds_median"] > 0).all()
+    assert (frame.loc[frame["operation"] == "train_loop", "repeats"] == 1).all()  # warm-up steps are not timed
+    summary = ratios(frame)
+    expected = {"speedup_optimised", "projection_share_of_step", "data_inline_share_of_step", "loop_speedup_workers1"}
+    assert expected <= set(summary.columns)
     assert (frame.loc[frame["operation"] == "sampling", "flops_per_image"] > 0).all()
     assert frame.query("operation == 'train_step' and mode == 'reference'")["batch"].eq(1).all()
-    assert {"train_speedup_vs_reference", "projection_share_of_step"} <= set(ratios(frame).columns)
 
 
 def test_cli_lists_the_dataset_registry_as_json(capsys):

@@ -35,7 +35,7 @@ def launch(config, tmp_path, run_dir, processes=2):
     path = tmp_path / f"{run_dir.name}.yaml"
     save_config(config, path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = launch_command(path, run_dir, processes, cpu=True, port=free_port())
+    cmd = launch_command(path, run_dir, processes, cpu=True, port=free_port(), data_workers=1)  # shards prefetched
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return run_dir / MODEL_FILE
@@ -107,8 +107,9 @@ def test_launch_commands():
     gpu = launch_command("run.yaml", "runs/a", 4, port=1234, python="python")
     assert gpu[:3] == ["python", "-m", "accelerate.commands.launch"]
     assert {"--multi_gpu", "--num_processes", "4", "--main_process_port", "1234"} <= set(gpu)
-    assert gpu[-7:] == ["-m", "lrdm.cli", "train", "--config", "run.yaml", "--run-dir", "runs/a"]
-    cpu = launch_command("run.yaml", "runs/a", 2, cpu=True, port=1234, python="python")
+    assert gpu[-9:] == ["-m", "lrdm.cli", "train", "--config", "run.yaml", "--run-dir", "runs/a", "--data-workers", "0"]
+    cpu = launch_command("run.yaml", "runs/a", 2, cpu=True, port=1234, python="python", compile_model=True)
+    assert cpu[-3:] == ["--data-workers", "0", "--compile"]
     assert cpu[:3] == ["python", "-m", "torch.distributed.run"] and "--multi_gpu" not in cpu
     assert {"--nproc_per_node", "2", "--master_port", "1234"} <= set(cpu)
 

@@ -14,7 +14,15 @@ import torch
 
 from lrdm.config import save_config
 from lrdm.train import train
-from lrdm.workflow import free_port, gpu_environment, launch_command, log_to_file, run_config, run_max_rank
+from lrdm.workflow import (
+    free_port,
+    gpu_environment,
+    launch_command,
+    log_to_file,
+    run_config,
+    run_max_rank,
+    train_options,
+)
 
 log_to_file(snakemake.log)
 print(f"gpu environment: {json.dumps(gpu_environment())}")
@@ -31,9 +39,10 @@ config = run_config(
 )
 run_dir = str(Path(snakemake.output.model).parent)
 gpus = int(getattr(snakemake.resources, "gpu", 1))
+options = train_options(snakemake.config)
 if gpus == 1:
     torch.set_num_threads(snakemake.threads)
-    print(train(config, run_dir, progress=False))
+    print(train(config, run_dir, progress=False, **options))
 else:
     cpu = config.device == "cpu" or not torch.cuda.is_available()
     if not cpu and torch.cuda.device_count() < gpus:
@@ -48,6 +57,6 @@ else:
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "run.yaml"
         save_config(config, config_path)
-        command = launch_command(str(config_path), run_dir, gpus, cpu=cpu, port=free_port())
+        command = launch_command(str(config_path), run_dir, gpus, cpu=cpu, port=free_port(), **options)
         print("launch:", shlex.join(command), flush=True)
         subprocess.run(command, stdout=sys.stdout, stderr=subprocess.STDOUT, env=env, check=True)
