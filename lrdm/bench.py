@@ -109,7 +109,7 @@ class StepMode:
     rank_spec: str
     projector: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     autocast: bool = False  # bf16 autocast (CUDA)
-    channels_last: bool = False  # channels_last UNet weights and activations (CUDA)
+    channels_last: bool = False  # channels_last UNet weights and activations
     compile: bool = False  # torch.compile of each UNet
 
 
@@ -118,8 +118,8 @@ def train_modes(case: BenchCase, device: torch.device, compile_model: bool) -> d
 
     ``reference``: batch 1, full fp32 SVD per sample; ``batched``: the case's batch, same projection;
     ``optimised``: batched Gram projection and bf16 autocast on CUDA, which is what ``lrdm train`` runs with
-    ``projection_solver: gram``; ``full_rank``: the optimised step without projection.  On CUDA
-    ``channels_last`` adds channels_last to ``optimised``; with ``compile_model`` ``compiled`` adds
+    ``projection_solver: gram``; ``full_rank``: the optimised step without projection;
+    ``channels_last`` adds channels_last to ``optimised``, and with ``compile_model`` ``compiled`` adds
     ``torch.compile``.
     """
     low_rank = "poly_decrease-p3"
@@ -131,8 +131,7 @@ def train_modes(case: BenchCase, device: torch.device, compile_model: bool) -> d
         "optimised": optimised,
         "full_rank": replace(optimised, rank_spec="full", projector=PER_IMAGE_SVD),
     }
-    if cuda:
-        modes["channels_last"] = replace(optimised, channels_last=True)
+    modes["channels_last"] = replace(optimised, channels_last=True)
     if compile_model:
         modes["compiled"] = replace(optimised, compile=True)
     return modes

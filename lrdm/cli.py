@@ -105,8 +105,12 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
+    import torch
+
     from .bench import ratios, run_benchmark
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     frame = run_benchmark(args.preset, repeats=args.repeats, device=args.device, compile_model=args.compile)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "gpu"))
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
-    p.add_argument("--compile", action="store_true", help="torch.compile the UNets in the optimised modes")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd training and sampling")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; the workflow trains with 1)")
     p.add_argument("--out", default="results/bench/bench.parquet")
     p.set_defaults(func=_cmd_bench)
 
