@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import TrainConfig
 from .data import PairedImageDataset, make_synthetic_dataset
+from .evaluate import pick_device
 from .lowrank import PER_IMAGE_SVD, Projector, RankSpec, project_low_rank
 from .metrics import score_batch
 from .nets import compile_unets
@@ -320,7 +321,7 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
         raise ValueError(f"unknown benchmark preset {preset!r}; valid choices: {', '.join(PRESETS)}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    dev = pick_device(device)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for case in PRESETS[preset]:

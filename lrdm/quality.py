@@ -26,6 +26,7 @@ import torch
 
 from .config import TrainConfig
 from .data import PairedImageDataset, make_synthetic_dataset
+from .evaluate import pick_device
 from .nets import compile_unets
 from .train import LOSS_FILE, load_model, train
 
@@ -125,7 +126,7 @@ def quality_check(
     """
     if steps < 2:
         raise ValueError(f"steps must be >= 2, got {steps}")
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    dev = pick_device(device)
     curves, summary = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
