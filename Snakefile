@@ -1,6 +1,7 @@
 # LRDM reproduction workflow: `snakemake --cores all <target>`; targets are listed in README.md.
 from snakemake.utils import min_version, validate
 
+import lrdm.vocab as V
 import lrdm.workflow as W
 
 min_version("9.0")
@@ -18,9 +19,9 @@ RESOURCES = config["resources"]
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
-    process="rddm|resshift",
-    objective="[a-z0-9_]+",
-    rank_spec="[a-z_]+(-[rp][0-9]+)?",
+    process="|".join(V.PROCESSES),
+    objective="|".join(sorted({o for names in V.PROCESS_OBJECTIVES.values() for o in names})),
+    rank_spec=V.RANK_SPEC_PATTERN,
     seed="[0-9]+",
     steps="[0-9]+",
     name="[a-z_]+",

@@ -30,15 +30,15 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _cmd_make_data(args: argparse.Namespace) -> None:
-    from .data import make_synthetic_dataset
+    from lrdm.data.synthetic import make_synthetic_dataset
 
     frame = make_synthetic_dataset(args.out, args.task, size=args.size, seed=args.seed)
     print(f"wrote {len(frame)} pairs to {Path(args.out) / 'index.parquet'}")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .config import TrainConfig, load_config
-    from .train import train
+    from lrdm.config import TrainConfig, load_config
+    from lrdm.training.trainer import train
 
     config = load_config(args.config) if args.config else TrainConfig()
     overrides = _parse_overrides(args.set)
@@ -51,7 +51,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_run
+    from lrdm.evaluation.evaluate import evaluate_run
 
     frame = evaluate_run(
         args.model,
@@ -72,10 +72,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from .config import TrainConfig
-    from .data import make_synthetic_dataset
-    from .evaluate import evaluate_run
-    from .train import train
+    from lrdm.config import TrainConfig
+    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.evaluation.evaluate import evaluate_run
+    from lrdm.training.trainer import train
 
     out = Path(args.out)
     began = time.perf_counter()
@@ -107,7 +107,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_bench(args: argparse.Namespace) -> None:
     import torch
 
-    from .bench import ratios, run_benchmark
+    from lrdm.perf.bench import ratios, run_benchmark
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -120,7 +120,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _cmd_quality(args: argparse.Namespace) -> None:
-    from .quality import quality_check
+    from lrdm.perf.quality import quality_check
 
     summary, losses = quality_check(args.steps, device=args.device, compile_model=args.compile)
     out = Path(args.out)
@@ -133,7 +133,8 @@ def _cmd_quality(args: argparse.Namespace) -> None:
 def _cmd_datasets(args: argparse.Namespace) -> None:
     import json
 
-    from .datasets import prepare, registry_json
+    from lrdm.data.prepare import prepare
+    from lrdm.data.registry import registry_json
 
     if args.prepare:
         print(prepare(args.prepare, args.resources))

@@ -9,16 +9,19 @@ from typing import Any
 
 import yaml
 
-from .diffusion import LOSSES, OBJECTIVES
-from .lowrank import BASES, SOLVERS, RankSpec
-from .nets import NETWORKS
-from .schedules import SHAPES
-
-PROCESSES = ("rddm", "resshift")
-PROCESS_OBJECTIVES = {"rddm": OBJECTIVES, "resshift": ("pred_x0",)}
-"""What each process's network predicts: RDDM's SM-Res-N / SM-Res / SM-N, ResShift's clean image."""
-MIXED_PRECISION = ("auto", "no", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
+from lrdm.files import write_text
+from lrdm.vocab import (
+    BASES,
+    DEVICES,
+    LOSSES,
+    MIXED_PRECISION,
+    NETWORKS,
+    PROCESS_OBJECTIVES,
+    PROCESSES,
+    SHAPES,
+    SOLVERS,
+    RankSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,4 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=True))
-    tmp.replace(path)
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=True))

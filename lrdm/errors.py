@@ -1,10 +1,24 @@
-"""Errors of bad input data (light: no torch import, so the downloader can use them)."""
+"""The project's errors: one hierarchy, torch-free, so every layer (the downloader included) raises and
+catches the same classes.
+
+``LrdmError`` is the root. Each subclass also derives from the built-in error it refines (``ValueError``
+for bad values and bad data, ``RuntimeError`` for failed downloads, ``FloatingPointError`` for a diverged
+run), so callers that catch the built-in keep working.
+"""
 
 from __future__ import annotations
 
 
-class DataError(ValueError):
-    """Base class for data problems (bad files, bad indexes, bad sizes)."""
+class LrdmError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(LrdmError, ValueError):
+    """A config value is invalid; the message names the key."""
+
+
+class DataError(LrdmError, ValueError):
+    """Bad input data: unreadable files, inconsistent indexes, mismatched pairs or sizes."""
 
 
 class ImageReadError(DataError):
@@ -16,4 +30,21 @@ class IndexSchemaError(DataError):
 
 
 class ChecksumError(DataError):
-    """A file's sha256 differs from the one recorded in the index."""
+    """A file's sha256 (or size) differs from the recorded one: an index entry, a download or a file placed
+    by hand."""
+
+
+class UnsafeArchiveError(DataError):
+    """An archive member would escape the extraction folder, or is a device or fifo."""
+
+
+class DownloadError(LrdmError, RuntimeError):
+    """An archive could not be obtained (network failure, HTTP error, missing manual file)."""
+
+
+class ManualDownloadRequired(DownloadError):
+    """A manual-only source (e.g. Google Drive) is missing: the user must place it by hand."""
+
+
+class TrainingDiverged(LrdmError, FloatingPointError):
+    """The training loss became non-finite; the message names the last good checkpoint."""

@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import PROCESS_OBJECTIVES, PROCESSES, TrainConfig
-from .diffusion import OBJECTIVES
-from .lowrank import RankSpec
+from lrdm.config import TrainConfig
+from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, OBJECTIVES, PROCESS_OBJECTIVES, PROCESSES, RankSpec
 
 TARGETS = (
     "spectrum",
@@ -31,8 +30,6 @@ TARGETS = (
 SCORE_TARGETS = ("rank_sweep", "schedulers", "orders", "steps", "feasibility", "main_table", "sampling_methods")
 RUN_KEYS = ("index", "process", "objective", "rank_spec", "seed", "max_rank", "extra")
 """TrainConfig keys that every run sets itself (from its wildcards and the top-level config)."""
-DEFAULT_PROCESS = "rddm"
-DEFAULT_OBJECTIVE = PROCESS_OBJECTIVES[DEFAULT_PROCESS][0]
 
 
 @dataclass(frozen=True)
@@ -182,7 +179,7 @@ def check_config(config: dict[str, Any]) -> None:
                     raise ValueError(f"config key targets.{target}.{key}: {err}") from None
     for name, dataset in datasets.items():
         if dataset["source"] == "registry":
-            from .datasets import REGISTRY
+            from lrdm.data.registry import REGISTRY
 
             if name not in REGISTRY:
                 raise ValueError(
@@ -229,7 +226,7 @@ def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> i
         return value
     import pandas as pd
 
-    from .spectrum import suggest_max_rank
+    from lrdm.results.spectrum import suggest_max_rank
 
     paths = list(spectrum_summaries)
     if not paths:
@@ -244,7 +241,7 @@ GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_GPUS", "SL
 
 
 def train_options(config: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`lrdm.train.train` that change speed, not results: the top-level keys
+    """Keyword arguments of :func:`lrdm.training.trainer.train` that change speed, not results: the top-level keys
     ``train_data_workers`` (DataLoader workers per process, default 0) and ``train_compile`` (default false)."""
     return {
         "data_workers": int(config.get("train_data_workers", 0)),
@@ -308,8 +305,8 @@ def launch_command(
     GPUs: ``accelerate launch --multi_gpu`` (one process per visible GPU, NCCL).  ``cpu``: torchrun
     (``torch.distributed.run``; processes on CPU, gloo), because ``accelerate launch --cpu`` starts several
     CPU processes only through MPI.  Either way every process runs ``lrdm train --config --run-dir`` on the
-    same config; ``lrdm.train`` splits each global batch between them.  ``data_workers`` and
-    ``compile_model``: as in :func:`lrdm.train.train`, per process.
+    same config; ``lrdm.training.trainer`` splits each global batch between them.  ``data_workers`` and
+    ``compile_model``: as in :func:`lrdm.training.trainer.train`, per process.
     """
     import sys
 
@@ -320,7 +317,7 @@ def launch_command(
         launcher += ["--master_addr", "127.0.0.1", "--master_port", str(port), "-m"]
     else:
         launcher = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes)]
-        # launcher defaults only; the run's own mixed_precision (lrdm.train) is passed to Accelerator explicitly
+        # launcher defaults only; the run's own mixed_precision (lrdm.training.trainer) is passed to Accelerator explicitly
         launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
         launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "-m"]
     command = ["lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run_dir)]

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lrdm.config import TrainConfig
-from lrdm.data import make_synthetic_dataset
+from lrdm.data.synthetic import make_synthetic_dataset
 
 
 @pytest.fixture(scope="session")

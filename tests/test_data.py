@@ -12,7 +12,23 @@ import pytest
 import torch
 from PIL import Image
 
-from lrdm import data as D
+from lrdm.data.images import load_rgb
+from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, read_index, verify_index
+from lrdm.data.paired import PairedImageDataset, from_model_space, sample_batch, to_model_space
+from lrdm.data.synthetic import (
+    DEFAULT_TEST_SOURCES,
+    DEGRADATIONS,
+    add_motion_blur,
+    add_rain,
+    add_shadow,
+    apply_degradation,
+    get_degradation,
+    line_kernel,
+    load_source_photo,
+    make_synthetic_dataset,
+)
+from lrdm.errors import ChecksumError, ImageReadError, IndexSchemaError
+from lrdm.files import sha256_file, write_png
 
 PATCH = 64  # small patches keep the suite fast
 TRAIN_PATCHES = 3
@@ -27,7 +43,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def make(out: Path, task: str = "rain", seed: int = 0, **kw) -> pd.DataFrame:
     kw.setdefault("sources", SOURCES)
-    return D.make_synthetic_dataset(
+    return make_synthetic_dataset(
         out,
         task,
         size=PATCH,
@@ -41,8 +57,8 @@ def make(out: Path, task: str = "rain", seed: int = 0, **kw) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def clean_patches() -> list[np.ndarray]:
     """A few 96x96 natural patches with texture (not flat sky)."""
-    photo = D.load_source_photo("astronaut")
-    chelsea = D.load_source_photo("chelsea")
+    photo = load_source_photo("astronaut")
+    chelsea = load_source_photo("chelsea")
     return [
         np.ascontiguousarray(photo[100:196, 150:246]),
         np.ascontiguousarray(photo[300:396, 50:146]),
@@ -74,27 +90,27 @@ def copy_set(src: Path, dst: Path) -> Path:
 
 def test_unknown_degradation_lists_valid_names():
     with pytest.raises(ValueError, match="blur.*rain.*shadow"):
-        D.get_degradation("snow")
+        get_degradation("snow")
     with pytest.raises(ValueError, match="snow"):
-        D.make_synthetic_dataset("/nonexistent", "snow")
+        make_synthetic_dataset("/nonexistent", "snow")
 
 
 def test_line_kernel_normalised_and_oriented():
-    k = D.line_kernel(9, 0.0)
+    k = line_kernel(9, 0.0)
     assert k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
     assert np.isclose(k.sum(), 1.0) and (k >= 0).all()
     centre = k.shape[0] // 2
     assert np.isclose(k[centre].sum(), 1.0)  # horizontal line lies on the centre row
-    kv = D.line_kernel(9, 90.0)
+    kv = line_kernel(9, 90.0)
     assert np.isclose(kv[:, centre].sum(), 1.0)
 
 
-@pytest.mark.parametrize("task", sorted(D.DEGRADATIONS))
+@pytest.mark.parametrize("task", sorted(DEGRADATIONS))
 def test_degradation_deterministic(task, clean_patches):
     img = clean_patches[0]
-    a = D.apply_degradation(task, img, np.random.default_rng(1))
-    b = D.apply_degradation(task, img, np.random.default_rng(1))
-    c = D.apply_degradation(task, img, np.random.default_rng(2))
+    a = apply_degradation(task, img, np.random.default_rng(1))
+    b = apply_degradation(task, img, np.random.default_rng(1))
+    c = apply_degradation(task, img, np.random.default_rng(2))
     assert np.array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])
     assert a[0].dtype == np.uint8 and a[0].shape == img.shape
@@ -107,11 +123,11 @@ SHADOW_INSIDE_MAX_RATIO = 0.8  # mean shadowed/clean brightness inside the mask
 SHADOW_OUTSIDE_MIN_RATIO = 0.9  # ... and outside it (soft edge only)
 
 
-@pytest.mark.parametrize("task", sorted(D.DEGRADATIONS))
+@pytest.mark.parametrize("task", sorted(DEGRADATIONS))
 def test_degradation_near_domain(task, clean_patches):
     lo, hi = PSNR_BAND[task]
     for seed, img in enumerate(clean_patches):
-        out, _ = D.apply_degradation(task, img, np.random.default_rng(seed))
+        out, _ = apply_degradation(task, img, np.random.default_rng(seed))
         assert not np.array_equal(out, img)
         assert lo < psnr(out, img) < hi
         assert np.abs(out.astype(float) - img).mean() < MAX_MEAN_ABS_RESIDUAL
@@ -119,7 +135,7 @@ def test_degradation_near_domain(task, clean_patches):
 
 def test_rain_brightens_sparse_streaks(clean_patches):
     for seed, img in enumerate(clean_patches):
-        rainy = D.add_rain(img, np.random.default_rng(seed))
+        rainy = add_rain(img, np.random.default_rng(seed))
         res = rainy.astype(int) - img.astype(int)
         changed = np.abs(res) > 1
         assert (res >= -1).all()  # never darker than rounding
@@ -129,7 +145,7 @@ def test_rain_brightens_sparse_streaks(clean_patches):
 
 def test_blur_preserves_mean_and_smooths(clean_patches):
     for seed, img in enumerate(clean_patches):
-        blurred = D.add_motion_blur(img, np.random.default_rng(seed))
+        blurred = add_motion_blur(img, np.random.default_rng(seed))
         assert abs(blurred.astype(float).mean() - img.astype(float).mean()) < 1.5
         # Blur removes high frequencies: gradient energy drops.
         grad = lambda x: (
@@ -140,7 +156,7 @@ def test_blur_preserves_mean_and_smooths(clean_patches):
 
 def test_shadow_mask_marks_darkened_pixels(clean_patches):
     for seed, img in enumerate(clean_patches):
-        out, mask = D.add_shadow(img, np.random.default_rng(seed))
+        out, mask = add_shadow(img, np.random.default_rng(seed))
         assert mask.dtype == bool and mask.shape == img.shape[:2]
         assert 0.02 < mask.mean() < 0.95
         ratio = (out.astype(float) + 1) / (img.astype(float) + 1)
@@ -153,7 +169,7 @@ def test_shadow_mask_marks_darkened_pixels(clean_patches):
 
 def test_degradation_rejects_non_uint8():
     with pytest.raises(ValueError, match="uint8"):
-        D.add_rain(np.zeros((8, 8, 3), np.float32), np.random.default_rng(0))
+        add_rain(np.zeros((8, 8, 3), np.float32), np.random.default_rng(0))
 
 
 # ---------------------------------------------------------------- dataset files
@@ -172,17 +188,17 @@ def test_make_dataset_deterministic(tmp_path, rain_set):
 
 
 def test_split_by_source(tmp_path, rain_set):
-    df = D.read_index(rain_set / D.INDEX_FILENAME)
+    df = read_index(rain_set / INDEX_FILENAME)
     train, test = (
         set(df[df.split == "train"].source),
         set(df[df.split == "test"].source),
     )
     assert train.isdisjoint(test)
-    assert test == set(D.DEFAULT_TEST_SOURCES)
+    assert test == set(DEFAULT_TEST_SOURCES)
     assert train == set(SOURCES) - test
     assert (df.split == "train").sum() == len(train) * TRAIN_PATCHES
     assert (df.split == "test").sum() == len(test) * TEST_PATCHES
-    manifest = json.loads((rain_set / D.MANIFEST_FILENAME).read_text())
+    manifest = json.loads((rain_set / MANIFEST_FILENAME).read_text())
     assert manifest["test_sources"] == sorted(test) and manifest["train_sources"] == sorted(train)
 
     explicit = make(tmp_path / "e", test_sources=["astronaut"])
@@ -198,8 +214,8 @@ def test_split_by_source(tmp_path, rain_set):
 
 
 def test_index_schema_and_checksums(rain_set, shadow_set):
-    raw = pd.read_parquet(rain_set / D.INDEX_FILENAME)
-    assert tuple(raw.columns) == D.INDEX_COLUMNS
+    raw = pd.read_parquet(rain_set / INDEX_FILENAME)
+    assert tuple(raw.columns) == INDEX_COLUMNS
     assert raw["image_id"].is_unique
     assert raw["mask"].isna().all() and raw["mask_sha256"].isna().all()
     assert (raw["task"] == "rain").all() and (raw["height"] == PATCH).all() and (raw["width"] == PATCH).all()
@@ -207,34 +223,34 @@ def test_index_schema_and_checksums(rain_set, shadow_set):
         for col in ("input", "target"):
             assert not Path(row[col]).is_absolute()
             assert row[col] == f"{row.split}/{col}/{row.image_id}.png"
-            assert D.sha256_file(rain_set / row[col]) == row[f"{col}_sha256"]
+            assert sha256_file(rain_set / row[col]) == row[f"{col}_sha256"]
 
-    sh = D.read_index(shadow_set / D.INDEX_FILENAME)
+    sh = read_index(shadow_set / INDEX_FILENAME)
     assert sh["mask"].notna().all()
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in sh["mask"])
-    assert D.verify_index(sh) == 3 * len(sh)
+    assert verify_index(sh) == 3 * len(sh)
 
 
 def test_read_index_missing_column(tmp_path, rain_set):
-    df = pd.read_parquet(rain_set / D.INDEX_FILENAME).drop(columns=["target"])
+    df = pd.read_parquet(rain_set / INDEX_FILENAME).drop(columns=["target"])
     bad = tmp_path / "broken_index.parquet"
     df.to_parquet(bad)
-    with pytest.raises(D.IndexSchemaError, match=r"broken_index\.parquet.*target"):
-        D.read_index(bad)
+    with pytest.raises(IndexSchemaError, match=r"broken_index\.parquet.*target"):
+        read_index(bad)
     with pytest.raises(FileNotFoundError, match="nope.parquet"):
-        D.read_index(tmp_path / "nope.parquet")
+        read_index(tmp_path / "nope.parquet")
 
 
 def test_verify_index_sha_mismatch(tmp_path, rain_set):
     root = copy_set(rain_set, tmp_path / "set")
-    df = D.read_index(root / D.INDEX_FILENAME)
+    df = read_index(root / INDEX_FILENAME)
     victim = Path(df.loc[0, "target"])
-    D.save_png_atomic(victim, np.zeros((PATCH, PATCH, 3), np.uint8))
-    with pytest.raises(D.ChecksumError, match=victim.name):
-        D.verify_index(df)
+    write_png(victim, np.zeros((PATCH, PATCH, 3), np.uint8))
+    with pytest.raises(ChecksumError, match=victim.name):
+        verify_index(df)
     victim.unlink()
     with pytest.raises(FileNotFoundError, match=victim.name):
-        D.verify_index(df)
+        verify_index(df)
 
 
 # ---------------------------------------------------------------- image loading
@@ -243,49 +259,49 @@ def test_verify_index_sha_mismatch(tmp_path, rain_set):
 def test_load_rgb_conversions(tmp_path):
     gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
     Image.fromarray(gray).save(tmp_path / "g.png")
-    out = D.load_rgb(tmp_path / "g.png")
+    out = load_rgb(tmp_path / "g.png")
     assert out.shape == (8, 8, 3) and out.dtype == np.uint8
     assert (out == gray[..., None]).all()
     rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    assert np.array_equal(D.load_rgb(tmp_path / "a.png"), rgba[..., :3])  # alpha dropped
+    assert np.array_equal(load_rgb(tmp_path / "a.png"), rgba[..., :3])  # alpha dropped
     Image.fromarray(np.zeros((4, 4), np.uint16)).save(tmp_path / "deep16.png")  # 16-bit gray
-    with pytest.raises(D.ImageReadError, match="deep16.png"):
-        D.load_rgb(tmp_path / "deep16.png")
+    with pytest.raises(ImageReadError, match="deep16.png"):
+        load_rgb(tmp_path / "deep16.png")
 
 
 def test_load_rgb_errors_name_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.png"):
-        D.load_rgb(tmp_path / "missing.png")
+        load_rgb(tmp_path / "missing.png")
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"this is not a png at all" * 10)
     with pytest.raises(ValueError, match="garbage.png"):
-        D.load_rgb(garbage)
+        load_rgb(garbage)
     # A truncated real PNG must fail at decode time, too.
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "t.png")
     payload = (tmp_path / "t.png").read_bytes()
     (tmp_path / "truncated.png").write_bytes(payload[: len(payload) // 2])
     with pytest.raises(ValueError, match="truncated.png"):
-        D.load_rgb(tmp_path / "truncated.png")
+        load_rgb(tmp_path / "truncated.png")
 
 
 def test_model_space_roundtrip():
     img = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    x = D.to_model_space(img)
+    x = to_model_space(img)
     assert x.shape == (3, 5, 7) and x.dtype == torch.float32
     assert x.min() >= -1 and x.max() <= 1
-    assert D.to_model_space(np.zeros((2, 2, 3), np.uint8)).eq(-1).all()
-    assert D.to_model_space(np.full((2, 2, 3), 255, np.uint8)).eq(1).all()
-    assert np.array_equal(D.from_model_space(x), img)
-    assert D.to_model_space(img[None]).shape == (1, 3, 5, 7)
+    assert to_model_space(np.zeros((2, 2, 3), np.uint8)).eq(-1).all()
+    assert to_model_space(np.full((2, 2, 3), 255, np.uint8)).eq(1).all()
+    assert np.array_equal(from_model_space(x), img)
+    assert to_model_space(img[None]).shape == (1, 3, 5, 7)
 
 
 # ---------------------------------------------------------------- torch dataset
 
 
 def test_dataset_items(shadow_set):
-    ds = D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train", cache=True)
-    assert len(ds) == (len(SOURCES) - len(D.DEFAULT_TEST_SOURCES)) * TRAIN_PATCHES
+    ds = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", cache=True)
+    assert len(ds) == (len(SOURCES) - len(DEFAULT_TEST_SOURCES)) * TRAIN_PATCHES
     item = ds[0]
     for key in ("input", "target"):
         assert item[key].shape == (3, PATCH, PATCH) and item[key].dtype == torch.float32
@@ -301,22 +317,22 @@ def test_dataset_items(shadow_set):
 
 
 def test_preload_fills_the_cache_before_workers_fork(shadow_set):
-    ds = D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train", cache=True)
+    ds = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", cache=True)
     ds.preload()
     assert sorted(ds._cache) == list(range(len(ds)))
     with pytest.raises(ValueError, match="cache=True"):
-        D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train").preload()
+        PairedImageDataset(shadow_set / INDEX_FILENAME, "train").preload()
 
-    test = D.PairedImageDataset(D.read_index(shadow_set / D.INDEX_FILENAME), "test")
-    assert len(test) == len(D.DEFAULT_TEST_SOURCES) * TEST_PATCHES
+    test = PairedImageDataset(read_index(shadow_set / INDEX_FILENAME), "test")
+    assert len(test) == len(DEFAULT_TEST_SOURCES) * TEST_PATCHES
     with pytest.raises(ValueError, match="val"):
-        D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "val")
+        PairedImageDataset(shadow_set / INDEX_FILENAME, "val")
 
 
 def test_sample_batch_reproducible(shadow_set):
     crop = PATCH // 2
-    ds = D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train", crop=crop, flip=True)
-    batch = D.sample_batch(ds, 4, torch.Generator().manual_seed(7))
+    ds = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", crop=crop, flip=True)
+    batch = sample_batch(ds, 4, torch.Generator().manual_seed(7))
     assert batch["input"].shape == (4, 3, crop, crop) and batch["target"].shape == (
         4,
         3,
@@ -325,20 +341,20 @@ def test_sample_batch_reproducible(shadow_set):
     )
     assert batch["mask"].shape == (4, 1, crop, crop)
     assert len(batch["image_id"]) == 4
-    same = D.sample_batch(ds, 4, torch.Generator().manual_seed(7))
+    same = sample_batch(ds, 4, torch.Generator().manual_seed(7))
     for key in ("input", "target", "mask", "index"):
         assert torch.equal(batch[key], same[key])
     # Fresh dataset object (as after a restart) + same per-step seed -> same batch.
-    resumed = D.PairedImageDataset(shadow_set / D.INDEX_FILENAME, "train", crop=crop, flip=True)
+    resumed = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", crop=crop, flip=True)
     assert torch.equal(
-        D.sample_batch(resumed, 4, torch.Generator().manual_seed(7))["input"],
+        sample_batch(resumed, 4, torch.Generator().manual_seed(7))["input"],
         batch["input"],
     )
-    other = D.sample_batch(ds, 4, torch.Generator().manual_seed(8))
+    other = sample_batch(ds, 4, torch.Generator().manual_seed(8))
     assert not torch.equal(other["input"], batch["input"])
     # Crops are consistent between input and target: the clean crop is a crop of the target image.
     tgt_full = ds.load_pair(int(batch["index"][0]))[1]
-    crop_u8 = D.from_model_space(batch["target"][0])
+    crop_u8 = from_model_space(batch["target"][0])
     windows = np.lib.stride_tricks.sliding_window_view(tgt_full, (crop, crop, 3))[..., 0, :, :, :]
     flat = windows.reshape(-1, crop, crop, 3)
     assert any(np.array_equal(w, crop_u8) or np.array_equal(w[:, ::-1], crop_u8) for w in flat)
@@ -346,18 +362,18 @@ def test_sample_batch_reproducible(shadow_set):
 
 def test_dataset_size_errors(tmp_path, rain_set):
     root = copy_set(rain_set, tmp_path / "set")
-    index = root / D.INDEX_FILENAME
-    big_crop = D.PairedImageDataset(index, "train", crop=PATCH * 2)
+    index = root / INDEX_FILENAME
+    big_crop = PairedImageDataset(index, "train", crop=PATCH * 2)
     first_input = Path(big_crop.rows.loc[0, "input"]).name
     with pytest.raises(ValueError, match=rf"{first_input}.*smaller than the crop"):
         big_crop.get_item(0, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=first_input):
         big_crop[0]
 
-    df = D.read_index(index)
+    df = read_index(index)
     row = df[df.split == "train"].iloc[0]
-    D.save_png_atomic(row["input"], np.zeros((PATCH // 2, PATCH, 3), np.uint8))
-    ds = D.PairedImageDataset(index, "train")
+    write_png(row["input"], np.zeros((PATCH // 2, PATCH, 3), np.uint8))
+    ds = PairedImageDataset(index, "train")
     with pytest.raises(ValueError, match=Path(row["input"]).name) as err:
         ds[0]
     assert Path(row["target"]).name in str(err.value)
@@ -366,20 +382,20 @@ def test_dataset_size_errors(tmp_path, rain_set):
         _mixed_batch(ds)
 
 
-def _mixed_batch(ds: D.PairedImageDataset) -> None:
+def _mixed_batch(ds: PairedImageDataset) -> None:
     """Make pair 0 consistent again but smaller than pair 1, then batch them."""
     row = ds.rows.iloc[0]
-    D.save_png_atomic(row["target"], np.zeros((PATCH // 2, PATCH, 3), np.uint8))
+    write_png(row["target"], np.zeros((PATCH // 2, PATCH, 3), np.uint8))
     ds.get_batch([0, 1])
 
 
 def test_dataset_corrupt_and_missing_files(tmp_path, rain_set):
     root = copy_set(rain_set, tmp_path / "set")
-    df = D.read_index(root / D.INDEX_FILENAME)
+    df = read_index(root / INDEX_FILENAME)
     train = df[df.split == "train"].reset_index(drop=True)
     Path(train.loc[0, "input"]).write_bytes(b"\x89PNG garbage")
     Path(train.loc[1, "target"]).unlink()
-    ds = D.PairedImageDataset(df, "train")
+    ds = PairedImageDataset(df, "train")
     with pytest.raises(ValueError, match=Path(train.loc[0, "input"]).name):
         ds[0]
     with pytest.raises(FileNotFoundError, match=Path(train.loc[1, "target"]).name):

@@ -1,4 +1,4 @@
-"""Tests for lrdm.datasets: layout parsers on miniature copies of each benchmark's tree,
+"""Tests for lrdm.data.registry: layout parsers on miniature copies of each benchmark's tree,
 pair verification, CelebA-HQ masks, prepare() end to end and the registry description."""
 
 from __future__ import annotations
@@ -17,9 +17,26 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from lrdm import data as D
-from lrdm import datasets as DS
-from lrdm.download import ManualDownloadRequired, Source
+from lrdm.data.download import Source
+from lrdm.data.images import load_mask, load_rgb
+from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, read_index, verify_index
+from lrdm.data.layouts import (
+    CELEBAHQ_FILL,
+    RAIN1400_VERSIONS,
+    inpainting_mask,
+    parse_celebahq,
+    parse_gopro,
+    parse_istd,
+    parse_rain1400,
+    parse_raindrop,
+    parse_realblur,
+)
+from lrdm.data.paired import PairedImageDataset
+from lrdm.data.prepare import DatasetWarning, build_index, prepare
+from lrdm.data.registry import REGISTRY, DatasetEntry, registry_json
+from lrdm.errors import DataError, ManualDownloadRequired
+from lrdm.files import sha256_file
+from lrdm.vocab import PROTOCOLS, TASKS
 
 SIDE = 8  # every fixture image is 8x8 unless a test needs otherwise
 
@@ -60,7 +77,7 @@ def raindrop_tree(root: Path) -> Path:
     return root
 
 
-def rain1400_tree(root: Path, versions: int = DS.RAIN1400_VERSIONS) -> Path:
+def rain1400_tree(root: Path, versions: int = RAIN1400_VERSIONS) -> Path:
     for split, ids in (("training", (1, 2)), ("testing", (901,))):
         for cid in ids:
             img(root / "rainy_image_dataset" / split / "ground_truth" / f"{cid}.jpg", value=cid)
@@ -80,7 +97,7 @@ def gopro_tree(root: Path) -> Path:
     return root
 
 
-REALBLUR_DIRS = {  # written out, not taken from lrdm.datasets, so a typo there fails here
+REALBLUR_DIRS = {  # written out, not taken from lrdm.data.registry, so a typo there fails here
     "J": "RealBlur-J_ECC_IMCORR_centroid_itensity_ref",
     "R": "RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref",
 }
@@ -134,7 +151,7 @@ def celebahq_tree(root: Path, size: tuple[int, int] = (20, 12)) -> Path:
 
 
 def test_raindrop_pairs_and_splits(tmp_path):
-    df = DS.parse_raindrop(raindrop_tree(tmp_path))
+    df = parse_raindrop(raindrop_tree(tmp_path))
     assert counts(df) == {"train": 3, "test": 2, "test_b": 2}  # test_a -> test
     for row in df.itertuples(index=False):
         n = row.image_id.split("-", 1)[1]
@@ -149,12 +166,12 @@ def test_raindrop_pairs_and_splits(tmp_path):
 def test_raindrop_missing_target_names_file(tmp_path):
     raindrop_tree(tmp_path)
     (tmp_path / "RainDrop" / "test_a" / "gt" / "1_clean.png").unlink()
-    with pytest.raises(D.DataError, match=r"1_rain\.png.*1_clean"):
-        DS.parse_raindrop(tmp_path)
+    with pytest.raises(DataError, match=r"1_rain\.png.*1_clean"):
+        parse_raindrop(tmp_path)
 
 
 def test_rain1400_fourteen_inputs_per_target(tmp_path):
-    df = DS.parse_rain1400(rain1400_tree(tmp_path))
+    df = parse_rain1400(rain1400_tree(tmp_path))
     assert counts(df) == {"train": 28, "test": 14}
     assert df.attrs["warnings"] == []
     rows = by_id(df)
@@ -170,13 +187,13 @@ def test_rain1400_fourteen_inputs_per_target(tmp_path):
 
 def test_rain1400_wrong_version_count_warns(tmp_path):
     rain1400_tree(tmp_path, versions=2)
-    df = DS.parse_rain1400(tmp_path)
+    df = parse_rain1400(tmp_path)
     assert counts(df) == {"train": 4, "test": 2}
     assert any("exactly 14" in w for w in df.attrs["warnings"])
 
 
 def test_gopro_uses_blur_not_blur_gamma(tmp_path):
-    df = DS.parse_gopro(gopro_tree(tmp_path))
+    df = parse_gopro(gopro_tree(tmp_path))
     assert counts(df) == {"train": 3, "test": 2}
     for row in df.itertuples(index=False):
         assert Path(row.input).parent.name == "blur" and Path(row.target).parent.name == "sharp"
@@ -188,7 +205,7 @@ def test_gopro_uses_blur_not_blur_gamma(tmp_path):
 def test_realblur_pairs_come_from_the_lists(tmp_path):
     realblur_tree(tmp_path)
     for v in ("J", "R"):
-        df = DS.parse_realblur(tmp_path, v)
+        df = parse_realblur(tmp_path, v)
         assert counts(df) == {"train": 3, "test": 2}  # scene002/blur_2 is in no list: left out
         for row in df.itertuples(index=False):
             assert REALBLUR_DIRS[v] in row.input
@@ -196,18 +213,18 @@ def test_realblur_pairs_come_from_the_lists(tmp_path):
             assert Path(row.input).name.replace("blur_", "") == Path(row.target).name.replace("gt_", "")
             assert Path(row.input).is_file() and Path(row.target).is_file()
         assert set(df.loc[df["split"] == "test", "source"]) == {"scene003"}
-    assert DS.REGISTRY["realblur_j"].parse(tmp_path)["input"].str.contains("RealBlur-J_").all()
+    assert REGISTRY["realblur_j"].parse(tmp_path)["input"].str.contains("RealBlur-J_").all()
 
 
 def test_realblur_missing_list_is_an_error(tmp_path):
     realblur_tree(tmp_path)
     (tmp_path / "RealBlur" / "RealBlur_R_test_list.txt").unlink()
-    with pytest.raises(D.DataError, match="RealBlur_R_test_list.txt"):
-        DS.parse_realblur(tmp_path, "R")
+    with pytest.raises(DataError, match="RealBlur_R_test_list.txt"):
+        parse_realblur(tmp_path, "R")
 
 
 def test_istd_triplets_with_mask(tmp_path):
-    df = DS.parse_istd(istd_tree(tmp_path, n_train=3, n_test=2))
+    df = parse_istd(istd_tree(tmp_path, n_train=3, n_test=2))
     assert counts(df) == {"train": 3, "test": 2}
     for row in df.itertuples(index=False):
         assert Path(row.input).parent.name == f"{row.split}_A"
@@ -219,42 +236,42 @@ def test_istd_triplets_with_mask(tmp_path):
 def test_istd_missing_mask_names_file(tmp_path):
     istd_tree(tmp_path)
     (tmp_path / "ISTD_Dataset" / "test" / "test_B" / "91-2.png").unlink()
-    with pytest.raises(D.DataError, match=r"test_A/91-2\.png.*test_B/91-2\.png"):
-        DS.parse_istd(tmp_path)
+    with pytest.raises(DataError, match=r"test_A/91-2\.png.*test_B/91-2\.png"):
+        parse_istd(tmp_path)
 
 
 def test_celebahq_deterministic_masks(tmp_path):
     runs = []
     for run in ("a", "b"):
         root = celebahq_tree(tmp_path / run)
-        df = DS.parse_celebahq(root, size=16)
+        df = parse_celebahq(root, size=16)
         runs.append(df)
         assert len(df) == 2 and set(df["image_id"]) == {f"{s}-{k}" for s, k in zip(df["split"], ("1000", "1001"))}
         for row in df.itertuples(index=False):
-            inp, tgt, mask = D.load_rgb(row.input), D.load_rgb(row.target), D.load_mask(row.mask)
+            inp, tgt, mask = load_rgb(row.input), load_rgb(row.target), load_mask(row.mask)
             assert inp.shape == tgt.shape == (16, 16, 3) and mask.shape == (16, 16)
             assert mask.any() and not mask.all()
-            assert (inp[mask] == DS.CELEBAHQ_FILL).all()
+            assert (inp[mask] == CELEBAHQ_FILL).all()
             assert (inp[~mask] == tgt[~mask]).all()
-            expected, _ = DS.inpainting_mask(row.image_id, 16, 16)
+            expected, _ = inpainting_mask(row.image_id, 16, 16)
             assert (mask == expected).all()
     # same bytes on a second, independent run
     for col in ("input", "target", "mask"):
-        assert [D.sha256_file(p) for p in runs[0][col]] == [D.sha256_file(p) for p in runs[1][col]]
+        assert [sha256_file(p) for p in runs[0][col]] == [sha256_file(p) for p in runs[1][col]]
     assert list(runs[0]["image_id"]) == list(runs[1]["image_id"])
 
 
 def test_inpainting_mask_kinds():
-    center, kind = DS.inpainting_mask("x", 16, 12, "center")
+    center, kind = inpainting_mask("x", 16, 12, "center")
     assert kind == "center" and center.sum() == 6 * 6 and center[5:11, 3:9].all()
-    irregular, kind = DS.inpainting_mask("x", 16, 12, "irregular")
+    irregular, kind = inpainting_mask("x", 16, 12, "irregular")
     assert kind == "irregular" and irregular.any()
-    again, _ = DS.inpainting_mask("x", 16, 12, "irregular")
+    again, _ = inpainting_mask("x", 16, 12, "irregular")
     assert (again == irregular).all()
-    kinds = {DS.inpainting_mask(f"id{i}", 8, 8)[1] for i in range(40)}
+    kinds = {inpainting_mask(f"id{i}", 8, 8)[1] for i in range(40)}
     assert kinds == {"center", "irregular"}  # "mixed" draws both
     with pytest.raises(ValueError, match="mask kind"):
-        DS.inpainting_mask("x", 8, 8, "stripes")
+        inpainting_mask("x", 8, 8, "stripes")
 
 
 # --------------------------------------------------------------------------------------
@@ -262,32 +279,32 @@ def test_inpainting_mask_kinds():
 # --------------------------------------------------------------------------------------
 
 
-def _entry(name: str, parse, **kw) -> DS.DatasetEntry:
+def _entry(name: str, parse, **kw) -> DatasetEntry:
     kw.setdefault("sources", ())
-    return DS.DatasetEntry(name=name, task="shadow", licence="test", protocol="istd", beta2_sum=0.01, parse=parse, **kw)
+    return DatasetEntry(name=name, task="shadow", licence="test", protocol="istd", beta2_sum=0.01, parse=parse, **kw)
 
 
 def test_size_mismatch_names_the_files(tmp_path):
     istd_tree(tmp_path / "raw")
     bad = tmp_path / "raw" / "ISTD_Dataset" / "train" / "train_C" / "90-1.png"
     img(bad, size=(SIDE, SIDE + 2))
-    with pytest.raises(D.DataError, match=r"size mismatch.*train_C/90-1\.png is 8x10"):
-        DS.build_index(_entry("istd", DS.parse_istd), tmp_path / "raw", tmp_path / "data")
+    with pytest.raises(DataError, match=r"size mismatch.*train_C/90-1\.png is 8x10"):
+        build_index(_entry("istd", parse_istd), tmp_path / "raw", tmp_path / "data")
 
 
 def test_listed_file_missing_names_the_file(tmp_path):
     realblur_tree(tmp_path / "raw")
     (tmp_path / "raw" / "RealBlur" / REALBLUR_DIRS["J"] / "scene003" / "gt" / "gt_2.png").unlink()
-    entry = dataclasses.replace(DS.REGISTRY["realblur_j"], expected_counts={})
-    with pytest.raises(D.DataError, match=r"target file not found: .*scene003/gt/gt_2\.png"):
-        DS.build_index(entry, tmp_path / "raw", tmp_path / "data")
+    entry = dataclasses.replace(REGISTRY["realblur_j"], expected_counts={})
+    with pytest.raises(DataError, match=r"target file not found: .*scene003/gt/gt_2\.png"):
+        build_index(entry, tmp_path / "raw", tmp_path / "data")
 
 
 def test_count_mismatch_is_a_warning(tmp_path):
     istd_tree(tmp_path / "raw")
-    entry = _entry("istd", DS.parse_istd, expected_counts={"train": 2, "test": 540})
-    with pytest.warns(DS.DatasetWarning, match="2 test pairs, expected 540"):
-        df = DS.build_index(entry, tmp_path / "raw", tmp_path / "data")
+    entry = _entry("istd", parse_istd, expected_counts={"train": 2, "test": 540})
+    with pytest.warns(DatasetWarning, match="2 test pairs, expected 540"):
+        df = build_index(entry, tmp_path / "raw", tmp_path / "data")
     assert df.attrs["counts"] == {"test": 2, "train": 2}
     assert df.attrs["warnings"] == ["istd: 2 test pairs, expected 540"]
 
@@ -311,26 +328,26 @@ def test_prepare_manual_archive_end_to_end(tmp_path):
     istd_tree(tmp_path / "tree", n_train=2, n_test=3)
     digest = _zip_tree(tmp_path / "tree", resources / "downloads" / "ISTD_Dataset.zip")
     source = Source(filename="ISTD_Dataset.zip", sha256=digest, manual=True, page="https://example.invalid/istd")
-    registry = {"istd": _entry("istd", DS.parse_istd, sources=(source,), expected_counts={"train": 2, "test": 3})}
+    registry = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 2, "test": 3})}
 
-    path = DS.prepare("istd", resources, progress=False, registry=registry)
-    assert path == resources / "data" / "istd" / D.INDEX_FILENAME
+    path = prepare("istd", resources, progress=False, registry=registry)
+    assert path == resources / "data" / "istd" / INDEX_FILENAME
 
     stored = pd.read_parquet(path)
-    assert list(stored.columns) == list(D.INDEX_COLUMNS)
+    assert list(stored.columns) == list(INDEX_COLUMNS)
     assert all(p.startswith("../../raw/istd/ISTD_Dataset/") for p in [*stored["input"], *stored["mask"]])
     assert set(stored["task"]) == {"shadow"} and set(stored["source"]) == {"istd"}
     assert (stored["height"] == SIDE).all() and (stored["width"] == SIDE).all()
 
-    index = D.read_index(path)
-    assert D.verify_index(index) == 3 * len(index)  # every input, target and mask hash checks
-    ds = D.PairedImageDataset(index, "test")
+    index = read_index(path)
+    assert verify_index(index) == 3 * len(index)  # every input, target and mask hash checks
+    ds = PairedImageDataset(index, "test")
     assert len(ds) == 3 and ds.has_mask
     item = ds[0]
     assert item["input"].shape == (3, SIDE, SIDE) and item["mask"].shape == (1, SIDE, SIDE)
     assert item["image_id"] == "test-90-1"
 
-    manifest = json.loads((path.parent / D.MANIFEST_FILENAME).read_text())
+    manifest = json.loads((path.parent / MANIFEST_FILENAME).read_text())
     assert manifest["counts"] == {"test": 3, "train": 2} and manifest["warnings"] == []
     assert manifest["archives"] == [
         {
@@ -341,31 +358,31 @@ def test_prepare_manual_archive_end_to_end(tmp_path):
     ]
 
     before = path.read_bytes()
-    assert DS.prepare("istd", resources, progress=False, registry=registry) == path  # rerun: no-op extract
+    assert prepare("istd", resources, progress=False, registry=registry) == path  # rerun: no-op extract
     assert path.read_bytes() == before
 
 
 def test_prepare_celebahq_from_raw_shards(tmp_path):
     resources = tmp_path / "resources"
     celebahq_tree(resources / "raw" / "celebahq")
-    registry = {"celebahq": dataclasses.replace(DS.REGISTRY["celebahq"], parse=lambda r: DS.parse_celebahq(r, size=16))}
-    with pytest.warns(DS.DatasetWarning):  # no test shard -> hash hold-out warning (and maybe no test pairs)
-        path = DS.prepare("celebahq", resources, progress=False, registry=registry)
-    index = D.read_index(path)
+    registry = {"celebahq": dataclasses.replace(REGISTRY["celebahq"], parse=lambda r: parse_celebahq(r, size=16))}
+    with pytest.warns(DatasetWarning):  # no test shard -> hash hold-out warning (and maybe no test pairs)
+        path = prepare("celebahq", resources, progress=False, registry=registry)
+    index = read_index(path)
     assert len(index) == 2 and set(index["task"]) == {"inpainting"} and index["mask"].notna().all()
-    assert D.verify_index(index) == 6
+    assert verify_index(index) == 6
 
 
 def test_prepare_missing_manual_archive(tmp_path):
     with pytest.raises(ManualDownloadRequired, match="train.zip"):
-        DS.prepare("raindrop", tmp_path, progress=False)
+        prepare("raindrop", tmp_path, progress=False)
     with pytest.raises(ManualDownloadRequired, match="celebahq"):
-        DS.prepare("celebahq", tmp_path, progress=False)
+        prepare("celebahq", tmp_path, progress=False)
 
 
 def test_prepare_unknown_name_lists_registry(tmp_path):
     with pytest.raises(ValueError, match=r"unknown dataset 'rain100'.*gopro.*raindrop"):
-        DS.prepare("rain100", tmp_path)
+        prepare("rain100", tmp_path)
 
 
 # --------------------------------------------------------------------------------------
@@ -374,12 +391,12 @@ def test_prepare_unknown_name_lists_registry(tmp_path):
 
 
 def test_registry_json():
-    info = json.loads(json.dumps(DS.registry_json()))
+    info = json.loads(json.dumps(registry_json()))
     names = [d["name"] for d in info]
     assert names == ["raindrop", "rain1400", "gopro", "realblur_j", "realblur_r", "istd", "celebahq"]
     for d in info:
         assert d["verified"] is False and "NOT VERIFIED" in d["notes"]
-        assert d["task"] in DS.TASKS and d["protocol"] in DS.PROTOCOLS
+        assert d["task"] in TASKS and d["protocol"] in PROTOCOLS
         for s in d["sources"]:
             assert set(s) >= {"filename", "url", "sha256", "manual", "page"}
     by_name = {d["name"]: d for d in info}
@@ -391,9 +408,9 @@ def test_registry_json():
 
 def test_entry_validation():
     with pytest.raises(ValueError, match="task"):
-        dataclasses.replace(DS.REGISTRY["gopro"], task="denoise")
+        dataclasses.replace(REGISTRY["gopro"], task="denoise")
     with pytest.raises(ValueError, match="protocol"):
-        dataclasses.replace(DS.REGISTRY["gopro"], protocol="lab")
+        dataclasses.replace(REGISTRY["gopro"], protocol="lab")
 
 
 def _tar_tree(tree: Path, archive: Path) -> str:
@@ -413,13 +430,13 @@ def test_prepare_downloads_from_local_http_server_with_an_interruption(tmp_path,
     digest = _zip_tree(tmp_path / "tree", archive)
     server.state.files["/GOPRO_Large.zip"] = archive.read_bytes()
     server.state.cut_after = archive.stat().st_size // 3
-    real = DS.REGISTRY["gopro"]
+    real = REGISTRY["gopro"]
     source = dataclasses.replace(real.sources[0], url=server.url("GOPRO_Large.zip"), sha256=digest)
     registry = {"gopro": dataclasses.replace(real, sources=(source,), expected_counts={"train": 3, "test": 2})}
 
-    index = DS.prepare("gopro", tmp_path / "resources", progress=False, registry=registry)
+    index = prepare("gopro", tmp_path / "resources", progress=False, registry=registry)
     assert [r["range"] for r in server.state.requests] == [None, f"bytes={archive.stat().st_size // 3}-"]
-    frame = D.read_index(index)
+    frame = read_index(index)
     assert sorted(frame["split"].value_counts().items()) == [("test", 2), ("train", 3)]
     assert all("/blur/" in p for p in frame["input"]) and all("/sharp/" in p for p in frame["target"])
 
@@ -432,10 +449,10 @@ def test_prepare_realblur_lists_from_local_http_server(tmp_path, server, no_prox
     server.state.files["/RealBlur.tar.gz"] = archive.read_bytes()
     registry = {}
     for name in ("realblur_j", "realblur_r"):
-        real = DS.REGISTRY[name]
+        real = REGISTRY[name]
         source = dataclasses.replace(real.sources[0], url=server.url("RealBlur.tar.gz"), sha256=digest)
         registry[name] = dataclasses.replace(real, sources=(source,), expected_counts={})
     for name in registry:
-        frame = D.read_index(DS.prepare(name, tmp_path / "resources", progress=False, registry=registry))
+        frame = read_index(prepare(name, tmp_path / "resources", progress=False, registry=registry))
         assert len(frame) > 0 and frame["input"].str.contains("/blur/").all()
     assert len(server.state.requests) == 1  # the second variant reuses the verified archive

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lrdm.diffusion import (
+from lrdm.core.diffusion import (
     LOSSES,
     OBJECTIVES,
     as_model_fn,
@@ -12,8 +12,9 @@ from lrdm.diffusion import (
     residual_from_noise,
     training_loss,
 )
-from lrdm.lowrank import RankSpec, project_low_rank
-from lrdm.schedules import residual_schedule
+from lrdm.core.lowrank import project_low_rank, spec_ranks
+from lrdm.core.schedules import residual_schedule
+from lrdm.vocab import RankSpec
 
 T = 50
 
@@ -117,7 +118,7 @@ def test_project_residual_uses_rank_schedule_per_sample():
     t = torch.tensor([0, 500, 999])
     spec = RankSpec.parse("poly_decrease-p3")
     got = project_residual(x, t, 1000, spec)
-    k = spec.ranks(t, 1000, 16, 16)
+    k = spec_ranks(spec, t, 1000, 16, 16)
     torch.testing.assert_close(got, project_low_rank(x, k))
     assert project_residual(x, t, 1000, RankSpec("full")) is x
 

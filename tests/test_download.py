@@ -1,4 +1,4 @@
-"""Tests of lrdm.download against a local, Range-capable HTTP server (127.0.0.1 only)."""
+"""Tests of lrdm.data.download and lrdm.data.archives against a local, Range-capable HTTP server (127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,12 @@ from pathlib import Path
 
 import pytest
 
-import lrdm.data
-from lrdm.download import (
-    EXTRACTED_MARKER,
-    PART_SUFFIX,
-    ChecksumError,
-    DownloadError,
-    ManualDownloadRequired,
-    Source,
-    UnsafeArchiveError,
-    extract,
-    fetch,
-    sha256_file,
-)
+import lrdm.data.download
+import lrdm.errors
+import lrdm.files
+from lrdm.data.archives import EXTRACTED_MARKER, extract
+from lrdm.data.download import PART_SUFFIX, Source, fetch, sha256_file
+from lrdm.errors import ChecksumError, DownloadError, ManualDownloadRequired, UnsafeArchiveError
 
 PAYLOAD_BYTES = 200_000
 CUT_AFTER_BYTES = 50_000
@@ -184,7 +177,7 @@ def test_checksum_mismatch_deletes_the_download(server, tmp_path):
     assert "j.zip" in message
     assert not (tmp_path / "j.zip").exists()
     assert not (tmp_path / ("j.zip" + PART_SUFFIX)).exists()
-    assert isinstance(info.value, lrdm.data.ChecksumError)
+    assert isinstance(info.value, lrdm.errors.DataError)
 
 
 def test_size_mismatch_deletes_the_download(server, tmp_path):
@@ -236,7 +229,7 @@ def test_manual_source_placed_by_hand_is_verified_and_used(tmp_path):
 def test_unpinned_hash_is_logged_for_pinning(server, tmp_path, caplog):
     data = _payload(13)
     server.state.files["/n.zip"] = data
-    with caplog.at_level(logging.WARNING, logger="lrdm.download"):
+    with caplog.at_level(logging.WARNING, logger="lrdm.data.download"):
         _fetch(Source("n.zip", url=server.url("n.zip")), tmp_path)
     assert _sha(data) in caplog.text
 
@@ -256,12 +249,15 @@ def test_source_rejects_bad_fields(kwargs):
         Source(**kwargs)
 
 
-def test_sha256_file_is_reused_from_lrdm_data():
-    assert sha256_file is lrdm.data.sha256_file
+def test_sha256_file_has_one_home():
+    assert sha256_file is lrdm.files.sha256_file is lrdm.data.download.sha256_file
 
 
 def test_downloader_does_not_import_torch():
-    code = "import sys, lrdm.download; print(sorted(m for m in ('torch', 'lrdm.data') if m in sys.modules))"
+    code = (
+        "import sys, lrdm.data.download, lrdm.data.archives; "
+        "print(sorted(m for m in ('torch', 'lrdm.data.paired') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

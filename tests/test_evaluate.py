@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from lrdm.cli import main
-from lrdm.evaluate import RESULT_COLUMNS, evaluate_run, pad_to_multiple, restore_examples
-from lrdm.train import train
+from lrdm.evaluation.evaluate import RESULT_COLUMNS, evaluate_run, pad_to_multiple, restore_examples
+from lrdm.training.trainer import train
 
 
 def test_pad_to_multiple_reflects_and_reports_size():
@@ -92,7 +92,7 @@ def test_cli_train_override_and_error_exit(tmp_path, rain_index, capsys):
 
 
 def test_bench_writes_parquet_schema(tmp_path):
-    from lrdm.bench import BENCH_COLUMNS, ratios
+    from lrdm.perf.bench import BENCH_COLUMNS, ratios
 
     assert main(["bench", "--preset", "tiny", "--repeats", "1", "--out", str(tmp_path / "b.parquet")]) == 0
     frame = pd.read_parquet(tmp_path / "b.parquet")
@@ -139,7 +139,7 @@ def test_cli_lists_the_dataset_registry_as_json(capsys):
 
 
 def test_istd_protocol_uses_masks_and_resize_policy(trained, tmp_path):
-    from lrdm.data import make_synthetic_dataset
+    from lrdm.data.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(tmp_path / "shadow", "shadow", size=32, patches_per_image=1, test_patches_per_image=1)
     index = tmp_path / "shadow" / "index.parquet"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrdm.lowrank import (
+from lrdm.core.lowrank import (
     RANK_KINDS,
     PCABasis,
     RankSpec,

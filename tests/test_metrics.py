@@ -1,4 +1,4 @@
-"""Tests for lrdm.metrics against independent NumPy/SciPy re-implementations and pyiqa."""
+"""Tests for lrdm.evaluation.metrics against independent NumPy/SciPy re-implementations and pyiqa."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from scipy.signal import correlate2d
 from skimage import data as skdata
 
-from lrdm import metrics
-from lrdm.metrics import PROTOCOLS, rgb_to_y, score, score_batch, to_uint8
+from lrdm.evaluation import metrics
+from lrdm.evaluation.metrics import PROTOCOLS, rgb_to_y, score, score_batch, to_uint8
 
 # ---------------------------------------------------------------- references
 

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from lrdm.config import load_config, save_config
-from lrdm.train import MODEL_FILE, list_checkpoints, load_checkpoint, train
+from lrdm.training.trainer import MODEL_FILE, list_checkpoints, load_checkpoint, train
 from lrdm.workflow import check_train_gpus, free_port, launch_command, run_config, run_dir
 
 # The gradient of the two half-batch means, averaged by DDP, equals the full-batch mean up to float rounding.

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from test_tables import make_scores
 
-from lrdm import plots
-from lrdm.lowrank import rank_schedule
+from lrdm.core.lowrank import rank_schedule
+from lrdm.results import plots
 
 
 @pytest.fixture(scope="module")

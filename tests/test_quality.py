@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from lrdm.cli import main
-from lrdm.quality import REFERENCE, SUMMARY_COLUMNS, late_loss
+from lrdm.perf.quality import REFERENCE, SUMMARY_COLUMNS, late_loss
 
 
 def test_quality_check_compares_options_with_the_reference(tmp_path):
@@ -28,7 +28,7 @@ def test_quality_check_compares_options_with_the_reference(tmp_path):
 
 
 def test_quality_check_rejects_too_few_steps():
-    from lrdm.quality import quality_check
+    from lrdm.perf.quality import quality_check
 
     with pytest.raises(ValueError, match="steps"):
         quality_check(steps=1)

@@ -3,9 +3,8 @@ import math
 import pytest
 import torch
 
-from lrdm.diffusion import project_residual
-from lrdm.lowrank import RankSpec
-from lrdm.resshift import (
+from lrdm.core.diffusion import project_residual
+from lrdm.core.resshift import (
     ResShiftSchedule,
     q_posterior,
     q_sample,
@@ -13,7 +12,8 @@ from lrdm.resshift import (
     sample,
     training_loss,
 )
-from lrdm.sampling import step_pairs
+from lrdm.core.sampling import step_pairs
+from lrdm.vocab import RankSpec
 
 
 def data(seed=0, shape=(2, 3, 8, 8), scale=0.5, dtype=torch.float64):

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from lrdm.diffusion import as_model_fn, project_residual
-from lrdm.lowrank import FULL_RANK, RankSpec
-from lrdm.sampling import sample, step_pairs
-from lrdm.schedules import ddim_alphas_cumprod, residual_schedule, schedule_from_ddim
+from lrdm.core.diffusion import as_model_fn, project_residual
+from lrdm.core.sampling import sample, step_pairs
+from lrdm.core.schedules import ddim_alphas_cumprod, residual_schedule, schedule_from_ddim
+from lrdm.vocab import FULL_RANK, RankSpec
 
 T = 1000
 

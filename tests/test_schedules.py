@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lrdm.schedules import (
+from lrdm.core.schedules import (
     SHAPES,
     ddim_alphas_cumprod,
     gather,

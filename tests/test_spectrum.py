@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrdm.data import make_synthetic_dataset, save_png_atomic
-from lrdm.spectrum import (
+from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.files import write_png
+from lrdm.results.spectrum import (
     CURVE_COLUMNS,
     SUMMARY_COLUMNS,
     analyse_residuals,
@@ -22,8 +23,8 @@ ATOL = 1e-5
 
 
 def _write_pair(root, image_id, inp, target):
-    save_png_atomic(root / "train" / "input" / f"{image_id}.png", inp)
-    save_png_atomic(root / "train" / "target" / f"{image_id}.png", target)
+    write_png(root / "train" / "input" / f"{image_id}.png", inp)
+    write_png(root / "train" / "target" / f"{image_id}.png", target)
     return {
         "image_id": image_id,
         "split": "train",

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrdm import tables
-from lrdm.reported import REPORTED_SOURCE, REPORTED_TABLES, reported_frame
-from lrdm.tables import (
+from lrdm.results import tables
+from lrdm.results.render import write_table
+from lrdm.results.reported import REPORTED_SOURCE, REPORTED_TABLES, reported_frame
+from lrdm.results.tables import (
     feasibility_table,
     main_table,
     orders_table,
@@ -22,7 +23,6 @@ from lrdm.tables import (
     select_steps,
     steps_table,
     summarize,
-    write_table,
 )
 
 IMAGES = 3

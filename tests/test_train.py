@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from lrdm.config import TrainConfig, load_config
-from lrdm.data import PairedImageDataset
-from lrdm.nets import ConditionalUNets
-from lrdm.process import RDDMProcess
-from lrdm.train import (
+from lrdm.core.nets import ConditionalUNets
+from lrdm.core.process import RDDMProcess
+from lrdm.data.paired import PairedImageDataset
+from lrdm.training.trainer import (
     StepBatches,
     TrainingDiverged,
     batch_loader,
@@ -96,7 +96,7 @@ def test_step_batches_are_shards_of_the_global_batch(tiny_config):
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    import lrdm.train as tr
+    import lrdm.training.trainer as tr
     from lrdm.config import load_config
     original = tr._save_checkpoint
     def save_then_die(accelerator, network, ema, optimizer, step, run_dir, config):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lrdm.evaluate import RESULT_COLUMNS
+from lrdm.evaluation.evaluate import RESULT_COLUMNS
 from lrdm.workflow import TARGETS, check_config, enabled_targets, run_config, target_evaluations
 
 REPO = Path(__file__).resolve().parents[1]

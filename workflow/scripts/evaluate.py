@@ -1,6 +1,6 @@
 import torch
 
-from lrdm.evaluate import evaluate_run
+from lrdm.evaluation.evaluate import evaluate_run
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821

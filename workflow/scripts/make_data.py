@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from lrdm.data import make_synthetic_dataset
-from lrdm.datasets import prepare
+from lrdm.data.prepare import prepare
+from lrdm.data.synthetic import make_synthetic_dataset
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import torch
 
-from lrdm.evaluate import restore_examples
-from lrdm.plots import plot_rank_grid
+from lrdm.evaluation.evaluate import restore_examples
+from lrdm.results.plots import plot_rank_grid
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from lrdm import plots, tables
+from lrdm.results import plots, tables
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821

@@ -1,4 +1,4 @@
-from lrdm.spectrum import analyse_residuals
+from lrdm.results.spectrum import analyse_residuals
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821

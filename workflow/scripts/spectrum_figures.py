@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrdm.data import read_index
-from lrdm.spectrum import plot_residual_grid, plot_spectrum_curves
+from lrdm.data.index import read_index
+from lrdm.results.spectrum import plot_residual_grid, plot_spectrum_curves
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821

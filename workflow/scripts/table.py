@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from lrdm import tables
+from lrdm.results import render, tables
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
 name = snakemake.wildcards.name  # noqa: F821
 scores = tables.read_scores(snakemake.input.scores)  # noqa: F821
 frame, caption = tables.build_target_table(name, scores, snakemake.config["targets"][name])  # noqa: F821
-for path in tables.write_table(frame, Path(snakemake.output.csv).with_suffix(""), caption):  # noqa: F821
+for path in render.write_table(frame, Path(snakemake.output.csv).with_suffix(""), caption):  # noqa: F821
     print(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lrdm.config import save_config
-from lrdm.train import train
+from lrdm.training.trainer import train
 from lrdm.workflow import (
     free_port,
     gpu_environment,

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import torch
 
-from .diffusion import ModelFn
-from .schedules import ResidualSchedule, gather
+from lrdm.core.diffusion import ModelFn
+from lrdm.core.schedules import ResidualSchedule, gather
 
 
 def step_pairs(T: int, steps: int) -> list[tuple[int, int]]:

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import TrainConfig
-from .data import PairedImageDataset, make_synthetic_dataset
-from .evaluate import pick_device
-from .nets import compile_unets
-from .train import LOSS_FILE, load_model, train
+from lrdm.config import TrainConfig
+from lrdm.core.nets import compile_unets
+from lrdm.data.paired import PairedImageDataset
+from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.evaluation.evaluate import pick_device
+from lrdm.training.trainer import LOSS_FILE, load_model, train
 
 QUALITY_MODEL = {
     "crop": 32,

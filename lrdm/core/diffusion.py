@@ -23,11 +23,9 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from .lowrank import FULL_RANK, PER_IMAGE_SVD, Projector, RankSpec
-from .schedules import ResidualSchedule, gather
-
-OBJECTIVES = ("pred_res_noise", "pred_res", "pred_noise")
-LOSSES = ("l1", "l2")
+from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, spec_ranks
+from lrdm.core.schedules import ResidualSchedule, gather
+from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec
 
 SM_N_MIN_DENOMINATOR = 1e-12
 """Eq. 16 solved for the residual divides by ``1 - ᾱ_t``, which is 0 at ``t = T-1`` (where ``I_T`` carries no
@@ -127,7 +125,7 @@ def project_residual(
     if rank_spec.is_full:
         return residual
     height, width = residual.shape[-2:]
-    return projector(residual, rank_spec.ranks(t, T, height, width))
+    return projector(residual, spec_ranks(rank_spec, t, T, height, width))
 
 
 def loss_distance(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:

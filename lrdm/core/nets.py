@@ -12,7 +12,8 @@ import torch
 from denoising_diffusion_pytorch.denoising_diffusion_pytorch import Unet
 from torch import nn
 
-NETWORKS = ("two_net", "one_net")
+from lrdm.vocab import NETWORKS
+
 TERMS = ("res", "noise", "x0")
 IMAGE_CHANNELS = 3
 

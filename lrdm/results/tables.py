@@ -1,6 +1,6 @@
 """Result tables of the LRDM paper, rebuilt from the per-image score Parquet files.
 
-Every evaluation of a (run, steps) pair writes one row per test image (``lrdm.evaluate.RESULT_COLUMNS``).
+Every evaluation of a (run, steps) pair writes one row per test image (``lrdm.evaluation.evaluate.RESULT_COLUMNS``).
 This module reads those files, averages them the way the paper reports numbers and lays them out like
 the paper's tables:
 
@@ -33,7 +33,18 @@ from typing import Any
 
 import pandas as pd
 
-from .reported import (
+from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
+from lrdm.results.render import STD_SUFFIX, clean_value
+from lrdm.vocab import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PROCESS,
+    DYNAMIC_KINDS,
+    OBJECTIVE_LABELS,
+    POLY_KINDS,
+    PROCESS_DEFAULT_OBJECTIVES,
+    RANK_KINDS,
+)
+from lrdm.results.reported import (
     LRDM_TAB1,
     LRDM_TAB2,
     LRDM_TAB3,
@@ -44,48 +55,15 @@ from .reported import (
     reported_frame,
 )
 
-#: Columns of the score files that the tables read (a subset of ``lrdm.evaluate.RESULT_COLUMNS``).
-REQUIRED_COLUMNS = (
-    "dataset",
-    "run",
-    "process",
-    "objective",
-    "rank_spec",
-    "scheduler",
-    "order",
-    "rank",
-    "steps",
-    "eta",
-    "seed",
-    "image_id",
-    "psnr",
-    "ssim",
-    "input_psnr",
-    "input_ssim",
-)
 #: Per-image metrics averaged by :func:`summarize`.
 METRICS = ("psnr", "ssim", "input_psnr", "input_ssim")
 #: Display names of the metrics in table headers.
 METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM"}
 #: Value of the ``source`` column for rows measured by this pipeline.
 THIS_RUN = "this run"
-#: Suffix of the column holding a metric's standard deviation over seeds.
-STD_SUFFIX = " std"
 
-#: Rank schedulers in the order tables list them (``full`` = no projection).
-SCHEDULER_ORDER = ("full", "fixed", "lin_increase", "lin_decrease", "poly_increase", "poly_decrease")
-#: The time-varying schedulers of LRDM Tab. 3, in the paper's row order.
-DYNAMIC_SCHEDULERS = ("lin_increase", "lin_decrease", "poly_increase", "poly_decrease")
 #: The polynomial schedulers of LRDM Tab. 4, in the paper's row order.
-POLY_SCHEDULERS = ("poly_decrease", "poly_increase")
-#: Training objectives in RDDM Tab. 1's row order, with the paper's names.
-OBJECTIVE_LABELS = {"pred_res": "SM-Res", "pred_noise": "SM-N", "pred_res_noise": "SM-Res-N"}
-#: The objective of the paper's RDDM/LRDM runs (SM-Res-N); builders keep only it unless told otherwise.
-DEFAULT_OBJECTIVE = "pred_res_noise"
-#: The process of the paper's LRDM ablations (Tab. 3/4, Fig. 6/8, Tab. 1/2).
-DEFAULT_PROCESS = "rddm"
-#: Each process's usual objective; row labels name an objective only when it differs from this.
-PROCESS_DEFAULT_OBJECTIVES = {"rddm": DEFAULT_OBJECTIVE, "resshift": "pred_x0"}
+POLY_SCHEDULERS = tuple(reversed(POLY_KINDS))
 #: How each objective obtains the term it does not predict (RDDM Eq. 16 under a low-rank forward process).
 OBJECTIVE_NOTES = {
     "pred_res": "noise derived from the predicted residual by RDDM Eq. 16 (exact for a full-rank forward "
@@ -125,14 +103,6 @@ OPTIONAL_KEYS = ("process", "objective", "eta")
 #: Reported tables shown beside our rows by :func:`main_table` by default.
 MAIN_REPORTED_TABLES = (LRDM_TAB1, LRDM_TAB2)
 
-#: Decimals in Markdown/LaTeX by metric (matched case-insensitively in the column name).
-PSNR_DECIMALS = 2
-SSIM_DECIMALS = 4
-#: Decimals of other non-integral floats in Markdown/LaTeX.
-OTHER_DECIMALS = 3
-#: Cell text for a missing value in Markdown/LaTeX.
-MISSING_TEXT = "–"
-PLUS_MINUS = "±"
 #: Label of the degraded-input row of :func:`rank_sweep_table`.
 INPUT_ROW = "input (degraded)"
 FULL_RANK_ROW = "full"
@@ -147,7 +117,7 @@ def read_scores(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     """Concatenates per-image score Parquet files.
 
     Raises:
-        ValueError: when no path is given, or a file lacks one of :data:`REQUIRED_COLUMNS` (the message
+        ValueError: when no path is given, or a file lacks one of :data:`SCORE_KEY_COLUMNS` (the message
             names the file and the missing columns).
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -155,7 +125,7 @@ def read_scores(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     frames = []
     for path in paths:
         frame = pd.read_parquet(path)
-        missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+        missing = [column for column in SCORE_KEY_COLUMNS if column not in frame.columns]
         if missing:
             raise ValueError(f"score file {os.fspath(path)!r} lacks required column(s): {', '.join(missing)}")
         frames.append(frame)
@@ -257,17 +227,6 @@ _AVERAGING_TEXT = "Mean over test images, then over training seeds (mean ± std 
 # --------------------------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> Any:
-    """Hashable, comparable plain value: None for missing, int/float for numpy numbers."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
 def _varying(frame: pd.DataFrame, candidates: Sequence[str] = OPTIONAL_KEYS) -> list[str]:
     return [key for key in candidates if frame[key].nunique(dropna=False) > 1]
 
@@ -293,7 +252,7 @@ def _prepare(
     """Checks columns, keeps the rows of ``process`` and ``objective`` (None: any) that pass ``keep``,
     then selects the sampling steps (unless ``all_steps``); ValueError naming what was looked for when
     nothing is left."""
-    _require(scores, REQUIRED_COLUMNS, builder)
+    _require(scores, SCORE_KEY_COLUMNS, builder)
     frame = _normalise_rank_columns(scores)
     if keep is not None:
         frame = frame[keep(frame).to_numpy()]
@@ -365,7 +324,7 @@ def _wide(
     metric_columns = _metric_columns(values, metrics, name)
     rows: dict[tuple[Hashable, ...], dict[str, Any]] = {}
     for record in summary.to_dict("records"):
-        key = tuple(_clean(record[k]) for k in row_keys)
+        key = tuple(clean_value(record[k]) for k in row_keys)
         row = rows.setdefault(key, {**dict(zip(row_keys, key)), "n_seeds": int(record["n_seeds"])})
         row["n_seeds"] = min(row["n_seeds"], int(record["n_seeds"]))
         for metric in metrics:
@@ -389,9 +348,9 @@ def _reported_wide(
     rows: dict[tuple[Hashable, ...], dict[str, Any]] = {}
     for record in reported.to_dict("records"):
         labels = key(record)
-        row = rows.setdefault(tuple(_clean(v) for v in labels.values()), {**labels, "source": REPORTED_SOURCE})
+        row = rows.setdefault(tuple(clean_value(v) for v in labels.values()), {**labels, "source": REPORTED_SOURCE})
         for metric in metrics:
-            value = _clean(record[metric])
+            value = clean_value(record[metric])
             if value is not None:
                 row[_dataset_metric(record["dataset"], metric)] = value
     return pd.DataFrame(list(rows.values()))
@@ -427,12 +386,12 @@ def _source_rank(row: pd.Series) -> int:
 
 
 def _number_or(value: Any, default: float) -> float:
-    value = _clean(value)
+    value = clean_value(value)
     return default if value is None else float(value)
 
 
 def _text_or_empty(value: Any) -> str:
-    value = _clean(value)
+    value = clean_value(value)
     return "" if value is None else str(value)
 
 
@@ -442,9 +401,9 @@ def _position(value: Any, ordering: Sequence[Any]) -> int:
 
 def _spec_sort_key(row: pd.Series) -> tuple[Any, ...]:
     """Orders rank specs as full, fixed (by rank), lin_*, poly_* (by order); unknown keys last."""
-    scheduler = _clean(row.get("scheduler"))
+    scheduler = clean_value(row.get("scheduler"))
     return (
-        _position(scheduler, SCHEDULER_ORDER),
+        _position(scheduler, RANK_KINDS),
         _text_or_empty(scheduler),
         _number_or(row.get("rank"), math.inf),
         _number_or(row.get("order"), math.inf),
@@ -524,7 +483,7 @@ def schedulers_table(
     ``scores`` when ``include_reported``.  Raises ValueError when no run uses a time-varying scheduler.
     """
     return _scheduler_rows_table(
-        scores, DYNAMIC_SCHEDULERS, LRDM_TAB3, "Rank schedulers (LRDM Tab. 3).", "schedulers_table", steps,
+        scores, DYNAMIC_KINDS, LRDM_TAB3, "Rank schedulers (LRDM Tab. 3).", "schedulers_table", steps,
         include_reported, process, objective,
     )  # fmt: skip
 
@@ -781,7 +740,7 @@ def main_table(
     ``objective`` are used (None: any; labels then name them).  Raises ValueError when ``scores`` holds
     none of ``datasets``.
     """
-    _require(scores, REQUIRED_COLUMNS, "main_table")
+    _require(scores, SCORE_KEY_COLUMNS, "main_table")
     wanted = dataset_order(datasets) if datasets is not None else dataset_order(scores["dataset"].astype(str).unique())
     frame = _prepare(
         scores,
@@ -830,154 +789,6 @@ def main_table(
         )
 
     return _finish(parts, ["method"], _metric_columns(wanted, METRIC_LABELS), sort_key, caption, used)
-
-
-# --------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------
-
-
-def _decimals(column: str) -> int | None:
-    lower = column.lower()
-    if "ssim" in lower:
-        return SSIM_DECIMALS
-    if "psnr" in lower:
-        return PSNR_DECIMALS
-    return None
-
-
-def _std_partner(column: str, columns: Sequence[str]) -> str | None:
-    candidates = [column + STD_SUFFIX]
-    if column.endswith("_mean"):
-        candidates.append(column[: -len("_mean")] + "_std")
-    for candidate in candidates:
-        if candidate in columns:
-            return candidate
-    return None
-
-
-def _format_value(value: Any, decimals: int | None) -> str:
-    value = _clean(value)
-    if value is None:
-        return MISSING_TEXT
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if decimals is not None:
-            return f"{value:.{decimals}f}"
-        return str(int(value)) if value.is_integer() else f"{value:.{OTHER_DECIMALS}f}"
-    return str(value)
-
-
-def display_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[bool]]:
-    """String version of a table for Markdown/LaTeX: metrics rounded, ``mean ± std`` where a std partner
-    column holds a value, partner columns dropped.  Also returns, per column, whether it is numeric
-    (right-aligned)."""
-    columns = list(frame.columns)
-    partners = {c: _std_partner(c, columns) for c in columns}
-    std_columns = {p for p in partners.values() if p is not None}
-    out: dict[str, list[str]] = {}
-    numeric: list[bool] = []
-    for column in columns:
-        if column in std_columns:
-            continue
-        decimals = _decimals(column)
-        partner = partners[column]
-        cells = []
-        for i in range(len(frame)):
-            text = _format_value(frame[column].iloc[i], decimals)
-            if partner is not None and _clean(frame[partner].iloc[i]) is not None and text != MISSING_TEXT:
-                text = f"{text} {PLUS_MINUS} {_format_value(frame[partner].iloc[i], decimals)}"
-            cells.append(text)
-        name = column[: -len("_mean")] if column.endswith("_mean") and partner is not None else column
-        out[name] = cells
-        numeric.append(pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]))
-    return pd.DataFrame(out, columns=list(out)), numeric
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    """GitHub-flavoured Markdown table of :func:`display_frame` (numeric columns right-aligned)."""
-    shown, numeric = display_frame(frame)
-
-    def line(cells: Iterable[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    lines = [line(shown.columns), "| " + " | ".join("---:" if n else ":---" for n in numeric) + " |"]
-    lines += [line(row) for row in shown.itertuples(index=False, name=None)]
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    PLUS_MINUS: r"$\pm$",
-    MISSING_TEXT: "--",
-    "²": r"\textsuperscript{2}",
-    "η": r"$\eta$",
-    "×": r"$\times$",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escapes LaTeX special characters (and the few non-ASCII symbols the tables use)."""
-    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
-
-
-def to_latex(frame: pd.DataFrame, caption: str, label: str | None = None) -> str:
-    """A ``table`` environment with a booktabs ``tabular`` of :func:`display_frame` and ``caption``."""
-    shown, numeric = display_frame(frame)
-    spec = "".join("r" if n else "l" for n in numeric)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}"]
-    if label:
-        lines.append(rf"\label{{{label}}}")
-    lines += [
-        rf"\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-        " & ".join(latex_escape(c) for c in shown.columns) + r" \\",
-        r"\midrule",
-    ]
-    lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in shown.itertuples(index=False, name=None)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def temporary_sibling(path: Path) -> Path:
-    """A unique hidden temporary name next to ``path`` (same folder, so a rename is atomic).  Unlike
-    ``mkstemp`` it leaves the file's permissions to the umask."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_sibling(path)
-    try:
-        temporary.write_text(text, encoding="utf-8", newline="")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def write_table(frame: pd.DataFrame, out_stem: str | os.PathLike[str], caption: str) -> list[Path]:
-    """Writes ``out_stem.csv`` (raw numbers), ``out_stem.md`` (caption line + Markdown table) and
-    ``out_stem.tex`` (booktabs LaTeX table with ``caption``); returns the three paths.  Each file is
-    written atomically (temporary file, then rename)."""
-    stem = Path(out_stem)
-    csv_path, md_path, tex_path = (stem.with_name(stem.name + suffix) for suffix in (".csv", ".md", ".tex"))
-    _write_atomic(csv_path, frame.to_csv(index=False))
-    _write_atomic(md_path, f"**{caption}**\n\n" + to_markdown(frame))
-    _write_atomic(tex_path, to_latex(frame, caption, label=f"tab:{stem.name}"))
-    return [csv_path, md_path, tex_path]
 
 
 # --------------------------------------------------------------------------------------------------

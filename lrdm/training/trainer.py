@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
-import os
 import re
 import time
 from pathlib import Path
@@ -40,25 +40,24 @@ from ema_pytorch import EMA
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .config import TrainConfig, load_config, save_config
-from .data import PairedImageDataset, sample_batch
-from .lowrank import PCABasis, fit_pca_basis
-from .nets import ConditionalUNets, compile_unets
-from .process import build_network, build_process
+from lrdm.config import TrainConfig, load_config, save_config
+from lrdm.core.lowrank import PCABasis, fit_pca_basis
+from lrdm.core.nets import ConditionalUNets, compile_unets
+from lrdm.core.process import build_network, build_process
+from lrdm.data.paired import PairedImageDataset, sample_batch
+from lrdm.errors import TrainingDiverged
+from lrdm.files import save_torch, write_text
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 LOSS_FILE = "losses.csv"
+LOSS_COLUMNS = ("step", "loss", "seconds")
 BASIS_FILE = "basis.pt"
 SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
 BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
 PREFETCH_BATCHES = 2  # batches each data worker prepares ahead
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
@@ -106,12 +105,6 @@ def batch_loader(batches: StepBatches, start: int, end: int, workers: int, pin_m
     )
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     folder = run_dir / CHECKPOINT_DIR
     if not folder.is_dir():
@@ -151,12 +144,11 @@ def _truncate_loss_log(path: Path, last_step: int) -> None:
         return
     with open(path, newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "seconds"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=LOSS_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABasis:
@@ -183,7 +175,7 @@ def train(
     checkpoint explicitly (missing -> ``FileNotFoundError``).  ``stop_after`` ends the process after
     that many steps (for tests of interruption).  ``data_workers`` processes prepare batches ahead
     (0: in the training loop); the result does not depend on it.  ``compile_model`` compiles the UNets
-    (:func:`lrdm.nets.compile_unets`; the EMA copy stays eager).  Raises :class:`TrainingDiverged` on a NaN
+    (:func:`lrdm.core.nets.compile_unets`; the EMA copy stays eager).  Raises :class:`TrainingDiverged` on a NaN
     loss.
     """
     if data_workers < 0:
@@ -242,7 +234,7 @@ def train(
     if accelerator.is_main_process:
         _truncate_loss_log(log_path, start)
         if not log_path.exists():
-            log_path.write_text("step,loss,seconds\n")
+            write_text(log_path, ",".join(LOSS_COLUMNS) + "\n")
     accelerator.wait_for_everyone()
 
     ema.to(accelerator.device)
@@ -289,7 +281,7 @@ def train(
     bar.close()
     model_path = run_dir / MODEL_FILE
     if end == config.steps and accelerator.is_main_process:
-        atomic_save({"config": config.to_dict(), "ema": ema.ema_model.state_dict(), "step": end}, model_path)
+        save_torch({"config": config.to_dict(), "ema": ema.ema_model.state_dict(), "step": end}, model_path)
     accelerator.wait_for_everyone()
     return model_path
 
@@ -306,7 +298,7 @@ def _save_checkpoint(
         "ema": ema.state_dict(),
         "optimizer": optimizer.state_dict(),
     }
-    atomic_save(state, run_dir / CHECKPOINT_DIR / f"step-{step:08d}.pt")
+    save_torch(state, run_dir / CHECKPOINT_DIR / f"step-{step:08d}.pt")
     for _, old in list_checkpoints(run_dir)[: -config.keep_checkpoints]:
         old.unlink()
 

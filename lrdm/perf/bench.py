@@ -32,15 +32,17 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import TrainConfig
-from .data import PairedImageDataset, make_synthetic_dataset
-from .evaluate import pick_device
-from .lowrank import PER_IMAGE_SVD, Projector, RankSpec, project_low_rank
-from .metrics import score_batch
-from .nets import compile_unets
-from .process import build_network, build_process
-from .schedules import DEFAULT_T
-from .train import LOSS_FILE, StepBatches, train
+from lrdm.config import TrainConfig
+from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, project_low_rank, spec_ranks
+from lrdm.core.nets import compile_unets
+from lrdm.core.process import build_network, build_process
+from lrdm.core.schedules import DEFAULT_T
+from lrdm.data.paired import PairedImageDataset
+from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.evaluation.evaluate import pick_device
+from lrdm.evaluation.metrics import score_batch
+from lrdm.training.trainer import LOSS_FILE, StepBatches, train
+from lrdm.vocab import RankSpec
 
 
 @dataclass(frozen=True)
@@ -327,7 +329,7 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
     for case in PRESETS[preset]:
         x = torch.randn(case.batch, 3, case.size, case.size, generator=generator).to(dev)
         t = torch.randint(0, DEFAULT_T, (case.batch,), generator=generator)
-        k = RankSpec.parse("poly_decrease-p3").ranks(t, DEFAULT_T, case.size, case.size).to(dev)
+        k = spec_ranks(RankSpec.parse("poly_decrease-p3"), t, DEFAULT_T, case.size, case.size).to(dev)
         projections = {
             "reference": lambda x=x, k=k: reference_projection(x, k),
             "batched_svd": lambda x=x, k=k: project_low_rank(x, k, solver="svd"),

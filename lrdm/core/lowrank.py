@@ -8,20 +8,13 @@ training batch mixes timesteps.  The rank schedulers are LRDM Eq. 15–19.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-RANK_KINDS = ("full", "fixed", "lin_increase", "lin_decrease", "poly_increase", "poly_decrease")
-POLY_KINDS = ("poly_increase", "poly_decrease")
-BASES = ("svd", "dataset_pca")
-SOLVERS = ("svd", "gram")
-"""Per-image rank-k solvers: ``svd`` (truncated SVD) or ``gram`` (eigendecomposition of the smaller Gram
-matrix in float64, cheaper than an SVD and equal to it up to rounding; see :func:`project_low_rank`)."""
-DEFAULT_ORDER = 3
+from lrdm.vocab import DEFAULT_ORDER, RANK_KINDS, SOLVERS, RankSpec
 
 _HALF_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -95,82 +88,11 @@ def rank_schedule(
     return k.clamp(1, max_rank).to(device=t_tensor.device, dtype=torch.long)
 
 
-_SPEC_PATTERN = re.compile(r"^(?P<kind>[a-z_]+?)(?:-r(?P<rank>\d+))?(?:-p(?P<order>\d+))?$")
-
-
-@dataclass(frozen=True)
-class RankSpec:
-    """A rank scheduler with its parameters, written as in run names: ``full``, ``fixed-r16``,
-    ``lin_increase``, ``poly_decrease-p3``.  ``max_rank`` (``R_m``) is None for ``min(H, W)``."""
-
-    kind: str
-    order: int | None = None
-    rank: int | None = None
-    max_rank: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_kind(self.kind)
-        if self.kind == "fixed" and (self.rank is None or self.rank <= 0):
-            raise ValueError(f"rank spec 'fixed' needs a positive rank (e.g. 'fixed-r16'), got {self.rank!r}")
-        if self.kind != "fixed" and self.rank is not None:
-            raise ValueError(f"rank spec {self.kind!r} takes no fixed rank, got rank={self.rank}")
-        if self.kind in POLY_KINDS and (self.order is None or self.order < 1):
-            raise ValueError(
-                f"rank spec {self.kind!r} needs an order p >= 1 (e.g. '{self.kind}-p3'), got {self.order!r}"
-            )
-        if self.kind not in POLY_KINDS and self.order is not None:
-            raise ValueError(f"rank spec {self.kind!r} takes no polynomial order, got order={self.order}")
-        if self.max_rank is not None and self.max_rank <= 0:
-            raise ValueError(f"max_rank must be a positive integer, got {self.max_rank}")
-
-    @classmethod
-    def parse(cls, text: str, max_rank: int | None = None) -> RankSpec:
-        match = _SPEC_PATTERN.match(text)
-        if match is None:
-            raise ValueError(
-                f"cannot parse rank spec {text!r}; expected one of: full, fixed-r<rank>, lin_increase, "
-                f"lin_decrease, poly_increase-p<order>, poly_decrease-p<order>"
-            )
-        rank = match["rank"]
-        order = match["order"]
-        return cls(
-            kind=match["kind"],
-            rank=int(rank) if rank is not None else None,
-            order=int(order) if order is not None else None,
-            max_rank=max_rank,
-        )
-
-    @property
-    def name(self) -> str:
-        if self.kind == "fixed":
-            return f"fixed-r{self.rank}"
-        if self.kind in POLY_KINDS:
-            return f"{self.kind}-p{self.order}"
-        return self.kind
-
-    @property
-    def is_full(self) -> bool:
-        return self.kind == "full"
-
-    def resolve_max_rank(self, height: int, width: int) -> int:
-        """``R_m`` for images of this size: the configured one, never above ``min(H, W)``."""
-        limit = min(height, width)
-        return limit if self.max_rank is None else min(self.max_rank, limit)
-
-    def ranks(self, t: torch.Tensor, T: int, height: int, width: int) -> torch.Tensor:
-        """``k(t)`` ``(B,)`` for a batch of timesteps on images of size ``height × width``."""
-        return rank_schedule(
-            self.kind,
-            t,
-            T,
-            self.resolve_max_rank(height, width),
-            order=self.order if self.order is not None else DEFAULT_ORDER,
-            rank=self.rank,
-        )
-
-
-FULL_RANK = RankSpec("full")
-"""No projection: plain RDDM."""
+def spec_ranks(spec: RankSpec, t: torch.Tensor, T: int, height: int, width: int) -> torch.Tensor:
+    """``k(t)`` ``(B,)`` of a rank spec for a batch of timesteps on images of size ``height × width``."""
+    return rank_schedule(
+        spec.kind, t, T, spec.resolve_max_rank(height, width), order=spec.schedule_order, rank=spec.rank
+    )
 
 
 @dataclass(frozen=True)

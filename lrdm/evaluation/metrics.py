@@ -132,6 +132,8 @@ from scipy.ndimage import gaussian_filter
 from skimage.color import rgb2lab, rgb2ycbcr
 from skimage.metrics import structural_similarity
 
+from lrdm.vocab import PROTOCOLS
+
 __all__ = [
     "ISTD_SIZE",
     "PROTOCOLS",
@@ -148,7 +150,6 @@ __all__ = [
     "to_uint8",
 ]
 
-PROTOCOLS: tuple[str, ...] = ("derain_y", "rgb", "rgb_channelwise", "istd", "realblur")
 
 PEAK = 255.0
 SSIM_SIGMA = 1.5

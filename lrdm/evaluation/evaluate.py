@@ -10,13 +10,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data import PairedImageDataset, save_png_atomic, to_model_space
-from .metrics import imresize, score, to_uint8
-from .tables import REQUIRED_COLUMNS as SCORE_KEY_COLUMNS
-from .train import SEED_STRIDE, load_model
-
-RESULT_COLUMNS = (*SCORE_KEY_COLUMNS, "protocol", "seconds")
-"""Columns of a per-image score file; the tables read :data:`lrdm.tables.REQUIRED_COLUMNS` of them."""
+from lrdm.data.paired import PairedImageDataset, to_model_space
+from lrdm.evaluation.columns import RESULT_COLUMNS
+from lrdm.evaluation.metrics import imresize, score, to_uint8
+from lrdm.files import write_png
+from lrdm.training.trainer import SEED_STRIDE, load_model
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -98,7 +96,7 @@ def evaluate_run(
         restored_score = score(pred, target, protocol, **options)
         input_score = score(degraded, target, protocol, **options)
         if save_dir is not None:
-            save_png_atomic(Path(save_dir) / f"{item['image_id']}.png", pred)
+            write_png(Path(save_dir) / f"{item['image_id']}.png", pred)
         rows.append(
             {
                 "dataset": config.extra.get("dataset", Path(index).parent.name),

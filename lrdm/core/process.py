@@ -10,11 +10,12 @@ from typing import Protocol
 
 import torch
 
-from . import diffusion, resshift, sampling
-from .config import TrainConfig
-from .lowrank import PCABasis, Projector, RankSpec
-from .nets import ConditionalUNets
-from .schedules import residual_schedule
+from lrdm.config import TrainConfig
+from lrdm.core import diffusion, resshift, sampling
+from lrdm.core.lowrank import PCABasis, Projector
+from lrdm.core.nets import ConditionalUNets
+from lrdm.core.schedules import residual_schedule
+from lrdm.vocab import RankSpec
 
 TermNetwork = ConditionalUNets  # callable (x_t, t, x_in) -> {term: (B, 3, H, W)}
 

@@ -1,11 +1,11 @@
 """ResShift's residual-shifting diffusion process (Yue et al., NeurIPS 2023) and its low-rank variant.
 
-A second diffusion process behind the same kind of interface as RDDM's (:mod:`lrdm.diffusion`,
-:mod:`lrdm.sampling`), used for LRDM Tab. 5 ("ResShift + Low-Rank").
+A second diffusion process behind the same kind of interface as RDDM's (:mod:`lrdm.core.diffusion`,
+:mod:`lrdm.core.sampling`), used for LRDM Tab. 5 ("ResShift + Low-Rank").
 
 Model space: images in [-1, 1]; ``x_0`` clean target, ``y`` degraded input (``x_in``), residual
 ``e_0 = y - x_0``.  Code indices ``t ∈ {0, …, T-1}`` stand for ResShift's ``t ∈ {1, …, T}``; ``t = -1``
-is the clean end (``η_{-1} = 0``, see :func:`lrdm.schedules.gather`).
+is the clean end (``η_{-1} = 0``, see :func:`lrdm.core.schedules.gather`).
 
 Forward process (ResShift Eq. 1, with ``α_t = η_t - η_{t-1}``, ``α_0 = η_0``)::
 
@@ -33,10 +33,11 @@ from typing import Protocol
 
 import torch
 
-from .diffusion import check_loss, loss_distance, project_residual
-from .lowrank import FULL_RANK, PER_IMAGE_SVD, Projector, RankSpec
-from .sampling import standard_normal, start_point, step_pairs
-from .schedules import gather
+from lrdm.core.diffusion import check_loss, loss_distance, project_residual
+from lrdm.core.lowrank import PER_IMAGE_SVD, Projector
+from lrdm.core.sampling import standard_normal, start_point, step_pairs
+from lrdm.core.schedules import gather
+from lrdm.vocab import FULL_RANK, RankSpec
 
 DEFAULT_T = 15
 DEFAULT_KAPPA = 2.0
@@ -245,7 +246,7 @@ def sample(
 ) -> torch.Tensor:
     """Restores ``x_in`` with ``steps`` reverse steps of ResShift.
 
-    Walks :func:`lrdm.sampling.step_pairs` ``(t, s)`` from ``T-1`` down: predicts ``x̂_0 = model_fn(x_t, t, y)``
+    Walks :func:`lrdm.core.sampling.step_pairs` ``(t, s)`` from ``T-1`` down: predicts ``x̂_0 = model_fn(x_t, t, y)``
     (clipped to [-1, 1] when ``clip``), returns ``x̂_0`` at ``s = -1`` and otherwise draws
     ``x_s ~ q(x_s | x_t, x̂_0)`` (:func:`q_posterior`).  ``steps = T`` is ResShift's own sampler
     (ResShift Eq. 3-4 with ``x_0`` replaced by the prediction); fewer steps skip timesteps.

@@ -6,7 +6,7 @@ singular-value spectrum: on Raindrop at 512×512 about 90 % of the cumulative si
 magnitude lies in the top 10 ranks (Fig. 3), and truncated-SVD reconstructions
 ``I_0 + Q_k(I_res)`` with ``k = 50, 100`` are visually close to the input (Fig. 2).
 
-This module measures that on any paired index (:func:`lrdm.data.read_index`):
+This module measures that on any paired index (:func:`lrdm.data.index.read_index`):
 
 * :func:`analyse_residuals` — per image and channel, the singular values ``σ_i`` of the ``H×W``
   residual in model space (values in ``[-2, 2]``), the Fig. 3 curves, and summary numbers
@@ -16,7 +16,7 @@ This module measures that on any paired index (:func:`lrdm.data.read_index`):
 * :func:`plot_spectrum_curves` — LRDM Fig. 3;
 * :func:`plot_residual_grid` — LRDM Fig. 2.
 
-The spectrum arithmetic itself lives in :mod:`lrdm.lowrank` and is only reused here.
+The spectrum arithmetic itself lives in :mod:`lrdm.core.lowrank` and is only reused here.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lrdm.data import PairedImageDataset, from_model_space, read_index
-from lrdm.lowrank import project_low_rank, singular_spectrum, spectrum_summary
-from lrdm.plots import new_figure, save_figure
+from lrdm.data.paired import PairedImageDataset, from_model_space
+from lrdm.data.index import read_index
+from lrdm.core.lowrank import project_low_rank, singular_spectrum, spectrum_summary
+from lrdm.results.plots import new_figure, save_figure
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -105,7 +106,7 @@ def analyse_residuals(
     of its ``C`` channel matrices ``H×W`` is decomposed in float64.
 
     Args:
-        index_path: An ``index.parquet`` / ``.csv`` readable by :func:`lrdm.data.read_index`.
+        index_path: An ``index.parquet`` / ``.csv`` readable by :func:`lrdm.data.index.read_index`.
         split: Split to analyse (``train`` / ``test``).
         limit: Analyse only the first ``limit`` pairs of the split (index order); None for all.
         dataset: Label for the ``dataset`` column; default the row's ``task`` entry, or the name
@@ -126,7 +127,7 @@ def analyse_residuals(
           ratio at rank ``min(10, max_rank)``; ``energy = Σσ² = ‖I_res‖_F²``.
 
         An all-zero residual channel gets ``sigma = 0``, normalised magnitude 0, cumulative ratio
-        1 and ``k90 = k99 = 0`` (conventions of :mod:`lrdm.lowrank`).
+        1 and ``k90 = k99 = 0`` (conventions of :mod:`lrdm.core.lowrank`).
 
     Raises:
         ValueError: ``limit`` < 1, or the split has no rows.
@@ -357,14 +358,14 @@ def plot_residual_grid(
     """LRDM Fig. 2: GT, input and residual of one pair, then low-rank residuals and reconstructions.
 
     Top row: (a) GT ``I_0``, (b) input ``I_in``, (c) residual ``|I_res|``; then for each ``k`` the
-    rank-``k`` residual ``|Q_k(I_res)|`` (per-channel truncated SVD, :func:`lrdm.lowrank.
+    rank-``k`` residual ``|Q_k(I_res)|`` (per-channel truncated SVD, :func:`lrdm.core.lowrank.
     project_low_rank`).  Bottom row, under each rank-``k`` residual, the reconstruction
     ``I_0 + Q_k(I_res)`` clipped to [-1, 1].  Residual panels show ``|·|`` per RGB channel divided
     by the largest ``|I_res|`` of the pair, so all residual panels share one scale.  Ranks
     ``k ≥ min(H, W)`` give the full residual (and the input as reconstruction).
 
     Args:
-        index_path: Index file (see :func:`lrdm.data.read_index`).
+        index_path: Index file (see :func:`lrdm.data.index.read_index`).
         image_id: The pair to show; must be in ``split``.
         ranks: Ranks ``k ≥ 1`` (the paper uses 50 and 100 at 512²).
         out_stem: Output path without suffix; ``.png`` and ``.pdf`` are written.

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-SHAPES = ("decreasing", "increasing", "mean", "power", "power_decreasing")
+from lrdm.vocab import SHAPES
+
 """Schedule shapes: ``decreasing`` = P(1-x, 1), ``increasing`` = P(x, 1), ``mean`` = P(x, 0),
 ``power`` = P(x, a), ``power_decreasing`` = P(1-x, a)."""
 

@@ -6,7 +6,7 @@ and ``out_stem.pdf`` with :func:`save_figure`, returning both paths.  Figures ar
 (plain :class:`~matplotlib.figure.Figure` objects, rendered by the Agg canvas for PNG and the PDF backend),
 so importing this module neither changes the session's backend nor opens windows.
 
-* Fig. 4 — rank schedules ``k(t)`` (:func:`plot_rank_schedules`), from :func:`lrdm.lowrank.rank_schedule`.
+* Fig. 4 — rank schedules ``k(t)`` (:func:`plot_rank_schedules`), from :func:`lrdm.core.lowrank.rank_schedule`.
 * Fig. 6 — PSNR/SSIM versus fixed rank with the full-rank and degraded-input levels (:func:`plot_rank_sweep`).
 * Fig. 7 — restorations at several ranks side by side with their PSNR (:func:`plot_rank_grid`).
 * Fig. 8 — PSNR versus sampling steps, one line per rank spec (:func:`plot_steps`).
@@ -26,18 +26,10 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .lowrank import rank_schedule
-from .tables import (
-    DEFAULT_OBJECTIVE,
-    DEFAULT_PROCESS,
-    METRIC_LABELS,
-    SCHEDULER_ORDER,
-    dataset_label,
-    dataset_order,
-    select_runs,
-    summarize,
-    temporary_sibling,
-)
+from lrdm.core.lowrank import rank_schedule
+from lrdm.files import atomic_path
+from lrdm.results.tables import METRIC_LABELS, dataset_label, dataset_order, select_runs, summarize
+from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, RANK_KINDS
 
 #: Resolution of the PNG files.
 FIGURE_DPI = 150
@@ -78,13 +70,8 @@ def save_figure(fig: Figure, out_stem: str | os.PathLike[str]) -> list[Path]:
     paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
     try:
         for path in paths:
-            temporary = temporary_sibling(path)
-            try:
+            with atomic_path(path) as temporary:
                 fig.savefig(temporary, format=path.suffix[1:], dpi=FIGURE_DPI, bbox_inches="tight")
-                os.replace(temporary, path)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
     finally:
         plt.close(fig)
     return paths
@@ -261,7 +248,7 @@ def plot_rank_grid(
 
 def _spec_key(part: pd.DataFrame) -> tuple:
     scheduler = part["scheduler"].iloc[0]
-    position = SCHEDULER_ORDER.index(scheduler) if scheduler in SCHEDULER_ORDER else len(SCHEDULER_ORDER)
+    position = RANK_KINDS.index(scheduler) if scheduler in RANK_KINDS else len(RANK_KINDS)
     rank, order = part["rank"].iloc[0], part["order"].iloc[0]
     return (position, -1 if pd.isna(rank) else int(rank), -1 if pd.isna(order) else int(order))
 

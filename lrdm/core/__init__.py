@@ -1,0 +1,3 @@
+"""The mathematics: RDDM schedules, low-rank projection and rank schedules (LRDM), the forward process and
+objectives, the sampler, ResShift, the processes behind one interface, and the networks. Imports only
+:mod:`lrdm.vocab`, :mod:`lrdm.errors` and :mod:`lrdm.config` from the rest of the package."""

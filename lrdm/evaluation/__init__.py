@@ -1,0 +1,1 @@
+"""Evaluation: the metric protocols and per-image evaluation of trained runs."""

@@ -1,0 +1,23 @@
+"""The columns of a per-image score file (torch-free: the table rules read them)."""
+
+SCORE_KEY_COLUMNS = (
+    "dataset",
+    "run",
+    "process",
+    "objective",
+    "rank_spec",
+    "scheduler",
+    "order",
+    "rank",
+    "steps",
+    "eta",
+    "seed",
+    "image_id",
+    "psnr",
+    "ssim",
+    "input_psnr",
+    "input_ssim",
+)
+"""Columns that identify a score row and hold its metrics: what the tables read (:mod:`lrdm.results.tables`)."""
+RESULT_COLUMNS = (*SCORE_KEY_COLUMNS, "protocol", "seconds")
+"""Columns of a per-image score file."""

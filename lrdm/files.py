@@ -1,0 +1,124 @@
+"""Writing files atomically, and hashing them: the one home of both mechanisms.
+
+Every writer of the package goes through :func:`atomic_path`: the content goes to a hidden temporary file
+in the destination's folder (``.<name>.<pid>.<uuid>.tmp``), is flushed to disk, and replaces the
+destination with ``os.replace``. A reader therefore sees the old file or the new one, never half of one,
+and a failed write leaves no temporary file behind. Torch-free: ``torch`` and ``PIL`` are imported only by
+the writers that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import uuid
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+HASH_CHUNK_BYTES = 1 << 20
+"""Bytes read per chunk when hashing."""
+PNG_COMPRESS_LEVEL = 6
+"""zlib level of the PNGs written (lossless at any level; 6 is PIL's speed/size balance)."""
+UINT8_MAX = 255
+RGB_CHANNELS = 3
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A unique hidden temporary name next to ``path`` (same folder, so the rename is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    The parent folder is created. The temporary file keeps the umask's permissions.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(path)
+    try:
+        yield temporary
+        _fsync(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(payload)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (newlines as given)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8", newline="")
+
+
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write ``frame`` (without its index) as Parquet (pyarrow) atomically."""
+    with atomic_path(path) as temporary:
+        frame.to_parquet(temporary, index=False, engine="pyarrow")
+
+
+def save_torch(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save(obj)`` to ``path`` atomically."""
+    import torch
+
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
+
+
+def encode_png(array: np.ndarray, path: str | os.PathLike[str] = "<memory>") -> bytes:
+    """PNG bytes of a uint8 ``(H, W, 3)`` RGB or ``(H, W)`` grayscale/bool array (bool as ``{0, 255}``).
+
+    ``path`` only names the destination in the error for an unsupported array.
+    """
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(array)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * UINT8_MAX
+    if arr.dtype != np.uint8 or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == RGB_CHANNELS)):
+        raise ValueError(f"cannot save array of shape {arr.shape} dtype {arr.dtype} as PNG to {path}")
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def write_png(path: str | os.PathLike[str], array: np.ndarray) -> str:
+    """Save an image array (see :func:`encode_png`) as PNG atomically; returns the sha256 of its bytes."""
+    payload = encode_png(array, path)
+    write_bytes(path, payload)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stable_key(text: str) -> int:
+    """Process-independent 32-bit integer for a string (Python's ``hash()`` is salted): seeds per name."""
+    return zlib.crc32(text.encode("utf-8"))

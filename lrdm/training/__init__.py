@@ -1,0 +1,1 @@
+"""Training: the loop with EMA, accelerate, atomic checkpoints and resume."""
