@@ -11,7 +11,8 @@ The package is layered; each layer imports only the ones above it in this list:
 
 The stable public API (DESIGN.md §3) is importable from here, so modules can move without breaking users:
 ``lrdm.residual_schedule``, ``lrdm.rank_schedule``, ``lrdm.project_low_rank``, ``lrdm.singular_spectrum``,
-``lrdm.q_sample``, ``lrdm.sample``, ``lrdm.score``, ``lrdm.load_model``. They are loaded on first use, so
+``lrdm.q_sample``, ``lrdm.sample``, ``lrdm.score``, ``lrdm.load_model``,
+``lrdm.lrdm_test_resize``. They are loaded on first use, so
 ``import lrdm.workflow`` stays torch-free.
 """
 
@@ -31,6 +32,7 @@ PUBLIC_API: dict[str, str] = {
     "sample": "lrdm.core.sampling",
     "score": "lrdm.evaluation.metrics",
     "load_model": "lrdm.training.trainer",
+    "lrdm_test_resize": "lrdm.evaluation.metrics",
 }
 """Each public name and the module that defines it."""
 

@@ -23,11 +23,26 @@ TARGETS = (
     "steps",
     "feasibility",
     "main_table",
+    "protocols",
     "sampling_methods",
 )
-"""One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2, RDDM Tab. 1."""
+"""One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2 (and how each
+paper's protocol scores their runs), RDDM Tab. 1."""
 
-SCORE_TARGETS = ("rank_sweep", "schedulers", "orders", "steps", "feasibility", "main_table", "sampling_methods")
+SCORE_TARGETS = (
+    "rank_sweep",
+    "schedulers",
+    "orders",
+    "steps",
+    "feasibility",
+    "main_table",
+    "protocols",
+    "sampling_methods",
+)
+LRDM_SCORING = "lrdm_y@lrdm256"
+"""How the LRDM paper scores (its test transform, then ``lrdm_y``); see ``lrdm.evaluation.evaluate``."""
+RDDM_RESIZE = 256
+"""The size RDDM resizes test images to (its issue #7)."""
 RUN_KEYS = ("index", "process", "objective", "rank_spec", "seed", "max_rank", "extra")
 """TrainConfig keys that every run sets itself (from its wildcards and the top-level config)."""
 
@@ -53,6 +68,22 @@ def run_dir(results: str, dataset: str, process: str, objective: str, rank_spec:
 
 def score_path(results: str, evaluation: Evaluation) -> str:
     return f"{results}/scores/{evaluation.run}/steps{evaluation.steps}.parquet"
+
+
+def protocols_path(results: str, evaluation: Evaluation) -> str:
+    """The evaluation's further scorings (:func:`protocol_scorings`), beside its score file."""
+    return f"{results}/scores/{evaluation.run}/steps{evaluation.steps}.protocols.parquet"
+
+
+def protocol_scorings(config: dict[str, Any], dataset: str) -> list[str]:
+    """Protocol labels under which ``dataset``'s restored images are scored once more for the ``protocols``
+    target: the dataset's protocol at the images' own size, under RDDM's resize policy, and under the LRDM
+    transform with ``lrdm_y``.  Empty unless the target is enabled and ``dataset`` is a main-table dataset."""
+    if "protocols" not in enabled_targets(config) or dataset not in config["targets"]["main_table"]["datasets"]:
+        return []
+    protocol = config["datasets"][dataset]["protocol"]
+    resize = config["targets"]["protocols"].get("resize", RDDM_RESIZE)
+    return list(dict.fromkeys([protocol, f"{protocol}@{resize}", LRDM_SCORING]))
 
 
 def enabled_targets(config: dict[str, Any]) -> list[str]:
@@ -86,6 +117,8 @@ def _evaluations(
 
 def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
     """Every (run, steps) evaluation a scored target needs."""
+    if target == "protocols":
+        return target_evaluations(config, "main_table")
     spec = config["targets"][target]
     datasets = spec["datasets"]
     if target == "rank_sweep":
@@ -118,7 +151,8 @@ def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
 
 
 def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
-    return sorted({score_path(config["results"], e) for e in target_evaluations(config, target)})
+    path = protocols_path if target == "protocols" else score_path
+    return sorted({path(config["results"], e) for e in target_evaluations(config, target)})
 
 
 def run_config(
@@ -177,6 +211,15 @@ def check_config(config: dict[str, Any]) -> None:
                     RankSpec.parse(text)
                 except ValueError as err:
                     raise ValueError(f"config key targets.{target}.{key}: {err}") from None
+    if "protocols" in enabled_targets(config):
+        if "main_table" not in config["targets"]:
+            raise ValueError("config key targets.protocols scores the main_table runs: configure targets.main_table")
+        for name in config["targets"]["main_table"]["datasets"]:
+            if datasets[name].get("eval_resize") is not None:
+                raise ValueError(
+                    f"config key datasets.{name}.eval_resize: targets.protocols rescores the images restored at "
+                    f"their own size; remove eval_resize or disable targets.protocols"
+                )
     for name, dataset in datasets.items():
         if dataset["source"] == "registry":
             from lrdm.data.registry import REGISTRY
@@ -317,7 +360,8 @@ def launch_command(
         launcher += ["--master_addr", "127.0.0.1", "--master_port", str(port), "-m"]
     else:
         launcher = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes)]
-        # launcher defaults only; the run's own mixed_precision (lrdm.training.trainer) is passed to Accelerator explicitly
+        # launcher defaults only; the run's own mixed_precision (lrdm.training.trainer) is passed to
+        # Accelerator explicitly
         launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
         launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "-m"]
     command = ["lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run_dir)]

@@ -148,3 +148,46 @@ def test_istd_protocol_uses_masks_and_resize_policy(trained, tmp_path):
     assert frame["mae_all"].notna().all() and (frame["protocol"] == "istd").all()
     resized = evaluate_run(trained, index, steps=1, protocol="rgb", resize=48)
     assert (resized["protocol"] == "rgb@48").all() and resized["psnr"].notna().all()
+
+
+def test_lrdm_transform_restores_the_transformed_input_and_scores_unrounded(trained, rain_index, tmp_path):
+    import numpy as np
+
+    import lrdm
+    from lrdm.data.paired import PairedImageDataset
+    from lrdm.evaluation.metrics import to_uint8
+
+    frame = evaluate_run(trained, rain_index, steps=1, protocol="lrdm_y", resize="lrdm", limit=2, save_dir=tmp_path)
+    assert (frame["protocol"] == "lrdm_y@lrdm256").all()
+    saved = np.asarray(__import__("PIL.Image").Image.open(next(tmp_path.glob("*.png"))))
+    assert saved.shape == (256, 256, 3)  # the network restored the 256 x 256 transformed input
+    item = PairedImageDataset(rain_index, split="test")[0]
+    degraded, target = lrdm.lrdm_test_resize(to_uint8(item["input"])), lrdm.lrdm_test_resize(to_uint8(item["target"]))
+    assert frame.loc[0, "input_psnr"] == lrdm.score(degraded, target, "lrdm_y")["psnr"]
+    # scored unrounded: the PNG (rounded) scores differently in PSNR, equally in SSIM
+    png = np.asarray(__import__("PIL.Image").Image.open(tmp_path / f"{item['image_id']}.png"))
+    rounded = lrdm.score(png, target, "lrdm_y")
+    assert frame.loc[0, "psnr"] != rounded["psnr"] and frame.loc[0, "ssim"] == pytest.approx(rounded["ssim"], abs=1e-12)
+    with pytest.raises(ValueError, match="resize must be None, a positive integer or 'lrdm'"):
+        evaluate_run(trained, rain_index, steps=1, resize="lrdm512")
+
+
+def test_further_scorings_rescore_the_same_restored_images(trained, rain_index):
+    from lrdm.evaluation.evaluate import evaluate_protocols, parse_protocol_label
+
+    labels = ["derain_y", "derain_y@48", "lrdm_y@lrdm256"]
+    primary, further = evaluate_protocols(trained, rain_index, 1, labels, limit=2, save_dir=None)
+    assert list(further.columns) == list(primary.columns)
+    assert list(further["protocol"]) == labels * 2
+    own = further[further["protocol"] == "derain_y"].reset_index(drop=True)
+    assert own[["psnr", "ssim", "input_psnr"]].equals(primary[["psnr", "ssim", "input_psnr"]])  # same images
+    assert (further["seconds"].to_numpy()[::3] == primary["seconds"].to_numpy()).all()  # restored once
+    assert parse_protocol_label("lrdm_y@lrdm256") == ("lrdm_y", "lrdm") and parse_protocol_label("rgb@256") == (
+        "rgb",
+        256,
+    )
+    for bad in ("y@256", "rgb@", "rgb@lrdm512", "rgb@-3"):
+        with pytest.raises(ValueError, match="protocol label"):
+            parse_protocol_label(bad)
+    with pytest.raises(ValueError, match="restored at their own size"):
+        evaluate_protocols(trained, rain_index, 1, labels, resize=48)

@@ -289,8 +289,10 @@ def test_invalid_inputs_raise() -> None:
         score(img, img, "y")
     with pytest.raises(ValueError, match=r"unknown protocol"):
         score_batch(img[None], img[None], "gopro")
-    with pytest.raises(ValueError, match=r"pred must have dtype uint8.*float64"):
-        score(img.astype(np.float64), img, "rgb")
+    with pytest.raises(ValueError, match=r"pred must have dtype uint8.*int16"):
+        score(img.astype(np.int16), img, "rgb")
+    with pytest.raises(ValueError, match=r"a float pred must hold finite values in \[0, 1\]"):
+        score(img.astype(np.float64), img, "rgb")  # 0..255 floats: not a [0, 1] prediction
     with pytest.raises(ValueError, match=r"target must have dtype uint8.*uint16"):
         score(img, img.astype(np.uint16), "rgb")
     with pytest.raises(ValueError, match=r"pred must be an RGB image of shape \(H, W, 3\).*\(96, 128\)"):
@@ -350,7 +352,7 @@ def test_to_uint8_invalid() -> None:
 
 
 def test_public_api() -> None:
-    assert metrics.PROTOCOLS == ("derain_y", "rgb", "rgb_channelwise", "istd", "realblur")
+    assert metrics.PROTOCOLS == ("derain_y", "rgb", "rgb_channelwise", "istd", "realblur", "lrdm_y")
     assert isinstance(PROTOCOLS, tuple)
 
 
@@ -592,7 +594,8 @@ def test_istd_invalid_inputs() -> None:
     with pytest.raises(ValueError, match=r"mask is only used by the 'istd' protocol, not by 'rgb'"):
         score(p, t, "rgb", shadow)
     with pytest.raises(ValueError, match=r"pred must have dtype uint8"):
-        score(p / 255, t, "istd", shadow)
+        score(p.astype(np.uint16), t, "istd", shadow)
+    assert score(p / 255, t, "istd", shadow) == score(p, t, "istd", shadow)  # a float pred is rounded first
     with pytest.raises(ValueError, match=r"2 preds but 1 masks"):
         score_batch([p, p], [t, t], "istd", [shadow])
 

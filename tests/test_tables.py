@@ -384,6 +384,21 @@ def test_main_table_rows_and_sources(scores):
     assert list(table["source"][: len(reported)]) == [REPORTED_SOURCE] * len(reported)
 
 
+def test_main_table_names_the_protocol_of_every_row(scores):
+    protocol = scores["dataset"].map({"raindrop": "lrdm_y@lrdm256", "synthetic_rain": "derain_y"})
+    table = main_table(scores.assign(protocol=protocol), ["raindrop", "synthetic_rain"], steps=5)
+    assert list(table.columns[:3]) == ["method", "protocol", "source"]
+    reported = table[table["source"] == REPORTED_SOURCE]
+    assert set(reported["protocol"]) == {"lrdm_y@lrdm256"}  # every LRDM Tab. 1 number, as the LRDM code scored it
+    ours = table[table["source"] == "this run"].set_index("method")
+    assert ours.loc["RDDM (ours, full)", "protocol"] == "derain_y, lrdm_y@lrdm256"
+    only_raindrop = main_table(scores.assign(protocol=protocol), ["raindrop"], steps=5)
+    assert set(only_raindrop.loc[only_raindrop["source"] == "this run", "protocol"]) == {"lrdm_y@lrdm256"}
+    # RDDM's own numbers carry RDDM's protocol
+    rddm = reported_frame("RDDM Tab. 1").set_index("dataset")["protocol"]
+    assert rddm["raindrop"].unique().tolist() == ["derain_y@256"] and rddm["istd"].unique().tolist() == ["istd@256"]
+
+
 def test_main_table_all_runs_are_labelled(scores):
     scores = scores.assign(objective=scores["objective"].where(scores["process"] == "rddm", "pred_x0"))
     table = main_table(scores, steps=5, process=None, objective=None)
@@ -500,3 +515,28 @@ def test_build_target_table_for_every_workflow_target(scores):
     assert not any(column.startswith("Raindrop") for column in frame.columns)
     with pytest.raises(ValueError, match="no table for target"):
         tables.build_target_table("spectrum", scores, {})
+
+
+def test_protocols_table_lays_each_label_side_by_side_with_differences():
+    base = make_scores(datasets=("synthetic_rain",), specs=("full", "poly_decrease-p3"), steps=(5,), extra=())
+    shifts = {"derain_y": 0.0, "derain_y@256": 1.5, "lrdm_y@lrdm256": 4.0}
+    scores = pd.concat(
+        [
+            base.assign(protocol=label, psnr=base["psnr"] + shift, input_psnr=20.0 + shift)
+            for label, shift in shifts.items()
+        ],
+        ignore_index=True,
+    )
+    table = tables.protocols_table(scores)
+    assert list(table["method"]) == ["input (degraded)", "LRDM (ours, poly_decrease-p3)", "RDDM (ours, full)"]
+    full = table.set_index("method").loc["RDDM (ours, full)"]
+    own = expected_mean("synthetic_rain", "rddm", "pred_res_noise", "full", 5)[0]
+    assert full["derain_y PSNR"] == pytest.approx(own)
+    assert full["lrdm_y@lrdm256 PSNR"] == pytest.approx(own + 4.0)
+    assert full["Δ PSNR (derain_y@256 − derain_y)"] == pytest.approx(1.5)
+    assert full["Δ PSNR (lrdm_y@lrdm256 − derain_y)"] == pytest.approx(4.0)
+    degraded = table.set_index("method").loc["input (degraded)"]
+    assert degraded["lrdm_y@lrdm256 PSNR"] == pytest.approx(24.0) and degraded["derain_y PSNR"] == pytest.approx(20.0)
+    assert "lrdm_y@lrdm256" in table.attrs["caption"]
+    with pytest.raises(ValueError, match="protocol"):
+        tables.protocols_table(base.drop(columns=["protocol"], errors="ignore"))

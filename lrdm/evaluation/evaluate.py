@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,9 +14,38 @@ import torch.nn.functional as F
 
 from lrdm.data.paired import PairedImageDataset, to_model_space
 from lrdm.evaluation.columns import RESULT_COLUMNS
-from lrdm.evaluation.metrics import imresize, score, to_uint8
+from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score, to_uint8
 from lrdm.files import write_png
 from lrdm.training.trainer import SEED_STRIDE, load_model
+from lrdm.vocab import PROTOCOLS
+
+LRDM_TRANSFORM = "lrdm"
+"""``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.metrics.lrdm_test_resize`)."""
+
+
+def protocol_label(protocol: str, resize: int | str | None) -> str:
+    """The ``protocol`` column: the protocol, and the test-time transform after ``@`` (``derain_y@256``,
+    ``lrdm_y@lrdm256``; nothing when images are scored at their own size)."""
+    if resize is None:
+        return protocol
+    if resize == LRDM_TRANSFORM:
+        return f"{protocol}@{LRDM_TRANSFORM}{LRDM_TEST_SIZE}"
+    return f"{protocol}@{resize}"
+
+
+def check_resize(resize: int | str | None) -> None:
+    """``None``, a positive int (RDDM's policy) or ``"lrdm"``; anything else raises naming the value."""
+    if resize is None or resize == LRDM_TRANSFORM:
+        return
+    if isinstance(resize, bool) or not isinstance(resize, int) or resize < 1:
+        raise ValueError(f"resize must be None, a positive integer or {LRDM_TRANSFORM!r}, got {resize!r}")
+
+
+def to_unit_float(x: torch.Tensor) -> np.ndarray:
+    """Model-space ``(3, H, W)`` in [-1, 1] -> float32 ``(H, W, 3)`` in [0, 1] (clamped, not rounded)."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("tensor contains NaN or inf values")
+    return ((x.detach().float().clamp(-1.0, 1.0) + 1.0) / 2.0).movedim(0, -1).cpu().numpy()
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -49,6 +80,38 @@ def restore(
     return out[..., :height, :width]
 
 
+def parse_protocol_label(label: str) -> tuple[str, int | str | None]:
+    """Inverse of :func:`protocol_label`: ``"rgb@256"`` -> ``("rgb", 256)``, ``"lrdm_y@lrdm256"`` ->
+    ``("lrdm_y", "lrdm")``, ``"derain_y"`` -> ``("derain_y", None)``.  Unknown names raise ``ValueError``."""
+    protocol, at, transform = label.partition("@")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol label {label!r}: unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if not at:
+        return protocol, None
+    if transform == f"{LRDM_TRANSFORM}{LRDM_TEST_SIZE}":
+        return protocol, LRDM_TRANSFORM
+    if transform.isdigit() and int(transform) > 0:
+        return protocol, int(transform)
+    raise ValueError(
+        f"protocol label {label!r}: the part after '@' must be a size (RDDM's resize policy) or "
+        f"'{LRDM_TRANSFORM}{LRDM_TEST_SIZE}' (the LRDM test transform)"
+    )
+
+
+def _score_pair(
+    pred: np.ndarray, unit: np.ndarray, target: np.ndarray, label: str, mask: np.ndarray | None
+) -> dict[str, float]:
+    """Scores a restored image (uint8 ``pred`` and its float ``unit`` in [0, 1]) under ``label``, applying
+    the label's transform to the restored image and the ground truth (post hoc: the network saw the image at
+    its own size; the LRDM transform resizes the rounded image, so ``lrdm_y`` scores it rounded there)."""
+    protocol, resize = parse_protocol_label(label)
+    if resize == LRDM_TRANSFORM:  # PIL's bicubic takes the rounded image
+        return score(lrdm_test_resize(pred), lrdm_test_resize(target), protocol)
+    prediction = unit if protocol == "lrdm_y" else pred
+    options = {"resize": resize, **({"mask": mask} if protocol == "istd" else {})}
+    return score(prediction, target, protocol, **options)
+
+
 def evaluate_run(
     model_path: str | Path,
     index: str | Path,
@@ -60,27 +123,66 @@ def evaluate_run(
     device: str = "auto",
     save_dir: str | Path | None = None,
     limit: int | None = None,
-    resize: int | None = None,
+    resize: int | str | None = None,
 ) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
 
     The start noise of image ``i`` comes from :func:`image_generator`.  ``resize`` is RDDM's policy: the input
     is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
-    output's size for scoring; the ``protocol`` column then reads e.g. ``rgb@256``.  The ``istd`` protocol
+    output's size for scoring; the ``protocol`` column then reads e.g. ``rgb@256``.  ``resize="lrdm"`` is the
+    LRDM test transform: input and ground truth both go through :func:`lrdm_test_resize` (column
+    ``lrdm_y@lrdm256``).  ``lrdm_y`` scores the network's float output unrounded (as the LRDM code does);
+    the other protocols score it rounded to uint8, as a saved PNG.  The ``istd`` protocol
     takes each pair's shadow mask from the index.  Returns one row per image with :data:`RESULT_COLUMNS`,
     plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
+    return evaluate_protocols(
+        model_path, index, steps, (), split, protocol, eta, seed, device, save_dir, limit, resize
+    )[0]
+
+
+def evaluate_protocols(
+    model_path: str | Path,
+    index: str | Path,
+    steps: int,
+    scorings: Sequence[str],
+    split: str = "test",
+    protocol: str = "derain_y",
+    eta: float = 0.0,
+    seed: int = 0,
+    device: str = "auto",
+    save_dir: str | Path | None = None,
+    limit: int | None = None,
+    resize: int | str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`evaluate_run`, and the same restored images scored once more under each of ``scorings``.
+
+    ``scorings`` are protocol labels (``derain_y``, ``derain_y@256``, ``lrdm_y@lrdm256``; see
+    :func:`parse_protocol_label`).  Their transforms apply to the restored image and the ground truth, so the
+    images are restored once, at the size the primary evaluation gives the network; this needs
+    ``resize=None``.  Returns the primary frame and a frame of the same columns with one row per image and
+    scoring (empty without ``scorings``).
+    """
+    check_resize(resize)
+    if resize == LRDM_TRANSFORM and protocol == "istd":
+        raise ValueError("protocol 'istd' needs resize None or N: the LRDM test transform has no mask counterpart")
+    for label in scorings:
+        parse_protocol_label(label)
+    if scorings and resize is not None:
+        raise ValueError(f"further scorings {list(scorings)} need the images restored at their own size (resize None)")
     model_path = Path(model_path)
     dev = pick_device(device)
     config, network, process = load_model(model_path, dev)
     rank = config.rank
     dataset = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    rows = []
+    rows, further = [], []
     for i in range(count):
         item = dataset[i]
-        degraded = to_uint8(item["input"])
-        if resize is not None:
+        degraded, target = to_uint8(item["input"]), to_uint8(item["target"])
+        if resize == LRDM_TRANSFORM:
+            degraded, target = lrdm_test_resize(degraded), lrdm_test_resize(target)
+        elif resize is not None:
             degraded = imresize(degraded, (resize, resize))
         x_in = to_model_space(degraded)[None].to(dev)
         generator = image_generator(seed, i, dev)
@@ -89,37 +191,61 @@ def evaluate_run(
         if dev.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began
-        pred, target = to_uint8(restored[0].cpu()), to_uint8(item["target"])
-        options = {"resize": resize}
+        pred, unit = to_uint8(restored[0].cpu()), to_unit_float(restored[0])
+        mask = item["mask"][0].numpy() > 0 if "mask" in item else None
+        prediction = unit if protocol == "lrdm_y" else pred
+        options = {"resize": None if resize == LRDM_TRANSFORM else resize}
         if protocol == "istd":
-            options["mask"] = item["mask"][0].numpy() > 0
-        restored_score = score(pred, target, protocol, **options)
+            options["mask"] = mask
+        restored_score = score(prediction, target, protocol, **options)
         input_score = score(degraded, target, protocol, **options)
         if save_dir is not None:
             write_png(Path(save_dir) / f"{item['image_id']}.png", pred)
-        rows.append(
-            {
-                "dataset": config.extra.get("dataset", Path(index).parent.name),
-                "run": model_path.parent.name,
-                "process": config.process,
-                "objective": config.objective,
-                "rank_spec": config.rank_spec,
-                "scheduler": rank.kind,
-                "order": rank.order,
-                "rank": rank.rank,
-                "steps": steps,
-                "eta": eta,
-                "seed": config.seed,
-                "image_id": str(item["image_id"]),
-                "psnr": restored_score["psnr"],
-                "ssim": restored_score["ssim"],
-                **{key: value for key, value in restored_score.items() if key not in ("psnr", "ssim")},
-                "input_psnr": input_score["psnr"],
-                "input_ssim": input_score["ssim"],
-                "protocol": protocol if resize is None else f"{protocol}@{resize}",
-                "seconds": seconds,
-            }
-        )
+        keys = {
+            "dataset": config.extra.get("dataset", Path(index).parent.name),
+            "run": model_path.parent.name,
+            "process": config.process,
+            "objective": config.objective,
+            "rank_spec": config.rank_spec,
+            "scheduler": rank.kind,
+            "order": rank.order,
+            "rank": rank.rank,
+            "steps": steps,
+            "eta": eta,
+            "seed": config.seed,
+            "image_id": str(item["image_id"]),
+        }
+        rows.append(_score_row(keys, restored_score, input_score, protocol_label(protocol, resize), seconds))
+        unit_input = degraded.astype(np.float32) / np.float32(255.0)
+        for label in scorings:
+            further.append(
+                _score_row(
+                    keys,
+                    _score_pair(pred, unit, target, label, mask),
+                    _score_pair(degraded, unit_input, target, label, mask),
+                    label,
+                    seconds,
+                )
+            )
+    return _score_frame(rows), _score_frame(further)
+
+
+def _score_row(
+    keys: dict[str, Any], restored: dict[str, float], degraded: dict[str, float], label: str, seconds: float
+) -> dict[str, Any]:
+    return {
+        **keys,
+        "psnr": restored["psnr"],
+        "ssim": restored["ssim"],
+        **{key: value for key, value in restored.items() if key not in ("psnr", "ssim")},
+        "input_psnr": degraded["psnr"],
+        "input_ssim": degraded["ssim"],
+        "protocol": label,
+        "seconds": seconds,
+    }
+
+
+def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     extra = [key for key in (rows[0] if rows else {}) if key not in RESULT_COLUMNS]
     frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
     return frame.astype({"order": "Int64", "rank": "Int64"})

@@ -106,6 +106,27 @@ Protocols
     The metrics are computed in float64 from the float32 aligned images.  ECC failing
     to converge raises ``RuntimeError``.
 
+``"lrdm_y"``
+    The LRDM paper's own Python protocol (``calc_psnr`` / ``calc_ssim`` of the official LRDM trainer),
+    meant for images that went through its test transform (:func:`lrdm_test_resize`):
+
+    * PSNR on the BT.601 luma of the *difference*: ``d = (pred - target) / 255`` (0..255 units, the float
+      prediction **unrounded**), ``y = d · (65.738, 129.057, 25.064) / 256``, a 1-pixel border shaved, then
+      ``-10 log10(mean(y²))``. (Note the 256: the weights are those of ``rgb2ycbcr`` scaled by 256/255.)
+    * SSIM on ``Y' = RGB · (65.738, 129.057, 25.064) / 255 + 16`` (note the 255) of the prediction
+      **rounded** to integers and of the target, 1-pixel border shaved, Wang's SSIM (gaussian 11 × 11,
+      σ 1.5, ``C1 = (0.01·255)²``, ``C2 = (0.03·255)²``, population statistics) averaged over the valid
+      region. Y' is not rounded.
+    * The test set's score is the mean of the per-image values.
+
+Predictions as floats
+---------------------
+``pred`` may be uint8 or float (float32 / float64) in [0, 1], the network's output before it is saved.
+``"lrdm_y"`` scores a float prediction as the official LRDM code does: PSNR unrounded, SSIM rounded
+(``round(pred · 255)``, ties to even as ``torch.round``). Every other protocol first rounds it to uint8
+as saving a PNG does (``floor(pred · 255 + 0.5)``, torchvision's ``save_image``), because RDDM's MATLAB
+scripts scored the saved PNGs. ``target`` is always uint8.
+
 Resizing policy (``resize``)
 ----------------------------
 RDDM resizes its inputs to 256 x 256, so its outputs are 256 x 256, and resizes the
@@ -128,6 +149,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from scipy.ndimage import gaussian_filter
 from skimage.color import rgb2lab, rgb2ycbcr
 from skimage.metrics import structural_similarity
@@ -138,6 +160,7 @@ __all__ = [
     "ISTD_SIZE",
     "PROTOCOLS",
     "imresize",
+    "lrdm_test_resize",
     "masked_psnr",
     "masked_ssim",
     "pp_lab",
@@ -158,6 +181,17 @@ SSIM_RADIUS = (SSIM_WIN - 1) // 2  # = 5 = ceil(3 * 1.5), MATLAB ssim's filter r
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 ISTD_SIZE = 256
+LRDM_Y_WEIGHTS = np.array([65.738, 129.057, 25.064])
+"""BT.601 luma weights of the LRDM code (``rgb2ycbcr``'s, in units of 1/255 of the 0..255 scale)."""
+LRDM_PSNR_DIVISOR = 256.0
+"""``calc_psnr`` divides the weighted difference by 256 (not 255)."""
+LRDM_SSIM_DIVISOR = 255.0
+LRDM_Y_OFFSET = 16.0
+LRDM_SHAVE = 1
+"""Border (pixels) both LRDM metrics shave off."""
+LRDM_TEST_SIZE = 256
+LRDM_PAD_BLOCK = 8
+"""The LRDM test transform pads to a multiple of this."""
 ECC_ITERATIONS = 100
 ECC_EPS = 0.0
 ECC_GAUSS_FILT = 5
@@ -178,6 +212,21 @@ def _check_image(a: object, name: str, layout: str = "(H, W, 3)", ndim: int = 3)
         raise ValueError(f"{name} must have dtype uint8 (values 0..255), got {a.dtype}")
     if a.ndim != ndim or a.shape[-1] != 3:
         raise ValueError(f"{name} must be an RGB image of shape {layout}, got shape {a.shape}")
+
+
+def _as_uint8_prediction(pred: np.ndarray) -> np.ndarray:
+    """A float prediction in [0, 1] rounded as a saved PNG is (``floor(255 x + 0.5)``); uint8 as it is."""
+    if isinstance(pred, np.ndarray) and pred.dtype.kind == "f":
+        return np.floor(_check_float_prediction(pred) * PEAK + 0.5).astype(np.uint8)
+    return pred
+
+
+def _check_float_prediction(pred: np.ndarray) -> np.ndarray:
+    if pred.ndim != 3 or pred.shape[-1] != 3:
+        raise ValueError(f"pred must be an RGB image of shape (H, W, 3), got shape {pred.shape}")
+    if not np.isfinite(pred).all() or pred.min() < 0.0 or pred.max() > 1.0:
+        raise ValueError("a float pred must hold finite values in [0, 1]")
+    return pred.astype(np.float64)
 
 
 def _check_pair(pred: np.ndarray, target: np.ndarray, batched: bool) -> None:
@@ -508,6 +557,57 @@ def pp_lab(
     return {k: tot[k] / cnt[k] if cnt[k] else float("nan") for k in tot}
 
 
+# ------------------------------------------------------------------------ LRDM
+
+
+def _padded_side(n: int, size: int) -> int:
+    """The LRDM test transform's padded length: at least ``size``, rounded up to a multiple of 8."""
+    n = max(n, size)
+    return -(-n // LRDM_PAD_BLOCK) * LRDM_PAD_BLOCK
+
+
+def lrdm_test_resize(image: np.ndarray, size: int = LRDM_TEST_SIZE) -> np.ndarray:
+    """The LRDM test transform: pad bottom and right with black, then resize to ``size × size``.
+
+    The padding brings each side to at least ``size`` and to a multiple of 8; the resize is PIL's
+    bicubic (what the official Augmentor pipeline calls). The network restores the transformed input and
+    its output is scored against the transformed ground truth (protocol ``lrdm_y``).
+
+    Args:
+        image: uint8 RGB ``(H, W, 3)``.
+        size: output side.
+    Returns:
+        uint8 ``(size, size, 3)``.
+    """
+    _check_image(image, "image")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    height, width = image.shape[:2]
+    padded = np.zeros((_padded_side(height, size), _padded_side(width, size), 3), dtype=np.uint8)
+    padded[:height, :width] = image
+    return np.asarray(Image.fromarray(padded).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def _lrdm_luma(rgb: np.ndarray, divisor: float) -> np.ndarray:
+    return rgb.astype(np.float64) @ LRDM_Y_WEIGHTS / divisor
+
+
+def _shave(a: np.ndarray) -> np.ndarray:
+    return a[LRDM_SHAVE:-LRDM_SHAVE, LRDM_SHAVE:-LRDM_SHAVE]
+
+
+def _score_lrdm_y(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """``lrdm_y`` on ``pred`` as float64 in 0..255 (unrounded) and ``target`` uint8, both (H, W, 3)."""
+    diff = _shave(_lrdm_luma((pred - target.astype(np.float64)) / PEAK, LRDM_PSNR_DIVISOR))
+    mse = float(np.mean(diff * diff))
+    with np.errstate(divide="ignore"):
+        psnr_value = float(-10.0 * np.log10(mse))
+    rounded = np.rint(np.clip(pred, 0.0, PEAK))
+    y_pred = _shave(_lrdm_luma(rounded, LRDM_SSIM_DIVISOR) + LRDM_Y_OFFSET)
+    y_target = _shave(_lrdm_luma(target, LRDM_SSIM_DIVISOR) + LRDM_Y_OFFSET)
+    return {"psnr": psnr_value, "ssim": _ssim(y_pred, y_target, None)}
+
+
 # ------------------------------------------------------------------------ scoring
 
 
@@ -530,7 +630,13 @@ def _score_stacked(preds: np.ndarray, targets: np.ndarray, protocol: str) -> lis
 def _prepare(
     pred: np.ndarray, target: np.ndarray, protocol: str, mask: np.ndarray | None, size: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one pair (and its mask); apply the ``resize`` policy (not for istd)."""
+    """Validate one pair (and its mask); apply the ``resize`` policy (not for istd).
+
+    A float ``pred`` comes back as float64 in 0..255 for ``lrdm_y`` and rounded to uint8 otherwise.
+    """
+    if protocol == "lrdm_y":
+        return _prepare_lrdm_y(pred, target, mask, size)
+    pred = _as_uint8_prediction(pred)
     if protocol == "istd":
         _check_image(pred, "pred")
         _check_image(target, "target")
@@ -545,6 +651,25 @@ def _prepare(
     return pred, target
 
 
+def _prepare_lrdm_y(
+    pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None, size: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    _check_mask(mask, target, "lrdm_y")
+    _check_image(target, "target")
+    if isinstance(pred, np.ndarray) and pred.dtype.kind == "f":
+        pred = _check_float_prediction(pred) * PEAK
+    else:
+        _check_image(pred, "pred")
+        pred = pred.astype(np.float64)
+    if size is not None:
+        pred, target = imresize(pred, size), imresize(target, size)
+    if pred.shape != target.shape:
+        raise ValueError(f"shape mismatch: pred has shape {pred.shape}, target has shape {target.shape}")
+    if min(target.shape[:2]) < SSIM_WIN + 2 * LRDM_SHAVE:
+        raise ValueError(f"images must be at least {SSIM_WIN + 2 * LRDM_SHAVE} pixels for lrdm_y, got {target.shape}")
+    return pred, target
+
+
 def _score_one(
     pred: np.ndarray, target: np.ndarray, protocol: str, mask: np.ndarray | None, size: tuple[int, int] | None
 ) -> dict[str, float]:
@@ -552,6 +677,8 @@ def _score_one(
         return _score_istd(pred, target, mask, size or (ISTD_SIZE, ISTD_SIZE))
     if protocol == "realblur":
         return _score_realblur(pred, target)
+    if protocol == "lrdm_y":
+        return _score_lrdm_y(pred, target)
     return _score_stacked(pred[None], target[None], protocol)[0]
 
 
@@ -566,7 +693,8 @@ def score(
     """Metrics of one restored image against its ground truth.
 
     Args:
-        pred: uint8 RGB image (H, W, 3), values 0..255; H, W >= 11.
+        pred: uint8 RGB image (H, W, 3), values 0..255, or float in [0, 1] (see "Predictions as
+            floats": ``lrdm_y`` scores it unrounded, the other protocols round it first); H, W >= 11.
         target: uint8 RGB image of the same shape (any shape when resizing).
         protocol: one of ``PROTOCOLS`` (see the module docstring).
         mask: ``"istd"`` only (required there): bool (H, W) shadow mask of ``target``,
@@ -612,9 +740,10 @@ def score_batch(
     """
     _check_protocol(protocol)
     size = _check_resize(resize)
-    if isinstance(preds, np.ndarray) and isinstance(targets, np.ndarray):
+    stackable = protocol in ("derain_y", "rgb", "rgb_channelwise") and size is None and masks is None
+    if isinstance(preds, np.ndarray) and isinstance(targets, np.ndarray) and preds.dtype == np.uint8:
         _check_pair(preds, targets, batched=True)
-        if protocol in ("derain_y", "rgb", "rgb_channelwise") and size is None and masks is None:
+        if stackable:
             return _score_stacked(preds, targets, protocol)
     preds, targets = list(preds), list(targets)
     if len(preds) != len(targets):
@@ -623,7 +752,7 @@ def score_batch(
     if len(mask_list) != len(preds):
         raise ValueError(f"got {len(preds)} preds but {len(mask_list)} masks")
     pairs = [_prepare(p, t, protocol, m, size) for p, t, m in zip(preds, targets, mask_list)]
-    if protocol in ("istd", "realblur"):
+    if protocol in ("istd", "realblur", "lrdm_y"):
         return [_score_one(p, t, protocol, m, size) for (p, t), m in zip(pairs, mask_list)]
     if pairs and len({p.shape for p, _ in pairs}) == 1:
         return _score_stacked(np.stack([p for p, _ in pairs]), np.stack([t for _, t in pairs]), protocol)

@@ -74,6 +74,7 @@ REPORTED_COLUMNS = (
     "fid",
     "inception_score",
     "note",
+    "protocol",
     "source",
 )
 
@@ -180,9 +181,27 @@ _FIG8_PROSE = (  # (dataset, scheduler, sampling steps, PSNR)
 )
 
 
+LRDM_PROTOCOL = "lrdm_y@lrdm256"
+"""How the LRDM paper measured every number it reports: its trainer's test, on images padded and resized to
+256 (:func:`lrdm.evaluation.metrics.lrdm_test_resize`), scored with ``lrdm_y``."""
+RDDM_PROTOCOLS = {"raindrop": "derain_y@256", "istd": "istd@256", "lol": "rgb@256", "celeba": None}
+"""How RDDM measured each dataset of its Tab. 1: MATLAB scripts on images resized to 256 × 256 (its issue #7),
+Y-channel PSNR/SSIM for deraining, the ISTD script for shadows; CelebA is scored by FID/IS (no protocol here)."""
+
+
+def protocol_of(paper: str, dataset: str) -> str | None:
+    """The protocol (as in the scores' ``protocol`` column) that produced ``paper``'s number on ``dataset``."""
+    if paper == "LRDM":
+        return LRDM_PROTOCOL
+    if paper == "RDDM":
+        return RDDM_PROTOCOLS[dataset]
+    raise ValueError(f"unknown paper {paper!r}; known: LRDM, RDDM")
+
+
 def _record(paper: str, table: str, dataset: str, method: str, **fields: Any) -> dict[str, Any]:
     row: dict[str, Any] = {column: None for column in REPORTED_COLUMNS}
     row.update(paper=paper, table=table, dataset=dataset, method=method, source=REPORTED_SOURCE)
+    row["protocol"] = protocol_of(paper, dataset)
     row.update(fields)
     return row
 

@@ -729,10 +729,12 @@ def main_table(
     reported_tables: Sequence[str] = MAIN_REPORTED_TABLES,
     process: str | None = DEFAULT_PROCESS,
     objective: str | None = DEFAULT_OBJECTIVE,
+    labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """LRDM Tab. 1/2 layout: the paper's reported rows (in the paper's order) followed by our rows (one
-    per process, objective and rank_spec evaluated), with ``method`` and ``source`` columns and
-    PSNR/SSIM per dataset.
+    per process, objective and rank_spec evaluated), with ``method``, ``protocol`` and ``source`` columns and
+    PSNR/SSIM per dataset.  ``labels`` names chosen rank specs' rows (e.g. ``fixed-r100``: the released LRDM
+    configuration); the others get :func:`method_label`.
 
     ``datasets`` (None: every dataset in ``scores``) selects the columns; a dataset the paper does not
     report just has our rows, a requested dataset we did not evaluate only reported ones.  A method
@@ -752,12 +754,18 @@ def main_table(
         objective,
     )
     optional = _varying(frame, ("eta",))
-    ours, _ = _wide(frame, ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional])
+    row_keys = ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional]
+    ours, _ = _wide(frame, row_keys)
+    labels = labels or {}
     ours["method"] = [
-        method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if optional else None)
+        labels.get(r["rank_spec"]) or method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if optional else None)
         for r in ours.to_dict("records")
     ]
-    reported_parts = [_reported_wide(name, wanted, lambda r: {"method": r["method"]}) for name in reported_tables]
+    ours["protocol"] = _protocols_of_rows(frame, ours, row_keys)
+    reported_parts = [
+        _reported_wide(name, wanted, lambda r: {"method": r["method"], "protocol": r["protocol"]})
+        for name in reported_tables
+    ]
     reported_parts = [part for part in reported_parts if not part.empty]
     paper_order: dict[str, int] = {}
     for name in reported_tables:
@@ -765,11 +773,13 @@ def main_table(
             paper_order.setdefault(method, len(paper_order))
     parts = [ours]
     if reported_parts:
-        parts.append(pd.concat(reported_parts, ignore_index=True).groupby("method", sort=False).first().reset_index())
+        reported = pd.concat(reported_parts, ignore_index=True)
+        parts.append(reported.groupby(["method", "protocol"], sort=False, dropna=False).first().reset_index())
     used = _steps_used(frame)
     caption = (
         "Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
-        f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here. "
+        f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here; "
+        "the protocol column says how each row was scored (README, 'How each paper measured'). "
         + _steps_text(used)
         + " "
         + _AVERAGING_TEXT
@@ -788,7 +798,77 @@ def main_table(
             *_optional_sort_key(row, optional),
         )
 
-    return _finish(parts, ["method"], _metric_columns(wanted, METRIC_LABELS), sort_key, caption, used)
+    return _finish(parts, ["method", "protocol"], _metric_columns(wanted, METRIC_LABELS), sort_key, caption, used)
+
+
+def _protocols_of_rows(frame: pd.DataFrame, wide: pd.DataFrame, row_keys: Sequence[str]) -> list[str | None]:
+    """The distinct ``protocol`` values behind each row of ``wide`` (``", "``-joined; None without them)."""
+    if "protocol" not in frame.columns:
+        return [None] * len(wide)
+    by_row: dict[tuple[Hashable, ...], set[str]] = {}
+    for record in frame[[*row_keys, "protocol"]].to_dict("records"):
+        by_row.setdefault(tuple(clean_value(record[k]) for k in row_keys), set()).add(str(record["protocol"]))
+    return [
+        ", ".join(sorted(by_row.get(tuple(clean_value(r[k]) for k in row_keys), ()))) or None
+        for r in wide.to_dict("records")
+    ]
+
+
+def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFrame:
+    """How each paper's protocol scores the same restored images: one row per dataset and run (and the
+    degraded input), mean PSNR/SSIM under each protocol label in ``scores["protocol"]`` (e.g. ``derain_y``,
+    ``derain_y@256``, ``lrdm_y@lrdm256``), and each label's difference from the first one (the images' own
+    size).  Raises ValueError when ``scores`` has no ``protocol`` column or no rows."""
+    _require(scores, [*SCORE_KEY_COLUMNS, "protocol"], "protocols_table")
+    frame = _prepare(scores, None, "scores", "protocols_table", steps, process=None, objective=None)
+    labels = list(dict.fromkeys(frame["protocol"].astype(str)))
+    row_keys = ["dataset", "process", "objective", "rank_spec", "scheduler", "rank", "order"]
+    summary = summarize(frame, [*row_keys, "protocol"])
+    rows: dict[tuple[Hashable, ...], dict[str, Any]] = {}
+    for record in summary.to_dict("records"):
+        dataset = str(record["dataset"])
+        ours = {"dataset": dataset, "method": method_label(record["process"], record["rank_spec"], record["objective"])}
+        degraded = {"dataset": dataset, "method": INPUT_ROW}
+        for row, prefix in ((ours, ""), (degraded, "input_")):
+            row = rows.setdefault(tuple(row.values()), {**row, "n_seeds": int(record["n_seeds"])})
+            row["n_seeds"] = min(row["n_seeds"], int(record["n_seeds"]))
+            for metric in ("psnr", "ssim"):
+                row[_protocol_metric(record["protocol"], metric)] = record[f"{prefix}{metric}_mean"]
+                if not prefix:
+                    row[_protocol_metric(record["protocol"], metric) + STD_SUFFIX] = record[f"{metric}_std"]
+    table = pd.DataFrame(list(rows.values()))
+    metric_columns = _metric_columns(labels, METRIC_LABELS, _protocol_metric)
+    differences = []
+    for label in labels[1:]:
+        for metric in METRIC_LABELS:
+            column = f"Δ {METRIC_LABELS[metric]} ({label} − {labels[0]})"
+            table[column] = table[_protocol_metric(label, metric)] - table[_protocol_metric(labels[0], metric)]
+            differences.append(column)
+    order = dataset_order(table["dataset"].unique())
+    table["source"] = THIS_RUN
+    table = table.sort_values(
+        by=["dataset", "method"],
+        key=lambda c: c.map(order.index) if c.name == "dataset" else c.map(lambda m: (m != INPUT_ROW, m)),
+    ).reset_index(drop=True)
+    table = table.reindex(columns=["dataset", "method", "source", *metric_columns, *differences, "n_seeds"])
+    table["dataset"] = table["dataset"].map(dataset_label)
+    table["n_seeds"] = table["n_seeds"].astype("Int64")
+    used = _steps_used(frame)
+    table.attrs["caption"] = (
+        "The main-table runs' restored test images scored under each protocol: "
+        + ", ".join(labels)
+        + f" ('@N': RDDM's policy, resized to N × N; '@lrdm256': the LRDM test transform, padded to 256 and a "
+        "multiple of 8, then resized). The differences are against the images' own size. "
+        + _steps_text(used)
+        + " "
+        + _AVERAGING_TEXT
+    )
+    table.attrs["steps"] = used
+    return table
+
+
+def _protocol_metric(label: Any, metric: str) -> str:
+    return f"{label} {METRIC_LABELS[metric]}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -802,7 +882,8 @@ TABLE_BUILDERS: dict[str, Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFra
     "orders": lambda scores, spec: orders_table(scores),
     "steps": lambda scores, spec: steps_table(scores),
     "feasibility": lambda scores, spec: feasibility_table(scores),
-    "main_table": lambda scores, spec: main_table(scores, spec.get("datasets")),
+    "main_table": lambda scores, spec: main_table(scores, spec.get("datasets"), labels=spec.get("labels")),
+    "protocols": lambda scores, spec: protocols_table(scores),
     "sampling_methods": lambda scores, spec: sampling_methods_table(
         scores, rank_specs=[spec["spec"]] if spec.get("spec") else None
     ),

@@ -1,4 +1,5 @@
-# Sampling + scoring per (run, steps): one Parquet row per test image.
+# Sampling + scoring per (run, steps): one Parquet row per test image, and the same restored images under
+# the further protocols of the `protocols` target (an empty file when it asks for none).
 
 
 rule evaluate:
@@ -7,10 +8,12 @@ rule evaluate:
         index=dataset_index,
     output:
         scores=f"{RESULTS}/scores/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.parquet",
+        protocols=f"{RESULTS}/scores/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.protocols.parquet",
     params:
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
         eta=config["sampling"].get("eta", 0.0),
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
+        scorings=lambda wildcards: W.protocol_scorings(config, wildcards.dataset),
     threads: config.get("train_threads", 1)
     conda:
         "../envs/lrdm.yaml"

@@ -8,6 +8,7 @@ REPORT_CATEGORY = {
     "steps": "Fig. 8: sampling steps",
     "feasibility": "Tab. 5: low rank in RDDM and ResShift",
     "main_table": "Tab. 1 and 2: main comparison",
+    "protocols": "How each paper measured: the main-table runs under each protocol",
     "sampling_methods": "RDDM Tab. 1: sampling methods",
 }
 
