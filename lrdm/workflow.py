@@ -29,16 +29,9 @@ TARGETS = (
 """One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2 (and how each
 paper's protocol scores their runs), RDDM Tab. 1."""
 
-SCORE_TARGETS = (
-    "rank_sweep",
-    "schedulers",
-    "orders",
-    "steps",
-    "feasibility",
-    "main_table",
-    "protocols",
-    "sampling_methods",
-)
+FIGURE_ONLY_TARGETS = ("spectrum", "rank_schedules")
+SCORE_TARGETS = tuple(target for target in TARGETS if target not in FIGURE_ONLY_TARGETS)
+"""The targets built from per-image scores."""
 LRDM_SCORING = "lrdm_y@lrdm256"
 """How the LRDM paper scores (its test transform, then ``lrdm_y``); see ``lrdm.evaluation.evaluate``."""
 RDDM_RESIZE = 256
