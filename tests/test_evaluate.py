@@ -150,22 +150,28 @@ def test_istd_protocol_uses_masks_and_resize_policy(trained, tmp_path):
     assert (resized["protocol"] == "rgb@48").all() and resized["psnr"].notna().all()
 
 
-def test_lrdm_transform_restores_the_transformed_input_and_scores_unrounded(trained, rain_index, tmp_path):
+def test_lrdm_transform_restores_the_transformed_input_and_scores_unrounded(trained, rain_index, tmp_path, monkeypatch):
+    import functools
+
     import numpy as np
+    from PIL import Image
 
     import lrdm
+    import lrdm.evaluation.evaluate as evaluate_module
     from lrdm.data.paired import PairedImageDataset
     from lrdm.evaluation.metrics import to_uint8
 
+    # the transform at 32 instead of 256 keeps the tiny UNet's full attention cheap; the plumbing is the same
+    transform = functools.partial(lrdm.lrdm_test_resize, size=32)
+    monkeypatch.setattr(evaluate_module, "lrdm_test_resize", transform)
     frame = evaluate_run(trained, rain_index, steps=1, protocol="lrdm_y", resize="lrdm", limit=2, save_dir=tmp_path)
     assert (frame["protocol"] == "lrdm_y@lrdm256").all()
-    saved = np.asarray(__import__("PIL.Image").Image.open(next(tmp_path.glob("*.png"))))
-    assert saved.shape == (256, 256, 3)  # the network restored the 256 x 256 transformed input
     item = PairedImageDataset(rain_index, split="test")[0]
-    degraded, target = lrdm.lrdm_test_resize(to_uint8(item["input"])), lrdm.lrdm_test_resize(to_uint8(item["target"]))
+    png = np.asarray(Image.open(tmp_path / f"{item['image_id']}.png"))
+    assert png.shape == (32, 32, 3)  # the network restored the transformed input
+    degraded, target = transform(to_uint8(item["input"])), transform(to_uint8(item["target"]))
     assert frame.loc[0, "input_psnr"] == lrdm.score(degraded, target, "lrdm_y")["psnr"]
     # scored unrounded: the PNG (rounded) scores differently in PSNR, equally in SSIM
-    png = np.asarray(__import__("PIL.Image").Image.open(tmp_path / f"{item['image_id']}.png"))
     rounded = lrdm.score(png, target, "lrdm_y")
     assert frame.loc[0, "psnr"] != rounded["psnr"] and frame.loc[0, "ssim"] == pytest.approx(rounded["ssim"], abs=1e-12)
     with pytest.raises(ValueError, match="resize must be None, a positive integer or 'lrdm'"):
