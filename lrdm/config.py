@@ -11,6 +11,7 @@ import yaml
 
 from lrdm.files import write_text
 from lrdm.vocab import (
+    BACKBONES,
     BASES,
     DEVICES,
     LOSSES,
@@ -46,6 +47,7 @@ class TrainConfig:
     basis: str = "svd"
     projection_solver: str = "svd"  # per-image Q_k: svd (reference) or gram (float64 eigendecomposition)
     network: str = "two_net"
+    backbone: str = "ddpm_unet"  # ddpm_unet | rddm_unetres (the official RDDM UnetRes)
     dim: int = 64
     dim_mults: tuple[int, ...] = (1, 2, 4, 8)
     steps: int = 120_000
@@ -71,6 +73,7 @@ class TrainConfig:
         _choice("basis", self.basis, BASES)
         _choice("projection_solver", self.projection_solver, SOLVERS)
         _choice("network", self.network, NETWORKS)
+        _choice("backbone", self.backbone, BACKBONES)
         _choice("alpha_shape", self.alpha_shape, SHAPES)
         _choice("beta2_shape", self.beta2_shape, SHAPES)
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)

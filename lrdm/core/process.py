@@ -13,11 +13,9 @@ import torch
 from lrdm.config import TrainConfig
 from lrdm.core import diffusion, resshift, sampling
 from lrdm.core.lowrank import PCABasis, Projector
-from lrdm.core.nets import ConditionalUNets
+from lrdm.core.nets import TermNetwork, build_term_network
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
-
-TermNetwork = ConditionalUNets  # callable (x_t, t, x_in) -> {term: (B, 3, H, W)}
 
 
 class Process(Protocol):
@@ -118,5 +116,6 @@ def build_process(config: TrainConfig, basis: PCABasis | None = None) -> Process
     return ResShiftProcess(config, basis)
 
 
-def build_network(config: TrainConfig, process: Process) -> ConditionalUNets:
-    return ConditionalUNets(process.terms, network=config.network, dim=config.dim, dim_mults=config.dim_mults)
+def build_network(config: TrainConfig, process: Process) -> TermNetwork:
+    """The run's network (config keys ``backbone``, ``network``, ``dim``, ``dim_mults``) for the process's terms."""
+    return build_term_network(config.backbone, process.terms, config.network, config.dim, config.dim_mults)

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from lrdm.config import TrainConfig, load_config, save_config
 from lrdm.core.lowrank import PCABasis, fit_pca_basis
-from lrdm.core.nets import ConditionalUNets, compile_unets
+from lrdm.core.nets import TermNetwork, compile_unets
 from lrdm.core.process import build_network, build_process
 from lrdm.data.paired import PairedImageDataset, sample_batch
 from lrdm.errors import TrainingDiverged
@@ -303,7 +303,7 @@ def _save_checkpoint(
         old.unlink()
 
 
-def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, ConditionalUNets, Any]:
+def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, TermNetwork, Any]:
     """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``."""
     model_path = Path(model_path)
     state = load_checkpoint(model_path)
