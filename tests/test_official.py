@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -181,3 +182,13 @@ def test_shared_encoder_checkpoint_round_trip(tmp_path):
         res, noise = source(torch.cat([x_t, x_in], dim=1), t)
         out = network(x_t, t, x_in)
     assert torch.equal(out["res"], res) and torch.equal(out["noise"], noise)
+
+
+def test_imported_run_evaluates_like_a_trained_run(rain_index, tmp_path):
+    out = tmp_path / "scores.parquet"
+    run = tmp_path / "run"
+    assert import_case("res_noise_2net", run) == 0
+    args = ["evaluate", "--model", str(run / "model.pt"), "--index", str(rain_index), "--steps", "2", "--out", str(out)]
+    assert main([*args, "--device", "cpu"]) == 0
+    scores = pd.read_parquet(out)
+    assert len(scores) > 0 and scores["psnr"].notna().all()
