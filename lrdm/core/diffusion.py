@@ -112,6 +112,15 @@ def x0_from_noise(
     return numerator / gather(one_minus_alpha_bar(schedule), t, x_t)
 
 
+def checked_output(objective: str, output: ModelOutput) -> ModelOutput:
+    """``output`` = ``(residual or None, noise or None)``, checked against what ``objective`` predicts."""
+    predicts_res, predicts_noise = predicted_terms(objective)
+    residual, noise = output
+    if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
+        raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
+    return residual, noise
+
+
 def complete_prediction(
     objective: str,
     output: ModelOutput,
@@ -121,10 +130,7 @@ def complete_prediction(
     schedule: ResidualSchedule,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fills in the term an objective does not predict (RDDM Eq. 16) -> ``(residual, noise)``."""
-    predicts_res, predicts_noise = predicted_terms(objective)
-    residual, noise = output
-    if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
-        raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
+    residual, noise = checked_output(objective, output)
     if residual is None:
         residual = residual_from_noise(x_t, x_in, noise, t, schedule)
     if noise is None:
@@ -154,10 +160,7 @@ def official_predictions(
         output: the network's ``(residual or None, noise or None)``, each ``(B, C, H, W)``.
         x_t, x_in: ``(B, C, H, W)`` current state and degraded input in [-1, 1]; ``t``: ``(B,)`` timesteps.
     """
-    predicts_res, predicts_noise = predicted_terms(objective)
-    residual, noise = output
-    if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
-        raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
+    residual, noise = checked_output(objective, output)
 
     def maybe_clip(value: torch.Tensor) -> torch.Tensor:
         return value.clamp(*CLIP_RANGE) if clip else value
