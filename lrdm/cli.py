@@ -3,6 +3,7 @@
 lrdm make-data --task rain --out resources/synthetic/rain
 lrdm train --config run.yaml --run-dir results/runs/NAME [--set key=value ...]
 lrdm evaluate --model results/runs/NAME/model.pt --index INDEX --steps 5 --out scores.parquet
+lrdm import-checkpoint OFFICIAL.pt --out results/runs/NAME [--set objective=pred_res ...]
 lrdm bench --preset cpu --out results/bench/cpu.parquet
 lrdm quality --steps 300 --out results/bench/quality.parquet
 lrdm demo --out results/demo          # tiny end-to-end CPU run: data, training, evaluation
@@ -69,6 +70,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
     print(frame[["psnr", "ssim", "input_psnr", "input_ssim"]].mean().to_string())
+
+
+def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
+    from lrdm.training.official import import_checkpoint
+
+    print(import_checkpoint(args.checkpoint, args.out, _parse_overrides(args.set)))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -180,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", type=int, help="RDDM policy: resize inputs to this size, the ground truth to the output")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "import-checkpoint", help="turn an official RDDM checkpoint (its EMA weights) into a run directory"
+    )
+    p.add_argument("checkpoint", help="official Trainer checkpoint (model-N.pt)")
+    p.add_argument("--out", required=True, help="run directory to write (model.pt, config.yaml)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config keys the checkpoint does not fix"
+    )
+    p.set_defaults(func=_cmd_import_checkpoint)
 
     p = sub.add_parser("datasets", help="list the registry of real datasets, or prepare one")
     p.add_argument("--json", action="store_true", help="print the registry as JSON")

@@ -11,6 +11,7 @@ import yaml
 
 from lrdm.files import write_text
 from lrdm.vocab import (
+    BACKBONES,
     BASES,
     DEVICES,
     LOSSES,
@@ -30,7 +31,8 @@ class TrainConfig:
     data, size and step counts, which the workflow sets per config."""
 
     index: str = ""  # Parquet index of paired images (see lrdm.data)
-    crop: int = 256
+    crop: int = 256  # side of the random training crops (unused when resize is set)
+    resize: int | None = None  # official view: whole images padded and resized to resize x resize, no crops
     flip: bool = True
     process: str = "rddm"
     T: int = 1000
@@ -46,10 +48,12 @@ class TrainConfig:
     basis: str = "svd"
     projection_solver: str = "svd"  # per-image Q_k: svd (reference) or gram (float64 eigendecomposition)
     network: str = "two_net"
+    backbone: str = "ddpm_unet"  # ddpm_unet | rddm_unetres (the official RDDM UnetRes)
     dim: int = 64
     dim_mults: tuple[int, ...] = (1, 2, 4, 8)
     steps: int = 120_000
     batch_size: int = 1
+    grad_accum: int = 1  # micro-batches of batch_size per optimizer step (official deraining recipe: 2)
     lr: float = 8e-5
     adam_betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
@@ -71,6 +75,7 @@ class TrainConfig:
         _choice("basis", self.basis, BASES)
         _choice("projection_solver", self.projection_solver, SOLVERS)
         _choice("network", self.network, NETWORKS)
+        _choice("backbone", self.backbone, BACKBONES)
         _choice("alpha_shape", self.alpha_shape, SHAPES)
         _choice("beta2_shape", self.beta2_shape, SHAPES)
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
@@ -81,6 +86,7 @@ class TrainConfig:
             "dim",
             "steps",
             "batch_size",
+            "grad_accum",
             "ema_update_every",
             "checkpoint_every",
             "keep_checkpoints",
@@ -94,15 +100,19 @@ class TrainConfig:
             raise ValueError(f"config key 'ema_decay' must lie in [0, 1), got {self.ema_decay!r}")
         if self.max_rank is not None:
             _positive_int("max_rank", self.max_rank)
+        if self.resize is not None:
+            _positive_int("resize", self.resize)
         try:
             spec = self.rank
         except ValueError as err:
             raise ValueError(f"config key 'rank_spec': {err}") from None
         factor = 2 ** (len(self.dim_mults) - 1)
-        if self.crop % factor:
-            raise ValueError(
-                f"config key 'crop' ({self.crop}) must be divisible by {factor} for dim_mults {self.dim_mults}"
-            )
+        for key in ("crop", "resize"):
+            if getattr(self, key) is not None and getattr(self, key) % factor:
+                raise ValueError(
+                    f"config key {key!r} ({getattr(self, key)}) must be divisible by {factor} for dim_mults "
+                    f"{self.dim_mults}"
+                )
         if self.basis == "dataset_pca" and spec.is_full:
             raise ValueError("config key 'basis': dataset_pca needs a low-rank rank_spec, got 'full'")
 

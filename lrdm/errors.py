@@ -48,3 +48,8 @@ class ManualDownloadRequired(DownloadError):
 
 class TrainingDiverged(LrdmError, FloatingPointError):
     """The training loss became non-finite; the message names the last good checkpoint."""
+
+
+class CheckpointError(DataError):
+    """A checkpoint file cannot be used: unreadable or truncated, of a foreign kind, missing keys, or with a
+    tensor of the wrong shape; the message names the file."""

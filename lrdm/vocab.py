@@ -27,6 +27,9 @@ OBJECTIVE_LABELS: dict[str, str] = {"pred_res": "SM-Res", "pred_noise": "SM-N", 
 """RDDM's names of the objectives (RDDM Tab. 1)."""
 LOSSES: tuple[str, ...] = ("l1", "l2")
 NETWORKS: tuple[str, ...] = ("two_net", "one_net")
+BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres")
+"""Network architectures: denoising-diffusion-pytorch 2.x ``Unet`` (the default), or the official RDDM
+``UnetRes`` (the paper's network; official checkpoints load into it)."""
 SHAPES: tuple[str, ...] = ("decreasing", "increasing", "mean", "power", "power_decreasing")
 """Coefficient-schedule shapes (RDDM Eq. 18)."""
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16")

@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from lrdm.core.diffusion import as_model_fn, project_residual
+from lrdm.core.diffusion import as_model_fn, noise_from_residual, official_predictions, project_residual
 from lrdm.core.sampling import sample, step_pairs
 from lrdm.core.schedules import ddim_alphas_cumprod, residual_schedule, schedule_from_ddim
 from lrdm.vocab import FULL_RANK, RankSpec
@@ -119,7 +120,12 @@ def test_rddm_from_ddim_equals_ddim_sampling(steps):
     shape = (2, 3, 6, 6)
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     rddm = sample(
-        as_model_fn(NoiseNet(), "pred_noise", s), torch.zeros(shape, dtype=torch.float64), s, steps, clip=False, x_T=x_T
+        as_model_fn(NoiseNet(), "pred_noise", s, clip=False),
+        torch.zeros(shape, dtype=torch.float64),
+        s,
+        steps,
+        clip=False,
+        x_T=x_T,
     )
 
     x = x_T  # independent DDIM (η = 0) on the same step list
@@ -137,3 +143,41 @@ def test_sampler_rejects_mismatched_start():
     x_in = torch.zeros(1, 3, 4, 4)
     with pytest.raises(ValueError, match="x_T shape"):
         sample(lambda *a: (a[0], a[0]), x_in, s, 2, x_T=torch.zeros(1, 3, 5, 5))
+
+
+def official_float32_times(T, steps):
+    """Independent re-implementation of the official step list: torch's CPU float32 linspace (each point is
+    ``start + i·step`` in the first half and ``end - (n-1-i)·step`` in the second, in float32), truncated."""
+    n = steps + 1
+    start, end = np.float32(-1), np.float32(T - 1)
+    step = np.float32((end - start) / np.float32(n - 1))
+    points = [start + np.float32(i) * step if i < n // 2 else end - np.float32(n - 1 - i) * step for i in range(n)]
+    return [int(p) for p in np.asarray(points, dtype=np.float32)][::-1]
+
+
+def test_step_pairs_equal_official_float32_construction_for_every_steps():
+    float64_differs = 0
+    for steps in range(1, T + 1):
+        times = official_float32_times(T, steps)
+        assert step_pairs(T, steps) == list(zip(times[:-1], times[1:])), steps
+        float64 = torch.linspace(-1, T - 1, steps + 1, dtype=torch.float64).long().tolist()[::-1]
+        float64_differs += times != float64
+    assert float64_differs == 156  # the issue's count: S = 26 and 155 other values
+    float64_26 = torch.linspace(-1, T - 1, 27, dtype=torch.float64).long().tolist()[::-1]
+    assert step_pairs(T, 26) != list(zip(float64_26[:-1], float64_26[1:]))
+
+
+def test_sm_res_and_sm_n_follow_official_clipping_order():
+    s = residual_schedule(T=T, beta2_sum=0.01)
+    x_in = torch.full((1, 3, 2, 2), 0.9)
+    x_t = x_in + 0.1 * torch.ones_like(x_in)
+    t = torch.tensor([500])
+    big = torch.full_like(x_in, 3.0)
+    res, eps, x0 = official_predictions("pred_res", (big, None), x_t, x_in, t, s)
+    assert float(res.max()) == 1.0  # residual clipped first ...
+    torch.testing.assert_close(eps, noise_from_residual(x_t, x_in, res, t, s))  # ... noise from the clipped one
+    torch.testing.assert_close(x0, (x_in - res).clamp(-1, 1))
+    res, eps, x0 = official_predictions("pred_noise", (None, -big * 10), x_t, x_in, t, s)
+    assert float(x0.max()) == 1.0  # Î_0 clipped first ...
+    torch.testing.assert_close(res, (x_in - x0).clamp(-1, 1))  # ... residual from the clipped Î_0
+    torch.testing.assert_close(eps, -big * 10)

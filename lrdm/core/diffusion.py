@@ -13,6 +13,10 @@ RDDM Eq. 16, ``I_t = I_in + (ᾱ_t - 1) I_res + β̄_t ε``, assumes the full re
 low-rank forward process it holds only approximately (the error is ``(1 - ᾱ_t)`` times the part of
 ``I_res`` outside the rank-``k(t)`` subspace); the reference implementation uses it all the same, and so
 do SM-Res and SM-N here.  The default SM-Res-N needs no conversion.
+
+Sampling predictions (:func:`official_predictions`) follow the official code's ``model_predictions``,
+clipping order included: with clipping on, the *derived* term follows the clipped one (SM-Res clips the
+residual and derives ``ε`` from it; SM-N clips ``Î_0`` and takes ``res = clip(I_in - Î_0)``).
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, spec_ranks
 from lrdm.core.schedules import ResidualSchedule, gather
 from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec
 
-SM_N_MIN_DENOMINATOR = 1e-12
-"""Eq. 16 solved for the residual divides by ``1 - ᾱ_t``, which is 0 at ``t = T-1`` (where ``I_T`` carries no
-information about ``I_res``).  SM-N bounds ``1 - ᾱ_t`` below by this value, which only ever acts at that
-singular step; the sampler's clipping of the residual then keeps the first step finite (the reference code
-reaches the same regime through float32 rounding).  Every other ``1 - ᾱ_t`` is exact (computed in float64)."""
+SM_N_LAST_DENOMINATOR = 1e-6
+"""Eq. 16 solved for the residual (or for ``Î_0``) divides by ``1 - ᾱ_t``, which is 0 at ``t = T-1`` (where
+``I_T`` carries no information about ``I_res``).  The official code overwrites ``1 - ᾱ_{T-1}`` with 1e-6;
+here the last entry is bounded below by the same value, which equals the official value for every schedule
+with ``ᾱ_{T-1} = 1`` (all RDDM schedules) and leaves schedules with ``ᾱ_{T-1} < 1`` (e.g. RDDM Eq. 17's DDIM
+equivalent) exact.  Every other ``1 - ᾱ_t`` is exact (computed in float64)."""
+CLIP_RANGE = (-1.0, 1.0)
+"""Model-space image range; the official ``clip_denoised`` clamps the residual and ``Î_0`` to it."""
 
 ModelOutput = tuple[torch.Tensor | None, torch.Tensor | None]
-ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Predictions = tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Predictions]
 
 
 class ResidualNetwork(Protocol):
@@ -79,13 +87,38 @@ def noise_from_residual(
     return (x_t - x_in - (alpha_bar - 1) * residual) / gather(schedule.beta_bar, t, x_t)
 
 
+def one_minus_alpha_bar(schedule: ResidualSchedule) -> torch.Tensor:
+    """``1 - ᾱ_t`` ``(T,)`` float64, the last entry bounded below by :data:`SM_N_LAST_DENOMINATOR`."""
+    values = 1.0 - schedule.alpha_bar
+    values[-1] = values[-1].clamp(min=SM_N_LAST_DENOMINATOR)
+    return values
+
+
 def residual_from_noise(
     x_t: torch.Tensor, x_in: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: ResidualSchedule
 ) -> torch.Tensor:
     """RDDM Eq. 16 solved for ``I_res``: ``(I_in + β̄_t ε - I_t) / (1 - ᾱ_t)`` (SM-N), with
-    ``1 - ᾱ_t`` bounded below by :data:`SM_N_MIN_DENOMINATOR`."""
-    one_minus_alpha_bar = (1.0 - schedule.alpha_bar).clamp(min=SM_N_MIN_DENOMINATOR)
-    return (x_in + gather(schedule.beta_bar, t, x_t) * noise - x_t) / gather(one_minus_alpha_bar, t, x_t)
+    ``1 - ᾱ_t`` from :func:`one_minus_alpha_bar`."""
+    return (x_in + gather(schedule.beta_bar, t, x_t) * noise - x_t) / gather(one_minus_alpha_bar(schedule), t, x_t)
+
+
+def x0_from_noise(
+    x_t: torch.Tensor, x_in: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: ResidualSchedule
+) -> torch.Tensor:
+    """RDDM Eq. 16 solved for ``Î_0 = I_in - I_res``: ``(I_t - ᾱ_t I_in - β̄_t ε) / (1 - ᾱ_t)`` (SM-N), the
+    form the official sampler evaluates."""
+    alpha_bar = gather(schedule.alpha_bar, t, x_t)
+    numerator = x_t - alpha_bar * x_in - gather(schedule.beta_bar, t, x_t) * noise
+    return numerator / gather(one_minus_alpha_bar(schedule), t, x_t)
+
+
+def checked_output(objective: str, output: ModelOutput) -> ModelOutput:
+    """``output`` = ``(residual or None, noise or None)``, checked against what ``objective`` predicts."""
+    predicts_res, predicts_noise = predicted_terms(objective)
+    residual, noise = output
+    if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
+        raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
+    return residual, noise
 
 
 def complete_prediction(
@@ -97,10 +130,7 @@ def complete_prediction(
     schedule: ResidualSchedule,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fills in the term an objective does not predict (RDDM Eq. 16) -> ``(residual, noise)``."""
-    predicts_res, predicts_noise = predicted_terms(objective)
-    residual, noise = output
-    if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
-        raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
+    residual, noise = checked_output(objective, output)
     if residual is None:
         residual = residual_from_noise(x_t, x_in, noise, t, schedule)
     if noise is None:
@@ -108,12 +138,51 @@ def complete_prediction(
     return residual, noise
 
 
-def as_model_fn(network: ResidualNetwork, objective: str, schedule: ResidualSchedule) -> ModelFn:
-    """Wraps a network into the sampler's ``model_fn(x_t, t, x_in) -> (residual, noise)``."""
+def official_predictions(
+    objective: str,
+    output: ModelOutput,
+    x_t: torch.Tensor,
+    x_in: torch.Tensor,
+    t: torch.Tensor,
+    schedule: ResidualSchedule,
+    clip: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sampler's per-step ``(residual, noise, Î_0)``, as the official ``model_predictions`` computes them.
+
+    With ``clip`` (the official ``clip_denoised``) values are clamped to :data:`CLIP_RANGE` in this order:
+
+    * ``pred_res_noise``: ``res = clip(res)``; ``Î_0 = clip(I_t - ᾱ_t res - β̄_t ε)``.
+    * ``pred_res``: ``res = clip(res)``; ``ε`` from the clipped ``res`` (Eq. 16, unclipped);
+      ``Î_0 = clip(I_in - res)``.
+    * ``pred_noise``: ``Î_0 = clip((I_t - ᾱ_t I_in - β̄_t ε) / (1 - ᾱ_t))``; ``res = clip(I_in - Î_0)``.
+
+    Args:
+        output: the network's ``(residual or None, noise or None)``, each ``(B, C, H, W)``.
+        x_t, x_in: ``(B, C, H, W)`` current state and degraded input in [-1, 1]; ``t``: ``(B,)`` timesteps.
+    """
+    residual, noise = checked_output(objective, output)
+
+    def maybe_clip(value: torch.Tensor) -> torch.Tensor:
+        return value.clamp(*CLIP_RANGE) if clip else value
+
+    if objective == "pred_noise":
+        x0 = maybe_clip(x0_from_noise(x_t, x_in, noise, t, schedule))
+        return maybe_clip(x_in - x0), noise, x0
+    residual = maybe_clip(residual)
+    if objective == "pred_res":
+        noise = noise_from_residual(x_t, x_in, residual, t, schedule)
+        return residual, noise, maybe_clip(x_in - residual)
+    x0 = x_t - gather(schedule.alpha_bar, t, x_t) * residual - gather(schedule.beta_bar, t, x_t) * noise
+    return residual, noise, maybe_clip(x0)
+
+
+def as_model_fn(network: ResidualNetwork, objective: str, schedule: ResidualSchedule, clip: bool = True) -> ModelFn:
+    """Wraps a network into the sampler's ``model_fn(x_t, t, x_in) -> (residual, noise, Î_0)``
+    (:func:`official_predictions`; ``clip`` must match the sampler's)."""
     check_objective(objective)
 
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return complete_prediction(objective, network(x_t, t, x_in), x_t, x_in, t, schedule)
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> Predictions:
+        return official_predictions(objective, network(x_t, t, x_in), x_t, x_in, t, schedule, clip)
 
     return model_fn
 

@@ -1,9 +1,13 @@
-"""Conditional UNets for residual diffusion, on denoising-diffusion-pytorch's ``Unet``.
+"""Conditional UNets for residual diffusion, one per backbone (:data:`lrdm.vocab.BACKBONES`).
 
 The network sees ``concat(I_t, I_in)`` (6 channels) and the timestep ``t`` and predicts named terms
-(``res``, ``noise`` for RDDM; ``x0`` for ResShift).  ``two_net`` gives every term its own UNet (RDDM's
-SM-Res-N-2Net, the LRDM paper's default); ``one_net`` shares one UNet whose output channels are split.
-The paper's size is ``dim=64, dim_mults=(1, 2, 4, 8)``.
+(``res``, ``noise`` for RDDM; ``x0`` for ResShift).  The paper's size is ``dim=64, dim_mults=(1, 2, 4, 8)``.
+
+* ``ddpm_unet`` (:class:`ConditionalUNets`): denoising-diffusion-pytorch 2.x ``Unet``; ``two_net`` gives every
+  term its own UNet, ``one_net`` shares one UNet whose output channels are split.
+* ``rddm_unetres`` (:class:`OfficialTermNetwork`): the official RDDM ``UnetRes`` (:mod:`lrdm.core.unetres`),
+  whose parameter names equal the official ones.  Two terms: ``two_net`` -> ``share_encoder = 0`` (two UNets),
+  ``one_net`` -> ``share_encoder = 1`` (shared encoder, two decoders); one term -> ``share_encoder = -1``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import torch
 from denoising_diffusion_pytorch.denoising_diffusion_pytorch import Unet
 from torch import nn
 
-from lrdm.vocab import NETWORKS
+from lrdm.core.unetres import UnetRes
+from lrdm.vocab import BACKBONES, NETWORKS
 
 TERMS = ("res", "noise", "x0")
 IMAGE_CHANNELS = 3
@@ -67,11 +72,68 @@ class ConditionalUNets(nn.Module):
         return dict(zip(self.terms, self.unets[0](h, time).split(IMAGE_CHANNELS, dim=1)))
 
 
+OFFICIAL_TWO_TERMS = ("res", "noise")
+"""The official head order of a two-output ``UnetRes``."""
+NETWORK_SHARE_ENCODER = {"two_net": 0, "one_net": 1}
+"""``share_encoder`` of a two-term official network, by the ``network`` config key."""
+SINGLE_OUTPUT_SHARE_ENCODER = -1
+
+
+def check_backbone(backbone: str) -> None:
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; valid choices: {', '.join(BACKBONES)}")
+
+
+def share_encoder_for(terms: tuple[str, ...], network: str) -> int:
+    """The official ``share_encoder`` mode for predicting ``terms`` with a ``network`` layout."""
+    check_network(network)
+    if len(terms) == 1:
+        return SINGLE_OUTPUT_SHARE_ENCODER
+    if tuple(terms) != OFFICIAL_TWO_TERMS:
+        raise ValueError(f"the official network predicts one term or {OFFICIAL_TWO_TERMS}, got {terms}")
+    return NETWORK_SHARE_ENCODER[network]
+
+
+class OfficialTermNetwork(UnetRes):
+    """The official ``UnetRes`` behind the term interface of :class:`ConditionalUNets`.
+
+    ``forward(x_t, t, x_in)`` feeds ``concat(x_t, x_in)`` and the raw integer ``t`` to the official network
+    and names its outputs (official head order: residual, noise).  The state_dict is the official
+    ``UnetRes``'s.
+    """
+
+    def __init__(
+        self, terms: tuple[str, ...], network: str = "two_net", dim: int = 64, dim_mults: tuple[int, ...] = (1, 2, 4, 8)
+    ) -> None:
+        super().__init__(dim=dim, dim_mults=dim_mults, share_encoder=share_encoder_for(terms, network))
+        self.terms = tuple(terms)
+        self.network = network
+        self.downsample_factor = 2 ** (len(dim_mults) - 1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x_t``, ``x_in``: ``(B, 3, H, W)`` in [-1, 1]; ``t``: ``(B,)`` integer steps -> term -> ``(B, 3, H, W)``."""
+        outputs = super().forward(torch.cat([x_t, x_in], dim=1), t.long())
+        return dict(zip(self.terms, outputs))
+
+
+TermNetwork = ConditionalUNets | OfficialTermNetwork
+
+
+def build_term_network(
+    backbone: str, terms: tuple[str, ...], network: str, dim: int, dim_mults: tuple[int, ...]
+) -> TermNetwork:
+    """The network of a backbone predicting ``terms`` (see the module docstring)."""
+    check_backbone(backbone)
+    if backbone == "rddm_unetres":
+        return OfficialTermNetwork(terms, network=network, dim=dim, dim_mults=dim_mults)
+    return ConditionalUNets(terms, network=network, dim=dim, dim_mults=dim_mults)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def compile_unets(network: ConditionalUNets, mode: str = "default") -> ConditionalUNets:
+def compile_unets(network: TermNetwork, mode: str = "default") -> TermNetwork:
     """``torch.compile`` each UNet of ``network`` in place (``nn.Module.compile``) and return ``network``.
 
     Parameter names, and so checkpoints, stay those of the eager network.  Shapes are static: a new image

@@ -13,11 +13,9 @@ import torch
 from lrdm.config import TrainConfig
 from lrdm.core import diffusion, resshift, sampling
 from lrdm.core.lowrank import PCABasis, Projector
-from lrdm.core.nets import ConditionalUNets
+from lrdm.core.nets import TermNetwork, build_term_network
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
-
-TermNetwork = ConditionalUNets  # callable (x_t, t, x_in) -> {term: (B, 3, H, W)}
 
 
 class Process(Protocol):
@@ -36,7 +34,12 @@ class Process(Protocol):
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         clip: bool = True,
-    ) -> torch.Tensor: ...
+        x_T: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] with ``steps`` reverse steps -> ``(B, 3, H, W)``.
+
+        ``x_T``: the start point ``(B, 3, H, W)``; when given, no noise is drawn for the start.
+        """
 
 
 class RDDMProcess:
@@ -73,9 +76,9 @@ class RDDMProcess:
             self.projector,
         )
 
-    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True):
-        model_fn = diffusion.as_model_fn(self._as_res_noise(network), self.objective, self.schedule)
-        return sampling.sample(model_fn, x_in, self.schedule, steps, eta=eta, generator=generator, clip=clip)
+    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None):
+        model_fn = diffusion.as_model_fn(self._as_res_noise(network), self.objective, self.schedule, clip=clip)
+        return sampling.sample(model_fn, x_in, self.schedule, steps, eta=eta, generator=generator, clip=clip, x_T=x_T)
 
 
 class ResShiftProcess:
@@ -99,10 +102,12 @@ class ResShiftProcess:
             self._as_x0(network), x0, x_in, t, noise, self.schedule, self.loss_name, self.rank_spec, self.projector
         )
 
-    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True):
+    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None):
         if eta != 0.0:
             raise ValueError("ResShift's sampler is its posterior chain; eta applies to process 'rddm' only")
-        return resshift.sample(self._as_x0(network), x_in, self.schedule, steps, generator=generator, clip=clip)
+        return resshift.sample(
+            self._as_x0(network), x_in, self.schedule, steps, generator=generator, clip=clip, x_T=x_T
+        )
 
 
 def build_process(config: TrainConfig, basis: PCABasis | None = None) -> Process:
@@ -111,5 +116,6 @@ def build_process(config: TrainConfig, basis: PCABasis | None = None) -> Process
     return ResShiftProcess(config, basis)
 
 
-def build_network(config: TrainConfig, process: Process) -> ConditionalUNets:
-    return ConditionalUNets(process.terms, network=config.network, dim=config.dim, dim_mults=config.dim_mults)
+def build_network(config: TrainConfig, process: Process) -> TermNetwork:
+    """The run's network (config keys ``backbone``, ``network``, ``dim``, ``dim_mults``) for the process's terms."""
+    return build_term_network(config.backbone, process.terms, config.network, config.dim, config.dim_mults)

@@ -2,11 +2,13 @@
 
 From ``I_T = I_in + β̄_T z`` the sampler walks the step list ``t → s`` (``s = -1`` is the clean end):
 
-    Î_0 = I_t - ᾱ_t res - β̄_t ε
+    Î_0 = I_t - ᾱ_t res - β̄_t ε            (unless the model supplies Î_0 itself, see below)
     σ²  = η (β̄²_t - β̄²_s) β̄²_s / β̄²_t
     I_s = I_t - (ᾱ_t - ᾱ_s) res - (β̄_t - sqrt(β̄²_s - σ²)) ε + σ z
 
-and returns ``Î_0`` at the last pair.  η = 0 is deterministic (the restoration default).
+and returns ``Î_0`` at the last pair.  η = 0 is deterministic (the restoration default).  This is the
+official RDDM ``ddim_sample`` ("use_pred_noise" update); with :func:`lrdm.core.diffusion.as_model_fn`
+supplying the official per-objective predictions it reproduces the official sampler for every objective.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from lrdm.core.schedules import ResidualSchedule, gather
 
 
 def step_pairs(T: int, steps: int) -> list[tuple[int, int]]:
-    """Timestep pairs ``(t, s)`` for ``steps`` sampling steps: ``int(linspace(-1, T-1, steps+1))``
-    reversed (``steps=5, T=1000``: 999→799→599→399→199→-1)."""
+    """Timestep pairs ``(t, s)`` for ``steps`` sampling steps, built as the official RDDM code builds them:
+    a **float32** ``linspace(-1, T-1, steps+1)`` (on the CPU), truncated to integers, reversed, taken in
+    consecutive pairs (``steps=5, T=1000``: 999→799→599→399→199→-1).
+
+    The float32 rounding matters: for T = 1000 the list differs from a float64 construction at 156 values of
+    ``steps`` in 1..1000 (the first is 26).
+    """
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"sampling steps must be an integer in [1, T={T}], got {steps!r}")
-    times = torch.linspace(-1, T - 1, steps + 1, dtype=torch.float64).long().tolist()[::-1]
+    grid = torch.linspace(-1, T - 1, steps + 1, dtype=torch.float32, device="cpu")
+    times = grid.int().tolist()[::-1]
     return list(zip(times[:-1], times[1:]))
 
 
@@ -55,8 +63,11 @@ def sample(
     """Restores ``x_in`` with ``steps`` reverse steps of RDDM Eq. 13.
 
     Args:
-        model_fn: ``model_fn(x_t, t_batch, x_in) -> (pred_res, pred_noise)``, all ``(B, C, H, W)``
-            except ``t_batch`` ``(B,)`` long.
+        model_fn: ``model_fn(x_t, t_batch, x_in) -> (pred_res, pred_noise)`` or
+            ``(pred_res, pred_noise, pred_x0)``, all ``(B, C, H, W)`` except ``t_batch`` ``(B,)`` long.  A
+            model that returns ``pred_x0`` (the official per-objective predictions of SM-Res and SM-N,
+            :func:`lrdm.core.diffusion.official_predictions`) has it returned at the last pair; otherwise
+            ``Î_0 = I_t - ᾱ_t res - β̄_t ε``.
         x_in: ``(B, C, H, W)`` degraded input in [-1, 1].
         eta: 0 (deterministic, DDIM-like) to 1 (DDPM-like).
         generator: source of the start noise and of the stochastic steps.
@@ -79,13 +90,13 @@ def sample(
     for t, s in pairs:
         t_batch = torch.full((batch,), t, dtype=torch.long, device=x_in.device)
         s_batch = torch.full((batch,), s, dtype=torch.long, device=x_in.device)
-        residual, noise = model_fn(x_t, t_batch, x_in)
+        residual, noise, *given_x0 = model_fn(x_t, t_batch, x_in)
         if clip:
             residual = residual.clamp(-1, 1)
         alpha_bar_t = gather(schedule.alpha_bar, t_batch, x_t)
         beta_bar_t = gather(schedule.beta_bar, t_batch, x_t)
         if s < 0:
-            x0_hat = x_t - alpha_bar_t * residual - beta_bar_t * noise
+            x0_hat = given_x0[0] if given_x0 else x_t - alpha_bar_t * residual - beta_bar_t * noise
             return x0_hat.clamp(-1, 1) if clip else x0_hat
         beta2_bar_t = gather(schedule.beta2_bar, t_batch, x_t)
         beta2_bar_s = gather(schedule.beta2_bar, s_batch, x_t)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from lrdm.data.images import UINT8_MAX, load_mask, load_rgb
 from lrdm.data.index import REQUIRED_INDEX_COLUMNS, is_null, read_index, resolve_paths
@@ -24,6 +25,19 @@ from lrdm.errors import DataError, IndexSchemaError
 MODEL_SCALE = UINT8_MAX / 2.0  # 127.5
 #: Probability of a horizontal flip when ``flip=True``.
 FLIP_PROBABILITY = 0.5
+#: The official RDDM data pipeline pads images with black (bottom/right) to a multiple of this before resizing.
+OFFICIAL_PAD_BLOCK = 8
+
+
+def official_resize(img: np.ndarray, size: int, resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    """The official RDDM whole-image training view (``crop_patch=False``): uint8 ``(H, W, C)`` (or
+    uint8 ``(H, W)`` mask) padded with zeros at the bottom and right to at least ``size`` and to a multiple of
+    :data:`OFFICIAL_PAD_BLOCK`, then resized to ``(size, size)`` (PIL bicubic for images) -> same dtype."""
+    h, w = img.shape[:2]
+    padded_h, padded_w = (-(-max(extent, size) // OFFICIAL_PAD_BLOCK) * OFFICIAL_PAD_BLOCK for extent in (h, w))
+    padded = np.zeros((padded_h, padded_w, *img.shape[2:]), dtype=img.dtype)
+    padded[:h, :w] = img
+    return np.asarray(Image.fromarray(padded).resize((size, size), resample))
 
 
 def to_model_space(img: np.ndarray) -> torch.Tensor:
@@ -73,6 +87,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
             relative to ``root``) or a path to an index file.
         split: Split to use (``train`` / ``test``).
         crop: Square crop side, or ``None`` for full images.
+        resize: Side of the official whole-image view (:func:`official_resize`), instead of a crop.
         flip: Random horizontal flips (only when a generator is given).
         cache: Keep decoded uint8 images in memory after the first read.
         root: Folder for relative paths of a DataFrame index (default: current folder).
@@ -89,6 +104,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
         flip: bool = False,
         cache: bool = False,
         root: str | os.PathLike[str] | None = None,
+        resize: int | None = None,
     ) -> None:
         if isinstance(index, pd.DataFrame):
             missing = [col for col in REQUIRED_INDEX_COLUMNS if col not in index.columns]
@@ -104,6 +120,9 @@ class PairedImageDataset(torch.utils.data.Dataset):
             raise ValueError(f"split {split!r} has no rows in {origin}; splits present: {sorted(df['split'].unique())}")
         if crop is not None and crop < 1:
             raise ValueError(f"crop must be a positive int or None, got {crop}")
+        if resize is not None and (resize < 1 or crop is not None):
+            raise ValueError(f"resize must be a positive int and excludes crop, got resize={resize}, crop={crop}")
+        self.resize = resize
         self.rows = rows
         self.split = split
         self.crop = crop
@@ -168,6 +187,10 @@ class PairedImageDataset(torch.utils.data.Dataset):
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
         inp, tgt, mask = self.load_pair(i)
+        if self.resize is not None:
+            inp, tgt = official_resize(inp, self.resize), official_resize(tgt, self.resize)
+            if mask is not None:
+                mask = official_resize(mask.astype(np.uint8), self.resize, Image.Resampling.NEAREST).astype(bool)
         h, w = inp.shape[:2]
         top, left, flip = 0, 0, False
         if self.crop is not None:

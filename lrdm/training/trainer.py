@@ -1,5 +1,10 @@
-"""Training loop: Adam, EMA, gradient clipping, bf16 autocast on GPU, ``accelerate`` for several GPUs,
-atomic checkpoints with automatic resume, deterministic by seed.
+"""Training loop: Adam, EMA, gradient clipping, gradient accumulation, bf16 autocast on GPU, ``accelerate`` for
+several GPUs, atomic checkpoints with automatic resume, deterministic by seed.
+
+Gradient accumulation (``grad_accum`` = N): each optimizer step draws N micro-batches of ``batch_size`` (one
+global draw of ``N·batch_size`` samples, split in order) and back-propagates each micro-batch's loss divided
+by N, as the official RDDM Trainer does (``gradient_accumulate_every``); the gradient is then that of the
+mean loss over the ``N·batch_size`` samples, clipped once.  ``grad_accum: 1`` draws exactly what it always did.
 
 Determinism and exact resume: every step draws its global batch (images, crops, flips), timesteps and
 noise from a generator seeded by ``(seed, step)`` alone, so a run resumed from a checkpoint repeats exactly
@@ -42,7 +47,7 @@ from tqdm.auto import tqdm
 
 from lrdm.config import TrainConfig, load_config, save_config
 from lrdm.core.lowrank import PCABasis, fit_pca_basis
-from lrdm.core.nets import ConditionalUNets, compile_unets
+from lrdm.core.nets import TermNetwork, compile_unets
 from lrdm.core.process import build_network, build_process
 from lrdm.data.paired import PairedImageDataset, sample_batch
 from lrdm.errors import TrainingDiverged
@@ -83,14 +88,25 @@ class StepBatches(Dataset):
     processes without changing what any step sees.
     """
 
-    def __init__(self, dataset: PairedImageDataset, batch_size: int, T: int, seed: int, shard: slice) -> None:
+    def __init__(
+        self, dataset: PairedImageDataset, batch_size: int, T: int, seed: int, shard: slice | torch.Tensor
+    ) -> None:
         self.dataset, self.batch_size, self.T, self.seed, self.shard = dataset, batch_size, T, seed, shard
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, ...]:
         drawn = draw_batch(self.dataset, self.batch_size, self.T, step_generator(self.seed, step))
-        if self.shard == slice(0, self.batch_size):
+        if isinstance(self.shard, slice) and self.shard == slice(0, self.batch_size):
             return drawn
         return tuple(v[self.shard].clone() for v in drawn)  # clone: do not ship the whole batch between processes
+
+
+def process_shard(batch_size: int, grad_accum: int, share: int, process_index: int) -> slice | torch.Tensor:
+    """The samples of a step's global draw (``grad_accum`` micro-batches of ``batch_size``, in order) that one
+    process trains on: its contiguous ``share`` of every micro-batch, micro-batch after micro-batch."""
+    mine = slice(process_index * share, (process_index + 1) * share)
+    if grad_accum == 1:
+        return mine
+    return torch.cat([torch.arange(batch_size)[mine] + j * batch_size for j in range(grad_accum)])
 
 
 def batch_loader(batches: StepBatches, start: int, end: int, workers: int, pin_memory: bool) -> DataLoader:
@@ -197,7 +213,14 @@ def train(
         )
     share = config.batch_size // accelerator.num_processes
 
-    dataset = PairedImageDataset(config.index, split="train", crop=config.crop, flip=config.flip, cache=True)
+    dataset = PairedImageDataset(
+        config.index,
+        split="train",
+        crop=None if config.resize is not None else config.crop,
+        resize=config.resize,
+        flip=config.flip,
+        cache=True,
+    )
     basis = None
     if config.basis == "dataset_pca":
         basis_path = run_dir / BASIS_FILE
@@ -248,25 +271,30 @@ def train(
         desc=run_dir.name,
         disable=(not accelerator.is_main_process) if progress is None else not progress,
     )
-    mine = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)
+    mine = process_shard(config.batch_size, config.grad_accum, share, accelerator.process_index)
     if data_workers and start < end:
         dataset.preload()  # one decoded copy, shared by the forked workers
-    batches = StepBatches(dataset, config.batch_size, process.T, config.seed, mine)
+    batches = StepBatches(dataset, config.batch_size * config.grad_accum, process.T, config.seed, mine)
     loader = batch_loader(batches, start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
     with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
         writer = csv.writer(log_handle) if log_handle is not None else None
         for step, drawn in zip(bar, loader):
-            x0, x_in, t, noise = (v.to(accelerator.device, non_blocking=True) for v in drawn)
-            with accelerator.autocast():
-                loss = process.loss(network, x0, x_in, t, noise)
-            mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
-            if not math.isfinite(mean_loss):
-                last = list_checkpoints(run_dir)
-                raise TrainingDiverged(
-                    f"loss became {mean_loss} at step {step + 1} of {run_dir}; the last good checkpoint is "
-                    f"{last[-1][1] if last else 'none (no checkpoint written yet)'}"
-                )
-            accelerator.backward(loss)
+            micro_batches = zip(*(v.to(accelerator.device, non_blocking=True).chunk(config.grad_accum) for v in drawn))
+            mean_loss = 0.0
+            for micro, (x0, x_in, t, noise) in enumerate(micro_batches):
+                last_micro = micro == config.grad_accum - 1
+                # gradients are averaged across processes once, at the last micro-batch
+                with contextlib.nullcontext() if last_micro else accelerator.no_sync(network):
+                    with accelerator.autocast():
+                        loss = process.loss(network, x0, x_in, t, noise) / config.grad_accum
+                    mean_loss += accelerator.reduce(loss.detach(), reduction="mean").item()
+                    if not math.isfinite(mean_loss):
+                        last = list_checkpoints(run_dir)
+                        raise TrainingDiverged(
+                            f"loss became {mean_loss} at step {step + 1} of {run_dir}; the last good checkpoint is "
+                            f"{last[-1][1] if last else 'none (no checkpoint written yet)'}"
+                        )
+                    accelerator.backward(loss)
             accelerator.clip_grad_norm_(network.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -303,7 +331,7 @@ def _save_checkpoint(
         old.unlink()
 
 
-def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, ConditionalUNets, Any]:
+def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, TermNetwork, Any]:
     """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``."""
     model_path = Path(model_path)
     state = load_checkpoint(model_path)
