@@ -14,7 +14,11 @@ class LrdmError(Exception):
 
 
 class ConfigError(LrdmError, ValueError):
-    """A config value is invalid; the message names the key."""
+    """A config value is invalid; the message names the key (also kept as ``key`` where known)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(LrdmError, ValueError):
@@ -47,4 +51,22 @@ class ManualDownloadRequired(DownloadError):
 
 
 class TrainingDiverged(LrdmError, FloatingPointError):
-    """The training loss became non-finite; the message names the last good checkpoint."""
+    """The training loss became non-finite or exploded, or the weights became non-finite; the message names
+    the last good checkpoint."""
+
+
+class CheckpointError(LrdmError, ValueError):
+    """A checkpoint or model file cannot be loaded: truncated, foreign, or refused by the safe unpickler; the
+    message names the file."""
+
+
+class NonFiniteOutputError(LrdmError, FloatingPointError):
+    """A trained network produced NaN or infinite values; the message names the model and the image."""
+
+
+class DiskFullError(LrdmError, OSError):
+    """A write failed for lack of space; the message names the file (its partial copy was removed)."""
+
+
+class RunLockedError(LrdmError, RuntimeError):
+    """Another process holds a run directory's lock; the message names the directory and the holder's PID."""

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from lrdm.results.render import write_table
 
 from lrdm.results import tables
-from lrdm.results.render import write_table
 from lrdm.results.reported import REPORTED_SOURCE, REPORTED_TABLES, reported_frame
 from lrdm.results.tables import (
     feasibility_table,
