@@ -6,7 +6,7 @@ rule prepare_dataset:
     output:
         index=f"{RESOURCES}/data/{{dataset}}/index.parquet",
     params:
-        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        spec=lambda wildcards: W.canonical(config["datasets"][wildcards.dataset]),  # reordering reruns nothing
     conda:
         "../envs/lrdm.yaml"
     log:
