@@ -70,3 +70,7 @@ class DiskFullError(LrdmError, OSError):
 
 class RunLockedError(LrdmError, RuntimeError):
     """Another process holds a run directory's lock; the message names the directory and the holder's PID."""
+
+
+class CorruptArchiveError(DataError):
+    """An archive cannot be read to its end (truncated or damaged); the message names it."""
