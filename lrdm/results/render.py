@@ -6,7 +6,6 @@ where a column has its ``"… std"`` partner. Every file is written atomically (
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from collections.abc import Iterable, Sequence

@@ -24,26 +24,14 @@ runs were evaluated (ties go to the larger count), see :func:`select_steps`.
 from __future__ import annotations
 
 import math
-import numbers
 import os
-import uuid
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
 from lrdm.results.render import STD_SUFFIX, clean_value
-from lrdm.vocab import (
-    DEFAULT_OBJECTIVE,
-    DEFAULT_PROCESS,
-    DYNAMIC_KINDS,
-    OBJECTIVE_LABELS,
-    POLY_KINDS,
-    PROCESS_DEFAULT_OBJECTIVES,
-    RANK_KINDS,
-)
 from lrdm.results.reported import (
     LRDM_TAB1,
     LRDM_TAB2,
@@ -53,6 +41,15 @@ from lrdm.results.reported import (
     RDDM_TAB1,
     REPORTED_SOURCE,
     reported_frame,
+)
+from lrdm.vocab import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PROCESS,
+    DYNAMIC_KINDS,
+    OBJECTIVE_LABELS,
+    POLY_KINDS,
+    PROCESS_DEFAULT_OBJECTIVES,
+    RANK_KINDS,
 )
 
 #: Per-image metrics averaged by :func:`summarize`.
