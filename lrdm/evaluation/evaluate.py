@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from lrdm.data.paired import PairedImageDataset, to_model_space
 from lrdm.evaluation.columns import RESULT_COLUMNS
+from lrdm.errors import NonFiniteOutputError
 from lrdm.evaluation.metrics import imresize, score, to_uint8
 from lrdm.files import write_png
 from lrdm.training.trainer import SEED_STRIDE, load_model
@@ -47,6 +48,16 @@ def restore(
     padded, (height, width) = pad_to_multiple(x_in, network.downsample_factor)
     out = process.sample(network, padded, steps, eta=eta, generator=generator)
     return out[..., :height, :width]
+
+
+def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> torch.Tensor:
+    """``restored`` unchanged, or :class:`NonFiniteOutputError` naming the model and the image."""
+    if not bool(torch.isfinite(restored).all()):
+        raise NonFiniteOutputError(
+            f"model {model_path} produced NaN or infinite values restoring {image}: its weights are probably "
+            "diverged; retrain the run"
+        )
+    return restored
 
 
 def evaluate_run(
@@ -86,6 +97,7 @@ def evaluate_run(
         generator = image_generator(seed, i, dev)
         began = time.perf_counter()
         restored = restore(network, process, x_in, steps, eta=eta, generator=generator)
+        check_finite(restored, model_path, f"image {item['image_id']!r} ({dataset.rows.iloc[i]['input']})")
         if dev.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began
@@ -149,6 +161,7 @@ def restore_examples(
         restored = restore(
             network, process, item["input"][None].to(dev), steps, generator=image_generator(seed, image_number, dev)
         )
+        check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
         images[label] = to_uint8(restored[0].cpu())
     psnrs = {label: score(image, target, protocol)["psnr"] for label, image in images.items() if label != "GT"}
     return images, psnrs
