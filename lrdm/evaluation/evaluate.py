@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from lrdm.data.paired import PairedImageDataset, to_model_space
-from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.errors import NonFiniteOutputError
+from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import imresize, score, to_uint8
 from lrdm.files import write_png
 from lrdm.training.trainer import SEED_STRIDE, load_model
