@@ -196,6 +196,17 @@ def train_params(
     return canonical({**TrainConfig().to_dict(), **values})
 
 
+DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image")
+"""Keys of ``datasets.<name>`` that decide the prepared data (the others: training and evaluation settings)."""
+
+
+def dataset_params(config: dict[str, Any], dataset: str) -> str:
+    """The prepare_dataset rule's ``params``: the keys of the dataset that make its files, canonical, so that
+    editing its ``train`` overrides or its protocol does not rebuild the data."""
+    spec = config["datasets"][dataset]
+    return canonical({key: spec[key] for key in DATA_KEYS if key in spec})
+
+
 def target_params(config: dict[str, Any], target: str) -> str:
     """A table or figure rule's ``params``: the target's spec and the sampling settings, canonical."""
     return canonical({"target": config["targets"][target], "sampling": config["sampling"]})

@@ -124,7 +124,7 @@ def test_table_rule_has_the_target_spec_and_prepare_has_canonical_params():
     assert canonical({"b": 1, "a": {"d": 2, "c": 3}}) == canonical({"a": {"c": 3, "d": 2}, "b": 1})
     report = (REPO / "workflow" / "rules" / "report.smk").read_text()
     assert "W.target_params" in report
-    assert "W.canonical" in (REPO / "workflow" / "rules" / "data.smk").read_text()
+    assert "W.dataset_params" in (REPO / "workflow" / "rules" / "data.smk").read_text()
     assert "W.train_params" in (REPO / "workflow" / "rules" / "train.smk").read_text()
 
 
