@@ -198,9 +198,12 @@ def load_checkpoint(path: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if refused is None:
+            raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint (it does not unpickle)") from None
         raise CheckpointError(
-            f"{path} was refused by the safe loader (weights_only=True): it holds objects other than tensors and "
-            f"plain containers ({_first_line(err)})"
+            f"{path} was refused by the safe loader (weights_only=True): it holds a {refused[1]} object, not only "
+            "tensors and plain containers; load only checkpoints written by lrdm"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({_first_line(err)})") from None
