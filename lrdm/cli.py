@@ -46,7 +46,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
     path = train(
-        config, args.run_dir, resume_from=args.resume_from, data_workers=args.data_workers, compile_model=args.compile
+        config,
+        args.run_dir,
+        resume_from=args.resume_from,
+        data_workers=args.data_workers,
+        compile_model=args.compile,
+        restart_on_change=args.restart_on_change,
     )
     print(path)
 
@@ -172,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume-from", help="an explicit checkpoint to resume from (must exist)")
     p.add_argument("--data-workers", type=int, default=0, help="processes that prepare batches ahead (0: inline)")
     p.add_argument("--compile", action="store_true", help="torch.compile the UNets")
+    p.add_argument(
+        "--restart-on-change",
+        action="store_true",
+        help="if the run directory holds a different config, set its files aside and start afresh (default: refuse)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="restore a split and write per-image PSNR/SSIM to Parquet")
@@ -228,10 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lrdm.errors import LrdmError
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (LrdmError, ValueError, FileNotFoundError) as err:
         print(f"lrdm {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

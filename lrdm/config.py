@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from lrdm.errors import ConfigError
 from lrdm.files import write_text
 from lrdm.vocab import (
     BACKBONES,
@@ -62,6 +63,7 @@ class TrainConfig:
     ema_start: int = 100
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
+    divergence_factor: float = 1000.0  # a loss above this multiple of its running median is divergence
     log_every: int = 50
     seed: int = 0
     mixed_precision: str = "auto"
@@ -95,9 +97,13 @@ class TrainConfig:
             _positive_int(key, getattr(self, key))
         for key in ("beta2_sum", "lr", "grad_clip", "kappa", "resshift_power"):
             if not getattr(self, key) > 0:
-                raise ValueError(f"config key {key!r} must be > 0, got {getattr(self, key)!r}")
+                raise ConfigError(f"config key {key!r} must be > 0, got {getattr(self, key)!r}", key)
+        if not self.divergence_factor > 1:
+            raise ConfigError(
+                f"config key 'divergence_factor' must be > 1, got {self.divergence_factor!r}", "divergence_factor"
+            )
         if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"config key 'ema_decay' must lie in [0, 1), got {self.ema_decay!r}")
+            raise ConfigError(f"config key 'ema_decay' must lie in [0, 1), got {self.ema_decay!r}", "ema_decay")
         if self.max_rank is not None:
             _positive_int("max_rank", self.max_rank)
         if self.resize is not None:
@@ -105,16 +111,17 @@ class TrainConfig:
         try:
             spec = self.rank
         except ValueError as err:
-            raise ValueError(f"config key 'rank_spec': {err}") from None
+            raise ConfigError(f"config key 'rank_spec': {err}", "rank_spec") from None
         factor = 2 ** (len(self.dim_mults) - 1)
         for key in ("crop", "resize"):
             if getattr(self, key) is not None and getattr(self, key) % factor:
-                raise ValueError(
+                raise ConfigError(
                     f"config key {key!r} ({getattr(self, key)}) must be divisible by {factor} for dim_mults "
-                    f"{self.dim_mults}"
+                    f"{self.dim_mults}",
+                    key,
                 )
         if self.basis == "dataset_pca" and spec.is_full:
-            raise ValueError("config key 'basis': dataset_pca needs a low-rank rank_spec, got 'full'")
+            raise ConfigError("config key 'basis': dataset_pca needs a low-rank rank_spec, got 'full'", "basis")
 
     @property
     def rank(self) -> RankSpec:
@@ -144,12 +151,12 @@ class TrainConfig:
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"config key {key!r} has unknown value {value!r}; valid choices: {', '.join(choices)}")
+        raise ConfigError(f"config key {key!r} has unknown value {value!r}; valid choices: {', '.join(choices)}", key)
 
 
 def _positive_int(key: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"config key {key!r} must be a positive integer, got {value!r}")
+        raise ConfigError(f"config key {key!r} must be a positive integer, got {value!r}", key)
 
 
 def load_config(path: str | Path) -> TrainConfig:

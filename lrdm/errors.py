@@ -14,7 +14,11 @@ class LrdmError(Exception):
 
 
 class ConfigError(LrdmError, ValueError):
-    """A config value is invalid; the message names the key."""
+    """A config value is invalid; the message names the key (also kept as ``key`` where known)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(LrdmError, ValueError):
@@ -47,9 +51,26 @@ class ManualDownloadRequired(DownloadError):
 
 
 class TrainingDiverged(LrdmError, FloatingPointError):
-    """The training loss became non-finite; the message names the last good checkpoint."""
+    """The training loss became non-finite or exploded, or the weights became non-finite; the message names
+    the last good checkpoint."""
 
 
 class CheckpointError(DataError):
-    """A checkpoint file cannot be used: unreadable or truncated, of a foreign kind, missing keys, or with a
-    tensor of the wrong shape; the message names the file."""
+    """A checkpoint or model file cannot be used: truncated or unreadable, refused by the safe unpickler, of a
+    foreign kind, missing keys, or with a tensor of the wrong shape; the message names the file."""
+
+
+class NonFiniteOutputError(LrdmError, FloatingPointError):
+    """A trained network produced NaN or infinite values; the message names the model and the image."""
+
+
+class DiskFullError(LrdmError, OSError):
+    """A write failed for lack of space; the message names the file (its partial copy was removed)."""
+
+
+class RunLockedError(LrdmError, RuntimeError):
+    """Another process holds a run directory's lock; the message names the directory and the holder's PID."""
+
+
+class CorruptArchiveError(DataError):
+    """An archive cannot be read to its end (truncated or damaged); the message names it."""

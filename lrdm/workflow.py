@@ -7,11 +7,13 @@ run and a number of sampling steps.  Targets that need the same run share it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from lrdm.config import TrainConfig
+from lrdm.errors import ConfigError
 from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, OBJECTIVES, PROCESS_OBJECTIVES, PROCESSES, RankSpec
 
 TARGETS = (
@@ -148,6 +150,48 @@ def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
     return sorted({path(config["results"], e) for e in target_evaluations(config, target)})
 
 
+def canonical(value: Any) -> str:
+    """One text per content (mapping keys sorted): a rule's ``params`` that changes only when the content does,
+    so Snakemake reruns a job whose settings changed and never one whose config file was merely reordered."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def run_layers(config: dict[str, Any], dataset: str, process: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(config key, overrides)`` that make up a run's config, outermost first: ``train``, then the dataset's
+    ``train`` overrides, then the process's (``processes.<name>``)."""
+    return [
+        ("train", config.get("train", {})),
+        (f"datasets.{dataset}.train", config["datasets"][dataset].get("train", {})),
+        (f"processes.{process}", config.get("processes", {}).get(process, {})),
+    ]
+
+
+def run_values(
+    config: dict[str, Any],
+    dataset: str,
+    process: str,
+    objective: str,
+    rank_spec: str,
+    seed: int,
+    index: str,
+    max_rank: Any = None,
+) -> dict[str, Any]:
+    """The unvalidated keys of one run (see :func:`run_config`)."""
+    values: dict[str, Any] = {}
+    for _, overrides in run_layers(config, dataset, process):
+        values.update(overrides)
+    values.update(
+        index=index,
+        process=process,
+        objective=objective,
+        rank_spec=rank_spec,
+        seed=int(seed),
+        max_rank=max_rank,
+        extra={"dataset": dataset},
+    )
+    return values
+
+
 def run_config(
     config: dict[str, Any],
     dataset: str,
@@ -160,19 +204,39 @@ def run_config(
 ) -> TrainConfig:
     """The resolved :class:`TrainConfig` of one run: ``train`` defaults, then the dataset's ``train``
     overrides, then the process's overrides (``processes.<name>``), then the run's wildcards."""
-    values: dict[str, Any] = dict(config.get("train", {}))
-    values.update(config["datasets"][dataset].get("train", {}))
-    values.update(config.get("processes", {}).get(process, {}))
-    values.update(
-        index=index,
-        process=process,
-        objective=objective,
-        rank_spec=rank_spec,
-        seed=int(seed),
-        max_rank=max_rank,
-        extra={"dataset": dataset},
-    )
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(run_values(config, dataset, process, objective, rank_spec, seed, index, max_rank))
+
+
+def dataset_index_path(config: dict[str, Any], dataset: str) -> str:
+    return f"{config['resources']}/data/{dataset}/index.parquet"
+
+
+def train_params(
+    config: dict[str, Any], dataset: str, process: str, objective: str, rank_spec: str, seed: int | str
+) -> str:
+    """The train rule's ``params``: the run's resolved config (defaults included; ``max_rank`` as configured,
+    ``auto`` resolved by the job) in :func:`canonical` form, so that editing it reruns exactly that run."""
+    values = run_values(
+        config, dataset, process, objective, rank_spec, int(seed), dataset_index_path(config, dataset),
+        config.get("max_rank"),
+    )  # fmt: skip
+    return canonical({**TrainConfig().to_dict(), **values})
+
+
+DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image")
+"""Keys of ``datasets.<name>`` that decide the prepared data (the others: training and evaluation settings)."""
+
+
+def dataset_params(config: dict[str, Any], dataset: str) -> str:
+    """The prepare_dataset rule's ``params``: the keys of the dataset that make its files, canonical, so that
+    editing its ``train`` overrides or its protocol does not rebuild the data."""
+    spec = config["datasets"][dataset]
+    return canonical({key: spec[key] for key in DATA_KEYS if key in spec})
+
+
+def target_params(config: dict[str, Any], target: str) -> str:
+    """A table or figure rule's ``params``: the target's spec and the sampling settings, canonical."""
+    return canonical({"target": config["targets"][target], "sampling": config["sampling"]})
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -223,6 +287,26 @@ def check_config(config: dict[str, Any]) -> None:
                     f"({', '.join(REGISTRY)})"
                 )
     check_train_gpus(config)
+    check_sampling_steps(config)
+
+
+def check_sampling_steps(config: dict[str, Any]) -> None:
+    """Every evaluation samples at most ``T`` steps of its run's process (``sampling.steps``, or
+    ``targets.steps.steps`` for the steps sweep)."""
+    horizons = {(name, process): run.T for name, process, run in dataset_runs(config)}
+    for target in enabled_targets(config):
+        if target not in SCORE_TARGETS:
+            continue
+        key = "targets.steps.steps" if target == "steps" else "sampling.steps"
+        for evaluation in target_evaluations(config, target):
+            T = horizons[(evaluation.dataset, evaluation.process)]
+            if evaluation.steps > T:
+                raise ConfigError(
+                    f"config key {key} ({evaluation.steps}) is more than T = {T} of process {evaluation.process} "
+                    f"(dataset {evaluation.dataset!r}, target {target}): sampling cannot take more steps than the "
+                    "process has; lower it or raise T",
+                    key,
+                )
 
 
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -292,14 +376,28 @@ def train_gpus(config: dict[str, Any]) -> int:
 
 def dataset_runs(config: dict[str, Any]) -> Iterable[tuple[str, str, TrainConfig]]:
     """``(dataset, process, resolved TrainConfig)`` of a full-rank run per dataset and process: what every run
-    of that dataset shares.  An invalid resolved config raises ``ValueError`` naming the dataset and process."""
+    of that dataset shares.  An invalid resolved config raises :class:`ConfigError` naming the config key
+    that set the bad value (e.g. ``train.steps``), then the dataset and process."""
     for name in config["datasets"]:
         for process in PROCESSES:
             try:
                 yield name, process, run_config(config, name, process, PROCESS_OBJECTIVES[process][0], "full", 0,
                                                 index="<index>")  # fmt: skip
+            except ConfigError as err:
+                where = key_origin(config, name, process, err.key)
+                raise ConfigError(f"config key {where} is invalid: {err} (dataset {name!r}, process {process})",
+                                  where) from None  # fmt: skip
             except ValueError as err:
                 raise ValueError(f"config for dataset {name!r} (process {process}): {err}") from None
+
+
+def key_origin(config: dict[str, Any], dataset: str, process: str, key: str | None) -> str:
+    """The config key that sets run key ``key`` for ``dataset`` and ``process`` (the innermost layer of
+    :func:`run_layers` holding it), or ``train.<key>`` for a default."""
+    for where, overrides in reversed(run_layers(config, dataset, process)):
+        if key in overrides:
+            return f"{where}.{key}"
+    return f"train.{key}"
 
 
 def check_train_gpus(config: dict[str, Any]) -> None:
@@ -335,6 +433,7 @@ def launch_command(
     python: str | None = None,
     data_workers: int = 0,
     compile_model: bool = False,
+    restart_on_change: bool = False,
 ) -> list[str]:
     """Command that trains one run on ``num_processes`` processes of this machine.
 
@@ -342,7 +441,7 @@ def launch_command(
     (``torch.distributed.run``; processes on CPU, gloo), because ``accelerate launch --cpu`` starts several
     CPU processes only through MPI.  Either way every process runs ``lrdm train --config --run-dir`` on the
     same config; ``lrdm.training.trainer`` splits each global batch between them.  ``data_workers`` and
-    ``compile_model``: as in :func:`lrdm.training.trainer.train`, per process.
+    ``compile_model`` and ``restart_on_change``: as in :func:`lrdm.training.trainer.train`, per process.
     """
     import sys
 
@@ -359,6 +458,7 @@ def launch_command(
         launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "-m"]
     command = ["lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run_dir)]
     command += ["--data-workers", str(data_workers), *(["--compile"] if compile_model else [])]
+    command += ["--restart-on-change"] if restart_on_change else []
     return [*launcher, *command]
 
 

@@ -227,7 +227,10 @@ def test_manual_source_placed_by_hand_is_verified_and_used(tmp_path):
 
 
 def test_unpinned_hash_is_logged_for_pinning(server, tmp_path, caplog):
-    data = _payload(13)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:  # a whole archive: an unpinned one must read to its end (issue 11)
+        zf.writestr("x.bin", _payload(13))
+    data = buffer.getvalue()
     server.state.files["/n.zip"] = data
     with caplog.at_level(logging.WARNING, logger="lrdm.data.download"):
         _fetch(Source("n.zip", url=server.url("n.zip")), tmp_path)

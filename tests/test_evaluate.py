@@ -110,6 +110,7 @@ def test_bench_writes_parquet_schema(tmp_path):
         ("train_loop", "workers0"),
         ("train_loop", "workers1"),
         ("metric_derain_y", "batched"),
+        ("image_hash", "first_read"),
     } <= modes
     assert sorted(frame.loc[frame["operation"] == "sampling", "steps"]) == [1, 2, 5, 10]
     assert (frame["seconds_median"] > 0).all()
@@ -117,6 +118,7 @@ def test_bench_writes_parquet_schema(tmp_path):
     summary = ratios(frame)
     expected = {"speedup_optimised", "projection_share_of_step", "data_inline_share_of_step", "loop_speedup_workers1"}
     assert expected <= set(summary.columns)
+    assert (summary[["hash_share_of_step", "hash_share_of_evaluation"]] > 0).all().all()  # issue 11: hashing cost
     assert (frame.loc[frame["operation"] == "sampling", "flops_per_image"] > 0).all()
     assert frame.query("operation == 'train_step' and mode == 'reference'")["batch"].eq(1).all()
 

@@ -9,7 +9,9 @@ member; nothing is ever written outside ``dest``.
 
 from __future__ import annotations
 
+import gzip
 import logging
+import lzma
 import os
 import re
 import shutil
@@ -18,12 +20,13 @@ import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lrdm.errors import UnsafeArchiveError
+from lrdm.errors import CorruptArchiveError, UnsafeArchiveError
 from lrdm.files import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz
 ARCHIVE_SUFFIXES = TAR_SUFFIXES + ZIP_SUFFIXES
 """File names that :func:`extract` unpacks; any other file is used as it is."""
 WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+ARCHIVE_READ_ERRORS = (EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+"""What reading a truncated or damaged archive raises (a bare ``EOFError`` or ``BadZipFile`` names no file)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,34 @@ def _archive_kind(archive: Path) -> str:
     raise ValueError(f"{archive}: not a zip or tar archive (.zip, .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz)")
 
 
+def _corrupt(archive: Path, err: BaseException) -> CorruptArchiveError:
+    return CorruptArchiveError(f"{archive} is truncated or corrupt ({type(err).__name__}: {err})")
+
+
+def check_archive(archive: str | os.PathLike[str]) -> None:
+    """Reads a zip or tar archive to its end (every member's data; a zip's CRCs) without writing anything.
+
+    Raises:
+        CorruptArchiveError: The archive is truncated or damaged (names it).
+        ValueError: The file is neither a zip nor a tar archive.
+    """
+    archive = Path(archive)
+    try:
+        if _archive_kind(archive) == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                bad = zf.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"member {bad!r} fails its CRC check")
+            return
+        with tarfile.open(archive, "r:*") as tf:
+            for member in tf:
+                handle = tf.extractfile(member) if member.isfile() else None
+                while handle is not None and handle.read(COPY_CHUNK_BYTES):
+                    pass
+    except ARCHIVE_READ_ERRORS as err:
+        raise _corrupt(archive, err) from None
+
+
 def _remove_tree(path: Path) -> None:
     """Delete a folder (never following links) or a stray file."""
     if path.is_dir() and not path.is_symlink():
@@ -271,6 +304,7 @@ def extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Pa
             link whose target resolves outside ``dest``, or is a device / fifo.  Nothing
             is written outside the temporary folder, which is deleted.
         FileExistsError: ``dest`` exists, is not empty and was not made by :func:`extract`.
+        CorruptArchiveError: The archive is truncated or damaged (names it); nothing is kept.
         ValueError: The file is neither a zip nor a tar archive.
     """
     archive = Path(archive)
@@ -298,12 +332,15 @@ def extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Pa
     kind = _archive_kind(archive)
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=EXTRACT_TMP_SUFFIX))
     try:
-        if kind == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                _write_entries(archive, _zip_entries(archive, zf), tmp)
-        else:
-            with tarfile.open(archive, "r:*") as tf:
-                _write_entries(archive, _tar_entries(archive, tf), tmp)
+        try:
+            if kind == "zip":
+                with zipfile.ZipFile(archive) as zf:
+                    _write_entries(archive, _zip_entries(archive, zf), tmp)
+            else:
+                with tarfile.open(archive, "r:*") as tf:
+                    _write_entries(archive, _tar_entries(archive, tf), tmp)
+        except ARCHIVE_READ_ERRORS as err:
+            raise _corrupt(archive, err) from None
         (tmp / EXTRACTED_MARKER).write_text(digest + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if dest.exists() or dest.is_symlink():

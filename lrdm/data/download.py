@@ -25,7 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lrdm.errors import ChecksumError, DownloadError, ManualDownloadRequired
+from lrdm.data.archives import archive_stem, check_archive
+from lrdm.errors import ChecksumError, CorruptArchiveError, DownloadError, ManualDownloadRequired
 from lrdm.files import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def fetch(
     dest = downloads_dir / source.filename
     if dest.exists():
         _verify(dest, source)
+        _check_unpinned_archive(dest, source)
         return dest
     if source.is_manual:
         raise ManualDownloadRequired(_manual_message(source, dest))
@@ -221,7 +223,26 @@ def fetch(
 
     _verify(part, source)  # deletes the .part on mismatch
     os.replace(part, dest)
+    _check_unpinned_archive(dest, source)
     return dest
+
+
+def _check_unpinned_archive(path: Path, source: Source) -> None:
+    """Without a pinned sha256, an archive must at least read to its end (:func:`check_archive`): a truncated
+    or damaged one is deleted and :class:`DownloadError` says whether to download again or fetch it by hand."""
+    if source.sha256 is not None or archive_stem(source.filename) is None:
+        return
+    try:
+        check_archive(path)
+    except CorruptArchiveError as err:
+        path.unlink(missing_ok=True)
+        remedy = (
+            _manual_message(source, path)
+            if source.is_manual
+            else f"run again to download it anew from {source.url}"
+            + (f", or fetch it by hand from {source.page} and place it at {path.resolve()}" if source.page else "")
+        )
+        raise DownloadError(f"{err}; it has no pinned sha256 and was deleted: {remedy}") from None
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:

@@ -16,6 +16,8 @@ from lrdm.errors import ImageReadError
 
 UINT8_MAX = 255
 RGB_CHANNELS = 3
+HIGH_BIT_DEPTH_MARK = ";16"
+"""In a PIL decoder's raw mode (e.g. ``RGB;16B``): 16 bits per sample, which PIL would cut to 8 silently."""
 
 
 def as_rgb_uint8(arr: np.ndarray, what: str) -> np.ndarray:
@@ -49,10 +51,17 @@ def _open_image(path: Path) -> Image.Image:
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
+            deep = any(HIGH_BIT_DEPTH_MARK in str(tile.args) for tile in im.tile)
             im.load()  # force full decode so truncated files fail here
-            return im.copy()
+            image = im.copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"cannot decode image file {path}: {exc}") from exc
+    if deep and image.mode in ("RGB", "RGBA"):
+        raise ImageReadError(
+            f"{path} is a 16-bit {image.mode} image; it is rejected rather than requantised to 8 bits silently: "
+            "convert it to 8-bit explicitly"
+        )
+    return image
 
 
 def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:

@@ -96,6 +96,41 @@ def read_index(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
+_VERIFIED: set[tuple[str, str]] = set()
+"""``(path, sha256)`` pairs this process has hashed and found equal: each file is hashed once per process."""
+
+
+def sha256_mismatch(file: str | os.PathLike[str], expected: str) -> str | None:
+    """None when ``file`` has sha256 ``expected``, else a description naming the file and both hashes."""
+    actual = sha256_file(file)
+    if actual == expected:
+        return None
+    return f"{file} (the index records sha256 {expected}, the file has {actual})"
+
+
+def verify_file(file: str | os.PathLike[str], expected: Any, index: str = "the index") -> bool:
+    """Checks ``file`` against the sha256 ``expected`` from ``index`` the first time this process reads it.
+
+    Returns True when it was hashed now, False when ``expected`` is null or it was verified before.
+
+    Raises:
+        ChecksumError: The file differs (swapped, converted or damaged since the index was written); the
+            message names the file, both hashes and the index.
+    """
+    if is_null(expected):
+        return False
+    key = (str(file), str(expected))
+    if key in _VERIFIED:
+        return False
+    problem = sha256_mismatch(file, str(expected))
+    if problem is not None:
+        raise ChecksumError(
+            f"image file changed since {index} was written: {problem}; restore the file or rebuild the dataset"
+        )
+    _VERIFIED.add(key)
+    return True
+
+
 def verify_index(df: pd.DataFrame, columns: Iterable[str] = PATH_COLUMNS) -> int:
     """Check every file listed in an index (as returned by :func:`read_index`).
 
@@ -126,10 +161,9 @@ def verify_index(df: pd.DataFrame, columns: Iterable[str] = PATH_COLUMNS) -> int
                 raise FileNotFoundError(f"file listed in index column {col!r} not found: {file}")
             if is_null(expected):
                 continue
-            actual = sha256_file(file)
             n_checked += 1
-            if actual != expected:
-                bad.append(f"{file} (expected sha256 {expected}, got {actual})")
+            if (problem := sha256_mismatch(file, expected)) is not None:
+                bad.append(problem)
     if bad:
         raise ChecksumError(f"{len(bad)} file(s) fail the sha256 check: " + "; ".join(bad))
     return n_checked

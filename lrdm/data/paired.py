@@ -18,7 +18,15 @@ import torch
 from PIL import Image
 
 from lrdm.data.images import UINT8_MAX, load_mask, load_rgb
-from lrdm.data.index import REQUIRED_INDEX_COLUMNS, is_null, read_index, resolve_paths
+from lrdm.data.index import (
+    PATH_COLUMNS,
+    REQUIRED_INDEX_COLUMNS,
+    SHA_COLUMN,
+    is_null,
+    read_index,
+    resolve_paths,
+    verify_file,
+)
 from lrdm.errors import DataError, IndexSchemaError
 
 #: uint8 -> [-1, 1] mapping is ``x / MODEL_SCALE - 1``.
@@ -124,6 +132,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
             raise ValueError(f"resize must be a positive int and excludes crop, got resize={resize}, crop={crop}")
         self.resize = resize
         self.rows = rows
+        self.origin = origin
         self.split = split
         self.crop = crop
         self.flip = flip
@@ -141,13 +150,18 @@ class PairedImageDataset(torch.utils.data.Dataset):
     def load_pair(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Decoded ``(input, target, mask)``: uint8 ``(H, W, 3)`` x2 and bool ``(H, W)`` or None.
 
+        Each file is checked against its sha256 in the index the first time this process reads it
+        (:func:`lrdm.data.index.verify_file`).
+
         Raises:
             ValueError: Input, target (and mask) sizes differ (names the files and sizes),
                 or a file cannot be decoded; FileNotFoundError if missing.
+            ChecksumError: A file differs from its sha256 in the index (names the file and both hashes).
         """
         if i in self._cache:
             return self._cache[i]
         row = self.rows.iloc[i]
+        self.verify_row(row)
         inp, tgt = load_rgb(row["input"]), load_rgb(row["target"])
         if inp.shape != tgt.shape:
             raise DataError(
@@ -166,6 +180,14 @@ class PairedImageDataset(torch.utils.data.Dataset):
         if self.cache:
             self._cache[i] = pair
         return pair
+
+    def verify_row(self, row: pd.Series) -> None:
+        """Checks the row's files against their sha256 in the index (once per file and process)."""
+        for col in PATH_COLUMNS:
+            if col in row.index and not is_null(row[col]):
+                if not Path(row[col]).is_file():
+                    raise FileNotFoundError(f"image file not found: {row[col]} (listed in {self.origin})")
+                verify_file(row[col], row.get(SHA_COLUMN[col]), self.origin)
 
     def preload(self) -> None:
         """Decodes every pair into the cache now (needs ``cache=True``).

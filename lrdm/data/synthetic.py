@@ -40,6 +40,7 @@ from skimage import draw
 
 from lrdm.data.images import RGB_CHANNELS, UINT8_MAX, as_rgb_uint8
 from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, PATH_COLUMNS
+from lrdm.errors import DataError
 from lrdm.files import stable_key, write_parquet, write_png, write_text
 
 # Line kernel: samples per pixel of streak length (anti-aliased bilinear splatting).
@@ -71,6 +72,10 @@ SHADOW_MASK_THRESHOLD = 0.5  # soft alpha above which a pixel counts as shadow
 
 # Synthetic dataset defaults.
 DEFAULT_PATCH_SIZE = 128
+MAX_INPUT_PSNR_DB = 40.0
+"""A synthetic input must differ visibly from its target: PSNR at most this (RMS error >= 2.55 grey levels)."""
+MAX_PATCH_DRAWS = 50
+"""Patch positions and degradations drawn per pair before a photo is declared unable to show the degradation."""
 DEFAULT_PATCHES_PER_IMAGE = 16  # train patches per source photograph
 DEFAULT_TEST_PATCHES_PER_IMAGE = 10  # test patches per source photograph
 DEFAULT_MAX_PHOTO_SIDE = 512  # photos are downscaled so their long side is at most this
@@ -405,6 +410,31 @@ def _choose_test_sources(
     return sorted(set(chosen))
 
 
+def input_psnr(degraded: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR (dB, RGB, peak 255) of a degraded patch against its clean one; ``inf`` when they are equal."""
+    mse = float(np.mean((degraded.astype(np.float64) - clean.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(UINT8_MAX**2 / mse)
+
+
+def _draw_degraded_patch(
+    photo: np.ndarray, task: str, size: int, rng: np.random.Generator, image_id: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(clean, degraded, mask)`` of one patch at a random position whose degradation is visible (input PSNR at
+    most :data:`MAX_INPUT_PSNR_DB`); positions and degradations are redrawn from ``rng`` until it is."""
+    ph, pw = photo.shape[:2]
+    for _ in range(MAX_PATCH_DRAWS):
+        top = int(rng.integers(0, ph - size + 1))
+        left = int(rng.integers(0, pw - size + 1))
+        clean = np.ascontiguousarray(photo[top : top + size, left : left + size])
+        degraded, mask = apply_degradation(task, clean, rng)
+        if input_psnr(degraded, clean) <= MAX_INPUT_PSNR_DB:
+            return clean, degraded, mask
+    raise DataError(
+        f"{image_id}: no visible {task} degradation (input PSNR <= {MAX_INPUT_PSNR_DB} dB) in {MAX_PATCH_DRAWS} "
+        f"draws at {size}x{size}; use larger patches or another photo"
+    )
+
+
 def make_synthetic_dataset(
     out_dir: str | os.PathLike[str],
     task: str,
@@ -464,10 +494,7 @@ def make_synthetic_dataset(
         ph, pw = photo.shape[:2]
         rng = np.random.default_rng([seed, stable_key(name), stable_key(task)])
         for k in range(n_patches):
-            top = int(rng.integers(0, ph - size + 1))
-            left = int(rng.integers(0, pw - size + 1))
-            clean = np.ascontiguousarray(photo[top : top + size, left : left + size])
-            degraded, mask = apply_degradation(task, clean, rng)
+            clean, degraded, mask = _draw_degraded_patch(photo, task, size, rng, f"{task}-{name}-{k:04d}")
             image_id = f"{task}-{name}-{k:04d}"
             rel = {col: f"{split}/{col}/{image_id}.png" for col in PATH_COLUMNS}
             row: dict[str, Any] = {

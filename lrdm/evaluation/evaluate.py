@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lrdm.data.paired import PairedImageDataset, to_model_space
+from lrdm.errors import NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score, to_uint8
 from lrdm.files import write_png
@@ -112,6 +113,16 @@ def _score_pair(
     return score(prediction, target, protocol, **options)
 
 
+def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> torch.Tensor:
+    """``restored`` unchanged, or :class:`NonFiniteOutputError` naming the model and the image."""
+    if not bool(torch.isfinite(restored).all()):
+        raise NonFiniteOutputError(
+            f"model {model_path} produced NaN or infinite values restoring {image}: its weights are probably "
+            "diverged; retrain the run"
+        )
+    return restored
+
+
 def evaluate_run(
     model_path: str | Path,
     index: str | Path,
@@ -188,6 +199,7 @@ def evaluate_protocols(
         generator = image_generator(seed, i, dev)
         began = time.perf_counter()
         restored = restore(network, process, x_in, steps, eta=eta, generator=generator)
+        check_finite(restored, model_path, f"image {item['image_id']!r} ({dataset.rows.iloc[i]['input']})")
         if dev.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began
@@ -275,6 +287,7 @@ def restore_examples(
         restored = restore(
             network, process, item["input"][None].to(dev), steps, generator=image_generator(seed, image_number, dev)
         )
+        check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
         images[label] = to_uint8(restored[0].cpu())
     psnrs = {label: score(image, target, protocol)["psnr"] for label, image in images.items() if label != "GT"}
     return images, psnrs

@@ -11,7 +11,10 @@ Per case (batch, image size, UNet width) it times:
   DataLoader workers and (``--compile``) compiled;
 * sampling at 1, 2, 5 and 10 steps, with model FLOPs counted by ``torch.utils.flop_counter`` and the
   model FLOP utilisation (MFU) against the GPU's bf16 peak where it is known;
-* metric throughput of ``derain_y`` at 256² and 481×321.
+* metric throughput of ``derain_y`` at 256² and 481×321;
+* hashing the files of one global batch of pairs (input and target), the check every image gets against
+  its index sha256 the first time a process reads it, as a share of an optimised training step and of
+  restoring one image at :data:`SHARE_SAMPLING_STEPS` steps (the evaluation of one image).
 
     lrdm bench --preset cpu --out results/bench/cpu.parquet
 """
@@ -37,6 +40,7 @@ from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, project_low_rank, spec_r
 from lrdm.core.nets import compile_unets
 from lrdm.core.process import build_network, build_process
 from lrdm.core.schedules import DEFAULT_T
+from lrdm.data.index import read_index, sha256_mismatch
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import make_synthetic_dataset
 from lrdm.evaluation.evaluate import pick_device
@@ -62,6 +66,8 @@ SAMPLING_STEPS = (1, 2, 5, 10)
 METRIC_SIZES = {"tiny": [(32, 32)], "cpu": [(256, 256), (321, 481)], "gpu": [(256, 256), (321, 481)]}
 METRIC_IMAGES = 8
 LOOP_WORKERS = {"tiny": 1, "cpu": 1, "gpu": 4}
+SHARE_SAMPLING_STEPS = 5
+"""Sampling steps of the evaluation the hashing cost is compared with (the workflow's ``sampling.steps``)."""
 """DataLoader workers of the ``train_loop`` rows that prepare data ahead (beside the inline ones)."""
 LOOP_WARMUP = 3  # training-loop steps not timed (worker start, allocator warm-up)
 COMPILE_WARMUP = 3  # untimed calls of a compiled network (compilation, CUDA-graph recording)
@@ -275,6 +281,22 @@ def _data_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
     return [_row(torch.device("cpu"), case, "data_batch", "inline", case.batch, seconds)]
 
 
+def _hash_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
+    """Seconds to check the files of ``case.batch`` training pairs (input and target) against their index
+    sha256, as :class:`~lrdm.data.paired.PairedImageDataset` does when it first reads them."""
+    rows = read_index(data_dir / "index.parquet").query("split == 'train'")
+    pairs = [rows.iloc[i % len(rows)] for i in range(case.batch)]
+
+    def check() -> None:
+        for row in pairs:
+            for column in ("input", "target"):
+                if sha256_mismatch(row[column], row[f"{column}_sha256"]) is not None:
+                    raise ValueError(f"benchmark data changed while timing: {row[column]}")
+
+    seconds = time_call(check, torch.device("cpu"), repeats)
+    return [_row(torch.device("cpu"), case, "image_hash", "first_read", case.batch, seconds)]
+
+
 def _loop_rows(case: BenchCase, data_dir: Path, device: torch.device, repeats: int, workers: int,
                compile_model: bool) -> list[dict]:  # fmt: skip
     """The whole ``lrdm train`` loop (data, step, gradient clipping, EMA, loss check) on the optimised settings:
@@ -348,6 +370,7 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
             # patches twice the crop, so crops are drawn at random positions as in training
             make_synthetic_dataset(data_dir, "rain", size=2 * case.size, patches_per_image=2, test_patches_per_image=1)
             rows.extend(_data_rows(case, Path(data_dir), repeats))
+            rows.extend(_hash_rows(case, Path(data_dir), repeats))
             rows.extend(_loop_rows(case, Path(data_dir), dev, repeats, LOOP_WORKERS[preset], compile_model))
     rows.extend(_metric_rows(preset, PRESETS[preset][0], dev, repeats, seed))
     return pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
@@ -362,7 +385,11 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     * ``gram_speedup_vs_reference_projection``, ``svd_speedup_vs_reference_projection``;
     * ``data_inline_share_of_step``: one batch prepared inline / optimised step;
     * ``loop_speedup_<mode>``: training-loop images/s of ``workers<N>`` (DataLoader workers) and ``compiled`` over
-      ``workers0`` (inline data, eager).
+      ``workers0`` (inline data, eager);
+    * ``hash_share_of_step``: hashing one global batch's files / optimised step (paid once per image and process,
+      so a bound: over a run it is amortised across every later step);
+    * ``hash_share_of_evaluation``: hashing one pair's files / restoring one image at
+      :data:`SHARE_SAMPLING_STEPS` sampling steps.
     """
     seconds = frame.pivot_table(index="case", columns=["operation", "mode"], values="seconds_median")
     speed = frame.pivot_table(index="case", columns=["operation", "mode"], values="images_per_s")
@@ -382,4 +409,11 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     loops = speed["train_loop"]
     for mode in loops.columns.drop("workers0"):
         out[f"loop_speedup_{mode}"] = loops[mode] / loops["workers0"]
+    out["hash_share_of_step"] = seconds[("image_hash", "first_read")] / optimised_step
+    sampling = frame.query("operation == 'sampling' and mode == 'optimised' and steps == @SHARE_SAMPLING_STEPS")
+    per_image = (sampling["seconds_median"] / sampling["batch"]).groupby(sampling["case"]).mean()
+    hash_per_pair = seconds[("image_hash", "first_read")] / frame.query("operation == 'image_hash'").groupby("case")[
+        "batch"
+    ].first()
+    out["hash_share_of_evaluation"] = hash_per_pair / per_image
     return pd.DataFrame(out).reset_index()

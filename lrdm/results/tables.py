@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from lrdm.errors import DataError
 from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
 from lrdm.results.render import STD_SUFFIX, clean_value
 from lrdm.results.reported import (
@@ -138,6 +139,26 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
         raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
 
 
+SHOWN_IMAGES = 5
+"""Image ids an error lists before it counts the rest."""
+
+
+def _require_finite(scores: pd.DataFrame) -> None:
+    """No metric may be infinite (e.g. the PSNR of an input equal to its target): a mean of it is ``inf``."""
+    for metric in METRICS:
+        values = pd.to_numeric(scores[metric], errors="coerce")
+        infinite = scores.loc[values.isin([math.inf, -math.inf])]
+        if not infinite.empty:
+            ids = [str(i) for i in infinite["image_id"]]
+            where = sorted({str(d) for d in infinite["dataset"]}) if "dataset" in infinite else []
+            raise DataError(
+                f"{metric} is inf for {len(ids)} image(s) {ids[:SHOWN_IMAGES]}"
+                f"{' and more' if len(ids) > SHOWN_IMAGES else ''}"
+                f"{f' of {where}' if where else ''}: a table cannot average inf (an input equal to its target "
+                "has no degradation to restore); remove or fix these pairs"
+            )
+
+
 def summarize(scores: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """Mean over images per ``by + [seed]``, then mean and sample std over seeds per ``by``.
 
@@ -150,6 +171,7 @@ def summarize(scores: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     _require(scores, [*by, "seed", "image_id", *METRICS], "summarize")
     if scores.empty:
         raise ValueError("summarize: no score rows")
+    _require_finite(scores)
     constant = "__all__"
     keys = by or [constant]
     frame = scores.assign(**{constant: 0}) if not by else scores

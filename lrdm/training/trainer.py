@@ -22,8 +22,12 @@ the current step runs, into pinned memory when training on a GPU; each step's ba
 
 Run directory layout::
 
-    run_dir/config.yaml           resolved TrainConfig (a resume with a different config is refused)
-    run_dir/checkpoints/step-N.pt model, EMA, optimiser and step (the last ``keep_checkpoints`` kept)
+    run_dir/.lock                 held (``flock``) by the one trainer of this directory; holds its PID
+    run_dir/config.yaml           resolved TrainConfig (a different config is refused, or with
+                                  ``restart_on_change`` starts afresh; more ``steps`` alone continue)
+    run_dir/checkpoints/step-N.pt model, EMA, optimiser and step (the last ``keep_checkpoints`` kept;
+                                  one that does not load is renamed ``step-N.pt.corrupt``)
+    run_dir/superseded/<time>/    the files of an earlier config, set aside by a restart
     run_dir/losses.csv            step, loss, seconds (appended; truncated to the checkpoint on resume)
     run_dir/model.pt              final EMA weights + config (the output the sampler reads)
 """
@@ -33,9 +37,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import math
+import os
+import pickle
 import re
+import statistics
 import time
+from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +60,10 @@ from lrdm.core.lowrank import PCABasis, fit_pca_basis
 from lrdm.core.nets import TermNetwork, compile_unets
 from lrdm.core.process import build_network, build_process
 from lrdm.data.paired import PairedImageDataset, sample_batch
-from lrdm.errors import TrainingDiverged
-from lrdm.files import save_torch, write_text
+from lrdm.errors import CheckpointError, ConfigError, TrainingDiverged
+from lrdm.files import exclusive_lock, save_torch, write_text
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
@@ -63,6 +75,14 @@ BASIS_FILE = "basis.pt"
 SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
 BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
 PREFETCH_BATCHES = 2  # batches each data worker prepares ahead
+LOCK_FILE = ".lock"
+SUPERSEDED_DIR = "superseded"  # files of an earlier config, set aside by a restart
+CORRUPT_SUFFIX = ".corrupt"  # appended to a checkpoint that does not load
+CONTINUABLE_KEYS = ("steps",)  # keys whose increase continues a run instead of restarting it
+LOSS_HISTORY = 100  # recent losses whose median the divergence test compares against
+MIN_LOSS_HISTORY = 4  # losses seen before the divergence test applies
+CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer")
+MODEL_KEYS = ("config", "ema")
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
@@ -135,24 +155,132 @@ def resolve_mixed_precision(config: TrainConfig, accelerator_device: torch.devic
     return config.mixed_precision
 
 
-def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
+def config_changes(run_dir: Path, config: TrainConfig) -> list[str]:
+    """Keys in which ``config`` differs from the one saved in ``run_dir`` (none when nothing is saved)."""
     path = run_dir / CONFIG_FILE
     if not path.exists():
-        return
+        return []
     saved = load_config(path).to_dict()
     current = config.to_dict()
-    differing = sorted(k for k in current if saved.get(k) != current[k])
-    if differing:
-        raise ValueError(
-            f"{path} was written by a run with a different config (keys {differing}); "
-            "use a new run directory or delete the old one"
+    return sorted(k for k in current if saved.get(k) != current[k])
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Moves every file of ``run_dir`` (but the lock and earlier set-aside files) to a new
+    ``run_dir/superseded/<UTC time>/`` and returns that folder."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = run_dir / SUPERSEDED_DIR / stamp
+    aside.mkdir(parents=True)
+    for entry in run_dir.iterdir():
+        if entry.name not in (LOCK_FILE, SUPERSEDED_DIR):
+            os.replace(entry, aside / entry.name)
+    return aside
+
+
+def reconcile_run_dir(run_dir: Path, config: TrainConfig, restart_on_change: bool) -> None:
+    """Makes ``run_dir`` hold only files of ``config``: continues when only ``steps`` grew, otherwise (a
+    changed config) raises :class:`ConfigError`, or with ``restart_on_change`` sets the old files aside."""
+    differing = config_changes(run_dir, config)
+    if not differing:
+        return
+    found = list_checkpoints(run_dir)
+    if set(differing) <= set(CONTINUABLE_KEYS) and (not found or found[-1][0] <= config.steps):
+        logger.warning("%s: steps raised to %d; continuing from the newest checkpoint", run_dir, config.steps)
+        return
+    if not restart_on_change:
+        raise ConfigError(
+            f"{run_dir / CONFIG_FILE} was written by a run with a different config (keys {differing}); "
+            "use a new run directory, delete the old one, or restart it (lrdm train --restart-on-change)"
         )
+    aside = set_aside(run_dir)
+    logger.warning("%s: config changed (keys %s); the old files are set aside in %s, starting afresh",
+                   run_dir, differing, aside)  # fmt: skip
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def load_checkpoint(path: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Loads a checkpoint (``weights_only``) that must hold ``keys``; any failure names the file.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: truncated, not a PyTorch file, refused by the safe unpickler, or lacking ``keys``.
+    """
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if refused is None:
+            raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint (it does not unpickle)") from None
+        raise CheckpointError(
+            f"{path} was refused by the safe loader (weights_only=True): it holds a {refused[1]} object, not only "
+            "tensors and plain containers; load only checkpoints written by lrdm"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({_first_line(err)})") from None
+    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a checkpoint of this package: it lacks {missing}")
+    return state
+
+
+def load_resume_state(run_dir: Path, resume_from: str | Path | None, set_aside_corrupt: bool) -> dict[str, Any] | None:
+    """State to resume from: ``resume_from`` if given (must load), else the newest checkpoint of ``run_dir``
+    that loads.  Newer ones that do not load are renamed ``*.corrupt`` (when ``set_aside_corrupt``: the main
+    process) and reported."""
+    if resume_from is not None:
+        return load_checkpoint(Path(resume_from), CHECKPOINT_KEYS)
+    skipped = []
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            state = load_checkpoint(path, CHECKPOINT_KEYS)
+        except CheckpointError as err:
+            if set_aside_corrupt:
+                corrupt = path.with_name(path.name + CORRUPT_SUFFIX)
+                os.replace(path, corrupt)
+                logger.warning("%s; renamed it to %s", err, corrupt.name)
+            skipped.append(path)
+            continue
+        if skipped and set_aside_corrupt:
+            logger.warning("resuming %s from %s: newer checkpoint(s) %s did not load", run_dir, path,
+                           ", ".join(str(p) for p in skipped))  # fmt: skip
+        return state
+    if skipped and set_aside_corrupt:
+        logger.warning("no checkpoint of %s loads (%s); starting from step 0", run_dir,
+                       ", ".join(str(p) for p in skipped))  # fmt: skip
+    return None
+
+
+def divergence(loss: float, history: deque[float], factor: float) -> str | None:
+    """Why ``loss`` means the run diverged (non-finite, or above ``factor`` times the median of ``history``
+    once it holds :data:`MIN_LOSS_HISTORY` losses), or None."""
+    if not math.isfinite(loss):
+        return f"loss became {loss}"
+    if len(history) >= MIN_LOSS_HISTORY:
+        median = statistics.median(history)
+        if loss > factor * median:
+            return (
+                f"loss exploded to {loss:.3g}, above {factor:g} x its running median {median:.3g} "
+                "(config key divergence_factor),"
+            )
+    return None
+
+
+def weights_finite(network: torch.nn.Module) -> bool:
+    return bool(torch.stack([p.detach().isfinite().all() for p in network.parameters()]).all())
+
+
+def _diverged(reason: str, step: int, run_dir: Path) -> TrainingDiverged:
+    last = list_checkpoints(run_dir)
+    return TrainingDiverged(
+        f"{reason} at step {step} of {run_dir}; no model.pt was written; the last good checkpoint is "
+        f"{last[-1][1] if last else 'none (no checkpoint written yet)'}"
+    )
 
 
 def _truncate_loss_log(path: Path, last_step: int) -> None:
@@ -184,6 +312,7 @@ def train(
     progress: bool | None = None,
     data_workers: int = 0,
     compile_model: bool = False,
+    restart_on_change: bool = False,
 ) -> Path:
     """Trains one run into ``run_dir`` and returns the path of the final ``model.pt``.
 
@@ -191,20 +320,49 @@ def train(
     checkpoint explicitly (missing -> ``FileNotFoundError``).  ``stop_after`` ends the process after
     that many steps (for tests of interruption).  ``data_workers`` processes prepare batches ahead
     (0: in the training loop); the result does not depend on it.  ``compile_model`` compiles the UNets
-    (:func:`lrdm.core.nets.compile_unets`; the EMA copy stays eager).  Raises :class:`TrainingDiverged` on a NaN
-    loss.
+    (:func:`lrdm.core.nets.compile_unets`; the EMA copy stays eager).  A config that differs from the one
+    saved in ``run_dir`` is refused, or with ``restart_on_change`` starts afresh (the old files set aside);
+    more ``steps`` alone continue.  The main process holds ``run_dir``'s lock throughout (a second trainer
+    raises :class:`RunLockedError`).  Raises :class:`TrainingDiverged` on a non-finite or exploding loss
+    (``divergence_factor``) or non-finite weights, without writing ``model.pt``.
     """
     if data_workers < 0:
         raise ValueError(f"data_workers must be >= 0, got {data_workers}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
     cpu_only = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
     probe = torch.device("cpu" if cpu_only else "cuda")
     accelerator = Accelerator(cpu=cpu_only, mixed_precision=resolve_mixed_precision(config, probe))
-    _check_same_config(run_dir, config)  # every process reads; only rank 0 writes files below
+    with contextlib.ExitStack() as stack:
+        if accelerator.is_main_process:
+            stack.enter_context(exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}"))
+        return _train_locked(
+            config, run_dir, accelerator, resume_from, stop_after, progress, data_workers, compile_model,
+            restart_on_change,
+        )  # fmt: skip
+
+
+def _train_locked(
+    config: TrainConfig,
+    run_dir: Path,
+    accelerator: Accelerator,
+    resume_from: str | Path | None,
+    stop_after: int | None,
+    progress: bool | None,
+    data_workers: int,
+    compile_model: bool,
+    restart_on_change: bool,
+) -> Path:
+    """:func:`train` once the main process holds the run directory's lock."""
+    state = None
     if accelerator.is_main_process:
+        reconcile_run_dir(run_dir, config, restart_on_change)
+        (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
         save_config(config, run_dir / CONFIG_FILE)
+        state = load_resume_state(run_dir, resume_from, set_aside_corrupt=True)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        state = load_resume_state(run_dir, resume_from, set_aside_corrupt=False)
     torch.manual_seed(config.seed)  # initial weights
     if config.batch_size % accelerator.num_processes:
         raise ValueError(
@@ -244,11 +402,7 @@ def train(
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, betas=config.adam_betas)
 
     start = 0
-    checkpoint_path = Path(resume_from) if resume_from is not None else None
-    if checkpoint_path is None and (found := list_checkpoints(run_dir)):
-        checkpoint_path = found[-1][1]
-    if checkpoint_path is not None:
-        state = load_checkpoint(checkpoint_path)
+    if state is not None:
         network.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -276,6 +430,7 @@ def train(
         dataset.preload()  # one decoded copy, shared by the forked workers
     batches = StepBatches(dataset, config.batch_size * config.grad_accum, process.T, config.seed, mine)
     loader = batch_loader(batches, start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
+    history: deque[float] = deque(maxlen=LOSS_HISTORY)
     with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
         writer = csv.writer(log_handle) if log_handle is not None else None
         for step, drawn in zip(bar, loader):
@@ -288,16 +443,17 @@ def train(
                     with accelerator.autocast():
                         loss = process.loss(network, x0, x_in, t, noise) / config.grad_accum
                     mean_loss += accelerator.reduce(loss.detach(), reduction="mean").item()
-                    if not math.isfinite(mean_loss):
-                        last = list_checkpoints(run_dir)
-                        raise TrainingDiverged(
-                            f"loss became {mean_loss} at step {step + 1} of {run_dir}; the last good checkpoint is "
-                            f"{last[-1][1] if last else 'none (no checkpoint written yet)'}"
-                        )
+                    if not math.isfinite(mean_loss):  # before its backward pass; the optimizer has not stepped
+                        raise _diverged(f"loss became {mean_loss}", step + 1, run_dir)
                     accelerator.backward(loss)
+            if (reason := divergence(mean_loss, history, config.divergence_factor)) is not None:
+                raise _diverged(reason, step + 1, run_dir)
+            history.append(mean_loss)
             accelerator.clip_grad_norm_(network.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if not weights_finite(network):
+                raise _diverged("non-finite weights appeared", step + 1, run_dir)
             ema.update()
             done = step + 1
             if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
@@ -334,11 +490,17 @@ def _save_checkpoint(
 def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, TermNetwork, Any]:
     """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``."""
     model_path = Path(model_path)
-    state = load_checkpoint(model_path)
-    config = TrainConfig.from_dict(state["config"])
+    state = load_checkpoint(model_path, MODEL_KEYS)
+    try:
+        config = TrainConfig.from_dict(state["config"])
+    except ValueError as err:
+        raise CheckpointError(f"{model_path} holds an invalid run config: {err}") from None
     basis_path = model_path.parent / BASIS_FILE
     basis = PCABasis.load(basis_path) if config.basis == "dataset_pca" else None
     process = build_process(config, basis)
     network = build_network(config, process)
-    network.load_state_dict(state["ema"])
+    try:
+        network.load_state_dict(state["ema"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{model_path}: its weights do not fit its config ({_first_line(err)})") from None
     return config, network.to(device).eval(), process

@@ -2,7 +2,7 @@
 
 
 def dataset_index(wildcards):
-    return f"{RESOURCES}/data/{wildcards.dataset}/index.parquet"
+    return W.dataset_index_path(config, wildcards.dataset)
 
 
 def table_files(name):

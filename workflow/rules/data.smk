@@ -6,7 +6,7 @@ rule prepare_dataset:
     output:
         index=f"{RESOURCES}/data/{{dataset}}/index.parquet",
     params:
-        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        spec=lambda wildcards: W.dataset_params(config, wildcards.dataset),  # canonical: reordering reruns nothing
     conda:
         "../envs/lrdm.yaml"
     log:

@@ -20,6 +20,8 @@ rule table:
         csv=report(f"{RESULTS}/tables/{{name}}.csv", caption="../report/table.rst", category=lambda wildcards: REPORT_CATEGORY[wildcards.name]),
         md=f"{RESULTS}/tables/{{name}}.md",
         tex=f"{RESULTS}/tables/{{name}}.tex",
+    params:
+        spec=lambda wildcards: W.target_params(config, wildcards.name),  # a changed spec reruns the table
     wildcard_constraints:
         name="|".join(W.SCORE_TARGETS),
     conda:
@@ -35,7 +37,7 @@ rule rank_schedules_figure:
         png=report(f"{RESULTS}/figures/rank_schedules.png", caption="../report/rank_schedules.rst", category="Fig. 4: rank schedulers"),
         pdf=f"{RESULTS}/figures/rank_schedules.pdf",
     params:
-        spec=config["targets"].get("rank_schedules", {}),
+        spec=W.canonical(config["targets"].get("rank_schedules", {})),
     conda:
         "../envs/lrdm.yaml"
     log:
@@ -50,6 +52,8 @@ rule scores_figure:
     output:
         png=report(f"{RESULTS}/figures/{{name}}.png", caption="../report/scores_figure.rst", category=lambda wildcards: REPORT_CATEGORY[wildcards.name]),
         pdf=f"{RESULTS}/figures/{{name}}.pdf",
+    params:
+        spec=lambda wildcards: W.target_params(config, wildcards.name),
     wildcard_constraints:
         name="rank_sweep|steps",
     conda:

@@ -13,6 +13,9 @@ rule train:
         spectrum=spectrum_summary_if_auto,
     output:
         model=f"{RESULTS}/runs/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/model.pt",
+    params:
+        # the resolved run config, canonical: editing it reruns exactly this run (which restarts afresh)
+        run=lambda w: W.train_params(config, w.dataset, w.process, w.objective, w.rank_spec, w.seed),
     threads: config.get("train_threads", 1)
     resources:
         gpu=TRAIN_GPUS,

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from lrdm.data.prepare import prepare
@@ -5,7 +6,7 @@ from lrdm.data.synthetic import make_synthetic_dataset
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)
-spec = snakemake.params.spec
+spec = json.loads(snakemake.params.spec)  # canonical JSON (lrdm.workflow.canonical)
 name = snakemake.wildcards.dataset
 out = Path(snakemake.output.index)
 if spec["source"] == "registry":

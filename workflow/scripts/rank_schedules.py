@@ -1,10 +1,11 @@
+import json
 from pathlib import Path
 
 from lrdm.results import plots
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
-spec = snakemake.params.spec  # noqa: F821
+spec = json.loads(snakemake.params.spec)  # noqa: F821
 print(
     plots.plot_rank_schedules(
         spec.get("T", 1000),

@@ -39,7 +39,7 @@ config = run_config(
 )
 run_dir = str(Path(snakemake.output.model).parent)
 gpus = int(getattr(snakemake.resources, "gpu", 1))
-options = train_options(snakemake.config)
+options = {**train_options(snakemake.config), "restart_on_change": True}  # params changed: Snakemake reruns
 if gpus == 1:
     torch.set_num_threads(snakemake.threads)
     print(train(config, run_dir, progress=False, **options))
