@@ -1,4 +1,6 @@
 # LRDM reproduction workflow: `snakemake --cores all <target>`; targets are listed in README.md.
+import os
+
 from snakemake.utils import min_version, validate
 
 import lrdm.vocab as V
@@ -32,6 +34,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/official.smk"
 include: "workflow/rules/report.smk"
 
 

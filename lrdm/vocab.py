@@ -25,6 +25,9 @@ DEFAULT_OBJECTIVE = PROCESS_OBJECTIVES[DEFAULT_PROCESS][0]
 PROCESS_DEFAULT_OBJECTIVES: dict[str, str] = {process: names[0] for process, names in PROCESS_OBJECTIVES.items()}
 OBJECTIVE_LABELS: dict[str, str] = {"pred_res": "SM-Res", "pred_noise": "SM-N", "pred_res_noise": "SM-Res-N"}
 """RDDM's names of the objectives (RDDM Tab. 1)."""
+OFFICIAL_RUN = "official"
+"""Folder of a dataset's run imported from the authors' weights (``runs/<dataset>/official``), hence the ``run``
+column of its score rows: what marks them as the official weights' rows in the main table."""
 LOSSES: tuple[str, ...] = ("l1", "l2")
 NETWORKS: tuple[str, ...] = ("two_net", "one_net")
 BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres")

@@ -14,7 +14,15 @@ from typing import Any
 
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
-from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, OBJECTIVES, PROCESS_OBJECTIVES, PROCESSES, RankSpec
+from lrdm.vocab import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PROCESS,
+    OBJECTIVES,
+    OFFICIAL_RUN,
+    PROCESS_OBJECTIVES,
+    PROCESSES,
+    RankSpec,
+)
 
 TARGETS = (
     "spectrum",
@@ -146,8 +154,70 @@ def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
 
 
 def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
+    """The score files a scored target reads; the main table's include those of the authors' weights."""
     path = protocols_path if target == "protocols" else score_path
-    return sorted({path(config["results"], e) for e in target_evaluations(config, target)})
+    paths = {path(config["results"], e) for e in target_evaluations(config, target)}
+    if target == "main_table":
+        steps = _sampling_steps(config)
+        paths |= {official_score_path(config["results"], d, steps) for d in official_datasets(config)}
+    return sorted(paths)
+
+
+# The authors' weights (top-level config key ``official_weights``): official RDDM checkpoints placed by hand,
+# imported as ``runs/<dataset>/official`` and evaluated like a trained run for the main table.
+
+OFFICIAL_EXPECTED = "an official RDDM Trainer checkpoint: a model-N.pt holding step, model, opt, ema, scaler"
+"""What a placed official file must be (the missing-file message says so)."""
+OFFICIAL_REASON = "the authors publish their weights behind links on their page, not at a download URL"
+
+
+def official_weights(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``official_weights``: per dataset, the placed ``file``, the ``page`` it comes from and the ``set``
+    overrides of its import (:func:`lrdm.training.official.import_checkpoint`)."""
+    return config.get("official_weights") or {}
+
+
+def official_datasets(config: dict[str, Any]) -> list[str]:
+    """Main-table datasets with official weights configured (the main table's official rows)."""
+    if "main_table" not in enabled_targets(config):
+        return []
+    return [name for name in config["targets"]["main_table"]["datasets"] if name in official_weights(config)]
+
+
+def official_run_dir(results: str, dataset: str) -> str:
+    return f"{results}/runs/{dataset}/{OFFICIAL_RUN}"
+
+
+def official_score_path(results: str, dataset: str, steps: int | str) -> str:
+    return f"{results}/scores/{dataset}/{OFFICIAL_RUN}/steps{steps}.parquet"
+
+
+def official_params(config: dict[str, Any], dataset: str) -> str:
+    """The import rule's ``params``: the dataset's ``official_weights`` entry, canonical."""
+    return canonical(official_weights(config)[dataset])
+
+
+def official_overrides(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The import's config overrides: the entry's ``set``, and the dataset its score rows name."""
+    return {**official_weights(config)[dataset].get("set", {}), "extra": {"dataset": dataset}}
+
+
+def placed_official_file(config: dict[str, Any], dataset: str) -> str:
+    """The dataset's placed official checkpoint; :class:`lrdm.errors.ManualDownloadRequired` naming the file,
+    its page and where to put it when it is not there (as a missing manual dataset archive)."""
+    from pathlib import Path
+
+    from lrdm.data.download import manual_file_message
+    from lrdm.errors import ManualDownloadRequired
+
+    entry = official_weights(config)[dataset]
+    path = Path(entry["file"])
+    if not path.is_file():
+        raise ManualDownloadRequired(
+            f"official_weights.{dataset}: "
+            + manual_file_message(path.name, OFFICIAL_REASON, entry["page"], path, OFFICIAL_EXPECTED)
+        )
+    return str(path)
 
 
 def canonical(value: Any) -> str:
@@ -277,6 +347,12 @@ def check_config(config: dict[str, Any]) -> None:
                     f"config key datasets.{name}.eval_resize: targets.protocols rescores the images restored at "
                     f"their own size; remove eval_resize or disable targets.protocols"
                 )
+    for name in official_weights(config):
+        if name not in datasets:
+            raise ValueError(
+                f"config key official_weights.{name} names a dataset that is not under 'datasets' "
+                f"(configured: {', '.join(datasets)})"
+            )
     for name, dataset in datasets.items():
         if dataset["source"] == "registry":
             from lrdm.data.registry import REGISTRY

@@ -13,6 +13,7 @@ from lrdm.results import tables
 from lrdm.results.render import write_table
 from lrdm.results.reported import REPORTED_SOURCE, REPORTED_TABLES, reported_frame
 from lrdm.results.tables import (
+    OFFICIAL_LABEL,
     feasibility_table,
     main_table,
     orders_table,
@@ -24,6 +25,7 @@ from lrdm.results.tables import (
     steps_table,
     summarize,
 )
+from lrdm.vocab import OFFICIAL_RUN
 
 IMAGES = 3
 
@@ -382,6 +384,29 @@ def test_main_table_rows_and_sources(scores):
     assert "DRSformer" not in reported.index
     # reported rows come first, in the paper's order
     assert list(table["source"][: len(reported)]) == [REPORTED_SOURCE] * len(reported)
+
+
+def test_main_table_adds_the_official_weights_row_beside_ours_and_the_papers(scores):
+    """Score rows of run 'official' (the workflow's imported authors' weights) make one row, whatever their
+    objective, between the paper's rows and ours, at the same steps; without them the table is unchanged."""
+    official = scores[(scores["dataset"] == "raindrop") & (scores["rank_spec"] == "full") & (scores["seed"] == 0)]
+    official = official[(official["process"] == "rddm") & (official["objective"] == "pred_res_noise")]
+    official = official.assign(run=OFFICIAL_RUN, objective="pred_res", psnr=official["psnr"] + 1.0)
+    table = main_table(pd.concat([scores, official], ignore_index=True), ["raindrop", "synthetic_rain"], steps=5)
+    rows = table[table["method"] == OFFICIAL_LABEL]
+    assert OFFICIAL_LABEL == "RDDM, official weights (evaluated here)" and len(rows) == 1
+    row = rows.iloc[0]
+    assert row["source"] == "this run" and row["protocol"] == "derain_y" and row["n_seeds"] == 1
+    at_5 = official[official["steps"] == 5]
+    assert row["Raindrop PSNR"] == pytest.approx(at_5["psnr"].mean())
+    assert math.isnan(row["synthetic_rain PSNR"])
+    sources = list(table["source"])
+    position = int(rows.index[0])
+    assert sources[position - 1] == REPORTED_SOURCE and sources[position + 1] == "this run"
+    # our full-rank RDDM row is built from our trained runs only
+    ours = main_table(scores, ["raindrop", "synthetic_rain"], steps=5)
+    pd.testing.assert_frame_equal(table.drop(index=position).reset_index(drop=True), ours)
+    assert OFFICIAL_LABEL in table.attrs["caption"] and OFFICIAL_LABEL not in ours.attrs["caption"]
 
 
 def test_main_table_names_the_protocol_of_every_row(scores):

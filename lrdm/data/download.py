@@ -145,9 +145,15 @@ def _verify(path: Path, source: Source) -> str:
 def _manual_message(source: Source, dest: Path) -> str:
     where = source.page or source.url or "the dataset's official page (no address is recorded)"
     reason = "its host needs a browser" if source.manual else "no download URL is known"
+    return manual_file_message(source.filename, reason, where, dest, source.describe_expected())
+
+
+def manual_file_message(filename: str, reason: str, where: str, dest: Path, expected: str) -> str:
+    """What a missing file placed by hand raises with (:class:`ManualDownloadRequired`): what to fetch, why by
+    hand, from where, the full path to place it at and what is expected of it."""
     return (
-        f"{source.filename} must be downloaded by hand ({reason}). Fetch {source.filename} from {where} "
-        f"and place it at {dest.resolve()} (expected {source.describe_expected()}), then run again."
+        f"{filename} must be downloaded by hand ({reason}). Fetch {filename} from {where} "
+        f"and place it at {Path(dest).resolve()} (expected {expected}), then run again."
     )
 
 

@@ -48,6 +48,7 @@ from lrdm.vocab import (
     DEFAULT_PROCESS,
     DYNAMIC_KINDS,
     OBJECTIVE_LABELS,
+    OFFICIAL_RUN,
     POLY_KINDS,
     PROCESS_DEFAULT_OBJECTIVES,
     RANK_KINDS,
@@ -84,6 +85,8 @@ METHOD_LABELS = {
     ("resshift", False): "ResShift",
     ("resshift", True): "ResShift + Low-Rank",
 }
+#: Row name of the authors' weights evaluated here (score rows of run :data:`lrdm.vocab.OFFICIAL_RUN`).
+OFFICIAL_LABEL = "RDDM, official weights (evaluated here)"
 #: Display names of the datasets, in the order tables list them; other datasets follow alphabetically.
 DATASET_LABELS = {
     "raindrop": "Raindrop",
@@ -759,10 +762,15 @@ def main_table(
     report just has our rows, a requested dataset we did not evaluate only reported ones.  A method
     reported for several datasets (even from different tables) is one row.  Only runs of ``process`` and
     ``objective`` are used (None: any; labels then name them).  Raises ValueError when ``scores`` holds
-    none of ``datasets``.
+    none of ``datasets``.  Score rows of the authors' weights (run :data:`lrdm.vocab.OFFICIAL_RUN`, imported by
+    the workflow's ``official_weights``) make one row :data:`OFFICIAL_LABEL`, whatever their process and
+    objective, between the paper's rows and our trained ones.
     """
     _require(scores, SCORE_KEY_COLUMNS, "main_table")
     wanted = dataset_order(datasets) if datasets is not None else dataset_order(scores["dataset"].astype(str).unique())
+    is_official = (scores["run"].astype(str) == OFFICIAL_RUN).to_numpy()
+    official = scores[is_official & scores["dataset"].isin(wanted).to_numpy()]
+    scores = scores[~is_official]
     frame = _prepare(
         scores,
         lambda f: f["dataset"].isin(wanted),
@@ -792,14 +800,21 @@ def main_table(
         for method in reported_frame(name)["method"]:
             paper_order.setdefault(method, len(paper_order))
     parts = [ours]
+    if not official.empty:
+        official = select_steps(official, steps)
+        official_row, _ = _wide(official, [])
+        official_row["method"] = OFFICIAL_LABEL
+        official_row["protocol"] = _protocols_of_rows(official, official_row, [])
+        parts.append(official_row)
     if reported_parts:
         reported = pd.concat(reported_parts, ignore_index=True)
         parts.append(reported.groupby(["method", "protocol"], sort=False, dropna=False).first().reset_index())
-    used = _steps_used(frame)
+    used = _steps_used(pd.concat([frame, official]) if not official.empty else frame)
     caption = (
         "Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
-        f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here; "
-        "the protocol column says how each row was scored (README, 'How each paper measured'). "
+        f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here"
+        + ("" if official.empty else f" ('{OFFICIAL_LABEL}': the authors' released checkpoint, scored here)")
+        + "; the protocol column says how each row was scored (README, 'How each paper measured'). "
         + _steps_text(used)
         + " "
         + _AVERAGING_TEXT
@@ -808,9 +823,11 @@ def main_table(
     def sort_key(row: pd.Series) -> tuple[Any, ...]:
         if row["source"] != THIS_RUN:
             return (0, paper_order.get(row["method"], len(paper_order)))
+        if row["method"] == OFFICIAL_LABEL:
+            return (1,)
         full = row["rank_spec"] == "full"
         return (
-            1,
+            2,
             _text_or_empty(row["process"]) != "rddm",
             full,
             *_spec_sort_key(row),

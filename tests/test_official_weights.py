@@ -1,0 +1,101 @@
+"""The authors' weights in the workflow (config key ``official_weights``): the score files the main table
+reads, the message for a file not yet placed, and a real Snakemake import and evaluation of an official
+fixture checkpoint on a small synthetic set."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lrdm.errors import ManualDownloadRequired
+from lrdm.vocab import OFFICIAL_RUN
+from lrdm.workflow import (
+    check_config,
+    official_overrides,
+    official_score_path,
+    placed_official_file,
+    target_score_paths,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+PAGE = "https://github.com/nachifur/RDDM"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "official-rddm"
+if not FIXTURES.is_dir():  # a worktree's checkout sits beside shared/; the main checkout may hold it inside
+    FIXTURES = REPO / "shared" / "fixtures" / "official-rddm"
+CHECKPOINT = FIXTURES / "res_noise_2net" / "checkpoint.pt"
+
+
+def smoke(official=None):
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    if official is not None:
+        config["official_weights"] = official
+    return copy.deepcopy(config)
+
+
+def test_main_table_reads_the_official_scores_only_when_configured():
+    plain = smoke()
+    assert not any(f"/{OFFICIAL_RUN}/" in path for path in target_score_paths(plain, "main_table"))
+    config = smoke({"synthetic_rain": {"file": "resources/official/x.pt", "page": PAGE}})
+    check_config(config)
+    official = official_score_path("results", "synthetic_rain", 2)
+    assert official == f"results/scores/synthetic_rain/{OFFICIAL_RUN}/steps2.parquet"
+    assert set(target_score_paths(config, "main_table")) == {*target_score_paths(plain, "main_table"), official}
+    assert target_score_paths(config, "rank_sweep") == target_score_paths(plain, "rank_sweep")
+    assert official_overrides(config, "synthetic_rain") == {"extra": {"dataset": "synthetic_rain"}}
+
+
+def test_official_weights_must_name_a_configured_dataset():
+    config = smoke({"gopro": {"file": "resources/official/x.pt", "page": PAGE}})
+    with pytest.raises(ValueError, match=r"official_weights\.gopro names a dataset that is not under 'datasets'"):
+        check_config(config)
+
+
+def test_a_missing_official_file_says_what_to_fetch_from_where_and_where_to_put_it(tmp_path):
+    file = tmp_path / "resources" / "official" / "rddm_raindrop.pt"
+    config = smoke({"synthetic_rain": {"file": str(file), "page": PAGE}})
+    with pytest.raises(ManualDownloadRequired) as err:
+        placed_official_file(config, "synthetic_rain")
+    message = str(err.value)
+    assert message.startswith("official_weights.synthetic_rain: rddm_raindrop.pt must be downloaded by hand")
+    assert f"from {PAGE} and place it at {file.resolve()}" in message and "official RDDM Trainer checkpoint" in message
+    file.parent.mkdir(parents=True)
+    file.write_bytes(b"placed")
+    assert placed_official_file(config, "synthetic_rain") == str(file)
+
+
+def snakemake(tmp_path, config, *targets):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "--cores", "1", *targets],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"official fixture not found at {CHECKPOINT}")
+def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
+    missing = smoke({"synthetic_rain": {"file": "resources/official/rddm.pt", "page": PAGE}})
+    plan = snakemake(tmp_path, missing, "-n", "main_table")
+    assert plan.returncode == 0 and "import_official" in plan.stdout, (plan.stdout + plan.stderr)[-3000:]
+    failed = snakemake(tmp_path, missing, f"results/runs/synthetic_rain/{OFFICIAL_RUN}/model.pt")
+    assert failed.returncode != 0
+    expected = f"Fetch rddm.pt from {PAGE} and place it at {(tmp_path / 'resources/official/rddm.pt').resolve()}"
+    assert "ManualDownloadRequired" in failed.stderr and expected in failed.stderr, failed.stderr[-3000:]
+
+    config = smoke({"synthetic_rain": {"file": str(CHECKPOINT), "page": PAGE}})
+    target = f"results/scores/synthetic_rain/{OFFICIAL_RUN}/steps2.parquet"
+    proc = snakemake(tmp_path, config, target)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    scores = pd.read_parquet(tmp_path / target)
+    assert set(scores["run"]) == {OFFICIAL_RUN} and set(scores["dataset"]) == {"synthetic_rain"}
+    assert set(scores["objective"]) == {"pred_res_noise"} and set(scores["steps"]) == {2}
+    assert set(scores["protocol"]) == {"derain_y"} and scores["psnr"].notna().all()
+    run = yaml.safe_load((tmp_path / f"results/runs/synthetic_rain/{OFFICIAL_RUN}/config.yaml").read_text())
+    assert run["extra"] == {"dataset": "synthetic_rain", "official_checkpoint": str(CHECKPOINT)}
