@@ -353,6 +353,11 @@ def check_config(config: dict[str, Any]) -> None:
                 f"config key official_weights.{name} names a dataset that is not under 'datasets' "
                 f"(configured: {', '.join(datasets)})"
             )
+        if "main_table" in config["targets"] and name not in config["targets"]["main_table"]["datasets"]:
+            raise ValueError(
+                f"config key official_weights.{name}: {name!r} is not in targets.main_table.datasets, the only "
+                "target that evaluates official weights; add it there or remove the entry"
+            )
     for name, dataset in datasets.items():
         if dataset["source"] == "registry":
             from lrdm.data.registry import REGISTRY

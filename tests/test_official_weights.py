@@ -49,9 +49,13 @@ def test_main_table_reads_the_official_scores_only_when_configured():
     assert official_overrides(config, "synthetic_rain") == {"extra": {"dataset": "synthetic_rain"}}
 
 
-def test_official_weights_must_name_a_configured_dataset():
+def test_official_weights_must_name_a_main_table_dataset():
     config = smoke({"gopro": {"file": "resources/official/x.pt", "page": PAGE}})
     with pytest.raises(ValueError, match=r"official_weights\.gopro names a dataset that is not under 'datasets'"):
+        check_config(config)
+    config = smoke({"synthetic_blur": {"file": "resources/official/x.pt", "page": PAGE}})
+    config["targets"]["main_table"]["datasets"] = ["synthetic_rain"]
+    with pytest.raises(ValueError, match=r"official_weights\.synthetic_blur: .* not in targets\.main_table\.datasets"):
         check_config(config)
 
 
@@ -88,6 +92,7 @@ def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
     assert failed.returncode != 0
     expected = f"Fetch rddm.pt from {PAGE} and place it at {(tmp_path / 'resources/official/rddm.pt').resolve()}"
     assert "ManualDownloadRequired" in failed.stderr and expected in failed.stderr, failed.stderr[-3000:]
+    assert expected in (tmp_path / "logs/official/synthetic_rain/import.log").read_text()
 
     config = smoke({"synthetic_rain": {"file": str(CHECKPOINT), "page": PAGE}})
     target = f"results/scores/synthetic_rain/{OFFICIAL_RUN}/steps2.parquet"
