@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lrdm.data.paired import PairedImageDataset, from_model_space
-from lrdm.data.index import read_index
 from lrdm.core.lowrank import project_low_rank, singular_spectrum, spectrum_summary
+from lrdm.data.index import read_index
+from lrdm.data.paired import PairedImageDataset, from_model_space
 from lrdm.results.plots import new_figure, save_figure
 
 __all__ = [

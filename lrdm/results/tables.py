@@ -24,26 +24,14 @@ runs were evaluated (ties go to the larger count), see :func:`select_steps`.
 from __future__ import annotations
 
 import math
-import numbers
 import os
-import uuid
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
 from lrdm.results.render import STD_SUFFIX, clean_value
-from lrdm.vocab import (
-    DEFAULT_OBJECTIVE,
-    DEFAULT_PROCESS,
-    DYNAMIC_KINDS,
-    OBJECTIVE_LABELS,
-    POLY_KINDS,
-    PROCESS_DEFAULT_OBJECTIVES,
-    RANK_KINDS,
-)
 from lrdm.results.reported import (
     LRDM_TAB1,
     LRDM_TAB2,
@@ -53,6 +41,15 @@ from lrdm.results.reported import (
     RDDM_TAB1,
     REPORTED_SOURCE,
     reported_frame,
+)
+from lrdm.vocab import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PROCESS,
+    DYNAMIC_KINDS,
+    OBJECTIVE_LABELS,
+    POLY_KINDS,
+    PROCESS_DEFAULT_OBJECTIVES,
+    RANK_KINDS,
 )
 
 #: Per-image metrics averaged by :func:`summarize`.
@@ -758,7 +755,8 @@ def main_table(
     ours, _ = _wide(frame, row_keys)
     labels = labels or {}
     ours["method"] = [
-        labels.get(r["rank_spec"]) or method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if optional else None)
+        labels.get(r["rank_spec"])
+        or method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if optional else None)
         for r in ours.to_dict("records")
     ]
     ours["protocol"] = _protocols_of_rows(frame, ours, row_keys)
@@ -857,7 +855,7 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
     table.attrs["caption"] = (
         "The main-table runs' restored test images scored under each protocol: "
         + ", ".join(labels)
-        + f" ('@N': RDDM's policy, resized to N × N; '@lrdm256': the LRDM test transform, padded to 256 and a "
+        + " ('@N': RDDM's policy, resized to N × N; '@lrdm256': the LRDM test transform, padded to 256 and a "
         "multiple of 8, then resized). The differences are against the images' own size. "
         + _steps_text(used)
         + " "

@@ -1,0 +1,1 @@
+"""Results: residual spectrum analysis, tables, plots and the papers' reported numbers."""
