@@ -214,6 +214,10 @@ def check_config(config: dict[str, Any]) -> None:
                     f"their own size; remove eval_resize or disable targets.protocols"
                 )
     for name, dataset in datasets.items():
+        if dataset["source"] == "folders":
+            from lrdm.data.folders import pair_folders
+
+            pair_folders(dataset["folders"], name)  # unmatched files, ambiguous ids, size mismatches
         if dataset["source"] == "registry":
             from lrdm.data.registry import REGISTRY
 
@@ -223,6 +227,18 @@ def check_config(config: dict[str, Any]) -> None:
                     f"({', '.join(REGISTRY)})"
                 )
     check_train_gpus(config)
+
+
+def dataset_files(config: dict[str, Any], name: str) -> list[str]:
+    """The image files a ``source: folders`` dataset is indexed from (the prepare rule's inputs, so that a changed
+    folder rebuilds the index); nothing for the other sources."""
+    dataset = config["datasets"][name]
+    if dataset["source"] != "folders":
+        return []
+    from lrdm.data.folders import pair_folders
+
+    pairs = pair_folders(dataset["folders"], name)
+    return sorted([*pairs["input"], *pairs["target"]])
 
 
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:

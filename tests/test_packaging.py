@@ -15,7 +15,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
+
+from lrdm.files import write_png
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lrdm"
@@ -87,7 +91,7 @@ def readme_snakemake_commands() -> list[str]:
     """Every `snakemake ...` command of the README's fenced code blocks, as written (comments and the
     commands before `&&` dropped)."""
     commands, fence = [], None
-    for line in README.splitlines():
+    for line in README.replace("\\\n", " ").splitlines():  # continued lines joined
         if line.startswith("```"):
             fence = None if fence is not None else line[3:].strip()
             continue
@@ -112,9 +116,34 @@ def test_readme_has_the_documented_commands():
             assert len(after) == 1 or after[1].startswith("-"), f"a target follows --configfile in {command!r}"
 
 
+def readme_user_configs() -> dict[str, str]:
+    """The README's YAML blocks that it saves as a config file of the user's (``(here `NAME.yaml`...``)."""
+    found = {}
+    for name, block in re.findall(r"\(here `([\w.-]+\.yaml)`[^\n]*\n(?:[^\n]*\n)*?\n```yaml\n(.*?)```", README, re.S):
+        found[name] = block
+    return found
+
+
+def make_user_folders(root: Path, config: dict) -> None:
+    """Two pairs per split in every ``source: folders`` dataset of ``config``, named by its pattern."""
+    rng = np.random.default_rng(0)
+    for dataset in config["datasets"].values():
+        folders = dataset.get("folders")
+        if not folders:
+            continue
+        pattern = folders.get("pattern", {"input": "{id}", "target": "{id}"})
+        for split in ("train", "test"):
+            for number in range(2):
+                for role in ("input", "target"):
+                    stem = pattern[role].replace("{id}", str(number))
+                    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+                    write_png(root / folders[split][role] / f"{stem}.png", image)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A fresh copy of the workflow (nothing built), where the README's commands run as written."""
+    """A fresh copy of the workflow (nothing built), where the README's commands run as written; the config
+    files the README has the user write, and their image folders, are made as the README shows them."""
     root = tmp_path_factory.mktemp("readme")
     for name in WORKFLOW_FILES:
         source = ROOT / name
@@ -122,7 +151,15 @@ def workdir(tmp_path_factory) -> Path:
             shutil.copytree(source, root / name)
         else:
             shutil.copy(source, root / name)
+    for name, text in readme_user_configs().items():
+        (root / name).write_text(text)
+        make_user_folders(root, yaml.safe_load(text))
     return root
+
+
+def test_readme_user_config_is_found():
+    configs = readme_user_configs()
+    assert "my_rain.yaml" in configs and "source: folders" in configs["my_rain.yaml"]
 
 
 def _snakemake(words: list[str], cwd: Path) -> subprocess.CompletedProcess:

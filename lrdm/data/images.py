@@ -16,6 +16,9 @@ from lrdm.errors import ImageReadError
 
 UINT8_MAX = 255
 RGB_CHANNELS = 3
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+"""File name endings (case-insensitive) of the images read from your own folders (``lrdm restore``,
+``source: folders``); other files there are ignored."""
 
 
 def as_rgb_uint8(arr: np.ndarray, what: str) -> np.ndarray:
@@ -53,6 +56,20 @@ def _open_image(path: Path) -> Image.Image:
             return im.copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"cannot decode image file {path}: {exc}") from exc
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(height, width)`` from the image header only (cheap; a truncated body is not noticed here).
+
+    Raises:
+        ImageReadError: The header cannot be read (message contains the path).
+    """
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
+    return height, width
 
 
 def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from lrdm.data.images import load_rgb
+from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import to_model_space
 from lrdm.errors import DataError
 from lrdm.evaluation.evaluate import image_generator, pick_device, restore
@@ -41,8 +40,6 @@ DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
 """Pixels shared by neighbouring tiles; the blending weights ramp down linearly across them."""
 DEFAULT_OUT = "restored"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-"""File name endings (case-insensitive) that a folder's images are recognised by."""
 OUTPUT_SUFFIX = ".png"
 
 
@@ -87,17 +84,6 @@ def list_images(path: str | os.PathLike[str]) -> list[Path]:
     if clashes:
         raise DataError(f"--input {path}: images share a stem (same output name): {clashes}")
     return files
-
-
-def image_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)`` from the file's header, or ``None`` when the header cannot be read (the full read
-    then reports why)."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return None
-    return height, width
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -213,7 +199,10 @@ def restore_images(
     began = time.perf_counter()
     groups: dict[tuple[int, int] | None, list[int]] = {}
     for number, file in enumerate(files):
-        size = image_size(file)
+        try:
+            size = header_size(file)
+        except DataError:
+            size = None  # read once more below, where the failure is recorded
         alone = size is None or needs_tiles(size, tile)  # tiled, or unreadable header: one at a time
         groups.setdefault(None if alone else size, []).append(number)
     bar = tqdm(total=len(files), desc="restore", unit="img", disable=not progress)
