@@ -306,6 +306,21 @@ def train_gpus(config: dict[str, Any]) -> int:
     return int(config.get("train_gpus", 1))
 
 
+EVAL_GPUS = 1
+"""GPUs of one evaluation job (its batches run on one device)."""
+DEFAULT_EVAL_BATCH = 1
+
+
+def eval_gpus(config: dict[str, Any]) -> int:
+    """The evaluate rule's ``gpu`` resource: one GPU when training asks for GPUs (``train_gpus``), else none."""
+    return EVAL_GPUS if train_gpus(config) > 0 else 0
+
+
+def eval_batch(config: dict[str, Any]) -> int:
+    """Test images of one size restored together (config key ``eval_batch``)."""
+    return int(config.get("eval_batch", DEFAULT_EVAL_BATCH))
+
+
 def dataset_runs(config: dict[str, Any]) -> Iterable[tuple[str, str, TrainConfig]]:
     """``(dataset, process, resolved TrainConfig)`` of a full-rank run per dataset and process: what every run
     of that dataset shares.  An invalid resolved config raises ``ValueError`` naming the dataset and process."""
