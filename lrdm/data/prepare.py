@@ -253,7 +253,10 @@ def prepare(
         # datasets sharing a raw folder (RealBlur-J/-R) may be prepared by parallel jobs: one at a time
         with _exclusive(resources / "raw" / f".{entry.raw_folder}.lock"):
             for source in entry.sources:
-                path = Path(fetch(source, downloads, progress=progress))
+                try:
+                    path = Path(fetch(source, downloads, progress=progress))
+                except ManualDownloadRequired as err:
+                    raise ManualDownloadRequired(f"{entry.name}: {err}") from err
                 digest = _place(path, raw)
                 archives.append({"filename": source.filename, "sha256": digest, "size": path.stat().st_size})
     if not raw.is_dir() or not any(raw.iterdir()):
