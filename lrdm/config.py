@@ -59,6 +59,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
+    tensorboard: bool = False  # also log the losses to TensorBoard (accelerate's tracker) in run_dir/tensorboard
     seed: int = 0
     mixed_precision: str = "auto"
     device: str = "auto"

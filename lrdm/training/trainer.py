@@ -20,6 +20,7 @@ Run directory layout::
     run_dir/config.yaml           resolved TrainConfig (a resume with a different config is refused)
     run_dir/checkpoints/step-N.pt model, EMA, optimiser and step (the last ``keep_checkpoints`` kept)
     run_dir/losses.csv            step, loss, seconds (appended; truncated to the checkpoint on resume)
+    run_dir/tensorboard/          the same losses as TensorBoard scalars (config key ``tensorboard: true``)
     run_dir/model.pt              final EMA weights + config (the output the sampler reads)
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import io
 import math
 import re
@@ -45,7 +47,7 @@ from lrdm.core.lowrank import PCABasis, fit_pca_basis
 from lrdm.core.nets import ConditionalUNets, compile_unets
 from lrdm.core.process import build_network, build_process
 from lrdm.data.paired import PairedImageDataset, sample_batch
-from lrdm.errors import TrainingDiverged
+from lrdm.errors import ConfigError, TrainingDiverged
 from lrdm.files import save_torch, write_text
 
 CHECKPOINT_DIR = "checkpoints"
@@ -53,6 +55,8 @@ CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 LOSS_FILE = "losses.csv"
+TENSORBOARD_DIR = "tensorboard"
+"""Folder of the run directory that holds the TensorBoard event files (config key ``tensorboard``)."""
 LOSS_COLUMNS = ("step", "loss", "seconds")
 BASIS_FILE = "basis.pt"
 SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
@@ -160,6 +164,18 @@ def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABa
     return fit_pca_basis(batches)
 
 
+def tensorboard_tracker(config: TrainConfig) -> str | None:
+    """accelerate's ``log_with`` for config key ``tensorboard``: ``"tensorboard"`` (the package must be installed:
+    ``pip install -e '.[tensorboard]'``) or ``None``."""
+    if not config.tensorboard:
+        return None
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "config key 'tensorboard' is true but the tensorboard package is missing: pip install -e '.[tensorboard]'"
+        )
+    return "tensorboard"
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -185,7 +201,14 @@ def train(
     (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
     cpu_only = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
     probe = torch.device("cpu" if cpu_only else "cuda")
-    accelerator = Accelerator(cpu=cpu_only, mixed_precision=resolve_mixed_precision(config, probe))
+    accelerator = Accelerator(
+        cpu=cpu_only,
+        mixed_precision=resolve_mixed_precision(config, probe),
+        log_with=tensorboard_tracker(config),
+        project_dir=run_dir,
+    )
+    if config.tensorboard:
+        accelerator.init_trackers(TENSORBOARD_DIR)
     _check_same_config(run_dir, config)  # every process reads; only rank 0 writes files below
     if accelerator.is_main_process:
         save_config(config, run_dir / CONFIG_FILE)
@@ -274,11 +297,15 @@ def train(
             done = step + 1
             if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
                 writer.writerow([done, f"{mean_loss:.6g}", f"{time.perf_counter() - began:.3f}"])
+                if config.tensorboard:
+                    accelerator.log({"loss": mean_loss}, step=done)
                 log_handle.flush()
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
             if done % config.checkpoint_every == 0 or done == end:
                 _save_checkpoint(accelerator, network, ema, optimizer, done, run_dir, config)
     bar.close()
+    if config.tensorboard:
+        accelerator.end_training()
     model_path = run_dir / MODEL_FILE
     if end == config.steps and accelerator.is_main_process:
         save_torch({"config": config.to_dict(), "ema": ema.ema_model.state_dict(), "step": end}, model_path)
