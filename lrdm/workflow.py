@@ -241,6 +241,13 @@ def dataset_files(config: dict[str, Any], name: str) -> list[str]:
     return sorted([*pairs["input"], *pairs["target"]])
 
 
+def loss_figure_paths(config: dict[str, Any]) -> list[str]:
+    """The loss-curve figure (PNG) of every training run the enabled targets need, for ``snakemake --report``."""
+    runs = {e.run for target in enabled_targets(config) if target in SCORE_TARGETS
+            for e in target_evaluations(config, target)}  # fmt: skip
+    return [f"{config['results']}/figures/losses/{run}.png" for run in sorted(runs)]
+
+
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, model path) for LRDM Fig. 7: the full-rank run ("w.o. LR") and each fixed rank, on the
     first rank-sweep dataset and the first seed."""
