@@ -21,6 +21,7 @@ Run directory layout::
     run_dir/checkpoints/step-N.pt model, EMA, optimiser and step (the last ``keep_checkpoints`` kept)
     run_dir/losses.csv            step, loss, seconds (appended; truncated to the checkpoint on resume)
     run_dir/tensorboard/          the same losses as TensorBoard scalars (config key ``tensorboard: true``)
+    run_dir/validation.csv        step, val_psnr, val_ssim every ``val_every`` steps (config key; 0: none)
     run_dir/model.pt              final EMA weights + config (the output the sampler reads)
 """
 
@@ -58,6 +59,10 @@ LOSS_FILE = "losses.csv"
 TENSORBOARD_DIR = "tensorboard"
 """Folder of the run directory that holds the TensorBoard event files (config key ``tensorboard``)."""
 LOSS_COLUMNS = ("step", "loss", "seconds")
+VALIDATION_FILE = "validation.csv"
+VALIDATION_COLUMNS = ("step", "val_psnr", "val_ssim")
+"""``validation.csv`` (config key ``val_every``): RGB PSNR (peak 1) and SSIM (scikit-image, channel-wise, data
+range 1) of the EMA model on the first ``val_images`` test images, a quick indicator, not an evaluation protocol."""
 BASIS_FILE = "basis.pt"
 SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
 BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
@@ -143,13 +148,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _truncate_loss_log(path: Path, last_step: int) -> None:
+def _truncate_loss_log(path: Path, last_step: int, columns: tuple[str, ...] = LOSS_COLUMNS) -> None:
     if not path.exists():
         return
     with open(path, newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=LOSS_COLUMNS)
+    writer = csv.DictWriter(text, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, text.getvalue())
@@ -162,6 +167,27 @@ def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABa
         batch = sample_batch(dataset, config.batch_size, step_generator(config.seed, step, BASIS_STREAM))
         batches.append(batch["input"] - batch["target"])
     return fit_pca_basis(batches)
+
+
+@torch.no_grad()
+def validation_scores(network, process, items: list[dict[str, Any]], steps: int, seed: int) -> dict[str, float]:
+    """Mean RGB PSNR (peak 1) and SSIM of ``network`` on test ``items`` (cropped to the network's multiple), each
+    image's start noise from its own generator -> ``{"val_psnr", "val_ssim"}``."""
+    from skimage.metrics import structural_similarity
+
+    factor = network.downsample_factor
+    device = next(network.parameters()).device
+    psnrs, ssims = [], []
+    for number, item in enumerate(items):
+        height, width = (size - size % factor for size in item["input"].shape[-2:])
+        x_in = item["input"][None, :, :height, :width].to(device)
+        generator = torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + number)
+        out = process.sample(network, x_in, steps, generator=generator)[0]
+        pred = ((out.clamp(-1, 1) + 1) / 2).movedim(0, -1).double().cpu().numpy()
+        target = ((item["target"][:, :height, :width] + 1) / 2).movedim(0, -1).double().numpy()
+        psnrs.append(10 * math.log10(1.0 / max(float(((pred - target) ** 2).mean()), 1e-12)))
+        ssims.append(float(structural_similarity(pred, target, channel_axis=-1, data_range=1.0)))
+    return {"val_psnr": sum(psnrs) / len(psnrs), "val_ssim": sum(ssims) / len(ssims)}
 
 
 def tensorboard_tracker(config: TrainConfig) -> str | None:
@@ -258,6 +284,14 @@ def train(
         _truncate_loss_log(log_path, start)
         if not log_path.exists():
             write_text(log_path, ",".join(LOSS_COLUMNS) + "\n")
+    validation_path = run_dir / VALIDATION_FILE
+    val_items: list[dict[str, Any]] = []
+    if config.val_every and accelerator.is_main_process:
+        _truncate_loss_log(validation_path, start, VALIDATION_COLUMNS)
+        if not validation_path.exists():
+            write_text(validation_path, ",".join(VALIDATION_COLUMNS) + "\n")
+        test = PairedImageDataset(config.index, split="test", crop=None, flip=False, cache=False)
+        val_items = [test[i] for i in range(min(config.val_images, len(test)))]
     accelerator.wait_for_everyone()
 
     ema.to(accelerator.device)
@@ -301,6 +335,13 @@ def train(
                     accelerator.log({"loss": mean_loss}, step=done)
                 log_handle.flush()
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
+            if val_items and done % config.val_every == 0:
+                scores = validation_scores(ema.ema_model, process, val_items, config.val_steps, config.seed)
+                with open(validation_path, "a", newline="") as handle:
+                    csv.writer(handle).writerow([done, *(f"{scores[k]:.6g}" for k in VALIDATION_COLUMNS[1:])])
+                if config.tensorboard:
+                    accelerator.log(scores, step=done)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", val_psnr=f"{scores['val_psnr']:.2f}")
             if done % config.checkpoint_every == 0 or done == end:
                 _save_checkpoint(accelerator, network, ema, optimizer, done, run_dir, config)
     bar.close()
