@@ -42,3 +42,4 @@ rule all:
     default_target: True
     input:
         [path for target in W.enabled_targets(config) for path in target_outputs(target)],
+        W.loss_figure_paths(config),

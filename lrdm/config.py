@@ -65,6 +65,10 @@ class TrainConfig:
     keep_checkpoints: int = 2
     divergence_factor: float = 1000.0  # a loss above this multiple of its running median is divergence
     log_every: int = 50
+    tensorboard: bool = False  # also log the losses to TensorBoard (accelerate's tracker) in run_dir/tensorboard
+    val_every: int = 0  # every N steps: PSNR/SSIM of the EMA model on val_images test images (0: never)
+    val_images: int = 4  # test images of the periodic validation
+    val_steps: int = 2  # sampling steps of the periodic validation
     seed: int = 0
     mixed_precision: str = "auto"
     device: str = "auto"
@@ -93,8 +97,12 @@ class TrainConfig:
             "checkpoint_every",
             "keep_checkpoints",
             "log_every",
+            "val_images",
+            "val_steps",
         ):
             _positive_int(key, getattr(self, key))
+        if isinstance(self.val_every, bool) or not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ValueError(f"config key 'val_every' must be a non-negative integer (0: off), got {self.val_every!r}")
         for key in ("beta2_sum", "lr", "grad_clip", "kappa", "resshift_power"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"config key {key!r} must be > 0, got {getattr(self, key)!r}", key)

@@ -154,6 +154,7 @@ TASKS: tuple[str, ...] = ("rain", "blur", "shadow", "inpainting")
 """Restoration tasks of the datasets (and of the synthetic degradations, less inpainting)."""
 PROTOCOLS: tuple[str, ...] = ("derain_y", "rgb", "rgb_channelwise", "istd", "realblur", "lrdm_y")
 """Evaluation protocols (see :mod:`lrdm.evaluation.metrics`)."""
-DATASET_SOURCES: tuple[str, ...] = ("synthetic", "registry")
-"""Where a workflow dataset comes from: synthesised here, or the registry of real benchmarks."""
+DATASET_SOURCES: tuple[str, ...] = ("synthetic", "registry", "folders")
+"""Where a workflow dataset comes from: synthesised here, the registry of real benchmarks, or your own paired
+folders (``datasets.<name>.folders``)."""
 SPLITS: tuple[str, ...] = ("train", "test")

@@ -359,6 +359,10 @@ def check_config(config: dict[str, Any]) -> None:
                 "target that evaluates official weights; add it there or remove the entry"
             )
     for name, dataset in datasets.items():
+        if dataset["source"] == "folders":
+            from lrdm.data.folders import pair_folders
+
+            pair_folders(dataset["folders"], name)  # unmatched files, ambiguous ids, size mismatches
         if dataset["source"] == "registry":
             from lrdm.data.registry import REGISTRY
 
@@ -388,6 +392,25 @@ def check_sampling_steps(config: dict[str, Any]) -> None:
                     "process has; lower it or raise T",
                     key,
                 )
+
+
+def dataset_files(config: dict[str, Any], name: str) -> list[str]:
+    """The image files a ``source: folders`` dataset is indexed from (the prepare rule's inputs, so that a changed
+    folder rebuilds the index); nothing for the other sources."""
+    dataset = config["datasets"][name]
+    if dataset["source"] != "folders":
+        return []
+    from lrdm.data.folders import pair_folders
+
+    pairs = pair_folders(dataset["folders"], name)
+    return sorted([*pairs["input"], *pairs["target"]])
+
+
+def loss_figure_paths(config: dict[str, Any]) -> list[str]:
+    """The loss-curve figure (PNG) of every training run the enabled targets need, for ``snakemake --report``."""
+    runs = {e.run for target in enabled_targets(config) if target in SCORE_TARGETS
+            for e in target_evaluations(config, target)}  # fmt: skip
+    return [f"{config['results']}/figures/losses/{run}.png" for run in sorted(runs)]
 
 
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -453,6 +476,21 @@ def train_options(config: dict[str, Any]) -> dict[str, Any]:
 def train_gpus(config: dict[str, Any]) -> int:
     """GPUs (one process each) that every training run uses: the top-level ``train_gpus``, default 1."""
     return int(config.get("train_gpus", 1))
+
+
+EVAL_GPUS = 1
+"""GPUs of one evaluation job (its batches run on one device)."""
+DEFAULT_EVAL_BATCH = 1
+
+
+def eval_gpus(config: dict[str, Any]) -> int:
+    """The evaluate rule's ``gpu`` resource: one GPU when training asks for GPUs (``train_gpus``), else none."""
+    return EVAL_GPUS if train_gpus(config) > 0 else 0
+
+
+def eval_batch(config: dict[str, Any]) -> int:
+    """Test images of one size restored together (config key ``eval_batch``)."""
+    return int(config.get("eval_batch", DEFAULT_EVAL_BATCH))
 
 
 def dataset_runs(config: dict[str, Any]) -> Iterable[tuple[str, str, TrainConfig]]:

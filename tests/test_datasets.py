@@ -367,10 +367,37 @@ def test_prepare_celebahq_from_raw_shards(tmp_path):
     celebahq_tree(resources / "raw" / "celebahq")
     registry = {"celebahq": dataclasses.replace(REGISTRY["celebahq"], parse=lambda r: parse_celebahq(r, size=16))}
     with pytest.warns(DatasetWarning):  # no test shard -> hash hold-out warning (and maybe no test pairs)
-        path = prepare("celebahq", resources, progress=False, registry=registry)
+        # the Parquet shards are the mirror route: placed under raw/ by hand, parsed without fetching the zip
+        path = prepare("celebahq", resources, progress=False, registry=registry, fetch_sources=False)
     index = read_index(path)
     assert len(index) == 2 and set(index["task"]) == {"inpainting"} and index["mask"].notna().all()
     assert verify_index(index) == 6
+
+
+def test_celebahq_manual_zip_is_named_then_used(tmp_path):
+    """The manual source: prepare names the file, the page and where to put it; then uses the placed archive."""
+
+    resources = tmp_path / "resources"
+    with pytest.raises(ManualDownloadRequired) as err:
+        prepare("celebahq", resources, progress=False)
+    message = str(err.value)
+    for part in ("celebahq", "CelebAMask-HQ.zip", "github.com/switchablenorms/CelebAMask-HQ",
+                 str((resources / "downloads" / "CelebAMask-HQ.zip").resolve())):
+        assert part in message, message
+    archive = resources / "downloads" / "CelebAMask-HQ.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as zf:
+        for number in range(40):
+            buf = io.BytesIO()
+            Image.fromarray(np.full((12, 12, 3), number * 5, np.uint8)).save(buf, format="JPEG")
+            zf.writestr(f"CelebAMask-HQ/CelebA-HQ-img/{number}.jpg", buf.getvalue())
+        zf.writestr("CelebAMask-HQ/README.txt", "segmentation masks are not used")
+    registry = {"celebahq": dataclasses.replace(REGISTRY["celebahq"], parse=lambda r: parse_celebahq(r, size=16))}
+    with pytest.warns(DatasetWarning, match="held out"):
+        path = prepare("celebahq", resources, progress=False, registry=registry)
+    index = read_index(path)
+    assert len(index) == 40 and set(index["split"]) == {"train", "test"} and verify_index(index) == 3 * 40
+    assert json.loads((path.parent / "manifest.json").read_text())["archives"][0]["filename"] == "CelebAMask-HQ.zip"
 
 
 def test_prepare_missing_manual_archive(tmp_path):

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -199,3 +200,19 @@ def test_further_scorings_rescore_the_same_restored_images(trained, rain_index):
             parse_protocol_label(bad)
     with pytest.raises(ValueError, match="restored at their own size"):
         evaluate_protocols(trained, rain_index, 1, labels, resize=48)
+
+
+def test_scores_do_not_depend_on_the_eval_batch(trained, rain_index):
+    """Batches of same-size test images: per-image noise generators, so the scores equal batch 1's."""
+    one = evaluate_run(trained, rain_index, steps=2)
+    many = evaluate_run(trained, rain_index, steps=2, batch=len(one), progress=True)
+    columns = ["psnr", "ssim", "input_psnr", "input_ssim"]
+    assert list(one["image_id"]) == list(many["image_id"])
+    assert np.array_equal(one[columns].to_numpy(), many[columns].to_numpy()), (one[columns] - many[columns]).abs().max()
+
+
+def test_evaluate_rule_asks_for_a_gpu_with_training():
+    from lrdm.workflow import eval_batch, eval_gpus
+
+    assert eval_gpus({"train_gpus": 4}) == 1 and eval_gpus({}) == 1
+    assert eval_batch({"eval_batch": 8}) == 8 and eval_batch({}) == 1

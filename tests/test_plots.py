@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import yaml
 from test_tables import make_scores
 
 from lrdm.core.lowrank import rank_schedule
@@ -100,3 +103,17 @@ def test_steps_figure(tmp_path, scores):
     assert_written(plots.plot_steps(scores, tmp_path / "fig8"))
     with pytest.raises(ValueError):
         plots.build_steps(scores, metric="lpips")
+
+
+def test_loss_figure_of_a_run(tmp_path):
+    from lrdm.results.plots import plot_losses
+    from lrdm.workflow import loss_figure_paths
+
+    csv = tmp_path / "losses.csv"
+    csv.write_text("step,loss,seconds\n1,0.9,0.1\n2,0.5,0.2\n3,0.4,0.3\n")
+    paths = plot_losses(csv, tmp_path / "fig" / "run", "toy run")
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "smoke.yaml").read_text())
+    figures = loss_figure_paths(config)
+    assert "results/figures/losses/synthetic_rain/rddm/pred_res_noise/full/seed0.png" in figures
+    assert len(figures) == len(set(figures))

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -204,3 +206,26 @@ def test_other_processes_objectives_and_bases_train(tiny_config, tmp_path, extra
 def test_config_validation_names_the_key(values, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_dict(values)
+
+
+def test_tensorboard_logs_the_losses_and_validation(tiny_config, tmp_path):
+    """Config key `tensorboard`: accelerate's tracker writes the losses of losses.csv as TensorBoard scalars."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lrdm.training.trainer import LOSS_FILE, TENSORBOARD_DIR, VALIDATION_FILE
+
+    run_dir = tmp_path / "tb"
+    config = tiny_config.replace(steps=4, tensorboard=True, val_every=2, val_images=2, val_steps=1)
+    train(config, run_dir, progress=False)
+    events = EventAccumulator(str(next((run_dir / TENSORBOARD_DIR).rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    scalars = events.Scalars("loss")
+    logged = pd.read_csv(run_dir / LOSS_FILE)
+    assert [s.step for s in scalars] == list(logged["step"])
+    assert np.allclose([s.value for s in scalars], logged["loss"], rtol=1e-5)
+    # val_every: PSNR/SSIM of the EMA model on a few test images, in validation.csv and beside the losses
+    validation = pd.read_csv(run_dir / VALIDATION_FILE)
+    assert list(validation["step"]) == [2, 4] and validation["val_psnr"].between(0, 100).all()
+    assert validation["val_ssim"].between(-1, 1).all()
+    assert [s.step for s in events.Scalars("val_psnr")] == [2, 4]

@@ -35,7 +35,7 @@ import torch
 
 from lrdm.core.diffusion import check_loss, loss_distance, project_residual
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector
-from lrdm.core.sampling import standard_normal, start_point, step_pairs
+from lrdm.core.sampling import Generators, standard_normal, start_point, step_pairs
 from lrdm.core.schedules import gather
 from lrdm.vocab import FULL_RANK, RankSpec
 
@@ -228,7 +228,7 @@ def training_loss(
 
 
 def prior_sample(
-    x_in: torch.Tensor, schedule: ResShiftSchedule, generator: torch.Generator | None = None
+    x_in: torch.Tensor, schedule: ResShiftSchedule, generator: Generators = None
 ) -> torch.Tensor:
     """ResShift's start ``x_T = y + κ sqrt(η_{T-1}) z`` ``(B, C, H, W)`` (ResShift §3.1, ``x_T ~ N(y, κ² η_T I)``)."""
     scale = schedule.kappa * math.sqrt(float(schedule.eta[-1]))
@@ -240,7 +240,7 @@ def sample(
     x_in: torch.Tensor,
     schedule: ResShiftSchedule,
     steps: int,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     clip: bool = True,
     x_T: torch.Tensor | None = None,
 ) -> torch.Tensor:

@@ -13,7 +13,7 @@ supplying the official per-objective predictions it reproduces the official samp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -36,9 +36,19 @@ def step_pairs(T: int, steps: int) -> list[tuple[int, int]]:
     return list(zip(times[:-1], times[1:]))
 
 
-def standard_normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    device = generator.device if generator is not None else like.device
-    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""One generator for the whole batch, one per sample (so each sample's draws do not depend on the batch it is
+in: batch 1 and batch N give the same noise), or none (torch's global generator)."""
+
+
+def standard_normal(like: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """``N(0, I)`` shaped like ``like``; with a sequence of generators, sample ``b`` draws from ``generator[b]``."""
+    if generator is None or isinstance(generator, torch.Generator):
+        device = generator.device if generator is not None else like.device
+        return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]} samples")
+    return torch.cat([standard_normal(like[b : b + 1], g) for b, g in enumerate(generator)])
 
 
 def start_point(x_in: torch.Tensor, x_T: torch.Tensor | None, prior: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -56,7 +66,7 @@ def sample(
     schedule: ResidualSchedule,
     steps: int,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     clip: bool = True,
     x_T: torch.Tensor | None = None,
 ) -> torch.Tensor:

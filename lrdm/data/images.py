@@ -18,6 +18,9 @@ UINT8_MAX = 255
 RGB_CHANNELS = 3
 HIGH_BIT_DEPTH_MARK = ";16"
 """In a PIL decoder's raw mode (e.g. ``RGB;16B``): 16 bits per sample, which PIL would cut to 8 silently."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+"""File name endings (case-insensitive) of the images read from your own folders (``lrdm restore``,
+``source: folders``); other files there are ignored."""
 
 
 def as_rgb_uint8(arr: np.ndarray, what: str) -> np.ndarray:
@@ -62,6 +65,20 @@ def _open_image(path: Path) -> Image.Image:
             "convert it to 8-bit explicitly"
         )
     return image
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(height, width)`` from the image header only (cheap; a truncated body is not noticed here).
+
+    Raises:
+        ImageReadError: The header cannot be read (message contains the path).
+    """
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
+    return height, width
 
 
 def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:

@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from lrdm.data.images import IMAGE_SUFFIXES
 from lrdm.errors import DataError, ImageReadError
 from lrdm.files import stable_key, write_png
 
 PARSER_COLUMNS: tuple[str, ...] = ("image_id", "split", "input", "target", "mask")
 
-#: File extensions taken as images (compared lower-case).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 #: Archive types handed to :func:`lrdm.data.download.extract`; other files are linked into raw/.
 ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
 #: Folder names never searched (archive junk).
@@ -440,13 +439,30 @@ def _celebahq_split(shard: Path, root: Path) -> str:
     return "test" if re.search(r"(^|[^a-z])(test|val|valid|validation)([^a-z]|$)", text) else "train"
 
 
-def _iter_parquet_images(root: Path) -> Iterator[tuple[str, str, bytes]]:
-    """``(split, key, encoded image bytes)`` for every row of every ``*.parquet`` under ``root``."""
+CELEBAHQ_IMAGE_DIR = "CelebA-HQ-img"
+"""The folder of CelebAMask-HQ.zip that holds the 30,000 CelebA-HQ images (``0.jpg`` ... ``29999.jpg``)."""
+
+
+def _iter_celebahq_images(root: Path) -> Iterator[tuple[str, str, bytes]]:
+    """``(split, key, encoded image bytes)`` of CelebA-HQ: the rows of ``*.parquet`` shards under ``root`` if there
+    are any, else the images of every :data:`CELEBAHQ_IMAGE_DIR` folder (CelebAMask-HQ.zip; split ``train``, the
+    hold-out then picks the test images)."""
+    shards = sorted(p for p in root.rglob("*.parquet") if p.is_file() and not _is_junk(p, root))
+    if shards:
+        yield from _iter_parquet_images(shards, root)
+        return
+    folders = _find_dirs(root, CELEBAHQ_IMAGE_DIR)
+    if not folders:
+        raise DataError(f"celebahq: neither *.parquet shards nor a {CELEBAHQ_IMAGE_DIR}/ folder under {root}")
+    for folder in folders:
+        for key, path in sorted(_images(folder).items(), key=lambda item: _natural_key(item[0])):
+            yield "train", key, path.read_bytes()
+
+
+def _iter_parquet_images(shards: list[Path], root: Path) -> Iterator[tuple[str, str, bytes]]:
+    """``(split, key, encoded image bytes)`` for every row of the ``*.parquet`` ``shards`` under ``root``."""
     import pyarrow.parquet as pq
 
-    shards = sorted(p for p in root.rglob("*.parquet") if p.is_file() and not _is_junk(p, root))
-    if not shards:
-        raise DataError(f"celebahq: no *.parquet shards under {root}")
     for shard in shards:
         split = _celebahq_split(shard, root)
         pf = pq.ParquetFile(shard)
@@ -471,7 +487,8 @@ def parse_celebahq(
     mask_kind: str = "mixed",
     fill: int = CELEBAHQ_FILL,
 ) -> pd.DataFrame:
-    """CelebA-HQ inpainting pairs from Hugging Face Parquet shards (``*.parquet`` under ``root``).
+    """CelebA-HQ inpainting pairs from Hugging Face Parquet shards (``*.parquet`` under ``root``), or else from the
+    ``CelebA-HQ-img`` folder of the extracted CelebAMask-HQ.zip.
 
     Each row's image (HF ``Image`` struct with ``bytes``/``path``, or a binary column) is
     decoded to RGB, resized to ``size x size`` (Lanczos; None keeps it) and written as the
@@ -485,7 +502,7 @@ def parse_celebahq(
     """
     if not 0 <= fill <= 255:
         raise ValueError(f"fill must be a uint8 value, got {fill}")
-    items = list(_iter_parquet_images(root))
+    items = list(_iter_celebahq_images(root))
     warn: list[str] = []
     has_test = any(split == "test" for split, _, _ in items)
     if not has_test:

@@ -34,13 +34,13 @@ from PIL import Image, UnidentifiedImageError
 
 from lrdm.data.archives import EXTRACTED_MARKER, archive_stem, extract
 from lrdm.data.download import fetch
+from lrdm.data.folders import pair_folders
 from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME
 from lrdm.data.layouts import MAX_LISTED
 from lrdm.data.registry import DatasetEntry, get_entry
-from lrdm.errors import DataError, ManualDownloadRequired
+from lrdm.errors import ConfigError, DataError, ManualDownloadRequired
 from lrdm.files import sha256_file, write_parquet, write_text
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 #: Archive types handed to :func:`lrdm.data.download.extract`; other files are linked into raw/.
 #: Folder names never searched (archive junk).
 
@@ -128,6 +128,46 @@ def _relpath(path: str, start: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), start.resolve())).as_posix()
 
 
+def pairs_index(parsed: pd.DataFrame, name: str, task: str, index_dir: Path) -> pd.DataFrame:
+    """The index frame (:data:`INDEX_COLUMNS`) of parsed pairs (``image_id, split, input, target`` and optional
+    ``mask``, ``source``; absolute paths): files checked (:func:`_check_pairs`), sha256 of every file, paths
+    relative to ``index_dir``, sorted by split and id.
+
+    Raises:
+        DataError: Repeated image ids, missing or unreadable files, or sizes that differ (names the files).
+    """
+    df = parsed.copy()
+    if "mask" not in df.columns:
+        df["mask"] = None
+    df["mask"] = df["mask"].astype(object).where(df["mask"].notna(), None)
+    dup = df["image_id"][df["image_id"].duplicated()].tolist()
+    if dup:
+        raise DataError(f"{name}: duplicated image ids from the layout parser: {dup[:MAX_LISTED]}")
+    sizes = _check_pairs(df, name)
+    out = pd.DataFrame(
+        {
+            "image_id": df["image_id"].astype(str),
+            "split": df["split"].astype(str),
+            "input": [_relpath(p, index_dir) for p in df["input"]],
+            "target": [_relpath(p, index_dir) for p in df["target"]],
+            "mask": [None if m is None else _relpath(m, index_dir) for m in df["mask"]],
+            "source": df["source"].fillna(name).astype(str) if "source" in df.columns else name,
+            "task": task,
+            "height": [h for h, _ in sizes],
+            "width": [w for _, w in sizes],
+            "input_sha256": [sha256_file(p) for p in df["input"]],
+            "target_sha256": [sha256_file(p) for p in df["target"]],
+            "mask_sha256": [None if m is None else sha256_file(m) for m in df["mask"]],
+        },
+        columns=list(INDEX_COLUMNS),
+    )
+    out = out.astype({"height": "int64", "width": "int64"})
+    for col in ("mask", "mask_sha256"):
+        out[col] = out[col].astype("string")
+    out = out.sort_values(["split", "image_id"], kind="stable").reset_index(drop=True)
+    return out
+
+
 def build_index(entry: DatasetEntry, raw: Path, index_dir: Path) -> pd.DataFrame:
     """Parse ``raw`` with ``entry.parse``, verify the pairs and build the index frame.
 
@@ -144,35 +184,7 @@ def build_index(entry: DatasetEntry, raw: Path, index_dir: Path) -> pd.DataFrame
     if missing:
         raise DataError(f"{entry.name}: layout parser returned no column(s) {missing}")
     warn = list(parsed.attrs.get("warnings", []))
-    df = parsed.copy()
-    if "mask" not in df.columns:
-        df["mask"] = None
-    df["mask"] = df["mask"].astype(object).where(df["mask"].notna(), None)
-    dup = df["image_id"][df["image_id"].duplicated()].tolist()
-    if dup:
-        raise DataError(f"{entry.name}: duplicated image ids from the layout parser: {dup[:MAX_LISTED]}")
-    sizes = _check_pairs(df, entry.name)
-    out = pd.DataFrame(
-        {
-            "image_id": df["image_id"].astype(str),
-            "split": df["split"].astype(str),
-            "input": [_relpath(p, index_dir) for p in df["input"]],
-            "target": [_relpath(p, index_dir) for p in df["target"]],
-            "mask": [None if m is None else _relpath(m, index_dir) for m in df["mask"]],
-            "source": df["source"].fillna(entry.name).astype(str) if "source" in df.columns else entry.name,
-            "task": entry.task,
-            "height": [h for h, _ in sizes],
-            "width": [w for _, w in sizes],
-            "input_sha256": [sha256_file(p) for p in df["input"]],
-            "target_sha256": [sha256_file(p) for p in df["target"]],
-            "mask_sha256": [None if m is None else sha256_file(m) for m in df["mask"]],
-        },
-        columns=list(INDEX_COLUMNS),
-    )
-    out = out.astype({"height": "int64", "width": "int64"})
-    for col in ("mask", "mask_sha256"):
-        out[col] = out[col].astype("string")
-    out = out.sort_values(["split", "image_id"], kind="stable").reset_index(drop=True)
+    out = pairs_index(parsed, entry.name, entry.task, index_dir)
     counts = {str(k): int(v) for k, v in out["split"].value_counts().sort_index().items()}
     expected = dict(entry.expected_counts)
     for split in sorted(set(counts) | set(expected)):
@@ -240,7 +252,10 @@ def prepare(
         # datasets sharing a raw folder (RealBlur-J/-R) may be prepared by parallel jobs: one at a time
         with _exclusive(resources / "raw" / f".{entry.raw_folder}.lock"):
             for source in entry.sources:
-                path = Path(fetch(source, downloads, progress=progress))
+                try:
+                    path = Path(fetch(source, downloads, progress=progress))
+                except ManualDownloadRequired as err:
+                    raise ManualDownloadRequired(f"{entry.name}: {err}") from err
                 digest = _place(path, raw)
                 archives.append({"filename": source.filename, "sha256": digest, "size": path.stat().st_size})
     if not raw.is_dir() or not any(raw.iterdir()):
@@ -262,6 +277,11 @@ def prepare(
         "warnings": frame.attrs["warnings"],
         "verified": entry.verified,
     }
+    return write_index(frame, index_dir, manifest)
+
+
+def write_index(frame: pd.DataFrame, index_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Writes ``manifest.json`` then ``index.parquet`` into ``index_dir`` atomically; returns the index path."""
     index_dir.mkdir(parents=True, exist_ok=True)
     write_text(index_dir / MANIFEST_FILENAME, json.dumps(manifest, indent=2) + "\n")
     path = index_dir / INDEX_FILENAME
@@ -269,3 +289,28 @@ def prepare(
     table.attrs = {}  # counts and warnings live in the manifest, not in the Parquet metadata
     write_parquet(table, path)
     return path
+
+
+def prepare_folders(name: str, spec: Mapping[str, Any], index_dir: str | os.PathLike[str]) -> Path:
+    """Indexes a ``source: folders`` dataset (``datasets.<name>`` of the workflow config) into
+    ``index_dir/index.parquet``: pairs by :func:`lrdm.data.folders.pair_folders`, sha256 of every file.
+
+    Raises:
+        ConfigError: ``folders`` is missing or names a missing folder (names the key).
+        DataError: Unmatched files, ambiguous ids or size mismatches (all listed).
+    """
+    if "folders" not in spec:
+        raise ConfigError(f"config key datasets.{name}.folders is missing (source 'folders')")
+    index_dir = Path(index_dir)
+    pairs = pair_folders(spec["folders"], name)
+    frame = pairs_index(pairs.drop(columns=["height", "width"]), name, spec["task"], index_dir)
+    counts = {str(k): int(v) for k, v in frame["split"].value_counts().sort_index().items()}
+    manifest = {
+        "name": name,
+        "source": "folders",
+        "task": spec["task"],
+        "protocol": spec["protocol"],
+        "folders": {key: value for key, value in spec["folders"].items()},
+        "counts": counts,
+    }
+    return write_index(frame, index_dir, manifest)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from lrdm.data.paired import PairedImageDataset, to_model_space
 from lrdm.errors import NonFiniteOutputError
@@ -123,6 +124,19 @@ def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> 
     return restored
 
 
+def same_size_batches(entries: Iterable[dict[str, Any]], batch: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive entries whose ``degraded`` images share a size, ``batch`` at most at a time, in order (only one
+    batch is held in memory)."""
+    group: list[dict[str, Any]] = []
+    for entry in entries:
+        if group and (len(group) == batch or group[0]["degraded"].shape != entry["degraded"].shape):
+            yield group
+            group = []
+        group.append(entry)
+    if group:
+        yield group
+
+
 def evaluate_run(
     model_path: str | Path,
     index: str | Path,
@@ -135,6 +149,8 @@ def evaluate_run(
     save_dir: str | Path | None = None,
     limit: int | None = None,
     resize: int | str | None = None,
+    batch: int = 1,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
 
@@ -144,11 +160,13 @@ def evaluate_run(
     LRDM test transform: input and ground truth both go through :func:`lrdm_test_resize` (column
     ``lrdm_y@lrdm256``).  ``lrdm_y`` scores the network's float output unrounded (as the LRDM code does);
     the other protocols score it rounded to uint8, as a saved PNG.  The ``istd`` protocol
-    takes each pair's shadow mask from the index.  Returns one row per image with :data:`RESULT_COLUMNS`,
+    takes each pair's shadow mask from the index.  Consecutive test images of one size are restored ``batch`` at
+    a time (each with its own noise generator, so the batch changes no noise); ``progress`` shows a bar over the
+    images; ``seconds`` is the batch's time over its size.  Returns one row per image with :data:`RESULT_COLUMNS`,
     plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
     return evaluate_protocols(
-        model_path, index, steps, (), split, protocol, eta, seed, device, save_dir, limit, resize
+        model_path, index, steps, (), split, protocol, eta, seed, device, save_dir, limit, resize, batch, progress
     )[0]
 
 
@@ -165,6 +183,8 @@ def evaluate_protocols(
     save_dir: str | Path | None = None,
     limit: int | None = None,
     resize: int | str | None = None,
+    batch: int = 1,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`evaluate_run`, and the same restored images scored once more under each of ``scorings``.
 
@@ -181,6 +201,8 @@ def evaluate_protocols(
         parse_protocol_label(label)
     if scorings and resize is not None:
         raise ValueError(f"further scorings {list(scorings)} need the images restored at their own size (resize None)")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"eval_batch must be a positive integer, got {batch!r}")
     model_path = Path(model_path)
     dev = pick_device(device)
     config, network, process = load_model(model_path, dev)
@@ -188,45 +210,48 @@ def evaluate_protocols(
     dataset = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     rows, further = [], []
-    for i in range(count):
+    keys_of_run = {
+        "dataset": config.extra.get("dataset", Path(index).parent.name),
+        "run": model_path.parent.name,
+        "process": config.process,
+        "objective": config.objective,
+        "rank_spec": config.rank_spec,
+        "scheduler": rank.kind,
+        "order": rank.order,
+        "rank": rank.rank,
+        "steps": steps,
+        "eta": eta,
+        "seed": config.seed,
+    }
+    options = {"resize": None if resize == LRDM_TRANSFORM else resize}
+
+    def load(i: int) -> dict[str, Any]:
         item = dataset[i]
         degraded, target = to_uint8(item["input"]), to_uint8(item["target"])
         if resize == LRDM_TRANSFORM:
             degraded, target = lrdm_test_resize(degraded), lrdm_test_resize(target)
         elif resize is not None:
             degraded = imresize(degraded, (resize, resize))
-        x_in = to_model_space(degraded)[None].to(dev)
-        generator = image_generator(seed, i, dev)
-        began = time.perf_counter()
-        restored = restore(network, process, x_in, steps, eta=eta, generator=generator)
-        check_finite(restored, model_path, f"image {item['image_id']!r} ({dataset.rows.iloc[i]['input']})")
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - began
-        pred, unit = to_uint8(restored[0].cpu()), to_unit_float(restored[0])
         mask = item["mask"][0].numpy() > 0 if "mask" in item else None
-        prediction = unit if protocol == "lrdm_y" else pred
-        options = {"resize": None if resize == LRDM_TRANSFORM else resize}
-        if protocol == "istd":
-            options["mask"] = mask
-        restored_score = score(prediction, target, protocol, **options)
-        input_score = score(degraded, target, protocol, **options)
-        if save_dir is not None:
-            write_png(Path(save_dir) / f"{item['image_id']}.png", pred)
-        keys = {
-            "dataset": config.extra.get("dataset", Path(index).parent.name),
-            "run": model_path.parent.name,
-            "process": config.process,
-            "objective": config.objective,
-            "rank_spec": config.rank_spec,
-            "scheduler": rank.kind,
-            "order": rank.order,
-            "rank": rank.rank,
-            "steps": steps,
-            "eta": eta,
-            "seed": config.seed,
+        return {
+            "number": i,
             "image_id": str(item["image_id"]),
+            "file": dataset.rows.iloc[i]["input"],
+            "degraded": degraded,
+            "target": target,
+            "mask": mask,
         }
+
+    def score_one(entry: dict[str, Any], restored: torch.Tensor, seconds: float) -> None:
+        pred, unit = to_uint8(restored.cpu()), to_unit_float(restored)
+        degraded, target, mask = entry["degraded"], entry["target"], entry["mask"]
+        prediction = unit if protocol == "lrdm_y" else pred
+        extra = {"mask": mask} if protocol == "istd" else {}
+        restored_score = score(prediction, target, protocol, **options, **extra)
+        input_score = score(degraded, target, protocol, **options, **extra)
+        if save_dir is not None:
+            write_png(Path(save_dir) / f"{entry['image_id']}.png", pred)
+        keys = {**keys_of_run, "image_id": entry["image_id"]}
         rows.append(_score_row(keys, restored_score, input_score, protocol_label(protocol, resize), seconds))
         unit_input = degraded.astype(np.float32) / np.float32(255.0)
         for label in scorings:
@@ -239,6 +264,21 @@ def evaluate_protocols(
                     seconds,
                 )
             )
+
+    bar = tqdm(total=count, desc=f"evaluate {model_path.parent.name} steps {steps}", unit="img", disable=not progress)
+    for group in same_size_batches((load(i) for i in range(count)), batch):
+        x_in = to_model_space(np.stack([entry["degraded"] for entry in group])).to(dev)
+        generators = [image_generator(seed, entry["number"], dev) for entry in group]
+        began = time.perf_counter()
+        restored = restore(network, process, x_in, steps, eta=eta, generator=generators)
+        check_finite(restored, model_path, ", ".join(f"image {e['image_id']!r} ({e['file']})" for e in group))
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = (time.perf_counter() - began) / len(group)
+        for entry, image in zip(group, restored):
+            score_one(entry, image, seconds)
+        bar.update(len(group))
+    bar.close()
     return _score_frame(rows), _score_frame(further)
 
 

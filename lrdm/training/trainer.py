@@ -29,6 +29,8 @@ Run directory layout::
                                   one that does not load is renamed ``step-N.pt.corrupt``)
     run_dir/superseded/<time>/    the files of an earlier config, set aside by a restart
     run_dir/losses.csv            step, loss, seconds (appended; truncated to the checkpoint on resume)
+    run_dir/tensorboard/          the same losses as TensorBoard scalars (config key ``tensorboard: true``)
+    run_dir/validation.csv        step, val_psnr, val_ssim every ``val_every`` steps (config key; 0: none)
     run_dir/model.pt              final EMA weights + config (the output the sampler reads)
 """
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import io
 import logging
 import math
@@ -70,7 +73,13 @@ CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 LOSS_FILE = "losses.csv"
+TENSORBOARD_DIR = "tensorboard"
+"""Folder of the run directory that holds the TensorBoard event files (config key ``tensorboard``)."""
 LOSS_COLUMNS = ("step", "loss", "seconds")
+VALIDATION_FILE = "validation.csv"
+VALIDATION_COLUMNS = ("step", "val_psnr", "val_ssim")
+"""``validation.csv`` (config key ``val_every``): RGB PSNR (peak 1) and SSIM (scikit-image, channel-wise, data
+range 1) of the EMA model on the first ``val_images`` test images, a quick indicator, not an evaluation protocol."""
 BASIS_FILE = "basis.pt"
 SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
 BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
@@ -283,13 +292,13 @@ def _diverged(reason: str, step: int, run_dir: Path) -> TrainingDiverged:
     )
 
 
-def _truncate_loss_log(path: Path, last_step: int) -> None:
+def _truncate_loss_log(path: Path, last_step: int, columns: tuple[str, ...] = LOSS_COLUMNS) -> None:
     if not path.exists():
         return
     with open(path, newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=LOSS_COLUMNS)
+    writer = csv.DictWriter(text, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, text.getvalue())
@@ -302,6 +311,39 @@ def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABa
         batch = sample_batch(dataset, config.batch_size, step_generator(config.seed, step, BASIS_STREAM))
         batches.append(batch["input"] - batch["target"])
     return fit_pca_basis(batches)
+
+
+@torch.no_grad()
+def validation_scores(network, process, items: list[dict[str, Any]], steps: int, seed: int) -> dict[str, float]:
+    """Mean RGB PSNR (peak 1) and SSIM of ``network`` on test ``items`` (cropped to the network's multiple), each
+    image's start noise from its own generator -> ``{"val_psnr", "val_ssim"}``."""
+    from skimage.metrics import structural_similarity
+
+    factor = network.downsample_factor
+    device = next(network.parameters()).device
+    psnrs, ssims = [], []
+    for number, item in enumerate(items):
+        height, width = (size - size % factor for size in item["input"].shape[-2:])
+        x_in = item["input"][None, :, :height, :width].to(device)
+        generator = torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + number)
+        out = process.sample(network, x_in, steps, generator=generator)[0]
+        pred = ((out.clamp(-1, 1) + 1) / 2).movedim(0, -1).double().cpu().numpy()
+        target = ((item["target"][:, :height, :width] + 1) / 2).movedim(0, -1).double().numpy()
+        psnrs.append(10 * math.log10(1.0 / max(float(((pred - target) ** 2).mean()), 1e-12)))
+        ssims.append(float(structural_similarity(pred, target, channel_axis=-1, data_range=1.0)))
+    return {"val_psnr": sum(psnrs) / len(psnrs), "val_ssim": sum(ssims) / len(ssims)}
+
+
+def tensorboard_tracker(config: TrainConfig) -> str | None:
+    """accelerate's ``log_with`` for config key ``tensorboard``: ``"tensorboard"`` (the package must be installed:
+    ``pip install -e '.[tensorboard]'``) or ``None``."""
+    if not config.tensorboard:
+        return None
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "config key 'tensorboard' is true but the tensorboard package is missing: pip install -e '.[tensorboard]'"
+        )
+    return "tensorboard"
 
 
 def train(
@@ -332,7 +374,12 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     cpu_only = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
     probe = torch.device("cpu" if cpu_only else "cuda")
-    accelerator = Accelerator(cpu=cpu_only, mixed_precision=resolve_mixed_precision(config, probe))
+    accelerator = Accelerator(
+        cpu=cpu_only,
+        mixed_precision=resolve_mixed_precision(config, probe),
+        log_with=tensorboard_tracker(config),
+        project_dir=run_dir,
+    )
     with contextlib.ExitStack() as stack:
         if accelerator.is_main_process:
             stack.enter_context(exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}"))
@@ -363,6 +410,8 @@ def _train_locked(
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         state = load_resume_state(run_dir, resume_from, set_aside_corrupt=False)
+    if config.tensorboard:  # after a changed config's old files (its event files too) were set aside
+        accelerator.init_trackers(TENSORBOARD_DIR)
     torch.manual_seed(config.seed)  # initial weights
     if config.batch_size % accelerator.num_processes:
         raise ValueError(
@@ -412,6 +461,14 @@ def _train_locked(
         _truncate_loss_log(log_path, start)
         if not log_path.exists():
             write_text(log_path, ",".join(LOSS_COLUMNS) + "\n")
+    validation_path = run_dir / VALIDATION_FILE
+    val_items: list[dict[str, Any]] = []
+    if config.val_every and accelerator.is_main_process:
+        _truncate_loss_log(validation_path, start, VALIDATION_COLUMNS)
+        if not validation_path.exists():
+            write_text(validation_path, ",".join(VALIDATION_COLUMNS) + "\n")
+        test = PairedImageDataset(config.index, split="test", crop=None, flip=False, cache=False)
+        val_items = [test[i] for i in range(min(config.val_images, len(test)))]
     accelerator.wait_for_everyone()
 
     ema.to(accelerator.device)
@@ -458,11 +515,22 @@ def _train_locked(
             done = step + 1
             if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
                 writer.writerow([done, f"{mean_loss:.6g}", f"{time.perf_counter() - began:.3f}"])
+                if config.tensorboard:
+                    accelerator.log({"loss": mean_loss}, step=done)
                 log_handle.flush()
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
+            if val_items and done % config.val_every == 0:
+                scores = validation_scores(ema.ema_model, process, val_items, config.val_steps, config.seed)
+                with open(validation_path, "a", newline="") as handle:
+                    csv.writer(handle).writerow([done, *(f"{scores[k]:.6g}" for k in VALIDATION_COLUMNS[1:])])
+                if config.tensorboard:
+                    accelerator.log(scores, step=done)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", val_psnr=f"{scores['val_psnr']:.2f}")
             if done % config.checkpoint_every == 0 or done == end:
                 _save_checkpoint(accelerator, network, ema, optimizer, done, run_dir, config)
     bar.close()
+    if config.tensorboard:
+        accelerator.end_training()
     model_path = run_dir / MODEL_FILE
     if end == config.steps and accelerator.is_main_process:
         save_torch({"config": config.to_dict(), "ema": ema.ema_model.state_dict(), "step": end}, model_path)

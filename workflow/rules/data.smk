@@ -1,8 +1,10 @@
-# Datasets: the embedded synthetic sets (scikit-image photographs) and, for config/paper.yaml, the
-# registry of real benchmarks.
+# Datasets: the embedded synthetic sets (scikit-image photographs), for config/paper.yaml the registry of real
+# benchmarks, and your own paired folders (`source: folders`, whose images are the rule's inputs).
 
 
 rule prepare_dataset:
+    input:
+        images=lambda wildcards: W.dataset_files(config, wildcards.dataset),
     output:
         index=f"{RESOURCES}/data/{{dataset}}/index.parquet",
     params:

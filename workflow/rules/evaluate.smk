@@ -1,5 +1,9 @@
 # Sampling + scoring per (run, steps): one Parquet row per test image, and the same restored images under
-# the further protocols of the `protocols` target (an empty file when it asks for none).
+# the further protocols of the `protocols` target (an empty file when it asks for none). Evaluation runs on a GPU
+# whenever training does (the same `gpu` resource as train.smk, one GPU), restoring `eval_batch` test images of
+# one size at a time.
+
+EVAL_GPUS = W.eval_gpus(config)
 
 
 rule evaluate:
@@ -14,7 +18,10 @@ rule evaluate:
         eta=config["sampling"].get("eta", 0.0),
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
         scorings=lambda wildcards: W.protocol_scorings(config, wildcards.dataset),
+        batch=W.eval_batch(config),
     threads: config.get("train_threads", 1)
+    resources:
+        gpu=EVAL_GPUS,
     conda:
         "../envs/lrdm.yaml"
     log:

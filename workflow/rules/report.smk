@@ -89,3 +89,17 @@ for _target in W.enabled_targets(config):
             _target
         input:
             target_outputs(_target),
+
+
+rule loss_figure:
+    input:
+        model=f"{RESULTS}/runs/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/model.pt",
+    output:
+        png=report(f"{RESULTS}/figures/losses/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.png", caption="../report/loss_figure.rst", category="Training: loss curves"),
+        pdf=f"{RESULTS}/figures/losses/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.pdf",
+    conda:
+        "../envs/lrdm.yaml"
+    log:
+        "logs/figures/losses/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}.log",
+    script:
+        "../scripts/loss_figure.py"

@@ -13,6 +13,8 @@ frame, protocols = evaluate_protocols(
     protocol=snakemake.params.protocol,
     eta=snakemake.params.eta,
     resize=snakemake.params.resize,  # noqa: F821
+    batch=snakemake.params.batch,  # noqa: F821
+    progress=True,
 )
 frame.to_parquet(snakemake.output.scores, index=False)  # noqa: F821
 protocols.to_parquet(snakemake.output.protocols, index=False)  # noqa: F821

@@ -1,7 +1,8 @@
 import json
 from pathlib import Path
 
-from lrdm.data.prepare import prepare
+from lrdm.data.index import read_index
+from lrdm.data.prepare import prepare, prepare_folders
 from lrdm.data.synthetic import make_synthetic_dataset
 from lrdm.workflow import log_to_file
 
@@ -13,6 +14,9 @@ if spec["source"] == "registry":
     written = prepare(name, snakemake.config["resources"], progress=False)
     if written.resolve() != out.resolve():
         raise ValueError(f"dataset {name!r}: the registry wrote {written}, the workflow expects {out}")
+elif spec["source"] == "folders":
+    written = prepare_folders(name, spec, out.parent)
+    print(f"{len(read_index(written))} pairs indexed from {spec['folders']}")
 else:
     sizes = {key: spec[key] for key in ("size", "patches_per_image", "test_patches_per_image") if key in spec}
     frame = make_synthetic_dataset(out.parent, spec["task"], seed=0, **sizes)
