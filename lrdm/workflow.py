@@ -293,7 +293,7 @@ def train_params(
     return canonical({**TrainConfig().to_dict(), **values})
 
 
-DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image")
+DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image", "folders")
 """Keys of ``datasets.<name>`` that decide the prepared data (the others: training and evaluation settings)."""
 
 

@@ -309,7 +309,6 @@ def prepare_folders(name: str, spec: Mapping[str, Any], index_dir: str | os.Path
         "name": name,
         "source": "folders",
         "task": spec["task"],
-        "protocol": spec["protocol"],
         "folders": {key: value for key, value in spec["folders"].items()},
         "counts": counts,
     }
