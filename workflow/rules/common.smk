@@ -37,3 +37,9 @@ def spectrum_summary_if_auto(wildcards):
     if config.get("max_rank") == "auto":
         return [f"{RESULTS}/spectrum/{wildcards.dataset}/summary.parquet"]
     return []
+
+
+def placed_official_input(wildcards):
+    """The official checkpoint of ``wildcards.dataset`` once it is placed (rule import_official), else none."""
+    path = W.official_weights(config)[wildcards.dataset]["file"]
+    return [path] if os.path.isfile(path) else []

@@ -4,11 +4,6 @@
 # placed, so a dry run plans it either way; a missing file fails the job with the manual-download message.
 
 
-def placed_official_input(wildcards):
-    path = W.official_weights(config)[wildcards.dataset]["file"]
-    return [path] if os.path.isfile(path) else []
-
-
 rule import_official:
     input:
         checkpoint=placed_official_input,
