@@ -49,7 +49,7 @@ def job_blocks(dry_run_output):
     return jobs
 
 
-def test_profile_dry_run_of_the_paper_asks_gpus_for_training_only(tmp_path):
+def test_profile_dry_run_of_the_paper_asks_gpus_for_training_and_evaluation(tmp_path):
     if reason := plugin_missing():
         pytest.skip(reason)
     proc = subprocess.run(
@@ -71,6 +71,9 @@ def test_profile_dry_run_of_the_paper_asks_gpus_for_training_only(tmp_path):
         if rule == "train":
             assert resources["gpu"] == "1" and resources["slurm_partition"] == "<your-gpu-partition>"
             assert resources["cpus_per_task"] == "8" and resources["runtime"] == "2880"
+        elif rule in ("evaluate", "evaluate_official"):  # restoring the test set on a GPU whenever training has one
+            assert resources["gpu"] == "1" and resources["slurm_partition"] == "<your-gpu-partition>", (rule, resources)
+            assert resources["cpus_per_task"] == "4" and resources["runtime"] == "240", (rule, resources)
         else:
             assert "gpu" not in resources and "gres" not in resources, (rule, resources)
             assert resources["slurm_partition"] == "<your-cpu-partition>", (rule, resources)
@@ -87,7 +90,7 @@ def test_profile_dry_run_of_the_paper_asks_gpus_for_training_only(tmp_path):
     )
     assert two.returncode == 0, (two.stdout + two.stderr)[-3000:]
     gpus = {rule: resources.get("gpu") for rule, resources in job_blocks(two.stdout) if rule in ("train", "evaluate")}
-    assert gpus == {"train": "2", "evaluate": None}
+    assert gpus == {"train": "2", "evaluate": "1"}
 
 
 # ---------------------------------------------------------------------------------------------------------
