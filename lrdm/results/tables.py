@@ -876,10 +876,14 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
     table = pd.DataFrame(list(rows.values()))
     metric_columns = _metric_columns(labels, METRIC_LABELS, _protocol_metric)
     differences = []
-    for label in labels[1:]:
+    own_labels = [label for label in labels if "@" not in label]
+    transforms = list(dict.fromkeys(label[label.index("@") :] for label in labels if "@" in label))
+    for transform in transforms:
         for metric in METRIC_LABELS:
-            column = f"Δ {METRIC_LABELS[metric]} ({label} − {labels[0]})"
-            table[column] = table[_protocol_metric(label, metric)] - table[_protocol_metric(labels[0], metric)]
+            column = f"Δ {METRIC_LABELS[metric]} ({transform} − own size)"
+            table[column] = [
+                _transform_difference(row, own_labels, transform, metric) for row in table.to_dict("records")
+            ]
             differences.append(column)
     order = dataset_order(table["dataset"].unique())
     table["source"] = THIS_RUN
@@ -895,7 +899,8 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
         "The main-table runs' restored test images scored under each protocol: "
         + ", ".join(labels)
         + " ('@N': RDDM's policy, resized to N × N; '@lrdm256': the LRDM test transform, padded to 256 and a "
-        "multiple of 8, then resized). The differences are against the images' own size. "
+        "multiple of 8, then resized, scored with lrdm_y). Each Δ is against the dataset's protocol at the "
+        "images' own size. "
         + _steps_text(used)
         + " "
         + _AVERAGING_TEXT
@@ -906,6 +911,20 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
 
 def _protocol_metric(label: Any, metric: str) -> str:
     return f"{label} {METRIC_LABELS[metric]}"
+
+
+def _transform_difference(row: dict[str, Any], own_labels: Sequence[str], transform: str, metric: str) -> float:
+    """A row's metric under ``transform`` (e.g. ``@256``) minus the same protocol at the images' own size; for
+    ``@lrdm256`` (its own protocol, ``lrdm_y``) minus the row's own-size protocol.  NaN where either is absent."""
+    for own in own_labels:
+        base = row.get(_protocol_metric(own, metric))
+        if base is None or pd.isna(base):
+            continue
+        same = row.get(_protocol_metric(own + transform, metric))
+        other = [row.get(k) for k in row if k.endswith(f"{transform} {METRIC_LABELS[metric]}")]
+        value = same if same is not None and not pd.isna(same) else next((v for v in other if not pd.isna(v)), None)
+        return math.nan if value is None else float(value) - float(base)
+    return math.nan
 
 
 # --------------------------------------------------------------------------------------------------
