@@ -251,12 +251,11 @@ def test_smoke_config_through_the_slurm_profile_matches_a_local_run(slurm_cluste
         "rule_train",
     }
 
-    # training jobs got a GPU from SLURM; the others got none
-    for job in by_rule["train"]:
+    # training and evaluation jobs got a GPU from SLURM (evaluation samples with the network); data preparation none
+    for job in by_rule["train"] + by_rule["evaluate"]:
         assert job.get("TresPerJob") == "gres:gpu:1" and job.get("JOB_GRES", "").startswith("gpu:1"), job
-    for rule in ("prepare_dataset", "evaluate"):
-        for job in by_rule[rule]:
-            assert "gpu" not in job.get("TresPerJob", "") and job.get("JOB_GRES") in (None, "(null)"), job
+    for job in by_rule["prepare_dataset"]:
+        assert "gpu" not in job.get("TresPerJob", "") and job.get("JOB_GRES") in (None, "(null)"), job
     train_ids = {job["JobId"] for job in by_rule["train"]}
     train_logs = sorted((on_slurm / "logs" / "train").rglob("*.log"))
     assert len(train_logs) == 2
