@@ -41,5 +41,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        [path for target in W.enabled_targets(config) for path in target_outputs(target)],
+        [path for target in W.all_targets(config) for path in target_outputs(target)],
         W.loss_figure_paths(config),

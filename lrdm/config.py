@@ -16,6 +16,7 @@ from lrdm.vocab import (
     BASES,
     DEVICES,
     LOSSES,
+    LR_SCHEDULES,
     MIXED_PRECISION,
     NETWORKS,
     PROCESS_OBJECTIVES,
@@ -56,6 +57,8 @@ class TrainConfig:
     batch_size: int = 1
     grad_accum: int = 1  # micro-batches of batch_size per optimizer step (official deraining recipe: 2)
     lr: float = 8e-5
+    lr_schedule: str = "constant"  # constant (the official code's) | cosine: decays to 0 at the last step
+    lr_warmup: int = 0  # steps of linear warm-up from lr / lr_warmup to lr (0: none)
     adam_betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
     ema_decay: float = 0.995
@@ -84,6 +87,7 @@ class TrainConfig:
         _choice("backbone", self.backbone, BACKBONES)
         _choice("alpha_shape", self.alpha_shape, SHAPES)
         _choice("beta2_shape", self.beta2_shape, SHAPES)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _choice("device", self.device, DEVICES)
         for key in (
@@ -101,8 +105,10 @@ class TrainConfig:
             "val_steps",
         ):
             _positive_int(key, getattr(self, key))
-        if isinstance(self.val_every, bool) or not isinstance(self.val_every, int) or self.val_every < 0:
-            raise ValueError(f"config key 'val_every' must be a non-negative integer (0: off), got {self.val_every!r}")
+        for key in ("val_every", "lr_warmup"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"config key {key!r} must be a non-negative integer (0: off), got {value!r}", key)
         for key in ("beta2_sum", "lr", "grad_clip", "kappa", "resshift_power"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"config key {key!r} must be > 0, got {getattr(self, key)!r}", key)

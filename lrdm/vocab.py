@@ -36,6 +36,8 @@ BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres")
 SHAPES: tuple[str, ...] = ("decreasing", "increasing", "mean", "power", "power_decreasing")
 """Coefficient-schedule shapes (RDDM Eq. 18)."""
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+"""Learning-rate decay after warm-up (:func:`lrdm.training.trainer.learning_rate`); the official code's is constant."""
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 # --------------------------------------------------------------------------------------------------

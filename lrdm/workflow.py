@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from lrdm.config import TrainConfig
@@ -17,6 +17,7 @@ from lrdm.errors import ConfigError
 from lrdm.vocab import (
     DEFAULT_OBJECTIVE,
     DEFAULT_PROCESS,
+    FULL_RANK,
     OBJECTIVES,
     OFFICIAL_RUN,
     PROCESS_OBJECTIVES,
@@ -35,10 +36,13 @@ TARGETS = (
     "main_table",
     "protocols",
     "sampling_methods",
+    "claims",
 )
 """One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2 (and how each
-paper's protocol scores their runs), RDDM Tab. 1."""
+paper's protocol scores their runs), RDDM Tab. 1; and the papers' qualitative claims on several seeds."""
 
+SEPARATE_TARGETS = ("claims",)
+"""Targets that ``all`` leaves out: they train every run again on several seeds (README: their budget)."""
 FIGURE_ONLY_TARGETS = ("spectrum", "rank_schedules")
 SCORE_TARGETS = tuple(target for target in TARGETS if target not in FIGURE_ONLY_TARGETS)
 """The targets built from per-image scores."""
@@ -94,6 +98,11 @@ def enabled_targets(config: dict[str, Any]) -> list[str]:
     return [name for name in TARGETS if name in targets and targets[name].get("enabled", True)]
 
 
+def all_targets(config: dict[str, Any]) -> list[str]:
+    """The enabled targets that ``snakemake all`` (the default) builds: all but :data:`SEPARATE_TARGETS`."""
+    return [name for name in enabled_targets(config) if name not in SEPARATE_TARGETS]
+
+
 def _sampling_steps(config: dict[str, Any]) -> int:
     return int(config["sampling"]["steps"])
 
@@ -105,15 +114,17 @@ def _evaluations(
     processes: Iterable[str] = (DEFAULT_PROCESS,),
     objectives: Iterable[str] = (DEFAULT_OBJECTIVE,),
     steps: Iterable[int] | None = None,
+    seeds: Iterable[int] | None = None,
 ) -> list[Evaluation]:
     steps = list(steps) if steps is not None else [_sampling_steps(config)]
+    seeds = list(seeds) if seeds is not None else config["seeds"]
     return [
         Evaluation(d, p, o, s, int(seed), int(n))
         for d in datasets
         for p in processes
         for o in objectives
         for s in specs
-        for seed in config["seeds"]
+        for seed in seeds
         for n in steps
     ]
 
@@ -150,6 +161,16 @@ def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
         return _evaluations(config, datasets, spec["specs"])
     if target == "sampling_methods":
         return _evaluations(config, datasets, [spec["spec"]], objectives=OBJECTIVES)
+    if target == "claims":  # the runs behind lrdm.results.claims.claims_from_spec, on the target's own seeds
+        seeds = spec["seeds"]
+        specs = [spec["medium_rank"], *spec["schedulers"]]
+        step_lists = sorted({*spec["few_steps"], *spec["many_steps"], _sampling_steps(config)})
+        return sorted(
+            set(_evaluations(config, datasets, specs, seeds=seeds))
+            | set(_evaluations(config, datasets, [FULL_RANK.name, spec["low_rank"]], steps=step_lists, seeds=seeds))
+            | set(_evaluations(config, datasets, [FULL_RANK.name], objectives=OBJECTIVES, seeds=seeds)),
+            key=astuple,
+        )
     raise ValueError(f"target {target!r} has no evaluations; scored targets: {', '.join(SCORE_TARGETS)}")
 
 
@@ -407,8 +428,8 @@ def dataset_files(config: dict[str, Any], name: str) -> list[str]:
 
 
 def loss_figure_paths(config: dict[str, Any]) -> list[str]:
-    """The loss-curve figure (PNG) of every training run the enabled targets need, for ``snakemake --report``."""
-    runs = {e.run for target in enabled_targets(config) if target in SCORE_TARGETS
+    """The loss-curve figure (PNG) of every training run that ``all`` needs, for ``snakemake --report``."""
+    runs = {e.run for target in all_targets(config) if target in SCORE_TARGETS
             for e in target_evaluations(config, target)}  # fmt: skip
     return [f"{config['results']}/figures/losses/{run}.png" for run in sorted(runs)]
 
@@ -422,6 +443,25 @@ def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         (label, f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
         for label, rank_spec in runs
+    ]
+
+
+RESTORATION_GRID_IMAGES = 3
+"""Test images (rows) of each restoration grid."""
+
+
+def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[str, str]]:
+    """(label, model path) of each main-table run of ``dataset`` (first seed) for its restoration grid:
+    ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``."""
+    spec = config["targets"]["main_table"]
+    labels = spec.get("labels", {})
+    return [
+        (
+            labels.get(rank_spec, "RDDM (full rank)" if rank_spec == FULL_RANK.name else f"LRDM ({rank_spec})"),
+            f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, config['seeds'][0])}"
+            "/model.pt",
+        )
+        for rank_spec in spec["specs"]
     ]
 
 

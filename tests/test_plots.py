@@ -91,6 +91,24 @@ def test_rank_grid_figure(tmp_path):
         plots.build_rank_grid({})
 
 
+def test_restoration_grid_has_one_row_per_image(tmp_path):
+    rng = np.random.default_rng(0)
+    names = ("GT", "Input", "RDDM", "LRDM")
+    rows = [{name: rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for name in names} for _ in range(3)]
+    psnrs = [{"Input": 20.0 + i, "RDDM": 25.0 + i, "LRDM": 26.0 + i} for i in range(3)]
+    fig = plots.build_image_grid(rows, psnrs, "Restorations on synthetic_rain")
+    titles = [ax.get_title() for ax in fig.get_axes()]
+    assert len(titles) == 12 and titles[4:8] == [
+        "GT",
+        "Input\nPSNR 21.00 dB",
+        "RDDM\nPSNR 26.00 dB",
+        "LRDM\nPSNR 27.00 dB",
+    ]
+    assert_written(plots.plot_restoration_grid(rows, psnrs, "synthetic_rain", tmp_path / "grid"))
+    with pytest.raises(ValueError, match="every row"):
+        plots.build_image_grid([rows[0], {"GT": rows[1]["GT"]}], None, "mixed")
+
+
 def test_steps_figure(tmp_path, scores):
     fig = plots.build_steps(scores)
     assert_labelled(fig)

@@ -19,6 +19,7 @@ from lrdm.training.trainer import (
     TrainingDiverged,
     batch_loader,
     draw_batch,
+    learning_rate,
     list_checkpoints,
     load_checkpoint,
     load_model,
@@ -49,6 +50,25 @@ def test_training_is_deterministic_and_keeps_config(tiny_config, tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path / "a")] == [4, 6]  # keep_checkpoints = 2
     other = train(tiny_config.replace(seed=1), tmp_path / "c", progress=False)
     assert any(not torch.equal(weights(a)[k], weights(other)[k]) for k in weights(a))
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = TrainConfig(steps=100, lr=1e-3, lr_warmup=10, lr_schedule="cosine")
+    rates = np.array([learning_rate(config, step) for step in range(config.steps)])
+    np.testing.assert_allclose(rates[:10], 1e-3 * np.arange(1, 11) / 10 * (1 + np.cos(np.pi * np.arange(10) / 100)) / 2)
+    assert rates.max() <= 1e-3 and np.all(np.diff(rates[10:]) < 0) and rates[-1] < 1e-3 * 1e-3
+    constant = TrainConfig(steps=100, lr=1e-3)
+    assert {learning_rate(constant, step) for step in range(constant.steps)} == {1e-3}  # the official recipe
+
+
+def test_cosine_run_resumes_on_the_same_curve(tiny_config, tmp_path):
+    config = tiny_config.replace(lr_schedule="cosine", lr_warmup=2)
+    full = train(config, tmp_path / "full", progress=False)
+    run = tmp_path / "split"
+    train(config, run, stop_after=3, progress=False)
+    assert_same_state(weights(full), weights(train(config, run, progress=False)))
+    constant = train(tiny_config, tmp_path / "constant", progress=False)
+    assert any(not torch.equal(weights(full)[k], weights(constant)[k]) for k in weights(full))
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(tiny_config, tmp_path):
@@ -201,6 +221,8 @@ def test_other_processes_objectives_and_bases_train(tiny_config, tmp_path, extra
         ({"lr": -1.0}, "'lr'"),
         ({"learning_rate": 1.0}, "unknown config key"),
         ({"basis": "dataset_pca"}, "dataset_pca needs a low-rank"),
+        ({"lr_schedule": "step"}, "'lr_schedule'.*valid choices: constant, cosine"),
+        ({"lr_warmup": -1}, "'lr_warmup' must be a non-negative integer"),
     ],
 )
 def test_config_validation_names_the_key(values, match):

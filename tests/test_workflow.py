@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lrdm.evaluation.evaluate import RESULT_COLUMNS
-from lrdm.workflow import TARGETS, check_config, enabled_targets, run_config, target_evaluations
+from lrdm.workflow import TARGETS, all_targets, check_config, enabled_targets, run_config, target_evaluations
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -43,7 +43,7 @@ def test_runs_are_shared_between_targets():
     config = load("config.yaml")
     runs = {
         e.run
-        for t in enabled_targets(config)
+        for t in all_targets(config)
         if t not in ("spectrum", "rank_schedules")
         for e in target_evaluations(config, t)
     }

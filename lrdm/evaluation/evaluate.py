@@ -303,6 +303,40 @@ def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype({"order": "Int64", "rank": "Int64"})
 
 
+def restore_rows(
+    models: dict[str, str | Path],
+    index: str | Path,
+    steps: int,
+    image_numbers: Sequence[int],
+    split: str = "test",
+    protocol: str = "derain_y",
+    seed: int = 0,
+    device: str = "auto",
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, float]]]:
+    """Restores the test images ``image_numbers`` with several runs (LRDM Fig. 7, the restoration grids).
+
+    Returns, per image, uint8 ``(H, W, 3)`` images keyed ``GT``, ``Input`` and each label of ``models``, and
+    the PSNR of every image but ``GT`` against it (under ``protocol``).  Each model is loaded once.
+    """
+    dev = pick_device(device)
+    dataset = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)
+    items = [dataset[number] for number in image_numbers]
+    rows = [{"GT": to_uint8(item["target"]), "Input": to_uint8(item["input"])} for item in items]
+    for label, model_path in models.items():
+        _, network, process = load_model(model_path, dev)
+        for number, item, row in zip(image_numbers, items, rows):
+            restored = restore(
+                network, process, item["input"][None].to(dev), steps, generator=image_generator(seed, number, dev)
+            )
+            check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
+            row[label] = to_uint8(restored[0].cpu())
+    psnrs = [
+        {label: score(image, row["GT"], protocol)["psnr"] for label, image in row.items() if label != "GT"}
+        for row in rows
+    ]
+    return rows, psnrs
+
+
 def restore_examples(
     models: dict[str, str | Path],
     index: str | Path,
@@ -313,21 +347,6 @@ def restore_examples(
     seed: int = 0,
     device: str = "auto",
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Restores one test image with several runs (LRDM Fig. 7).
-
-    Returns uint8 ``(H, W, 3)`` images keyed ``GT``, ``Input`` and each label of ``models``, and the
-    PSNR of every image but ``GT`` against it.
-    """
-    dev = pick_device(device)
-    item = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)[image_number]
-    target = to_uint8(item["target"])
-    images = {"GT": target, "Input": to_uint8(item["input"])}
-    for label, model_path in models.items():
-        _, network, process = load_model(model_path, dev)
-        restored = restore(
-            network, process, item["input"][None].to(dev), steps, generator=image_generator(seed, image_number, dev)
-        )
-        check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
-        images[label] = to_uint8(restored[0].cpu())
-    psnrs = {label: score(image, target, protocol)["psnr"] for label, image in images.items() if label != "GT"}
-    return images, psnrs
+    """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs."""
+    rows, psnrs = restore_rows(models, index, steps, [image_number], split, protocol, seed, device)
+    return rows[0], psnrs[0]

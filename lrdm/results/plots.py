@@ -8,7 +8,8 @@ so importing this module neither changes the session's backend nor opens windows
 
 * Fig. 4 — rank schedules ``k(t)`` (:func:`plot_rank_schedules`), from :func:`lrdm.core.lowrank.rank_schedule`.
 * Fig. 6 — PSNR/SSIM versus fixed rank with the full-rank and degraded-input levels (:func:`plot_rank_sweep`).
-* Fig. 7 — restorations at several ranks side by side with their PSNR (:func:`plot_rank_grid`).
+* Fig. 7 — restorations at several ranks side by side with their PSNR (:func:`plot_rank_grid`), and one
+  restoration grid per main-table dataset (:func:`plot_restoration_grid`).
 * Fig. 8 — PSNR versus sampling steps, one line per rank spec (:func:`plot_steps`).
 """
 
@@ -209,29 +210,41 @@ def plot_rank_sweep(
 # --------------------------------------------------------------------------------------------------
 
 
+def build_image_grid(
+    rows: Sequence[Mapping[str, np.ndarray]], psnrs: Sequence[Mapping[str, float]] | None, title: str
+) -> Figure:
+    """Rows of images side by side (each row in its mapping's order, e.g. GT, Input, RDDM, LRDM), each panel
+    titled with its key and, where the row's ``psnrs`` has it, its PSNR.
+
+    Raises ValueError for no rows, rows with different keys, or an image that is not ``uint8`` ``H×W×3``.
+    """
+    if not rows or not rows[0]:
+        raise ValueError("an image grid needs at least one image")
+    names = list(rows[0])
+    for row in rows:
+        if list(row) != names:
+            raise ValueError(f"every row of an image grid needs the panels {names}, got {list(row)}")
+        for name, image in row.items():
+            array = np.asarray(image)
+            if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+                raise ValueError(f"image {name!r} must be a uint8 H×W×3 array, got {array.dtype} {array.shape}")
+    psnrs = psnrs or [{} for _ in rows]
+    fig = new_figure(figsize=(IMAGE_PANEL_INCHES * len(names), (IMAGE_PANEL_INCHES + TITLE_INCHES) * len(rows)))
+    axes = fig.subplots(len(rows), len(names), squeeze=False)
+    for row_axes, row, row_psnrs in zip(axes, rows, psnrs):
+        for ax, (name, image) in zip(row_axes, row.items()):
+            ax.imshow(np.asarray(image))
+            ax.set_title(name if name not in row_psnrs else f"{name}\nPSNR {row_psnrs[name]:.2f} dB")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title)
+    return fig
+
+
 def build_rank_grid(images: Mapping[str, np.ndarray], psnrs: Mapping[str, float] | None = None) -> Figure:
     """LRDM Fig. 7: the images in a row (in ``images``' order, e.g. GT, Input, r=20, r=40, w.o. LR), each
-    titled with its key and, where ``psnrs`` has it, its PSNR.
-
-    Raises ValueError for an empty mapping or an image that is not ``uint8`` ``H×W×3``.
-    """
-    if not images:
-        raise ValueError("build_rank_grid needs at least one image")
-    for name, image in images.items():
-        array = np.asarray(image)
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise ValueError(f"image {name!r} must be a uint8 H×W×3 array, got {array.dtype} {array.shape}")
-    psnrs = psnrs or {}
-    fig = new_figure(figsize=(IMAGE_PANEL_INCHES * len(images), IMAGE_PANEL_INCHES + TITLE_INCHES))
-    axes = fig.subplots(1, len(images), squeeze=False)
-    for ax, (name, image) in zip(axes[0], images.items()):
-        ax.imshow(np.asarray(image))
-        title = name if name not in psnrs else f"{name}\nPSNR {psnrs[name]:.2f} dB"
-        ax.set_title(title)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("Restorations under different fixed ranks")
-    return fig
+    titled with its key and, where ``psnrs`` has it, its PSNR (:func:`build_image_grid`)."""
+    return build_image_grid([images], [psnrs or {}], "Restorations under different fixed ranks")
 
 
 def plot_rank_grid(
@@ -239,6 +252,17 @@ def plot_rank_grid(
 ) -> list[Path]:
     """Builds :func:`build_rank_grid` and saves it; returns the PNG and PDF paths."""
     return save_figure(build_rank_grid(images, psnrs), out_stem)
+
+
+def plot_restoration_grid(
+    rows: Sequence[Mapping[str, np.ndarray]],
+    psnrs: Sequence[Mapping[str, float]],
+    dataset: str,
+    out_stem: str | os.PathLike[str],
+) -> list[Path]:
+    """The restoration grid of one dataset (GT, input and each method, one test image per row); returns the
+    PNG and PDF paths."""
+    return save_figure(build_image_grid(rows, psnrs, f"Restorations on {dataset}"), out_stem)
 
 
 # --------------------------------------------------------------------------------------------------

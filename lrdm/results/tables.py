@@ -32,6 +32,7 @@ import pandas as pd
 
 from lrdm.errors import DataError
 from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
+from lrdm.results.claims import claims_table
 from lrdm.results.render import STD_SUFFIX, clean_value
 from lrdm.results.reported import (
     LRDM_TAB1,
@@ -947,11 +948,17 @@ TABLE_BUILDERS: dict[str, Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFra
 
 
 def build_target_table(
-    name: str, scores: pd.DataFrame, spec: Mapping[str, Any] | None = None
+    name: str, scores: pd.DataFrame, spec: Mapping[str, Any] | None = None, sampling_steps: int | None = None
 ) -> tuple[pd.DataFrame, str]:
     """The display frame and caption of workflow target ``name`` from its scores (``spec``: the target's
-    config section, e.g. ``datasets`` for ``main_table``, ``spec`` for ``sampling_methods``)."""
+    config section, e.g. ``datasets`` for ``main_table``, ``spec`` for ``sampling_methods``; ``sampling_steps``:
+    the config's ``sampling.steps``, where the claims compare runs)."""
+    if name == "claims":
+        if sampling_steps is None:
+            raise ValueError("the claims table needs sampling_steps (config key sampling.steps)")
+        frame = claims_table(scores, spec or {}, sampling_steps)
+        return frame, frame.attrs["caption"]
     if name not in TABLE_BUILDERS:
-        raise ValueError(f"no table for target {name!r}; tables: {', '.join(TABLE_BUILDERS)}")
+        raise ValueError(f"no table for target {name!r}; tables: {', '.join([*TABLE_BUILDERS, 'claims'])}")
     frame = TABLE_BUILDERS[name](scores, spec or {})
     return frame, frame.attrs["caption"]

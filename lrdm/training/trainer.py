@@ -94,6 +94,20 @@ CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer")
 MODEL_KEYS = ("config", "ema")
 
 
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): ``lr`` after a linear warm-up over ``lr_warmup`` steps,
+    then constant (the official recipe) or cosine-decayed to 0 at ``config.steps``.  A pure function of the step,
+    so a resumed run continues on the same curve."""
+    warm = min(1.0, (step + 1) / config.lr_warmup) if config.lr_warmup else 1.0
+    if config.lr_schedule == "constant":
+        decay = 1.0
+    elif config.lr_schedule == "cosine":
+        decay = 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
+    else:
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
+    return config.lr * warm * decay
+
+
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     """CPU generator for one training step (the only randomness a step uses); ``stream`` separates other uses."""
     return torch.Generator().manual_seed(seed * SEED_STRIDE * SEED_STRIDE + stream * SEED_STRIDE + step)
@@ -491,6 +505,8 @@ def _train_locked(
     with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
         writer = csv.writer(log_handle) if log_handle is not None else None
         for step, drawn in zip(bar, loader):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
             micro_batches = zip(*(v.to(accelerator.device, non_blocking=True).chunk(config.grad_accum) for v in drawn))
             mean_loss = 0.0
             for micro, (x0, x_in, t, noise) in enumerate(micro_batches):

@@ -30,6 +30,9 @@ def target_outputs(target):
         return table_files("rank_sweep") + figure_files("rank_sweep") + figure_files("rank_grid")
     if target == "steps":
         return table_files("steps") + figure_files("steps")
+    if target == "main_table":
+        datasets = config["targets"]["main_table"]["datasets"]
+        return table_files("main_table") + [p for d in datasets for p in figure_files(f"restoration/{d}")]
     return table_files(target)
 
 

@@ -26,5 +26,7 @@ rule evaluate:
         "../envs/lrdm.yaml"
     log:
         "logs/evaluate/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}/steps{steps}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.tsv"
     script:
         "../scripts/evaluate.py"

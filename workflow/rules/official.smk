@@ -28,3 +28,5 @@ use rule evaluate as evaluate_official with:
         protocols=f"{RESULTS}/scores/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.protocols.parquet",
     log:
         "logs/evaluate/{dataset}/official/steps{steps}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.tsv"

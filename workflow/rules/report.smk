@@ -10,6 +10,7 @@ REPORT_CATEGORY = {
     "main_table": "Tab. 1 and 2: main comparison",
     "protocols": "How each paper measured: the main-table runs under each protocol",
     "sampling_methods": "RDDM Tab. 1: sampling methods",
+    "claims": "The papers' claims on several seeds",
 }
 
 
@@ -80,6 +81,26 @@ rule rank_grid_figure:
         "logs/figures/rank_grid.log",
     script:
         "../scripts/rank_grid.py"
+
+
+rule restoration_grid_figure:
+    input:
+        models=lambda wildcards: [path for _, path in W.restoration_grid_runs(config, wildcards.dataset)],
+        index=dataset_index,
+    output:
+        png=report(f"{RESULTS}/figures/restoration/{{dataset}}.png", caption="../report/restoration_grid.rst", category=REPORT_CATEGORY["main_table"]),
+        pdf=f"{RESULTS}/figures/restoration/{{dataset}}.pdf",
+    params:
+        steps=config["sampling"]["steps"],
+        labels=lambda wildcards: [label for label, _ in W.restoration_grid_runs(config, wildcards.dataset)],
+        protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
+        images=W.RESTORATION_GRID_IMAGES,
+    conda:
+        "../envs/lrdm.yaml"
+    log:
+        "logs/figures/restoration/{dataset}.log",
+    script:
+        "../scripts/restoration_grid.py"
 
 
 for _target in W.enabled_targets(config):

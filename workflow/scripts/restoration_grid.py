@@ -1,0 +1,20 @@
+from pathlib import Path
+
+import torch
+
+from lrdm.evaluation.evaluate import restore_rows
+from lrdm.results.plots import plot_restoration_grid
+from lrdm.workflow import log_to_file
+
+log_to_file(snakemake.log)  # noqa: F821
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+params = snakemake.params  # noqa: F821
+rows, psnrs = restore_rows(
+    dict(zip(params.labels, snakemake.input.models)),  # noqa: F821
+    snakemake.input.index,  # noqa: F821
+    steps=params.steps,
+    image_numbers=range(params.images),
+    protocol=params.protocol,
+)
+out = Path(snakemake.output.png).with_suffix("")  # noqa: F821
+print(plot_restoration_grid(rows, psnrs, snakemake.wildcards.dataset, out))  # noqa: F821
