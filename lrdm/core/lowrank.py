@@ -265,7 +265,10 @@ def project_low_rank(
     Args:
         x: ``(B, C, H, W)`` float tensor (e.g. the residual ``I_in - I_0`` in [-2, 2]).
         k: an int or a ``(B,)`` LongTensor of ranks >= 1; samples with ``k >= min(H, W)`` are
-            returned unchanged (the identity).
+            returned unchanged (the identity).  An int below 1 raises ``ValueError``; a tensor's values are
+            checked on its device without a host read (``RuntimeError`` on the CPU, a device-side assert on
+            CUDA).  With a tensor every sample is decomposed, in one batched call, and the full-rank ones take
+            ``x`` itself, so nothing is read back to the host (no boolean-mask indexing).
         basis: None for the per-image truncated SVD (Eckart–Young; what the reference code does), or
             a :class:`PCABasis` for the fixed ``dataset_pca`` subspace ``U_k U_kᵀ R V_k V_kᵀ``.
         solver: how the per-image projection is computed, one of :data:`SOLVERS` (ignored with a basis).
