@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from lrdm.vocab import BACKBONES
+
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     values = {}
@@ -124,7 +126,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    frame = run_benchmark(args.preset, repeats=args.repeats, device=args.device, compile_model=args.compile)
+    frame = run_benchmark(args.preset, repeats=args.repeats, device=args.device, compile_model=args.compile,
+                          backbone=args.backbone, precision=args.precision)  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
@@ -257,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd training and sampling")
+    p.add_argument("--backbone", default="ddpm_unet", choices=BACKBONES,
+                   help="network of every mode but official_recipe (always rddm_unetres)")  # fmt: skip
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA only; the per-sample modes are fp32 always")  # fmt: skip
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; the workflow trains with 1)")
     p.add_argument("--out", default="results/bench/bench.parquet")
     p.set_defaults(func=_cmd_bench)

@@ -100,9 +100,10 @@ def test_bench_writes_parquet_schema(tmp_path):
     assert list(frame.columns) == list(BENCH_COLUMNS)
     modes = set(frame[["operation", "mode"]].itertuples(index=False, name=None))
     assert {
-        ("projection", "reference"),
+        ("projection", "per_sample_full_svd"),
         ("projection", "batched_gram"),
-        ("train_step", "reference"),
+        ("train_step", "per_sample_svd_b1"),
+        ("train_step", "official_recipe"),
         ("train_step", "batched"),
         ("train_step", "optimised"),
         ("train_step", "full_rank"),
@@ -121,7 +122,14 @@ def test_bench_writes_parquet_schema(tmp_path):
     assert expected <= set(summary.columns)
     assert (summary[["hash_share_of_step", "hash_share_of_evaluation"]] > 0).all().all()  # issue 11: hashing cost
     assert (frame.loc[frame["operation"] == "sampling", "flops_per_image"] > 0).all()
-    assert frame.query("operation == 'train_step' and mode == 'reference'")["batch"].eq(1).all()
+    baseline = frame.query("operation == 'train_step' and mode == 'per_sample_svd_b1'")
+    assert baseline["batch"].eq(1).all() and baseline["precision"].eq("fp32").all()
+    assert baseline["backbone"].eq("ddpm_unet").all()
+    # the official recipe: its backbone, batch 1 accumulated over 2 micro-batches, fp32
+    official = frame.query("operation == 'train_step' and mode == 'official_recipe'")
+    assert official["backbone"].eq("rddm_unetres").all() and official["batch"].eq(2).all()
+    assert official["precision"].eq("fp32").all()
+    assert {"speedup_official_recipe", "gram_speedup_vs_per_sample_svd"} <= set(summary.columns)
 
 
 def test_cli_lists_the_dataset_registry_as_json(capsys):

@@ -3,7 +3,9 @@ import torch
 
 from lrdm.core.schedules import (
     SHAPES,
+    check_timesteps,
     ddim_alphas_cumprod,
+    device_table,
     gather,
     power_weights,
     residual_schedule,
@@ -82,7 +84,29 @@ def test_gather_handles_clean_end_and_range():
     values = gather(s.alpha_bar, torch.tensor([-1, 0, 9]), like)
     assert values.shape == (3, 1, 1, 1)
     assert values[0].item() == 0.0 and values[2].item() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="timesteps"):
-        gather(s.alpha_bar, torch.tensor([10]), like)
-    with pytest.raises(ValueError, match="timesteps"):
-        gather(s.alpha_bar, torch.tensor([-2]), like)
+    # gather reads nothing back to the host; an index out of range still never wraps around
+    for bad in ([10], [-2]):
+        with pytest.raises(IndexError):
+            gather(s.alpha_bar, torch.tensor(bad), like)
+        with pytest.raises(ValueError, match="timesteps"):  # the check at the API edge
+            check_timesteps(torch.tensor(bad), s.T)
+    with pytest.raises(ValueError, match="integers"):
+        check_timesteps(torch.tensor([1.0]), s.T)
+    assert check_timesteps(torch.tensor([[-1, 9]]), s.T).tolist() == [-1, 9]
+
+
+def test_gather_tables_are_cached_per_device_and_dtype():
+    s = residual_schedule(T=10)
+    like = torch.zeros(2, 3, 4, 4)
+    table = device_table(s.alpha_bar, like.device, like.dtype)
+    assert table is device_table(s.alpha_bar, like.device, like.dtype)
+    assert table.shape == (11,) and table[0] == 0 and table.dtype == torch.float32
+    assert device_table(s.alpha_bar, like.device, torch.float64).dtype == torch.float64
+    # values equal a float64 lookup cast afterwards, as before the cache
+    t = torch.tensor([3, 7])
+    expected = s.alpha_bar[t].float().reshape(2, 1, 1, 1)
+    assert torch.equal(gather(s.alpha_bar, t, like), expected)
+    changed = s.alpha_bar.clone()
+    before = gather(changed, t, like)
+    changed.mul_(2)  # a table changed in place is copied again
+    assert torch.equal(gather(changed, t, like), 2 * before)

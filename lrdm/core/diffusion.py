@@ -28,15 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, spec_ranks
+from lrdm.core.precision import full_precision
+from lrdm.core.schedules import SM_N_LAST_DENOMINATOR as SM_N_LAST_DENOMINATOR  # re-exported
 from lrdm.core.schedules import ResidualSchedule, gather
 from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec
 
-SM_N_LAST_DENOMINATOR = 1e-6
-"""Eq. 16 solved for the residual (or for ``Î_0``) divides by ``1 - ᾱ_t``, which is 0 at ``t = T-1`` (where
-``I_T`` carries no information about ``I_res``).  The official code overwrites ``1 - ᾱ_{T-1}`` with 1e-6;
-here the last entry is bounded below by the same value, which equals the official value for every schedule
-with ``ᾱ_{T-1} = 1`` (all RDDM schedules) and leaves schedules with ``ᾱ_{T-1} < 1`` (e.g. RDDM Eq. 17's DDIM
-equivalent) exact.  Every other ``1 - ᾱ_t`` is exact (computed in float64)."""
 CLIP_RANGE = (-1.0, 1.0)
 """Model-space image range; the official ``clip_denoised`` clamps the residual and ``Î_0`` to it."""
 
@@ -75,8 +71,12 @@ def q_sample(
         residual: ``(B, C, H, W)`` residual, already projected (``Q_{k(t)}(I_in - I_0)``) or full.
         t: ``(B,)`` integer timesteps in ``[0, T-1]``.
         noise: ``(B, C, H, W)`` standard Gaussian ``ε``.
+
+    Runs in the inputs' precision under any autocast, and reads nothing back to the host (``t`` is checked
+    where it is drawn, :func:`lrdm.core.schedules.check_timesteps`).
     """
-    return x0 + gather(schedule.alpha_bar, t, x0) * residual + gather(schedule.beta_bar, t, x0) * noise
+    with full_precision(x0.device):
+        return x0 + gather(schedule.alpha_bar, t, x0) * residual + gather(schedule.beta_bar, t, x0) * noise
 
 
 def noise_from_residual(
@@ -88,10 +88,10 @@ def noise_from_residual(
 
 
 def one_minus_alpha_bar(schedule: ResidualSchedule) -> torch.Tensor:
-    """``1 - ᾱ_t`` ``(T,)`` float64, the last entry bounded below by :data:`SM_N_LAST_DENOMINATOR`."""
-    values = 1.0 - schedule.alpha_bar
-    values[-1] = values[-1].clamp(min=SM_N_LAST_DENOMINATOR)
-    return values
+    """``1 - ᾱ_t`` ``(T,)`` float64, the last entry bounded below by :data:`SM_N_LAST_DENOMINATOR`.
+
+    The schedule's cached table (do not modify it): one table per schedule, so its device copy is cached."""
+    return schedule.one_minus_alpha_bar
 
 
 def residual_from_noise(
@@ -161,6 +161,24 @@ def official_predictions(
         x_t, x_in: ``(B, C, H, W)`` current state and degraded input in [-1, 1]; ``t``: ``(B,)`` timesteps.
     """
     residual, noise = checked_output(objective, output)
+    with full_precision(x_t.device):
+        return _official_predictions(objective, residual, noise, x_t, x_in, t, schedule, clip)
+
+
+def _official_predictions(
+    objective: str,
+    residual: torch.Tensor | None,
+    noise: torch.Tensor | None,
+    x_t: torch.Tensor,
+    x_in: torch.Tensor,
+    t: torch.Tensor,
+    schedule: ResidualSchedule,
+    clip: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`official_predictions` on checked outputs, lifted to ``x_t``'s precision (a bf16 network output
+    under autocast becomes float32, so the sampler's arithmetic runs in float32)."""
+    residual = None if residual is None else residual.to(torch.promote_types(residual.dtype, x_t.dtype))
+    noise = None if noise is None else noise.to(torch.promote_types(noise.dtype, x_t.dtype))
 
     def maybe_clip(value: torch.Tensor) -> torch.Tensor:
         return value.clamp(*CLIP_RANGE) if clip else value
@@ -198,9 +216,11 @@ def project_residual(
 
 
 def loss_distance(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
-    if loss == "l1":
-        return F.l1_loss(pred.float(), target.float())
-    return F.mse_loss(pred.float(), target.float())
+    """L1 or L2 distance (mean over elements) in float32, under any autocast."""
+    with full_precision(pred.device):
+        if loss == "l1":
+            return F.l1_loss(pred.float(), target.float())
+        return F.mse_loss(pred.float(), target.float())
 
 
 def training_loss(
@@ -223,8 +243,9 @@ def training_loss(
     """
     check_objective(objective)
     check_loss(loss)
-    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
-    x_t = q_sample(x0, residual, t, noise, schedule)
+    with full_precision(x0.device):  # the targets and I_t in float32; only the network runs under autocast
+        residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
+        x_t = q_sample(x0, residual, t, noise, schedule)
     pred_res, pred_noise = network(x_t, t, x_in)
     predicts_res, predicts_noise = predicted_terms(objective)
     total = x0.new_zeros((), dtype=torch.float32)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import torch
 
+from lrdm.core.precision import as_float32, full_precision
 from lrdm.vocab import DEFAULT_ORDER, RANK_KINDS, SOLVERS, RankSpec
-
-_HALF_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def _check_kind(kind: str) -> None:
@@ -63,14 +62,23 @@ def rank_schedule(
     _check_kind(kind)
     if T <= 0:
         raise ValueError(f"T must be a positive integer, got {T}")
-    if isinstance(max_rank, bool) or not isinstance(max_rank, int) or max_rank <= 0:
-        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
     t_tensor = torch.as_tensor(t)
     if t_tensor.is_floating_point():
         raise ValueError(f"t must hold integer timesteps, got dtype {t_tensor.dtype}")
-    if bool(((t_tensor < 0) | (t_tensor >= T)).any()):
+    if bool(((t_tensor < 0) | (t_tensor >= T)).any()):  # the API edge: user timesteps are read back once
         raise ValueError(f"timesteps must lie in [0, {T - 1}]")
-    d = t_tensor.to(torch.float64) / T
+    return _scheduled_ranks(kind, t_tensor, T, max_rank, order, rank)
+
+
+def _scheduled_ranks(
+    kind: str, t: torch.Tensor, T: int, max_rank: int, order: int, rank: int | None
+) -> torch.Tensor:
+    """:func:`rank_schedule` on timesteps already known to lie in ``[0, T-1]``: arguments are checked on the
+    host, the values of ``t`` are not read, so the ranks are computed where ``t`` lives without a sync."""
+    _check_kind(kind)
+    if isinstance(max_rank, bool) or not isinstance(max_rank, int) or max_rank <= 0:
+        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
+    d = t.to(torch.float64) / T
     if kind == "full":
         k = torch.full_like(d, float(max_rank))
     elif kind == "fixed":
@@ -85,14 +93,22 @@ def rank_schedule(
         k = torch.ceil((1 - envelope(d, order)) * max_rank)
     else:  # poly_decrease
         k = torch.ceil(envelope(d, order) * max_rank)
-    return k.clamp(1, max_rank).to(device=t_tensor.device, dtype=torch.long)
+    return k.clamp(1, max_rank).to(dtype=torch.long)
 
 
 def spec_ranks(spec: RankSpec, t: torch.Tensor, T: int, height: int, width: int) -> torch.Tensor:
-    """``k(t)`` ``(B,)`` of a rank spec for a batch of timesteps on images of size ``height × width``."""
-    return rank_schedule(
-        spec.kind, t, T, spec.resolve_max_rank(height, width), order=spec.schedule_order, rank=spec.rank
-    )
+    """``k(t)`` ``(B,)`` of a rank spec for a batch of timesteps on images of size ``height × width``.
+
+    The hot path of training: ``t`` ``(B,)`` must already lie in ``[0, T-1]`` (the trainer draws it so); its
+    values are not read back, so on a GPU the ranks stay on the device without a host sync.
+    """
+    if T <= 0:
+        raise ValueError(f"T must be a positive integer, got {T}")
+    t_tensor = torch.as_tensor(t)
+    if t_tensor.is_floating_point():
+        raise ValueError(f"t must hold integer timesteps, got dtype {t_tensor.dtype}")
+    max_rank = spec.resolve_max_rank(height, width)
+    return _scheduled_ranks(spec.kind, t_tensor, T, max_rank, spec.schedule_order, spec.rank)
 
 
 @dataclass(frozen=True)
@@ -164,16 +180,25 @@ def fit_pca_basis(residuals: Iterable[torch.Tensor]) -> PCABasis:
 
 
 def _ranks_per_sample(k: int | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
-    k_tensor = torch.as_tensor(k, device=device)
-    if k_tensor.is_floating_point():
+    """``k`` as a ``(batch,)`` LongTensor on ``device``, checked without reading tensor values to the host.
+
+    An int is checked on the host.  A tensor's values are checked on its device (``torch._assert_async``): a
+    CPU tensor raises at once, a CUDA one fails the stream with a device-side assert, and neither waits.
+    """
+    if isinstance(k, int) and not isinstance(k, bool):
+        if k <= 0:
+            raise ValueError(f"rank k must be >= 1, got {k}")
+        return torch.full((batch,), k, dtype=torch.long, device=device)
+    k_tensor = torch.as_tensor(k)
+    if k_tensor.is_floating_point() or k_tensor.dtype == torch.bool:
         raise ValueError(f"rank k must be integer, got dtype {k_tensor.dtype}")
     if k_tensor.ndim == 0:
         k_tensor = k_tensor.expand(batch)
     if k_tensor.shape != (batch,):
         raise ValueError(f"rank k must be an int or a ({batch},) tensor, got shape {tuple(k_tensor.shape)}")
-    if bool((k_tensor <= 0).any()):
-        raise ValueError(f"rank k must be >= 1, got {k_tensor.tolist()}")
-    return k_tensor.long()
+    k_tensor = k_tensor.to(device=device, dtype=torch.long, non_blocking=True)
+    torch._assert_async(torch.all(k_tensor >= 1), "rank k must be >= 1")
+    return k_tensor
 
 
 def _leading_mask(k: torch.Tensor, size: int) -> torch.Tensor:
@@ -181,8 +206,21 @@ def _leading_mask(k: torch.Tensor, size: int) -> torch.Tensor:
     return (torch.arange(size, device=k.device)[None, :] < k[:, None]).float()
 
 
+def spectral_decomposition(matrices: torch.Tensor, solver: str) -> tuple[torch.Tensor, ...]:
+    """The projection's one batched decomposition of ``(..., M, N)`` matrices: ``(U, S, Vh)`` of a reduced SVD
+    (``solver="svd"``) or ``(eigenvalues, eigenvectors)`` of symmetric matrices (``solver="gram"``).
+
+    ``torch.linalg.svd`` and ``torch.linalg.eigh`` synchronise with the host on CUDA by design (they check the
+    solver's status); this is the only place the training step calls them, once per step.  Its results stay on
+    the device.
+    """
+    if solver == "gram":
+        return torch.linalg.eigh(matrices)
+    return torch.linalg.svd(matrices, full_matrices=False)
+
+
 def _project_svd(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    U, S, Vh = torch.linalg.svd(x, full_matrices=False)
+    U, S, Vh = spectral_decomposition(x, "svd")
     S = S * _leading_mask(k, S.shape[-1])[:, None, :]
     return (U * S[..., None, :]) @ Vh
 
@@ -198,7 +236,7 @@ def _project_gram(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     rows = work.shape[-2] <= work.shape[-1]
     gram = work @ work.mT if rows else work.mT @ work
     size = gram.shape[-1]
-    _, vectors = torch.linalg.eigh(gram)  # ascending: the top k are the last k columns
+    _, vectors = spectral_decomposition(gram, "gram")  # ascending: the top k are the last k columns
     keep = (torch.arange(size, device=x.device)[None, :] >= size - k[:, None]).to(work.dtype)
     top = vectors * keep[:, None, None, :]
     projector = top @ top.mT
@@ -227,7 +265,10 @@ def project_low_rank(
     Args:
         x: ``(B, C, H, W)`` float tensor (e.g. the residual ``I_in - I_0`` in [-2, 2]).
         k: an int or a ``(B,)`` LongTensor of ranks >= 1; samples with ``k >= min(H, W)`` are
-            returned unchanged (the identity).
+            returned unchanged (the identity).  An int below 1 raises ``ValueError``; a tensor's values are
+            checked on its device without a host read (``RuntimeError`` on the CPU, a device-side assert on
+            CUDA).  With a tensor every sample is decomposed, in one batched call, and the full-rank ones take
+            ``x`` itself, so nothing is read back to the host (no boolean-mask indexing).
         basis: None for the per-image truncated SVD (Eckart–Young; what the reference code does), or
             a :class:`PCABasis` for the fixed ``dataset_pca`` subspace ``U_k U_kᵀ R V_k V_kᵀ``.
         solver: how the per-image projection is computed, one of :data:`SOLVERS` (ignored with a basis).
@@ -240,29 +281,28 @@ def project_low_rank(
     if solver not in SOLVERS:
         raise ValueError(f"unknown projection solver {solver!r}; valid choices: {', '.join(SOLVERS)}")
     B, _, H, W = x.shape
-    k = _ranks_per_sample(k, B, x.device)
-    out = x.clone()
-    todo = k < min(H, W)
-    if not bool(todo.any()):
-        return out
-    work = x[todo]
-    if work.dtype in _HALF_PRECISION:
-        work = work.float()
-    if basis is not None:
-        projected = _project_pca(work, k[todo], basis)
-    elif solver == "gram":
-        projected = _project_gram(work, k[todo])
-    else:
-        projected = _project_svd(work, k[todo])
-    out[todo] = projected.to(x.dtype)
-    return out
+    ranks = _ranks_per_sample(k, B, x.device)
+    if isinstance(k, int) and k >= min(H, W):  # known on the host: nothing to project
+        return x.clone()
+    with full_precision(x.device):
+        work = as_float32(x)
+        if basis is not None:
+            projected = _project_pca(work, ranks, basis)
+        elif solver == "gram":
+            projected = _project_gram(work, ranks)
+        else:
+            projected = _project_svd(work, ranks)
+        # every sample is projected (no boolean-mask indexing: its size would be read back to the host);
+        # samples with k >= min(H, W) then take x itself, exactly
+        identity = (ranks >= min(H, W)).reshape(B, 1, 1, 1)
+        return torch.where(identity, x, projected.to(x.dtype))
 
 
 def singular_spectrum(x: torch.Tensor) -> torch.Tensor:
     """Singular values of every channel matrix: ``(B, C, H, W)`` -> ``(B, C, min(H, W))``, descending."""
     if x.ndim != 4:
         raise ValueError(f"singular_spectrum expects (B, C, H, W), got shape {tuple(x.shape)}")
-    work = x.float() if x.dtype in _HALF_PRECISION else x
+    work = as_float32(x)
     return torch.linalg.svdvals(work)
 
 

@@ -29,12 +29,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import torch
 
 from lrdm.core.diffusion import check_loss, loss_distance, project_residual
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector
+from lrdm.core.precision import full_precision
 from lrdm.core.sampling import Generators, standard_normal, start_point, step_pairs
 from lrdm.core.schedules import gather
 from lrdm.vocab import FULL_RANK, RankSpec
@@ -68,6 +70,13 @@ class ResShiftSchedule:
     @property
     def T(self) -> int:
         return int(self.eta.shape[0])
+
+    @cached_property
+    def noise_scale(self) -> torch.Tensor:
+        """``κ sqrt(η_t)`` ``(T,)`` float64, the noise scale of ``x_t`` (computed once, so its device copy is
+        cached too)."""
+        with torch.inference_mode(False):  # a plain tensor even when first asked for while sampling
+            return self.kappa * torch.sqrt(self.eta)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -156,10 +165,15 @@ def q_sample(
     Returns:
         ``x_t`` ``(B, C, H, W)`` in ``x0``'s dtype.
     """
-    t = _check_timesteps(t, schedule.T)
-    eta = gather(schedule.eta, t, x0)
-    noise_scale = gather(schedule.kappa * torch.sqrt(schedule.eta), t, x0)
-    return x0 + eta * residual + noise_scale * noise
+    return _q_sample(x0, residual, _check_timesteps(t, schedule.T), noise, schedule)
+
+
+def _q_sample(
+    x0: torch.Tensor, residual: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: ResShiftSchedule
+) -> torch.Tensor:
+    """:func:`q_sample` on timesteps known to lie in ``[0, T-1]``: nothing is read back to the host."""
+    with full_precision(x0.device):
+        return x0 + gather(schedule.eta, t, x0) * residual + gather(schedule.noise_scale, t, x0) * noise
 
 
 def q_posterior(
@@ -191,6 +205,13 @@ def q_posterior(
     s = _check_timesteps(s, schedule.T, lowest=-1)
     if s.shape != t.shape or bool((s >= t).any()):
         raise ValueError(f"posterior needs s < t elementwise, got t={t.tolist()} and s={s.tolist()}")
+    return _q_posterior(x_t, x0, t, s, schedule)
+
+
+def _q_posterior(
+    x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor, schedule: ResShiftSchedule
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`q_posterior` on timesteps known to be valid (``-1 <= s < t <= T-1``): nothing is read back."""
     like64 = torch.empty((1,) * x_t.ndim, dtype=torch.float64, device=x_t.device)
     eta_t = gather(schedule.eta, t, like64)
     eta_s = gather(schedule.eta, s, like64)
@@ -222,8 +243,9 @@ def training_loss(
         loss: ``"l2"`` (ResShift's MSE) or ``"l1"``; mean over elements, float32.
     """
     check_loss(loss)
-    residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
-    x_t = q_sample(x0, residual, t, noise, schedule)
+    with full_precision(x0.device):
+        residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
+        x_t = _q_sample(x0, residual, t, noise, schedule)
     return loss_distance(network(x_t, t, x_in), x0, loss)
 
 
@@ -262,17 +284,23 @@ def sample(
     Returns:
         ``x̂_0`` ``(B, C, H, W)``.
     """
-    pairs = step_pairs(schedule.T, steps)
-    x_t = start_point(x_in, x_T, lambda: prior_sample(x_in, schedule, generator))
+    pairs = step_pairs(schedule.T, steps)  # the step list is checked here, once
     batch = x_in.shape[0]
+
+    def timesteps(value: int) -> torch.Tensor:
+        return torch.full((batch,), value, dtype=torch.long, device=x_in.device)  # made on the device: no copy
+
+    with full_precision(x_in.device):
+        x_t = start_point(x_in, x_T, lambda: prior_sample(x_in, schedule, generator))
     for t, s in pairs:
-        t_batch = torch.full((batch,), t, dtype=torch.long, device=x_in.device)
-        x0_hat = model_fn(x_t, t_batch, x_in)
-        if clip:
-            x0_hat = x0_hat.clamp(-1, 1)
-        if s < 0:
-            return x0_hat
-        s_batch = torch.full((batch,), s, dtype=torch.long, device=x_in.device)
-        mean, variance = q_posterior(x_t, x0_hat, t_batch, s_batch, schedule)
-        x_t = mean + torch.sqrt(variance) * standard_normal(mean, generator)
+        t_batch = timesteps(t)
+        x0_hat = model_fn(x_t, t_batch, x_in)  # the one call under an enclosing autocast
+        with full_precision(x_in.device):
+            x0_hat = x0_hat.to(torch.promote_types(x0_hat.dtype, x_t.dtype))
+            if clip:
+                x0_hat = x0_hat.clamp(-1, 1)
+            if s < 0:
+                return x0_hat
+            mean, variance = _q_posterior(x_t, x0_hat, t_batch, timesteps(s), schedule)
+            x_t = mean + torch.sqrt(variance) * standard_normal(mean, generator)
     raise AssertionError("step_pairs always ends at s = -1")

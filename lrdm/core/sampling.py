@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from lrdm.core.diffusion import ModelFn
+from lrdm.core.precision import as_float32, full_precision
 from lrdm.core.schedules import ResidualSchedule, gather
 
 
@@ -45,7 +46,8 @@ def standard_normal(like: torch.Tensor, generator: Generators) -> torch.Tensor:
     """``N(0, I)`` shaped like ``like``; with a sequence of generators, sample ``b`` draws from ``generator[b]``."""
     if generator is None or isinstance(generator, torch.Generator):
         device = generator.device if generator is not None else like.device
-        return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+        draw = torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype)
+        return draw.to(like.device, non_blocking=True)  # a CPU generator's draw: copied without a stream sync
     if len(generator) != like.shape[0]:
         raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]} samples")
     return torch.cat([standard_normal(like[b : b + 1], g) for b, g in enumerate(generator)])
@@ -85,37 +87,44 @@ def sample(
         x_T: optional start ``(B, C, H, W)``; default ``I_in + β̄_T z``.
     Returns:
         ``Î_0`` ``(B, C, H, W)``.
+
+    Only ``model_fn`` runs under an enclosing autocast; the update runs in ``x_in``'s precision (half-precision
+    predictions are lifted to float32).  No step reads a value back to the host: the timesteps are made on
+    ``x_in``'s device and the coefficient tables are cached there (:func:`lrdm.core.schedules.device_table`).
     """
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
-    pairs = step_pairs(schedule.T, steps)
-    x_t = start_point(
-        x_in,
-        x_T,
-        lambda: (
-            x_in + gather(schedule.beta_bar, torch.tensor([schedule.T - 1]), x_in) * standard_normal(x_in, generator)
-        ),
-    )
+    pairs = step_pairs(schedule.T, steps)  # the step list is checked here, once
     batch = x_in.shape[0]
+
+    def timesteps(value: int) -> torch.Tensor:
+        return torch.full((batch,), value, dtype=torch.long, device=x_in.device)  # made on the device: no copy
+
+    def prior() -> torch.Tensor:
+        return x_in + gather(schedule.beta_bar, timesteps(schedule.T - 1), x_in) * standard_normal(x_in, generator)
+
+    with full_precision(x_in.device):
+        x_t = start_point(x_in, x_T, prior)
     for t, s in pairs:
-        t_batch = torch.full((batch,), t, dtype=torch.long, device=x_in.device)
-        s_batch = torch.full((batch,), s, dtype=torch.long, device=x_in.device)
-        residual, noise, *given_x0 = model_fn(x_t, t_batch, x_in)
-        if clip:
-            residual = residual.clamp(-1, 1)
-        alpha_bar_t = gather(schedule.alpha_bar, t_batch, x_t)
-        beta_bar_t = gather(schedule.beta_bar, t_batch, x_t)
-        if s < 0:
-            x0_hat = given_x0[0] if given_x0 else x_t - alpha_bar_t * residual - beta_bar_t * noise
-            return x0_hat.clamp(-1, 1) if clip else x0_hat
-        beta2_bar_t = gather(schedule.beta2_bar, t_batch, x_t)
-        beta2_bar_s = gather(schedule.beta2_bar, s_batch, x_t)
-        sigma2 = eta * (beta2_bar_t - beta2_bar_s) * beta2_bar_s / beta2_bar_t
-        x_t = (
-            x_t
-            - (alpha_bar_t - gather(schedule.alpha_bar, s_batch, x_t)) * residual
-            - (beta_bar_t - torch.sqrt(beta2_bar_s - sigma2)) * noise
-        )
-        if eta > 0:
-            x_t = x_t + torch.sqrt(sigma2) * standard_normal(x_t, generator)
+        t_batch, s_batch = timesteps(t), timesteps(s)
+        residual, noise, *given_x0 = model_fn(x_t, t_batch, x_in)  # the one call under an enclosing autocast
+        with full_precision(x_in.device):
+            residual, noise = as_float32(residual), as_float32(noise)
+            if clip:
+                residual = residual.clamp(-1, 1)
+            alpha_bar_t = gather(schedule.alpha_bar, t_batch, x_t)
+            beta_bar_t = gather(schedule.beta_bar, t_batch, x_t)
+            if s < 0:
+                x0_hat = as_float32(given_x0[0]) if given_x0 else x_t - alpha_bar_t * residual - beta_bar_t * noise
+                return x0_hat.clamp(-1, 1) if clip else x0_hat
+            beta2_bar_t = gather(schedule.beta2_bar, t_batch, x_t)
+            beta2_bar_s = gather(schedule.beta2_bar, s_batch, x_t)
+            sigma2 = eta * (beta2_bar_t - beta2_bar_s) * beta2_bar_s / beta2_bar_t
+            x_t = (
+                x_t
+                - (alpha_bar_t - gather(schedule.alpha_bar, s_batch, x_t)) * residual
+                - (beta_bar_t - torch.sqrt(beta2_bar_s - sigma2)) * noise
+            )
+            if eta > 0:
+                x_t = x_t + torch.sqrt(sigma2) * standard_normal(x_t, generator)
     raise AssertionError("step_pairs always ends at s = -1")

@@ -11,7 +11,9 @@ linearly increasing (``P(x, 1)``).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -21,6 +23,12 @@ from lrdm.vocab import SHAPES
 ``power`` = P(x, a), ``power_decreasing`` = P(1-x, a)."""
 
 DEFAULT_T = 1000
+SM_N_LAST_DENOMINATOR = 1e-6
+"""Eq. 16 solved for the residual (or for ``Î_0``) divides by ``1 - ᾱ_t``, which is 0 at ``t = T-1`` (where
+``I_T`` carries no information about ``I_res``).  The official code overwrites ``1 - ᾱ_{T-1}`` with 1e-6;
+here the last entry is bounded below by the same value, which equals the official value for every schedule
+with ``ᾱ_{T-1} = 1`` (all RDDM schedules) and leaves schedules with ``ᾱ_{T-1} < 1`` (e.g. RDDM Eq. 17's DDIM
+equivalent) exact.  Every other ``1 - ᾱ_t`` is exact (computed in float64)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,15 @@ class ResidualSchedule:
     @property
     def T(self) -> int:
         return int(self.alpha.shape[0])
+
+    @cached_property
+    def one_minus_alpha_bar(self) -> torch.Tensor:
+        """``1 - ᾱ_t`` ``(T,)`` float64, the last entry bounded below by :data:`SM_N_LAST_DENOMINATOR` (computed
+        once per schedule, so its device copy is cached too)."""
+        with torch.inference_mode(False):  # a plain tensor even when first asked for while sampling
+            values = 1.0 - self.alpha_bar
+            values[-1] = values[-1].clamp(min=SM_N_LAST_DENOMINATOR)
+        return values
 
 
 def power_weights(T: int, shape: str, power: float = 1.0) -> torch.Tensor:
@@ -129,14 +146,53 @@ def schedule_from_ddim(alphas_cumprod: torch.Tensor) -> ResidualSchedule:
     return schedule_from_coefficients(alpha, beta2)
 
 
+def check_timesteps(t: torch.Tensor | int, T: int, lowest: int = -1) -> torch.Tensor:
+    """``t`` as a ``(B,)`` LongTensor, checked to lie in ``[lowest, T-1]`` (``-1``: the clean end).
+
+    The API edge: it reads ``t`` back to the host, so call it where timesteps enter (drawing a batch, a user's
+    call), never per step; :func:`gather` itself does not check.
+    """
+    t = torch.as_tensor(t)
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise ValueError(f"timesteps must be integers, got dtype {t.dtype}")
+    t = t.reshape(-1)
+    if bool(((t < lowest) | (t >= T)).any()):
+        raise ValueError(f"timesteps must lie in [{lowest}, {T - 1}], got {t.tolist()}")
+    return t.long()
+
+
+_TABLES: dict[tuple[int, str, torch.dtype], tuple[weakref.ref, int, torch.Tensor]] = {}
+"""Device copies of coefficient tables: ``(id, device, dtype)`` -> ``(the table, its version, the copy)``."""
+
+
+def device_table(coefficient: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``coefficient`` ``(T,)`` padded in front with the clean end's 0 -> ``(T+1,)`` in ``dtype`` on ``device``.
+
+    Cached per table, device and dtype (a table changed in place is copied again), so a training or sampling
+    step reads its coefficients where the model is, with no host-to-device copy.  The values are cast from
+    float64 once, as a per-call cast would.
+    """
+    key = (id(coefficient), str(device), dtype)
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0]() is coefficient and hit[1] == coefficient._version:
+        return hit[2]
+    with torch.inference_mode(False):  # cached for training too, so never an inference tensor
+        padded = torch.cat([coefficient.new_zeros(1), coefficient]).to(dtype=dtype)
+        copy = padded.to(device=device, non_blocking=True)  # pageable source: staged, no stream sync
+    for stale in [k for k, (ref, _, _) in _TABLES.items() if ref() is None]:
+        del _TABLES[stale]
+    _TABLES[key] = (weakref.ref(coefficient), coefficient._version, copy)
+    return copy
+
+
 def gather(coefficient: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Coefficient values at timesteps ``t`` ``(B,)``, shaped ``(B, 1, 1, 1)`` in ``like``'s dtype/device.
 
-    ``t = -1`` denotes the clean end of the chain (``ᾱ_{-1} = β̄_{-1} = 0``).
+    ``t = -1`` denotes the clean end of the chain (``ᾱ_{-1} = β̄_{-1} = 0``).  ``t`` is not read back to the
+    host (no sync on a GPU): check it once where it enters (:func:`check_timesteps`).  A timestep outside
+    ``[-1, T-1]`` is never wrapped around: ``index_select`` raises ``IndexError`` on the CPU and fails the
+    stream with a device-side assert on CUDA.
     """
-    t = torch.as_tensor(t, dtype=torch.long, device=coefficient.device).reshape(-1)
-    if bool(((t < -1) | (t >= coefficient.shape[0])).any()):
-        raise ValueError(f"timesteps must lie in [-1, {coefficient.shape[0] - 1}], got {t.tolist()}")
-    padded = torch.cat([coefficient.new_zeros(1), coefficient])  # index 0 holds t = -1
-    values = padded[t + 1]
-    return values.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+    table = device_table(coefficient, like.device, like.dtype)
+    index = torch.as_tensor(t).reshape(-1).to(device=like.device, dtype=torch.long, non_blocking=True) + 1
+    return table.index_select(0, index).reshape(-1, *([1] * (like.ndim - 1)))

@@ -18,7 +18,7 @@ from lrdm.errors import NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score, to_uint8
 from lrdm.files import write_png
-from lrdm.training.trainer import SEED_STRIDE, load_model
+from lrdm.training.trainer import CHANNELS_LAST_DEVICES, SEED_STRIDE, load_model
 from lrdm.vocab import PROTOCOLS
 
 LRDM_TRANSFORM = "lrdm"
@@ -72,12 +72,16 @@ def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[i
     return x, (height, width)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def restore(
     network, process, x_in: torch.Tensor, steps: int, eta: float = 0.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] of any size -> ``(B, 3, H, W)`` in [-1, 1]."""
+    """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] of any size -> ``(B, 3, H, W)`` in [-1, 1], the whole batch at
+    once under ``torch.inference_mode``; on CUDA the input goes in channels_last, the layout of the network
+    :func:`lrdm.training.trainer.load_model` returns there (its convolutions run fastest so)."""
     padded, (height, width) = pad_to_multiple(x_in, network.downsample_factor)
+    if padded.device.type in CHANNELS_LAST_DEVICES:
+        padded = padded.contiguous(memory_format=torch.channels_last)
     out = process.sample(network, padded, steps, eta=eta, generator=generator)
     return out[..., :height, :width]
 

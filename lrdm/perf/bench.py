@@ -2,15 +2,18 @@
 
 Per case (batch, image size, UNet width) it times:
 
-* the low-rank projection: batched SVD, batched Gram eigendecomposition, and the reference code's way
-  (a full ``torch.linalg.svd`` per sample, fp32);
-* one training step in each of :func:`train_modes`: from ``reference`` (batch 1, per-sample full SVD, fp32,
-  two UNets, no compilation, as the reference LRDM code trains) to ``optimised`` (what ``lrdm train`` runs)
-  and the further options (channels_last, ``torch.compile``);
+* the low-rank projection: batched SVD, batched Gram eigendecomposition, and ``per_sample_full_svd`` (a full
+  fp32 ``torch.linalg.svd`` per sample, one at a time, as the official code computes it);
+* one training step in each of :func:`train_modes`: from ``per_sample_svd_b1`` (per-sample full SVD, batch 1,
+  eager, fp32, the project's network) and ``official_recipe`` (the official recipe re-implemented with this
+  project's code: backbone ``rddm_unetres``, batch 1 with gradient accumulation 2, gradient clipping 1.0, Adam
+  betas (0.9, 0.99), per-sample full SVD, fp32, eager) to ``optimised`` (what ``lrdm train`` runs) and the
+  further options (channels_last, ``torch.compile``).  The official code itself is not run;
 * preparing one training batch in the loop, and the whole ``lrdm train`` loop with inline data, with
   DataLoader workers and (``--compile``) compiled;
-* sampling at 1, 2, 5 and 10 steps, with model FLOPs counted by ``torch.utils.flop_counter`` and the
-  model FLOP utilisation (MFU) against the GPU's bf16 peak where it is known;
+* sampling at 1, 2, 5 and 10 steps (every count from 1 to 10 in the ``gpu`` preset), with model FLOPs
+  counted by ``torch.utils.flop_counter`` and the model FLOP utilisation (MFU) against the GPU's bf16 peak
+  where it is known;
 * metric throughput of ``derain_y`` at 256² and 481×321;
 * hashing the files of one global batch of pairs (input and target), the check every image gets against
   its index sha256 the first time a process reads it, as a share of an optimised training step and of
@@ -37,7 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lrdm.config import TrainConfig
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, project_low_rank, spec_ranks
-from lrdm.core.nets import compile_unets
+from lrdm.core.nets import check_backbone, compile_unets
 from lrdm.core.process import build_network, build_process
 from lrdm.core.schedules import DEFAULT_T
 from lrdm.data.index import read_index, sha256_mismatch
@@ -63,6 +66,8 @@ PRESETS = {
     "gpu": [BenchCase(1, 256, 64, (1, 2, 4, 8)), BenchCase(8, 256, 64, (1, 2, 4, 8))],  # the paper's model
 }
 SAMPLING_STEPS = (1, 2, 5, 10)
+PRESET_SAMPLING_STEPS = {"tiny": SAMPLING_STEPS, "cpu": SAMPLING_STEPS, "gpu": tuple(range(1, 11))}
+"""Sampling steps timed per preset: on a GPU every count from 1 to 10 (``benchmarks/gpu-check.sh``)."""
 METRIC_SIZES = {"tiny": [(32, 32)], "cpu": [(256, 256), (321, 481)], "gpu": [(256, 256), (321, 481)]}
 METRIC_IMAGES = 8
 LOOP_WORKERS = {"tiny": 1, "cpu": 1, "gpu": 4}
@@ -74,9 +79,26 @@ COMPILE_WARMUP = 3  # untimed calls of a compiled network (compilation, CUDA-gra
 SAMPLING_COMPILE_MODE = {"cuda": "reduce-overhead", "cpu": "default"}
 BF16_PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 """Dense bf16 tensor-core peak (FLOP/s) by GPU model, for MFU."""
+PRECISIONS = ("auto", "fp32", "bf16")
+"""``--precision``: ``auto`` runs the optimised modes and sampling under bf16 autocast on CUDA only (what
+``lrdm train`` does with ``mixed_precision: auto``); ``fp32`` never autocasts; ``bf16`` always does (on the
+CPU too).  The ``per_sample_svd_b1`` and ``official_recipe`` modes are fp32 whatever the choice."""
+BASELINE_MODE = "per_sample_svd_b1"
+"""The training-step mode the speed-ups are measured against: per-sample full SVD, batch 1, eager, fp32, the
+project's network (``ddpm_unet`` unless ``--backbone`` says otherwise)."""
+OFFICIAL_RECIPE = "official_recipe"
+OFFICIAL_BACKBONE = "rddm_unetres"
+OFFICIAL_GRAD_ACCUM = 2
+OFFICIAL_GRAD_CLIP = 1.0
+OFFICIAL_ADAM_BETAS = (0.9, 0.99)
+"""The official deraining recipe (RDDM's Trainer): its UnetRes, batch 1 accumulated over 2 micro-batches,
+gradient-norm clipping 1.0, Adam betas (0.9, 0.99), fp32."""
+LOOP_MIXED_PRECISION = {"auto": "auto", "fp32": "no", "bf16": "bf16"}
+"""The ``mixed_precision`` config of the ``train_loop`` rows for each :data:`PRECISIONS` choice."""
 BENCH_COLUMNS = (
-    "device", "torch", "cpu", "threads", "case", "operation", "mode", "batch", "size", "dim", "dim_mults", "steps",
-    "repeats", "seconds_median", "seconds_min", "images_per_s", "flops_per_image", "mfu", "peak_memory_mb",
+    "device", "torch", "cpu", "threads", "backbone", "precision", "case", "operation", "mode", "batch", "size",
+    "dim", "dim_mults", "steps", "repeats", "seconds_median", "seconds_min", "images_per_s", "flops_per_image",
+    "mfu", "peak_memory_mb",
 )  # fmt: skip
 
 
@@ -99,8 +121,8 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warm
     return seconds
 
 
-def reference_projection(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The reference code's projection: a full fp32 ``torch.linalg.svd`` of every sample, one at a time."""
+def per_sample_projection(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The official code's projection: a full fp32 ``torch.linalg.svd`` of every sample, one at a time."""
     out = []
     for b in range(x.shape[0]):
         U, S, Vh = torch.linalg.svd(x[b].float(), full_matrices=True)
@@ -114,29 +136,53 @@ def reference_projection(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 class StepMode:
     """How a training step runs."""
 
-    batch: int
+    batch: int  # per micro-batch
     rank_spec: str
     projector: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    autocast: bool = False  # bf16 autocast (CUDA)
+    autocast: bool = False  # bf16 autocast
     channels_last: bool = False  # channels_last UNet weights and activations
     compile: bool = False  # torch.compile of each UNet
+    backbone: str | None = None  # None: the benchmark's backbone
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float | None = None  # gradient-norm clipping (None: none)
+    adam_betas: tuple[float, float] = TrainConfig().adam_betas
+
+    @property
+    def images(self) -> int:
+        """Images per optimizer step."""
+        return self.batch * self.grad_accum
 
 
-def train_modes(case: BenchCase, device: torch.device, compile_model: bool) -> dict[str, StepMode]:
-    """The training-step modes of one case, from the reference code's way to the optimised one.
+def uses_autocast(device: torch.device, precision: str) -> bool:
+    """Whether the optimised modes and sampling run under bf16 autocast (:data:`PRECISIONS`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown benchmark precision {precision!r}; valid choices: {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
-    ``reference``: batch 1, full fp32 SVD per sample; ``batched``: the case's batch, same projection;
-    ``optimised``: batched Gram projection and bf16 autocast on CUDA, which is what ``lrdm train`` runs with
-    ``projection_solver: gram``; ``full_rank``: the optimised step without projection;
-    ``channels_last`` adds channels_last to ``optimised``, and with ``compile_model`` ``compiled`` adds
-    ``torch.compile``.
+
+def train_modes(case: BenchCase, device: torch.device, compile_model: bool, precision: str = "auto"
+                ) -> dict[str, StepMode]:  # fmt: skip
+    """The training-step modes of one case, from the per-sample ways to the optimised one.
+
+    ``per_sample_svd_b1`` (:data:`BASELINE_MODE`): per-sample full SVD, batch 1, eager, fp32, the project's
+    network, no gradient clipping or accumulation.  ``official_recipe``: the official recipe
+    (:data:`OFFICIAL_BACKBONE`, batch 1 × :data:`OFFICIAL_GRAD_ACCUM` micro-batches, clipping
+    :data:`OFFICIAL_GRAD_CLIP`, Adam betas :data:`OFFICIAL_ADAM_BETAS`, per-sample full SVD, fp32, eager), run
+    by this project's code; the official code itself is not run.  ``batched``: the case's batch, same
+    projection; ``optimised``: batched Gram projection, bf16 autocast as ``precision`` says (on CUDA by
+    default), which is what ``lrdm train`` runs with ``projection_solver: gram``; ``full_rank``: the optimised
+    step without projection; ``channels_last`` adds channels_last to ``optimised``, and with ``compile_model``
+    ``compiled`` adds ``torch.compile``.
     """
     low_rank = "poly_decrease-p3"
-    cuda = device.type == "cuda"
-    optimised = StepMode(case.batch, low_rank, Projector(solver="gram"), autocast=cuda)
+    optimised = StepMode(case.batch, low_rank, Projector(solver="gram"), autocast=uses_autocast(device, precision))
     modes = {
-        "reference": StepMode(1, low_rank, reference_projection),
-        "batched": StepMode(case.batch, low_rank, reference_projection),
+        BASELINE_MODE: StepMode(1, low_rank, per_sample_projection),
+        OFFICIAL_RECIPE: StepMode(
+            1, low_rank, per_sample_projection, backbone=OFFICIAL_BACKBONE, grad_accum=OFFICIAL_GRAD_ACCUM,
+            grad_clip=OFFICIAL_GRAD_CLIP, adam_betas=OFFICIAL_ADAM_BETAS,
+        ),  # fmt: skip
+        "batched": StepMode(case.batch, low_rank, per_sample_projection),
         "optimised": optimised,
         "full_rank": replace(optimised, rank_spec="full", projector=PER_IMAGE_SVD),
     }
@@ -159,15 +205,17 @@ def _data(batch: int, size: int, device: torch.device, generator: torch.Generato
 
 
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if enabled:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def _network(case: BenchCase, rank_spec: str, device: torch.device, channels_last: bool = False,
-             compile_mode: str | None = None):  # fmt: skip
+             compile_mode: str | None = None, backbone: str = "ddpm_unet"):  # fmt: skip
     """``(process, network)`` of a case; ``compile_mode``: ``torch.compile`` mode of each UNet (None: eager)."""
-    config = TrainConfig(crop=case.size, dim=case.dim, dim_mults=case.dim_mults, rank_spec=rank_spec)
+    config = TrainConfig(
+        crop=case.size, dim=case.dim, dim_mults=case.dim_mults, rank_spec=rank_spec, backbone=backbone
+    )
     process = build_process(config)
     network = build_network(config, process).to(device)
     if channels_last:
@@ -177,17 +225,24 @@ def _network(case: BenchCase, rank_spec: str, device: torch.device, channels_las
     return process, network
 
 
-def _train_step(case: BenchCase, mode: StepMode, device: torch.device, generator: torch.Generator
-                ) -> Callable[[], object]:  # fmt: skip
-    process, network = _network(case, mode.rank_spec, device, mode.channels_last, "default" if mode.compile else None)
+def _train_step(case: BenchCase, mode: StepMode, device: torch.device, generator: torch.Generator,
+                backbone: str = "ddpm_unet") -> Callable[[], object]:  # fmt: skip
+    """One optimizer step of ``mode``: ``grad_accum`` micro-batches of ``mode.batch``, each loss divided by
+    ``grad_accum`` as the trainer does, then clipping (if any) and Adam."""
+    compile_mode = "default" if mode.compile else None
+    process, network = _network(case, mode.rank_spec, device, mode.channels_last, compile_mode,
+                                mode.backbone or backbone)  # fmt: skip
     process.projector = mode.projector  # the mode decides how Q_k is computed
-    optimizer = torch.optim.Adam(network.parameters(), lr=TrainConfig().lr)
-    data = _data(mode.batch, case.size, device, generator)
+    optimizer = torch.optim.Adam(network.parameters(), lr=TrainConfig().lr, betas=mode.adam_betas)
+    micro = [_data(mode.batch, case.size, device, generator) for _ in range(mode.grad_accum)]
 
     def step() -> None:
-        with _autocast(device, mode.autocast):
-            loss = process.loss(network, data["x0"], data["x_in"], data["t"], data["noise"])
-        loss.backward()
+        for data in micro:
+            with _autocast(device, mode.autocast):
+                loss = process.loss(network, data["x0"], data["x_in"], data["t"], data["noise"]) / mode.grad_accum
+            loss.backward()
+        if mode.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), mode.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -207,6 +262,7 @@ def _peak_flops(device: torch.device) -> float:
 
 def _row(device: torch.device, case: BenchCase, operation: str, mode: str, batch: int, seconds: list[float],
          steps: int | None = None, flops_per_image: float = float("nan"), size: int | None = None) -> dict:  # fmt: skip
+    """One result row; ``backbone`` and ``precision`` are filled in by :func:`run_benchmark`."""
     median = statistics.median(seconds)
     peak_memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
     images_per_s = batch / median
@@ -215,6 +271,8 @@ def _row(device: torch.device, case: BenchCase, operation: str, mode: str, batch
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
+        "backbone": None,
+        "precision": None,
         "case": case_name(case),
         "operation": operation,
         "mode": mode,
@@ -239,26 +297,28 @@ def _reset_memory(device: torch.device) -> None:
 
 
 def _sampling_rows(case: BenchCase, device: torch.device, generator: torch.Generator, repeats: int,
-                   compile_model: bool) -> list[dict]:  # fmt: skip
-    """Sampling at :data:`SAMPLING_STEPS`: ``optimised`` (eager; bf16 autocast on CUDA) and, with
-    ``compile_model``, ``compiled`` (``torch.compile``; mode ``reduce-overhead``, i.e. CUDA graphs, on CUDA).
-    FLOPs are counted on the eager network."""
+                   compile_model: bool, backbone: str = "ddpm_unet", autocast: bool = False,
+                   step_counts: tuple[int, ...] = SAMPLING_STEPS) -> list[dict]:  # fmt: skip
+    """Sampling at ``step_counts`` steps, the whole batch at once under ``torch.inference_mode``: ``optimised``
+    (eager; bf16 autocast when ``autocast``) and, with ``compile_model``, ``compiled`` (``torch.compile``; mode
+    ``reduce-overhead``, i.e. CUDA graphs, on CUDA).  FLOPs are counted on the eager network."""
     x_in = _data(case.batch, case.size, device, generator)["x_in"]
-    process, eager = _network(case, "poly_decrease-p3", device)
+    process, eager = _network(case, "poly_decrease-p3", device, backbone=backbone)
     networks = {"optimised": eager}
     if compile_model:
-        compiled = _network(case, "poly_decrease-p3", device, compile_mode=SAMPLING_COMPILE_MODE[device.type])[1]
+        compile_mode = SAMPLING_COMPILE_MODE[device.type]
+        compiled = _network(case, "poly_decrease-p3", device, compile_mode=compile_mode, backbone=backbone)[1]
         compiled.load_state_dict(eager.state_dict())
         networks["compiled"] = compiled
     rows = []
-    for steps in SAMPLING_STEPS:
+    for steps in step_counts:
         flops = None
         for mode, network in networks.items():
             network.eval()
 
-            @torch.no_grad()
+            @torch.inference_mode()
             def run(steps=steps, network=network) -> torch.Tensor:
-                with _autocast(device, True):
+                with _autocast(device, autocast):
                     return process.sample(network, x_in, steps)
 
             if flops is None:
@@ -298,7 +358,7 @@ def _hash_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
 
 
 def _loop_rows(case: BenchCase, data_dir: Path, device: torch.device, repeats: int, workers: int,
-               compile_model: bool) -> list[dict]:  # fmt: skip
+               compile_model: bool, backbone: str = "ddpm_unet", precision: str = "auto") -> list[dict]:  # fmt: skip
     """The whole ``lrdm train`` loop (data, step, gradient clipping, EMA, loss check) on the optimised settings:
     mode ``workers0`` prepares data inline, ``workers<N>`` in N DataLoader processes, ``compiled`` compiles the
     UNets (inline data).  Per-step seconds from ``losses.csv``; ``train_warmup`` rows hold the seconds of the
@@ -307,6 +367,7 @@ def _loop_rows(case: BenchCase, data_dir: Path, device: torch.device, repeats: i
         index=str(data_dir / "index.parquet"), crop=case.size, dim=case.dim, dim_mults=case.dim_mults,
         batch_size=case.batch, rank_spec="poly_decrease-p3", projection_solver="gram", steps=LOOP_WARMUP + repeats,
         log_every=1, checkpoint_every=LOOP_WARMUP + repeats, keep_checkpoints=1, device=device.type,
+        backbone=backbone, mixed_precision=LOOP_MIXED_PRECISION[precision],
     )  # fmt: skip
     modes = {f"workers{count}": (count, False) for count in sorted({0, workers})}
     if compile_model:
@@ -336,16 +397,21 @@ def _metric_rows(preset: str, case: BenchCase, device: torch.device, repeats: in
 
 
 def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", seed: int = 0,
-                  compile_model: bool = False) -> pd.DataFrame:  # fmt: skip
+                  compile_model: bool = False, backbone: str = "ddpm_unet", precision: str = "auto"
+                  ) -> pd.DataFrame:  # fmt: skip
     """Times every operation of a preset; one row per (case, operation, mode, steps) with :data:`BENCH_COLUMNS`.
 
-    Metric rows encode the image size as ``height * 1000 + width`` in ``size``.
+    ``backbone``: the network of every mode but ``official_recipe`` (which always runs
+    :data:`OFFICIAL_BACKBONE`); ``precision``: one of :data:`PRECISIONS`.  Metric rows encode the image size as
+    ``height * 1000 + width`` in ``size``.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown benchmark preset {preset!r}; valid choices: {', '.join(PRESETS)}")
+    check_backbone(backbone)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     dev = pick_device(device)
+    autocast = uses_autocast(dev, precision)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for case in PRESETS[preset]:
@@ -353,36 +419,46 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
         t = torch.randint(0, DEFAULT_T, (case.batch,), generator=generator)
         k = spec_ranks(RankSpec.parse("poly_decrease-p3"), t, DEFAULT_T, case.size, case.size).to(dev)
         projections = {
-            "reference": lambda x=x, k=k: reference_projection(x, k),
+            "per_sample_full_svd": lambda x=x, k=k: per_sample_projection(x, k),
             "batched_svd": lambda x=x, k=k: project_low_rank(x, k, solver="svd"),
             "batched_gram": lambda x=x, k=k: project_low_rank(x, k, solver="gram"),
         }
         for mode, fn in projections.items():
             _reset_memory(dev)
             rows.append(_row(dev, case, "projection", mode, case.batch, time_call(fn, dev, repeats)))
-        for mode, step_mode in train_modes(case, dev, compile_model).items():
-            step = _train_step(case, step_mode, dev, generator)
+        for mode, step_mode in train_modes(case, dev, compile_model, precision).items():
+            step = _train_step(case, step_mode, dev, generator, backbone)
             _reset_memory(dev)
             warmup = COMPILE_WARMUP if step_mode.compile else 1
-            rows.append(_row(dev, case, "train_step", mode, step_mode.batch, time_call(step, dev, repeats, warmup)))
-        rows.extend(_sampling_rows(case, dev, generator, repeats, compile_model))
+            seconds = time_call(step, dev, repeats, warmup)
+            rows.append({
+                **_row(dev, case, "train_step", mode, step_mode.images, seconds),
+                "backbone": step_mode.backbone, "precision": "bf16" if step_mode.autocast else "fp32",
+            })  # fmt: skip
+        rows.extend(_sampling_rows(case, dev, generator, repeats, compile_model, backbone, autocast,
+                                   PRESET_SAMPLING_STEPS[preset]))  # fmt: skip
         with tempfile.TemporaryDirectory() as data_dir:
             # patches twice the crop, so crops are drawn at random positions as in training
             make_synthetic_dataset(data_dir, "rain", size=2 * case.size, patches_per_image=2, test_patches_per_image=1)
             rows.extend(_data_rows(case, Path(data_dir), repeats))
             rows.extend(_hash_rows(case, Path(data_dir), repeats))
-            rows.extend(_loop_rows(case, Path(data_dir), dev, repeats, LOOP_WORKERS[preset], compile_model))
+            rows.extend(_loop_rows(case, Path(data_dir), dev, repeats, LOOP_WORKERS[preset], compile_model,
+                                   backbone, precision))  # fmt: skip
     rows.extend(_metric_rows(preset, PRESETS[preset][0], dev, repeats, seed))
-    return pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
+    frame["backbone"] = frame["backbone"].fillna(backbone)
+    frame["precision"] = frame["precision"].fillna(precision)
+    return frame
 
 
 def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """Per case (one row each):
 
-    * ``speedup_<mode>``: training-step images/s of each mode over the reference-style mode;
+    * ``speedup_<mode>``: training-step images/s of each mode over :data:`BASELINE_MODE` (per-sample full SVD,
+      batch 1, eager, fp32, the project's network);
     * ``projection_share_of_step``: batched Gram projection seconds / optimised step seconds;
     * ``low_rank_step_overhead``: optimised step / full-rank step - 1;
-    * ``gram_speedup_vs_reference_projection``, ``svd_speedup_vs_reference_projection``;
+    * ``gram_speedup_vs_per_sample_svd``, ``svd_speedup_vs_per_sample_svd``: over ``per_sample_full_svd``;
     * ``data_inline_share_of_step``: one batch prepared inline / optimised step;
     * ``loop_speedup_<mode>``: training-loop images/s of ``workers<N>`` (DataLoader workers) and ``compiled`` over
       ``workers0`` (inline data, eager);
@@ -394,16 +470,16 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     seconds = frame.pivot_table(index="case", columns=["operation", "mode"], values="seconds_median")
     speed = frame.pivot_table(index="case", columns=["operation", "mode"], values="images_per_s")
     out = {
-        f"speedup_{mode}": speed[("train_step", mode)] / speed[("train_step", "reference")]
+        f"speedup_{mode}": speed[("train_step", mode)] / speed[("train_step", BASELINE_MODE)]
         for mode in speed["train_step"].columns
-        if mode != "reference"
+        if mode != BASELINE_MODE
     }
     optimised_step = seconds[("train_step", "optimised")]
     out["projection_share_of_step"] = seconds[("projection", "batched_gram")] / optimised_step
     out["low_rank_step_overhead"] = optimised_step / seconds[("train_step", "full_rank")] - 1
     for solver in ("gram", "svd"):
-        out[f"{solver}_speedup_vs_reference_projection"] = (
-            seconds[("projection", "reference")] / seconds[("projection", f"batched_{solver}")]
+        out[f"{solver}_speedup_vs_per_sample_svd"] = (
+            seconds[("projection", "per_sample_full_svd")] / seconds[("projection", f"batched_{solver}")]
         )
     out["data_inline_share_of_step"] = seconds[("data_batch", "inline")] / optimised_step
     loops = speed["train_loop"]

@@ -62,6 +62,7 @@ from lrdm.config import TrainConfig, load_config, save_config
 from lrdm.core.lowrank import PCABasis, fit_pca_basis
 from lrdm.core.nets import TermNetwork, compile_unets
 from lrdm.core.process import build_network, build_process
+from lrdm.core.schedules import check_timesteps
 from lrdm.data.paired import PairedImageDataset, sample_batch
 from lrdm.errors import CheckpointError, ConfigError, TrainingDiverged
 from lrdm.files import exclusive_lock, save_torch, write_text
@@ -92,6 +93,8 @@ LOSS_HISTORY = 100  # recent losses whose median the divergence test compares ag
 MIN_LOSS_HISTORY = 4  # losses seen before the divergence test applies
 CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer")
 MODEL_KEYS = ("config", "ema")
+CHANNELS_LAST_DEVICES = ("cuda",)
+"""Devices on which a loaded model runs in channels_last (tensor-core convolutions; on the CPU it does not pay)."""
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -118,7 +121,7 @@ def draw_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One global training batch: ``(x0, x_in, t, noise)``, images ``(B, 3, crop, crop)`` in [-1, 1], ``t`` ``(B,)``."""
     batch = sample_batch(dataset, batch_size, generator)
-    t = torch.randint(0, T, (batch_size,), generator=generator)
+    t = check_timesteps(torch.randint(0, T, (batch_size,), generator=generator), T, lowest=0)  # the edge: on the CPU
     noise = torch.randn(batch["target"].shape, generator=generator)
     return batch["target"], batch["input"], t, noise
 
@@ -327,7 +330,7 @@ def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABa
     return fit_pca_basis(batches)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def validation_scores(network, process, items: list[dict[str, Any]], steps: int, seed: int) -> dict[str, float]:
     """Mean RGB PSNR (peak 1) and SSIM of ``network`` on test ``items`` (cropped to the network's multiple), each
     image's start noise from its own generator -> ``{"val_psnr", "val_ssim"}``."""
@@ -572,7 +575,8 @@ def _save_checkpoint(
 
 
 def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, TermNetwork, Any]:
-    """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``."""
+    """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``; on CUDA the
+    network is in channels_last (:data:`CHANNELS_LAST_DEVICES`)."""
     model_path = Path(model_path)
     state = load_checkpoint(model_path, MODEL_KEYS)
     try:
@@ -587,4 +591,7 @@ def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tu
         network.load_state_dict(state["ema"])
     except RuntimeError as err:
         raise CheckpointError(f"{model_path}: its weights do not fit its config ({_first_line(err)})") from None
-    return config, network.to(device).eval(), process
+    network = network.to(device).eval()
+    if torch.device(device).type in CHANNELS_LAST_DEVICES:
+        network = network.to(memory_format=torch.channels_last)
+    return config, network, process
