@@ -50,7 +50,7 @@ def test_runs_are_shared_between_targets():
     sweep = {e.run for e in target_evaluations(config, "rank_sweep")}
     steps = {e.run for e in target_evaluations(config, "steps")}
     assert "synthetic_rain/rddm/pred_res_noise/fixed-r4/seed0" in sweep & steps
-    assert len(runs) == 19
+    assert len(runs) == 17
     paper_cfg = run_config(config, "synthetic_blur", "rddm", "pred_res_noise", "poly_decrease-p3", 0, index="i.parquet")
     assert paper_cfg.beta2_sum == 0.0001 and paper_cfg.rank.name == "poly_decrease-p3" and paper_cfg.crop == 32
 
