@@ -447,7 +447,7 @@ def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 RESTORATION_GRID_IMAGES = 3
-"""Test images (rows) of each restoration grid."""
+"""Test images (rows) of each restoration grid: the first ones of the test split (all of a smaller split)."""
 
 
 def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[str, str]]:
