@@ -397,22 +397,33 @@ def check_config(config: dict[str, Any]) -> None:
 
 
 def check_sampling_steps(config: dict[str, Any]) -> None:
-    """Every evaluation samples at most ``T`` steps of its run's process (``sampling.steps``, or
-    ``targets.steps.steps`` for the steps sweep)."""
+    """Every evaluation samples at most ``T`` steps of its run's process (``sampling.steps``, or the target's
+    own step list: ``targets.steps.steps``, ``targets.claims.few_steps`` / ``many_steps``)."""
     horizons = {(name, process): run.T for name, process, run in dataset_runs(config)}
     for target in enabled_targets(config):
         if target not in SCORE_TARGETS:
             continue
-        key = "targets.steps.steps" if target == "steps" else "sampling.steps"
         for evaluation in target_evaluations(config, target):
             T = horizons[(evaluation.dataset, evaluation.process)]
             if evaluation.steps > T:
+                key = _steps_key(config, target, evaluation.steps)
                 raise ConfigError(
                     f"config key {key} ({evaluation.steps}) is more than T = {T} of process {evaluation.process} "
                     f"(dataset {evaluation.dataset!r}, target {target}): sampling cannot take more steps than the "
                     "process has; lower it or raise T",
                     key,
                 )
+
+
+def _steps_key(config: dict[str, Any], target: str, steps: int) -> str:
+    """The config key that asked ``target`` for an evaluation at ``steps`` sampling steps."""
+    if target == "steps":
+        return "targets.steps.steps"
+    if target == "claims":
+        for name in ("few_steps", "many_steps"):
+            if steps in config["targets"]["claims"][name]:
+                return f"targets.claims.{name}"
+    return "sampling.steps"
 
 
 def dataset_files(config: dict[str, Any], name: str) -> list[str]:

@@ -376,6 +376,13 @@ def test_sampling_steps_above_a_process_T_fail_at_dag_build():
         check_config(config)
 
 
+def test_claims_steps_above_T_name_their_own_key():
+    config = smoke_config()
+    config["targets"]["claims"]["many_steps"] = [2, 5000]
+    with pytest.raises(ValueError, match=r"targets\.claims\.many_steps \(5000\).*T"):
+        check_config(config)
+
+
 def test_negative_train_steps_names_train_steps():
     config = smoke_config()
     config["train"]["steps"] = -5
