@@ -30,9 +30,10 @@ OFFICIAL_RUN = "official"
 column of its score rows: what marks them as the official weights' rows in the main table."""
 LOSSES: tuple[str, ...] = ("l1", "l2")
 NETWORKS: tuple[str, ...] = ("two_net", "one_net")
-BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres")
-"""Network architectures: denoising-diffusion-pytorch 2.x ``Unet`` (the default), or the official RDDM
-``UnetRes`` (the paper's network; official checkpoints load into it)."""
+BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres", "conv_unet")
+"""Network architectures: denoising-diffusion-pytorch 2.x ``Unet`` (the default), the official RDDM
+``UnetRes`` (the paper's network; official checkpoints load into it), or a plain convolutional UNet without
+attention (:mod:`lrdm.core.convunet`, the embedded default's: faster per step on a CPU)."""
 SHAPES: tuple[str, ...] = ("decreasing", "increasing", "mean", "power", "power_decreasing")
 """Coefficient-schedule shapes (RDDM Eq. 18)."""
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16")

@@ -5,6 +5,8 @@ The network sees ``concat(I_t, I_in)`` (6 channels) and the timestep ``t`` and p
 
 * ``ddpm_unet`` (:class:`ConditionalUNets`): denoising-diffusion-pytorch 2.x ``Unet``; ``two_net`` gives every
   term its own UNet, ``one_net`` shares one UNet whose output channels are split.
+* ``conv_unet`` (:class:`ConditionalUNets` too): :class:`lrdm.core.convunet.ConvUNet`, a plain convolutional UNet
+  (no attention, no normalisation) for CPU-sized checks; ``two_net`` and ``one_net`` as for ``ddpm_unet``.
 * ``rddm_unetres`` (:class:`OfficialTermNetwork`): the official RDDM ``UnetRes`` (:mod:`lrdm.core.unetres`),
   whose parameter names equal the official ones.  Two terms: ``two_net`` -> ``share_encoder = 0`` (two UNets),
   ``one_net`` -> ``share_encoder = 1`` (shared encoder, two decoders); one term -> ``share_encoder = -1``.
@@ -16,6 +18,7 @@ import torch
 from denoising_diffusion_pytorch.denoising_diffusion_pytorch import Unet
 from torch import nn
 
+from lrdm.core.convunet import ConvUNet
 from lrdm.core.unetres import UnetRes
 from lrdm.vocab import BACKBONES, NETWORKS
 
@@ -28,8 +31,14 @@ def check_network(network: str) -> None:
         raise ValueError(f"unknown network {network!r}; valid choices: {', '.join(NETWORKS)}")
 
 
-def _unet(dim: int, dim_mults: tuple[int, ...], out_channels: int) -> Unet:
-    return Unet(dim=dim, dim_mults=tuple(dim_mults), channels=2 * IMAGE_CHANNELS, out_dim=out_channels)
+UNET_BACKBONES: dict[str, type[nn.Module]] = {"ddpm_unet": Unet, "conv_unet": ConvUNet}
+"""The backbones :class:`ConditionalUNets` builds, by name; each is called as ``unet(x, time)``."""
+
+
+def _unet(backbone: str, dim: int, dim_mults: tuple[int, ...], out_channels: int) -> nn.Module:
+    return UNET_BACKBONES[backbone](
+        dim=dim, dim_mults=tuple(dim_mults), channels=2 * IMAGE_CHANNELS, out_dim=out_channels
+    )
 
 
 class ConditionalUNets(nn.Module):
@@ -38,6 +47,7 @@ class ConditionalUNets(nn.Module):
     Args:
         terms: names of the predicted ``(B, 3, H, W)`` tensors, a subset of :data:`TERMS`.
         network: ``two_net`` (one UNet per term) or ``one_net`` (one UNet, channels split).
+        backbone: a key of :data:`UNET_BACKBONES`.
         dim, dim_mults: UNet width and per-level multipliers; ``H`` and ``W`` must be divisible by
             ``2 ** (len(dim_mults) - 1)`` (see :attr:`downsample_factor`).
     """
@@ -48,9 +58,12 @@ class ConditionalUNets(nn.Module):
         network: str = "two_net",
         dim: int = 64,
         dim_mults: tuple[int, ...] = (1, 2, 4, 8),
+        backbone: str = "ddpm_unet",
     ) -> None:
         super().__init__()
         check_network(network)
+        if backbone not in UNET_BACKBONES:
+            raise ValueError(f"ConditionalUNets builds the backbones {', '.join(UNET_BACKBONES)}, not {backbone!r}")
         if not terms or any(term not in TERMS for term in terms) or len(set(terms)) != len(terms):
             raise ValueError(f"terms must be distinct names from {TERMS}, got {terms}")
         if dim <= 0 or not dim_mults or any(m <= 0 for m in dim_mults):
@@ -58,9 +71,9 @@ class ConditionalUNets(nn.Module):
         self.terms = tuple(terms)
         self.network = network
         if network == "two_net":
-            self.unets = nn.ModuleList(_unet(dim, dim_mults, IMAGE_CHANNELS) for _ in terms)
+            self.unets = nn.ModuleList(_unet(backbone, dim, dim_mults, IMAGE_CHANNELS) for _ in terms)
         else:
-            self.unets = nn.ModuleList([_unet(dim, dim_mults, IMAGE_CHANNELS * len(terms))])
+            self.unets = nn.ModuleList([_unet(backbone, dim, dim_mults, IMAGE_CHANNELS * len(terms))])
         self.downsample_factor = 2 ** (len(dim_mults) - 1)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -126,7 +139,7 @@ def build_term_network(
     check_backbone(backbone)
     if backbone == "rddm_unetres":
         return OfficialTermNetwork(terms, network=network, dim=dim, dim_mults=dim_mults)
-    return ConditionalUNets(terms, network=network, dim=dim, dim_mults=dim_mults)
+    return ConditionalUNets(terms, network=network, dim=dim, dim_mults=dim_mults, backbone=backbone)
 
 
 def count_parameters(module: nn.Module) -> int:
