@@ -138,7 +138,7 @@ def test_sampler_reads_nothing_back(objective, eta):
     assert seen == []  # the whole call, so in particular every reverse step
 
 
-@pytest.mark.parametrize("backbone", ["ddpm_unet", "rddm_unetres"])
+@pytest.mark.parametrize("backbone", ["ddpm_unet", "rddm_unetres", "conv_unet"])
 def test_process_training_step_and_sampling_read_nothing_back(backbone):
     config = TrainConfig(crop=SIZE, dim=8, dim_mults=(1, 2), rank_spec="poly_decrease-p3", backbone=backbone)
     process = build_process(config)
@@ -214,7 +214,7 @@ def test_training_targets_and_sampler_arithmetic_stay_float32_under_autocast():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("backbone", ["ddpm_unet", "rddm_unetres"])
+@pytest.mark.parametrize("backbone", ["ddpm_unet", "rddm_unetres", "conv_unet"])
 def test_training_step_and_sampling_do_not_sync_on_cuda(backbone, monkeypatch):
     """A training step (bf16 autocast, low-rank SVD projection) and a 5-step sample under
     ``torch.cuda.set_sync_debug_mode("error")``; the mode is off only around the projection's decomposition."""

@@ -78,6 +78,11 @@ class ConvUNet(nn.Module):
         super().__init__()
         if dim <= 0 or dim % 2 or not dim_mults or any(m <= 0 for m in dim_mults):
             raise ValueError(f"dim must be positive and even, dim_mults positive; got dim={dim}, dim_mults={dim_mults}")
+        if (dim * dim_mults[-1]) % ATTENTION_HEADS:
+            raise ValueError(
+                f"dim * dim_mults[-1] = {dim * dim_mults[-1]} must be divisible by the "
+                f"{ATTENTION_HEADS} attention heads"
+            )
         self.dim = dim
         time_dim = TIME_EMBED_MULT * dim
         self.time_mlp = nn.Sequential(nn.Linear(dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
