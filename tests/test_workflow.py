@@ -53,6 +53,10 @@ def test_runs_are_shared_between_targets():
     assert len(runs) == 17
     paper_cfg = run_config(config, "synthetic_blur", "rddm", "pred_res_noise", "poly_decrease-p3", 0, index="i.parquet")
     assert paper_cfg.beta2_sum == 0.0001 and paper_cfg.rank.name == "poly_decrease-p3" and paper_cfg.crop == 32
+    # per-dataset overrides, then the process's: blur keeps the attention UNet, ResShift on rain the conv UNet
+    resshift = run_config(config, "synthetic_rain", "resshift", "pred_x0", "full", 0, index="i.parquet")
+    assert (paper_cfg.backbone, paper_cfg.lr, paper_cfg.steps) == ("ddpm_unet", 0.001, 400)
+    assert (resshift.backbone, resshift.lr, resshift.T, resshift.loss) == ("conv_unet", 0.002, 15, "l2")
 
 
 def dry_run(tmp_path, config, *targets):
