@@ -50,7 +50,7 @@ class TrainConfig:
     basis: str = "svd"
     projection_solver: str = "svd"  # per-image Q_k: svd (reference) or gram (float64 eigendecomposition)
     network: str = "two_net"
-    backbone: str = "ddpm_unet"  # ddpm_unet | rddm_unetres (the official RDDM UnetRes) | conv_unet (no attention)
+    backbone: str = "ddpm_unet"  # ddpm_unet | rddm_unetres (the official RDDM UnetRes) | conv_unet (lrdm.core.convunet)
     dim: int = 64
     dim_mults: tuple[int, ...] = (1, 2, 4, 8)
     steps: int = 120_000
