@@ -32,8 +32,8 @@ LOSSES: tuple[str, ...] = ("l1", "l2")
 NETWORKS: tuple[str, ...] = ("two_net", "one_net")
 BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres", "conv_unet")
 """Network architectures: denoising-diffusion-pytorch 2.x ``Unet`` (the default), the official RDDM
-``UnetRes`` (the paper's network; official checkpoints load into it), or a plain convolutional UNet without
-attention (:mod:`lrdm.core.convunet`, the embedded default's: faster per step on a CPU)."""
+``UnetRes`` (the paper's network; official checkpoints load into it), or a convolutional UNet with attention
+only at its coarsest level (:mod:`lrdm.core.convunet`, the embedded default's: faster per step on a CPU)."""
 SHAPES: tuple[str, ...] = ("decreasing", "increasing", "mean", "power", "power_decreasing")
 """Coefficient-schedule shapes (RDDM Eq. 18)."""
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16")

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lrdm.core.unetres import SINUSOID_MAX_PERIOD
+
 TIME_EMBED_MULT = 4
 """Width of the timestep embedding, in multiples of ``dim``."""
-MAX_PERIOD = 10_000.0
-"""Longest period of the sinusoidal timestep features (as in DDPM)."""
 BLOCKS_PER_LEVEL = 2
 """Residual blocks per encoder level (the decoder mirrors them)."""
 ATTENTION_HEADS = 4
@@ -27,9 +27,12 @@ ATTENTION_HEADS = 4
 
 
 def timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal features of timesteps ``t`` ``(B,)`` -> ``(B, dim)`` (``dim`` even; DDPM's embedding)."""
+    """Sinusoidal features of timesteps ``t`` ``(B,)`` -> ``(B, dim)`` (``dim`` even; DDPM's embedding): frequencies
+    ``exp(-k·ln(SINUSOID_MAX_PERIOD)/(dim/2))``, ``k = 0 … dim/2 - 1``.  The official network's
+    :class:`lrdm.core.unetres.SinusoidalEmbedding` divides by ``dim/2 - 1`` instead; trained ``conv_unet`` runs
+    depend on this spacing, so the two stay apart."""
     half = dim // 2
-    freqs = torch.exp(-math.log(MAX_PERIOD) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(SINUSOID_MAX_PERIOD) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     angles = t.float()[:, None] * freqs[None]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 

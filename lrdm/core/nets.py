@@ -5,8 +5,9 @@ The network sees ``concat(I_t, I_in)`` (6 channels) and the timestep ``t`` and p
 
 * ``ddpm_unet`` (:class:`ConditionalUNets`): denoising-diffusion-pytorch 2.x ``Unet``; ``two_net`` gives every
   term its own UNet, ``one_net`` shares one UNet whose output channels are split.
-* ``conv_unet`` (:class:`ConditionalUNets` too): :class:`lrdm.core.convunet.ConvUNet`, a plain convolutional UNet
-  (no attention, no normalisation) for CPU-sized checks; ``two_net`` and ``one_net`` as for ``ddpm_unet``.
+* ``conv_unet`` (:class:`ConditionalUNets` too): :class:`lrdm.core.convunet.ConvUNet`, a convolutional UNet
+  with attention only at its coarsest level and no normalisation in its blocks, for CPU-sized checks;
+  ``two_net`` and ``one_net`` as for ``ddpm_unet``.
 * ``rddm_unetres`` (:class:`OfficialTermNetwork`): the official RDDM ``UnetRes`` (:mod:`lrdm.core.unetres`),
   whose parameter names equal the official ones.  Two terms: ``two_net`` -> ``share_encoder = 0`` (two UNets),
   ``one_net`` -> ``share_encoder = 1`` (shared encoder, two decoders); one term -> ``share_encoder = -1``.
