@@ -6,7 +6,7 @@ from snakemake.utils import min_version, validate
 import lrdm.vocab as V
 import lrdm.workflow as W
 
-min_version("9.0")
+min_version("9.27")  # as pyproject.toml: workflow profiles from profile.yaml
 
 
 configfile: "config/config.yaml"

@@ -488,10 +488,11 @@ def log_to_file(log_files: Iterable[str]) -> None:
     """Sends a Snakemake script's stdout and stderr to the rule's log file."""
     import sys
 
-    for path in log_files:
-        handle = open(path, "w", buffering=1)
-        sys.stdout = sys.stderr = handle
+    paths = list(log_files)
+    if not paths:
         return
+    handle = open(paths[0], "w", buffering=1)
+    sys.stdout = sys.stderr = handle
 
 
 def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> int | None:
