@@ -43,7 +43,6 @@ def test_evaluate_run_schema_and_determinism(trained, rain_index, tmp_path):
     assert first.loc[0, "psnr"] == frame.loc[0, "psnr"]
 
 
-
 def test_run_column_tells_runs_of_one_dataset_apart(trained, tiny_config, rain_index, tmp_path):
     """Two runs of one dataset whose folders share their last name (``seed0``) get different ``run`` values."""
     other = train(
