@@ -206,8 +206,10 @@ def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
         from lrdm import plan as pl
 
         gpu_check = args.gpu_check or pl.GPU_CHECK_PARQUET
-        plan = pl.make_plan(args.configfile, args.target, tflops=args.tflops, gpu_check=gpu_check)
-        paths = pl.write_plan(plan, args.out or pl.merged_config(args.configfile)["results"])
+        plan = pl.make_plan(args.configfile, args.target, args.tflops, gpu_check, args.snakefile)
+        paths = pl.write_plan(
+            plan, args.out or pl.merged_config(args.configfile, pl.base_config(args.snakefile))["results"]
+        )
         print(pl.render_markdown(plan))
         print(f"wrote {paths[0]} and {paths[1]}")
 
@@ -221,6 +223,7 @@ def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--gpu-check", help="benchmarks/gpu-check.sh's Parquet (default: results/gpu-check/...)")
     p.add_argument("--out", help="folder for plan.csv and plan.md (default: the config's results)")
+    p.add_argument("--snakefile", default="Snakefile", help="the workflow, run in the current folder")
     p.set_defaults(func=run)
 
 

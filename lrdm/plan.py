@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ import yaml
 
 from lrdm.errors import ConfigError, LrdmError
 
+SNAKEFILE = "Snakefile"
 SNAKEFILE_CONFIG = "config/config.yaml"
 """The ``configfile`` of the Snakefile, which every ``--configfile`` extends."""
 DEFAULT_TARGET = "all"
@@ -88,6 +89,11 @@ class DryRun:
     jobs: list[Job]
 
 
+def base_config(snakefile: str | Path = SNAKEFILE) -> Path:
+    """The Snakefile's own ``configfile``, which every ``--configfile`` extends."""
+    return Path(snakefile).parent / SNAKEFILE_CONFIG
+
+
 def merged_config(configfiles: Sequence[str | Path], base: str | Path = SNAKEFILE_CONFIG) -> dict[str, Any]:
     """The workflow's config: ``base`` updated by each file in turn, with Snakemake's own merge."""
     from snakemake.utils import update_config
@@ -101,12 +107,10 @@ def merged_config(configfiles: Sequence[str | Path], base: str | Path = SNAKEFIL
     return config
 
 
-def snakemake_command(configfiles: Sequence[str | Path], target: str) -> list[str]:
-    executable = shutil.which("snakemake")
-    if executable is None:
-        raise LrdmError("lrdm plan needs the snakemake command on PATH (it asks Snakemake for the jobs)")
+def snakemake_command(configfiles: Sequence[str | Path], target: str, snakefile: str | Path) -> list[str]:
+    """Snakemake's dry run of ``target`` (this Python's Snakemake, in the current folder)."""
     files = [arg for path in configfiles for arg in ("--configfile", str(path))]
-    return [executable, target, "--dry-run", *files]
+    return [sys.executable, "-m", "snakemake", "-s", str(snakefile), target, "--dry-run", *files]
 
 
 def parse_job_stats(text: str) -> dict[str, int]:
@@ -140,9 +144,14 @@ def parse_jobs(text: str) -> list[Job]:
     return jobs
 
 
-def dry_run(configfiles: Sequence[str | Path], target: str = DEFAULT_TARGET, cwd: str | Path = ".") -> DryRun:
+def dry_run(configfiles: Sequence[str | Path], target: str = DEFAULT_TARGET, snakefile: str | Path = SNAKEFILE
+            ) -> DryRun:  # fmt: skip
     """Snakemake's dry run of ``target``: its job counts and jobs.  A failing dry run raises with its last line."""
-    result = subprocess.run(snakemake_command(configfiles, target), cwd=cwd, capture_output=True, text=True)
+    if not Path(snakefile).is_file():
+        raise FileNotFoundError(
+            f"{snakefile} does not exist: run lrdm plan in the repository root, or pass --snakefile"
+        )
+    result = subprocess.run(snakemake_command(configfiles, target, snakefile), capture_output=True, text=True)
     text = result.stdout + "\n" + result.stderr
     if result.returncode != 0:
         detail = [line for line in text.splitlines() if line.strip()]
@@ -312,14 +321,15 @@ def missing_files(config: dict[str, Any], jobs: list[Job]) -> pd.DataFrame:
 
 
 def make_plan(configfiles: Sequence[str | Path], target: str = DEFAULT_TARGET, tflops: float | None = None,
-              gpu_check: str | Path = GPU_CHECK_PARQUET, cwd: str | Path = ".") -> Plan:  # fmt: skip
-    """The plan of ``target`` under the config ``configfiles`` (see the module docstring).  ``tflops``: the
+              gpu_check: str | Path = GPU_CHECK_PARQUET, snakefile: str | Path = SNAKEFILE) -> Plan:  # fmt: skip
+    """The plan of ``target`` under the config ``configfiles`` (see the module docstring), for the workflow
+    ``snakefile`` run in the current folder (its relative ``results`` and ``resources``).  ``tflops``: the
     sustained throughput of one GPU; by default what the GPU check at ``gpu_check`` measured, else
     :data:`ASSUMED_TFLOPS`."""
     from lrdm.perf.cost import run_cost
 
-    config = merged_config(configfiles, Path(cwd) / SNAKEFILE_CONFIG)
-    run = dry_run(configfiles, target, cwd)
+    config = merged_config(configfiles, base_config(snakefile))
+    run = dry_run(configfiles, target, snakefile)
     sizes: dict[str, DatasetSize] = {}
     costs: dict[tuple, Any] = {}
     notes = []
