@@ -103,3 +103,19 @@ def test_plan_of_a_missing_config_names_the_file(tmp_path, monkeypatch, capsys):
     code = main(["plan", "--configfile", "nowhere.yaml", "--snakefile", str(REPO / "Snakefile")])
     assert code == 2
     assert "lrdm plan: error: config file nowhere.yaml does not exist" in capsys.readouterr().err
+
+
+def test_throughput_from_the_gpu_check_is_its_official_recipe_step_rate_times_the_counted_flops(tmp_path):
+    from lrdm.plan import CHECK_MODE, CHECK_OPERATION, measured_tflops
+
+    one, eight = "batch 1, 256px, dim 64 x1-2-4-8", "batch 8, 256px, dim 64 x1-2-4-8"
+    rows = pd.DataFrame({
+        "operation": [CHECK_OPERATION, CHECK_OPERATION, "sampling"],
+        "mode": [CHECK_MODE, CHECK_MODE, "optimised"],
+        "case": [one, eight, one],
+        "images_per_s": [20.0, 99.0, 99.0],
+    })  # fmt: skip
+    path = tmp_path / "gpu-check.parquet"
+    rows.to_parquet(path)
+    assert measured_tflops(path, 1.5e12) == pytest.approx(30.0)  # 20 images/s x 1.5 TFLOP per image
+    assert measured_tflops(tmp_path / "absent.parquet", 1.5e12) is None
