@@ -342,32 +342,6 @@ def plot_steps(
 
 
 # --------------------------------------------------------------------------------------------------
-# Training: the loss curve of a run (losses.csv)
-# --------------------------------------------------------------------------------------------------
-
-
-def build_losses(losses: pd.DataFrame, title: str) -> Figure:
-    """The training loss against the step (``losses.csv`` columns ``step, loss``), on a log scale."""
-    fig = new_figure(figsize=(5.0, 3.2))
-    ax = fig.add_subplot()
-    ax.plot(losses["step"], losses["loss"], linewidth=1.0)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.set_title(title, fontsize="small")
-    ax.grid(True, alpha=0.3)
-    return fig
-
-
-def plot_losses(losses_csv: str | os.PathLike[str], out_stem: str | os.PathLike[str], title: str) -> list[Path]:
-    """:func:`build_losses` of a run's ``losses.csv`` -> ``out_stem.{png,pdf}``."""
-    losses = pd.read_csv(losses_csv)
-    if losses.empty:
-        raise ValueError(f"{losses_csv}: no losses logged")
-    return save_figure(build_losses(losses, title), out_stem)
-
-
-# --------------------------------------------------------------------------------------------------
 # Training: the loss curves of a dataset's runs, on one axes
 # --------------------------------------------------------------------------------------------------
 

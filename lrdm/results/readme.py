@@ -82,7 +82,8 @@ def cpu_name() -> str:
 def provenance(
     configfiles: Sequence[str], repo: str | os.PathLike[str] = ".", today: datetime.date | None = None
 ) -> dict[str, str]:
-    """What a fragment was generated from and on: ``config``, ``commit`` of the code in ``repo`` (with
+    """What a fragment was generated from and on: ``config`` (``configfiles`` in the order they were merged),
+    ``commit`` of the code in ``repo`` (with
     ``+ uncommitted changes`` when its tracked files differ), ``cpu`` (model and cores), ``gpu`` (``nvidia-smi``
     names, or ``no GPU``) and ``date`` (UTC)."""
     commit = _query(["git", "rev-parse", "HEAD"], repo)
@@ -94,7 +95,7 @@ def provenance(
     gpus = _query(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"])
     day = today or datetime.datetime.now(datetime.UTC).date()
     return {
-        "config": ", ".join(configfiles) or "config/config.yaml",
+        "config": " + ".join(configfiles) or "config/config.yaml",
         "commit": commit_text,
         "cpu": f"{cpu_name()} ({os.cpu_count()} cores)",
         "gpu": ", ".join(gpus.splitlines()) if gpus else "no GPU",
@@ -115,10 +116,6 @@ def provenance_line(info: Mapping[str, str], target: str = "readme_tables") -> s
 # --------------------------------------------------------------------------------------------------
 
 
-def _run_label(process: str, objective: str, rank_spec: str) -> str:
-    return method_label(process, rank_spec, objective).replace("ours, ", "")
-
-
 def scores_frame(scores: pd.DataFrame, protocols: Mapping[str, str], steps: int) -> pd.DataFrame:
     """One row per dataset's degraded input and per run (mean over test images, then seeds) at ``steps`` sampling
     steps: dataset, protocol, run, PSNR, SSIM and the PSNR gain over the input.  ``protocols``: each dataset's."""
@@ -131,13 +128,13 @@ def scores_frame(scores: pd.DataFrame, protocols: Mapping[str, str], steps: int)
             {"dataset": dataset, "protocol": protocols[dataset], "run": "degraded input",
              "PSNR": first["input_psnr_mean"], "SSIM": first["input_ssim_mean"], GAIN_COLUMN: None}
         )  # fmt: skip
-        part = part.sort_values("psnr_mean", ascending=False)
+        part = part.sort_values(["psnr_mean", "rank_spec"], ascending=[False, True])
         for record in part.to_dict("records"):
             rows.append(
                 {
                     "dataset": dataset,
                     "protocol": protocols[dataset],
-                    "run": _run_label(record["process"], record["objective"], record["rank_spec"]),
+                    "run": method_label(record["process"], record["rank_spec"], record["objective"]),
                     "PSNR": record["psnr_mean"],
                     "SSIM": record["ssim_mean"],
                     GAIN_COLUMN: record["psnr_mean"] - record["input_psnr_mean"],
@@ -155,8 +152,8 @@ def gains_text(table: pd.DataFrame) -> str:
         gains = runs[GAIN_COLUMN].astype(float)
         below = runs[gains <= 0]
         text = (
-            f"- `{dataset}`: {len(runs) - len(below)} of {len(runs)} runs score above the degraded input, "
-            f"by {gains.min():+.2f} to {gains.max():+.2f} dB"
+            f"- `{dataset}`: {len(runs) - len(below)} of {len(runs)} runs score above the degraded input "
+            f"(Δ PSNR {gains.min():+.2f} to {gains.max():+.2f} dB)"
         )
         if not below.empty:
             named = (f"{run} ({gain:+.2f})" for run, gain in zip(below["run"], below[GAIN_COLUMN]))
@@ -220,9 +217,9 @@ def benchmark_frame(paths_by_rule: Mapping[str, Sequence[str | os.PathLike[str]]
             {
                 "rule": rule,
                 "jobs": len(paths),
-                "wall seconds, total": f"{bench['s'].sum():.0f}",
-                "wall seconds per job": f"{bench['s'].mean():.0f}",
-                "peak RSS (MB)": f"{pd.to_numeric(bench['max_rss'], errors='coerce').max():.0f}",
+                "wall seconds, total": round(float(bench["s"].sum())),
+                "wall seconds per job": round(float(bench["s"].mean())),
+                "peak RSS (MB)": round(float(pd.to_numeric(bench["max_rss"], errors="coerce").max())),
             }
         )
     return pd.DataFrame(rows)

@@ -135,7 +135,10 @@ README_EVALUATIONS = W.all_evaluations(config)
 README_RUNS = sorted({e.run for e in README_EVALUATIONS})
 README_RESTORATIONS = config["targets"]["main_table"]["datasets"] if "main_table" in W.all_targets(config) else []
 README_LOSSES = sorted({e.dataset for e in README_EVALUATIONS})
-README_CONFIGFILES = [os.path.relpath(path, workflow.basedir) for path in workflow.configfiles]
+README_OVERLAYS = [os.path.relpath(path, workflow.basedir) for path in workflow.overwrite_configfiles]
+README_CONFIGFILES = [  # in the order they were merged: the Snakefile's configfile, then each --configfile
+    path for path in (os.path.relpath(p, workflow.basedir) for p in workflow.configfiles) if path not in README_OVERLAYS
+] + README_OVERLAYS
 
 
 rule readme_tables:
