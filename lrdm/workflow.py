@@ -456,14 +456,19 @@ def loss_comparison_paths(config: dict[str, Any]) -> list[str]:
     return [f"{config['results']}/figures/losses/{dataset}.png" for dataset in datasets]
 
 
-def benchmark_paths(config: dict[str, Any], evaluations: Iterable[Evaluation]) -> dict[str, list[str]]:
+def benchmark_paths(
+    config: dict[str, Any], evaluations: Iterable[Evaluation], already: Iterable[Evaluation] = ()
+) -> dict[str, list[str]]:
     """The Snakemake benchmark files (``results/benchmarks/<rule>/...tsv``) of the train and evaluate jobs behind
-    ``evaluations``, by rule (the paths the two rules' ``benchmark`` directives write)."""
-    evaluations = sorted(set(evaluations), key=astuple)
+    ``evaluations``, by rule (the paths the two rules' ``benchmark`` directives write), leaving out the jobs that
+    ``already`` needs (e.g. ``all``'s, for what ``claims`` adds)."""
+    done = set(already)
+    done_runs = {e.run for e in done}
+    wanted = sorted(set(evaluations) - done, key=astuple)
     root = f"{config['results']}/benchmarks"
     return {
-        "train": sorted({f"{root}/train/{e.run}.tsv" for e in evaluations}),
-        "evaluate": [f"{root}/evaluate/{e.run}/steps{e.steps}.tsv" for e in evaluations],
+        "train": sorted({f"{root}/train/{e.run}.tsv" for e in wanted if e.run not in done_runs}),
+        "evaluate": [f"{root}/evaluate/{e.run}/steps{e.steps}.tsv" for e in wanted],
     }
 
 

@@ -127,13 +127,29 @@ def test_benchmark_fragment_sums_each_rules_files_and_names_a_missing_one(tmp_pa
         readme.benchmark_frame({"train": [tmp_path / "missing.tsv"]})
 
 
-def test_provenance_names_commit_machine_and_date():
+def test_provenance_names_commit_machine_and_date(tmp_path):
     import datetime
 
-    info = readme.provenance(["config/config.yaml"], REPO, today=datetime.date(2026, 1, 2))
+    info = readme.provenance(["config/config.yaml"], REPO, ignore=[FRAGMENTS, README], today=datetime.date(2026, 1, 2))
     line = readme.provenance_line(info)
     assert "config/config.yaml" in line and "2026-01-02" in line and "cores)" in line
     assert re.search(r"commit [0-9a-f]{12}", line), line
+    assert readme.provenance([], tmp_path)["commit"] == readme.UNKNOWN  # not a git work tree
+
+
+def test_claims_timing_counts_only_the_jobs_claims_adds_to_all():
+    import yaml
+
+    from lrdm.workflow import all_evaluations, benchmark_paths, target_evaluations
+
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["results"] = "results"
+    in_all = all_evaluations(config)
+    added = benchmark_paths(config, target_evaluations(config, "claims"), already=in_all)
+    everything = benchmark_paths(config, in_all)
+    assert added["train"] and not set(added["train"]) & set(everything["train"])
+    assert added["evaluate"] and not set(added["evaluate"]) & set(everything["evaluate"])
+    assert all("/seed0" not in path for path in added["train"])  # seed 0 is trained by all
 
 
 # --------------------------------------------------------------------------------------------------

@@ -80,18 +80,24 @@ def cpu_name() -> str:
 
 
 def provenance(
-    configfiles: Sequence[str], repo: str | os.PathLike[str] = ".", today: datetime.date | None = None
+    configfiles: Sequence[str],
+    repo: str | os.PathLike[str] = ".",
+    ignore: Sequence[str | os.PathLike[str]] = (),
+    today: datetime.date | None = None,
 ) -> dict[str, str]:
     """What a fragment was generated from and on: ``config`` (``configfiles`` in the order they were merged),
-    ``commit`` of the code in ``repo`` (with
-    ``+ uncommitted changes`` when its tracked files differ), ``cpu`` (model and cores), ``gpu`` (``nvidia-smi``
-    names, or ``no GPU``) and ``date`` (UTC)."""
+    ``commit`` of the code in ``repo`` (with ``+ uncommitted changes`` when a tracked file outside ``ignore``
+    differs from it: the fragments and the README they go into do not count), ``cpu`` (model and cores), ``gpu``
+    (``nvidia-smi`` names, or ``no GPU``) and ``date`` (UTC)."""
     commit = _query(["git", "rev-parse", "HEAD"], repo)
     if commit is None:
         commit_text = UNKNOWN
     else:
-        dirty = _query(["git", "status", "--porcelain", "--untracked-files=no"], repo)
-        commit_text = commit[:COMMIT_CHARS] + (" + uncommitted changes" if dirty else "")
+        root = Path(repo).resolve()
+        excluded = [f":(exclude){os.path.relpath(Path(path).resolve(), root)}" for path in ignore]
+        dirty = _query(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded], repo)
+        state = {None: " (work tree state unknown)", "": ""}.get(dirty, " + uncommitted changes")
+        commit_text = commit[:COMMIT_CHARS] + state
     gpus = _query(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"])
     day = today or datetime.datetime.now(datetime.UTC).date()
     return {

@@ -168,10 +168,6 @@ rule readme_tables:
 
 if "claims" in W.enabled_targets(config):
 
-    README_CLAIMS_EVALUATIONS = sorted(
-        set(W.target_evaluations(config, "claims")) - set(README_EVALUATIONS), key=lambda e: e.run + str(e.steps)
-    )
-
     rule readme_claims:
         input:
             table=f"{RESULTS}/tables/claims.csv",
@@ -182,7 +178,9 @@ if "claims" in W.enabled_targets(config):
         params:
             spec=config["targets"]["claims"],
             steps=README_STEPS,
-            benchmarks=W.benchmark_paths(config, README_CLAIMS_EVALUATIONS),  # the jobs claims adds to all's
+            benchmarks=W.benchmark_paths(  # the jobs claims adds to all's
+                config, W.target_evaluations(config, "claims"), already=README_EVALUATIONS
+            ),
             configfiles=README_CONFIGFILES,
             repo=workflow.basedir,
         log:

@@ -8,7 +8,9 @@ from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
-footer = readme.provenance_line(readme.provenance(params.configfiles, params.repo), "readme_claims")
+folder = Path(outputs.claims).parent
+info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
+footer = readme.provenance_line(info, "readme_claims")
 claims = pd.read_csv(inputs.table)
 scores = tables.read_scores(inputs.scores)
 tables_md = {
@@ -16,7 +18,6 @@ tables_md = {
     "claims_seeds": to_markdown(readme.claims_seeds_frame(scores, params.spec, params.steps)),
     "claims_timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
 }
-folder = Path(outputs.claims).parent
 for path in readme.write_fragments(tables_md, folder, footer) + readme.write_fragments(
     {"claims_verdicts": readme.verdicts_text(claims)}, folder
 ):

@@ -7,7 +7,8 @@ from lrdm.workflow import log_to_file
 log_to_file(snakemake.log)  # noqa: F821
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 folder = Path(outputs.scores).parent
-footer = readme.provenance_line(readme.provenance(params.configfiles, params.repo))
+info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
+footer = readme.provenance_line(info)
 scores = readme.scores_frame(tables.read_scores(inputs.scores), params.protocols, params.steps)
 tables_md = {
     "setup": to_markdown(readme.run_setup_frame(Path(m).parent for m in inputs.models)),
