@@ -160,6 +160,8 @@ rule readme_tables:
         benchmarks=W.benchmark_paths(config, README_EVALUATIONS),
         configfiles=README_CONFIGFILES,
         repo=workflow.basedir,
+    conda:
+        "../envs/lrdm.yaml"
     log:
         "logs/readme/tables.log",
     script:
@@ -183,6 +185,8 @@ if "claims" in W.enabled_targets(config):
             ),
             configfiles=README_CONFIGFILES,
             repo=workflow.basedir,
+        conda:
+            "../envs/lrdm.yaml"
         log:
             "logs/readme/claims.log",
         script:
