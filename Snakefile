@@ -42,4 +42,4 @@ rule all:
     default_target: True
     input:
         [path for target in W.all_targets(config) for path in target_outputs(target)],
-        W.loss_figure_paths(config),
+        W.loss_comparison_paths(config),
