@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import types
 import typing
@@ -155,7 +156,9 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"unknown config key(s) {unknown}{hint}; valid keys: {', '.join(sorted(known))}")
         hints = typing.get_type_hints(cls)
         return cls(**{key: coerce(key, value, hints[key]) for key, value in values.items()})
 
@@ -184,17 +187,17 @@ def _alternatives(hint: Any) -> tuple[Any, ...]:
 
 
 def coerce(key: str, value: Any, hint: Any) -> Any:
-    """``value`` of config key ``key`` as its field type ``hint`` asks, where that is unambiguous: a number or a
-    number written as text (``1e-3``) where a float is expected, a list where a tuple is; otherwise ``value`` as is
-    (:func:`check_type` then judges it).  Returns a new value; ``value`` is not changed."""
+    """``value`` of config key ``key`` as its field type ``hint`` asks, where that is unambiguous: a number written
+    as text (``1e-3``) where a float is expected, a list where a tuple is; otherwise ``value`` as is
+    (:func:`check_type` then judges it; an int stays an int).  Returns a new value; ``value`` is not changed."""
     allowed = _alternatives(hint)
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
-        if kind is float:
+        if kind is float and isinstance(value, str):
             number = number_from_text(value)
-            if isinstance(number, int | float) and not isinstance(number, bool):
-                return float(number)
+            if isinstance(number, float):
+                return number
         if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
             args = typing.get_args(kind)
             item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)

@@ -72,7 +72,8 @@ def numbers_from_text(config: Mapping[str, Any], schema: Mapping[str, Any]) -> d
         target = functools.reduce(lambda node, key: node[key], path, out)
         for key, value in layer.items():
             if key in hints:
-                target[key] = coerce(key, value, hints[key])
+                number = coerce(key, value, hints[key])
+                target[key] = list(number) if isinstance(number, tuple) else number  # the config keeps YAML types
     return out
 
 

@@ -41,6 +41,7 @@ def test_lr_set_as_1e_4_on_the_command_line(tmp_path, rain_index):
         ("seed=one", "config key 'seed' must be an integer, got 'one'"),
         ("flip=maybe", "config key 'flip' must be true or false, got 'maybe'"),
         ("dim_mults=[1, x]", "config key 'dim_mults' must be a list of integers"),
+        ("lrr=1e-3", "unknown config key(s) ['lrr'] (did you mean lr?)"),
     ],
 )
 def test_a_value_of_the_wrong_type_names_key_and_type(tmp_path, capsys, pair, says):
@@ -73,3 +74,11 @@ def test_workflow_numbers_become_floats_where_numbers_are_expected():
     assert out["datasets"]["mine"]["train"] == {"lr": 2e-4, "index": "5e1"}, "only where a number is expected"
     assert out["seeds"] == ["1"] and out["results"] == "1e3"
     assert config["train"]["lr"] == "1e-4", "the input is not changed"
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "smoke.yaml"])
+def test_shipped_configs_are_unchanged_so_no_run_reruns(name):
+    schema = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    out = numbers_from_text(config, schema)
+    assert out == config and yaml.safe_dump(out) == yaml.safe_dump(config), "ints stay ints, lists stay lists"
