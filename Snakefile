@@ -1,10 +1,13 @@
 # LRDM reproduction workflow: `snakemake --cores all <target>`; targets are listed in README.md.
 import os
+import sys
 
 from snakemake.utils import min_version, validate
 
+import lrdm.schema as S
 import lrdm.vocab as V
 import lrdm.workflow as W
+from lrdm.errors import LrdmError
 
 min_version("9.27")  # as pyproject.toml: workflow profiles from profile.yaml
 
@@ -12,8 +15,13 @@ min_version("9.27")  # as pyproject.toml: workflow profiles from profile.yaml
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
-W.check_config(config)
+SCHEMA = "workflow/schemas/config.schema.yaml"
+try:  # a config error ends with one line naming the key (Snakemake's validate would print schema and config)
+    config.update(S.checked_config(config, os.path.join(workflow.basedir, SCHEMA)))  # numbers as text -> floats
+    validate(config, SCHEMA)  # fills the schema's defaults
+    W.check_config(config)
+except (LrdmError, ValueError) as err:
+    sys.exit(str(err))
 
 RESULTS = config["results"]
 RESOURCES = config["resources"]
