@@ -11,7 +11,9 @@ from lrdm.core.nets import OfficialTermNetwork
 from lrdm.data.paired import OFFICIAL_PAD_BLOCK, PairedImageDataset, official_resize
 from lrdm.training.trainer import load_checkpoint, load_model, process_shard, train
 
-ACCUMULATION_TOLERANCE = 1e-5  # the same mean loss summed in two halves: float32 rounding only
+ACCUMULATION_TOLERANCE = 1e-4
+"""The same mean loss summed in two halves: float32 rounding only, which Adam's division by a small second
+moment can magnify (1.2e-5 seen on one CPU); a different batch moves the weights by far more (checked below)."""
 
 
 @pytest.mark.parametrize(
@@ -42,8 +44,8 @@ def test_grad_accum_equals_one_step_on_the_whole_batch(tiny_config, tmp_path):
     a, b = load_checkpoint(accumulated)["ema"], load_checkpoint(whole)["ema"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=ACCUMULATION_TOLERANCE)
-    one = train(tiny_config.replace(batch_size=1, steps=2), tmp_path / "c", progress=False)
-    assert any(not torch.allclose(a[k], load_checkpoint(one)["ema"][k]) for k in a)
+    one = load_checkpoint(train(tiny_config.replace(batch_size=1, steps=2), tmp_path / "c", progress=False))["ema"]
+    assert max((a[k] - one[k]).abs().max().item() for k in a) > 10 * ACCUMULATION_TOLERANCE
 
 
 def test_process_shard_takes_each_processes_share_of_every_micro_batch():
