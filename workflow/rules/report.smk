@@ -75,6 +75,9 @@ rule rank_grid_figure:
     params:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: W.rank_grid_labels(config),
+    threads: config.get("train_threads", 1)
+    resources:
+        gpu=EVAL_GPUS,  # restores test images with trained runs after training: on a GPU like evaluate
     conda:
         "../envs/lrdm.yaml"
     log:
@@ -95,6 +98,9 @@ rule restoration_grid_figure:
         labels=lambda wildcards: [label for label, _ in W.restoration_grid_runs(config, wildcards.dataset)],
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
         images=W.RESTORATION_GRID_IMAGES,
+    threads: config.get("train_threads", 1)
+    resources:
+        gpu=EVAL_GPUS,  # restores test images with trained runs after training: on a GPU like evaluate
     conda:
         "../envs/lrdm.yaml"
     log:
