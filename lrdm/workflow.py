@@ -328,7 +328,7 @@ def train_params(
     return canonical({**TrainConfig().to_dict(), **values})
 
 
-DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image", "folders")
+DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image", "folders", "expected_pairs")
 """Keys of ``datasets.<name>`` that decide the prepared data (the others: training and evaluation settings)."""
 
 
