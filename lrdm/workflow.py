@@ -472,6 +472,13 @@ RESTORATION_GRID_IMAGES = 3
 """Test images (rows) of each restoration grid: the first ones of the test split (all of a smaller split)."""
 
 
+def restoration_grid_images(config: dict[str, Any], dataset: str) -> int:
+    """Rows of ``dataset``'s restoration grid: :data:`RESTORATION_GRID_IMAGES`, or fewer under the dataset's
+    ``max_test_images`` (a smoke run restores no more test images for its figure than for its scores)."""
+    limit = config["datasets"][dataset].get("max_test_images")
+    return RESTORATION_GRID_IMAGES if limit is None else min(RESTORATION_GRID_IMAGES, int(limit))
+
+
 def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[str, str]]:
     """(label, model path) of each main-table run of ``dataset`` (first seed) for its restoration grid:
     ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``."""

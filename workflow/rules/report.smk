@@ -75,6 +75,8 @@ rule rank_grid_figure:
     params:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: W.rank_grid_labels(config),
+        protocol=lambda wildcards: config["datasets"][config["targets"]["rank_sweep"]["datasets"][0]]["protocol"],
+        resize=lambda wildcards: config["datasets"][config["targets"]["rank_sweep"]["datasets"][0]].get("eval_resize"),
     threads: config.get("train_threads", 1)
     resources:
         gpu=EVAL_GPUS,  # restores test images with trained runs after training: on a GPU like evaluate
@@ -97,7 +99,8 @@ rule restoration_grid_figure:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: [label for label, _ in W.restoration_grid_runs(config, wildcards.dataset)],
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
-        images=W.RESTORATION_GRID_IMAGES,
+        resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
+        images=lambda wildcards: W.restoration_grid_images(config, wildcards.dataset),
     threads: config.get("train_threads", 1)
     resources:
         gpu=EVAL_GPUS,  # restores test images with trained runs after training: on a GPU like evaluate
