@@ -16,6 +16,7 @@ from PIL import Image
 
 from lrdm.results.reported import reported_frame
 from lrdm.results.tables import INPUT_ROW, MAIN_REPORTED_TABLES, REPORTED_SOURCE, THIS_RUN, dataset_label
+from lrdm.workflow import RESTORATION_GRID_IMAGES, restoration_grid_images
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -120,3 +121,10 @@ def test_paper_config_main_table_end_to_end_on_fake_archives(tmp_path):
     assert scores.loc[scores["dataset"] == "raindrop", "max_test_images"].isna().all()
     for dataset in DATASETS:
         assert (results / "figures" / "restoration" / f"{dataset}.png").stat().st_size > 0
+
+
+def test_a_smoke_limit_on_the_test_images_also_limits_the_restoration_grid():
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    config["datasets"]["rain1400"]["max_test_images"] = RAIN1400_TEST_LIMIT
+    assert restoration_grid_images(config, "rain1400") == RAIN1400_TEST_LIMIT
+    assert restoration_grid_images(config, "raindrop") == RESTORATION_GRID_IMAGES
