@@ -456,11 +456,16 @@ def loss_figure_paths(config: dict[str, Any]) -> list[str]:
     return [f"{config['results']}/figures/losses/{run}.png" for run in sorted(runs)]
 
 
+def rank_grid_dataset(config: dict[str, Any]) -> str:
+    """The dataset of LRDM Fig. 7: the first rank-sweep dataset (its protocol scores the figure's PSNRs)."""
+    return config["targets"]["rank_sweep"]["datasets"][0]
+
+
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, model path) for LRDM Fig. 7: the full-rank run ("w.o. LR") and each fixed rank, on the
     first rank-sweep dataset and the first seed."""
     spec = config["targets"]["rank_sweep"]
-    dataset, seed = spec["datasets"][0], config["seeds"][0]
+    dataset, seed = rank_grid_dataset(config), config["seeds"][0]
     runs = [(f"r = {r}", f"fixed-r{r}") for r in spec["ranks"]] + [("w.o. LR", "full")]
     return [
         (label, f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
