@@ -147,6 +147,17 @@ def _cmd_quality(args: argparse.Namespace) -> None:
     print(summary.to_string(index=False))
 
 
+def _expected_pairs(text: str | None) -> int | str | None:
+    """``--expected-pairs``: a number of pairs, ``any``, or nothing (the registry's counts)."""
+    from lrdm.data.counts import ANY_PAIR_COUNT
+
+    if text is None or text == ANY_PAIR_COUNT:
+        return text
+    if not text.isdigit():
+        raise SystemExit(f"--expected-pairs must be a positive integer or {ANY_PAIR_COUNT!r}, got {text!r}")
+    return int(text)
+
+
 def _cmd_datasets(args: argparse.Namespace) -> None:
     import json
 
@@ -154,7 +165,7 @@ def _cmd_datasets(args: argparse.Namespace) -> None:
     from lrdm.data.registry import registry_json
 
     if args.prepare:
-        print(prepare(args.prepare, args.resources))
+        print(prepare(args.prepare, args.resources, expected_pairs=_expected_pairs(args.expected_pairs)))
     elif args.json:
         print(json.dumps(registry_json(), indent=2))
     else:
@@ -282,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the registry as JSON")
     p.add_argument("--prepare", metavar="NAME", help="download, verify, extract and index one dataset")
     p.add_argument("--resources", default="resources")
+    p.add_argument(
+        "--expected-pairs",
+        metavar="N|any",
+        help="accept N pairs in all (or any) where they differ from the registry's count (config key "
+        "datasets.<name>.expected_pairs)",
+    )
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("bench", help="time the projection and a training step; write Parquet")

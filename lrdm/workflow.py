@@ -8,6 +8,7 @@ run and a number of sampling steps.  Targets that need the same run share it.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from typing import Any
@@ -195,7 +196,8 @@ OFFICIAL_REASON = "the authors publish their weights behind links on their page,
 def official_weights(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``official_weights``: per dataset, the placed ``file``, the ``page`` it comes from and the ``set``
     overrides of its import (:func:`lrdm.training.official.import_checkpoint`)."""
-    return config.get("official_weights") or {}
+    entries = config.get("official_weights") or {}
+    return {name: entry for name, entry in entries.items() if entry is not None}
 
 
 def official_datasets(config: dict[str, Any]) -> list[str]:
@@ -203,6 +205,18 @@ def official_datasets(config: dict[str, Any]) -> list[str]:
     if "main_table" not in enabled_targets(config):
         return []
     return [name for name in config["targets"]["main_table"]["datasets"] if name in official_weights(config)]
+
+
+def unused_official_weights(config: dict[str, Any]) -> list[str]:
+    """One note per ``official_weights`` entry that no enabled target evaluates (its dataset is not in an enabled
+    ``targets.main_table.datasets``): such entries are ignored, so an overlay can subset the main table."""
+    used = set(official_datasets(config))
+    return [
+        f"note: config key official_weights.{name} is ignored: {name!r} is not in an enabled "
+        "targets.main_table.datasets, the only target that evaluates official weights"
+        for name in official_weights(config)
+        if name not in used
+    ]
 
 
 def official_run_dir(results: str, dataset: str) -> str:
@@ -314,7 +328,7 @@ def train_params(
     return canonical({**TrainConfig().to_dict(), **values})
 
 
-DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image", "folders")
+DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image", "folders", "expected_pairs")
 """Keys of ``datasets.<name>`` that decide the prepared data (the others: training and evaluation settings)."""
 
 
@@ -374,11 +388,8 @@ def check_config(config: dict[str, Any]) -> None:
                 f"config key official_weights.{name} names a dataset that is not under 'datasets' "
                 f"(configured: {', '.join(datasets)})"
             )
-        if "main_table" in config["targets"] and name not in config["targets"]["main_table"]["datasets"]:
-            raise ValueError(
-                f"config key official_weights.{name}: {name!r} is not in targets.main_table.datasets, the only "
-                "target that evaluates official weights; add it there or remove the entry"
-            )
+    for note in unused_official_weights(config):
+        print(note, file=sys.stderr)
     for name, dataset in datasets.items():
         if dataset["source"] == "folders":
             from lrdm.data.folders import pair_folders
@@ -472,11 +483,16 @@ def benchmark_paths(
     }
 
 
+def rank_grid_dataset(config: dict[str, Any]) -> str:
+    """The dataset of LRDM Fig. 7: the first rank-sweep dataset (its protocol scores the figure's PSNRs)."""
+    return config["targets"]["rank_sweep"]["datasets"][0]
+
+
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, model path) for LRDM Fig. 7: the full-rank run ("w.o. LR") and each fixed rank, on the
     first rank-sweep dataset and the first seed."""
     spec = config["targets"]["rank_sweep"]
-    dataset, seed = spec["datasets"][0], config["seeds"][0]
+    dataset, seed = rank_grid_dataset(config), config["seeds"][0]
     runs = [(f"r = {r}", f"fixed-r{r}") for r in spec["ranks"]] + [("w.o. LR", "full")]
     return [
         (label, f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
@@ -486,6 +502,13 @@ def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 RESTORATION_GRID_IMAGES = 3
 """Test images (rows) of each restoration grid: the first ones of the test split (all of a smaller split)."""
+
+
+def restoration_grid_images(config: dict[str, Any], dataset: str) -> int:
+    """Rows of ``dataset``'s restoration grid: :data:`RESTORATION_GRID_IMAGES`, or fewer under the dataset's
+    ``max_test_images`` (a smoke run restores no more test images for its figure than for its scores)."""
+    limit = config["datasets"][dataset].get("max_test_images")
+    return RESTORATION_GRID_IMAGES if limit is None else min(RESTORATION_GRID_IMAGES, int(limit))
 
 
 def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[str, str]]:

@@ -362,6 +362,31 @@ def test_prepare_manual_archive_end_to_end(tmp_path):
     assert path.read_bytes() == before
 
 
+def test_prepare_fails_on_a_pair_count_off_from_the_registry_unless_the_config_accepts_it(tmp_path):
+    resources = tmp_path / "resources"
+    istd_tree(tmp_path / "tree", n_train=2, n_test=3)
+    digest = _zip_tree(tmp_path / "tree", resources / "downloads" / "ISTD_Dataset.zip")
+    source = Source(filename="ISTD_Dataset.zip", sha256=digest, manual=True, page="https://example.invalid/istd")
+    registry = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 1330, "test": 540})}
+    message = (
+        r"istd: 3 test pairs, expected 540, 2 train pairs, expected 1330 \(the registry's count, tolerance 1%\): "
+        r"a partial download or another release; to use these pairs set config key datasets\.istd\.expected_pairs: "
+        r"5 \(or 'any'\)"
+    )
+    with pytest.warns(DatasetWarning), pytest.raises(DataError, match=message):
+        prepare("istd", resources, progress=False, registry=registry)
+    assert not (resources / "data" / "istd" / INDEX_FILENAME).exists()
+    with pytest.warns(DatasetWarning), pytest.raises(DataError, match=r"5 pairs found \(3 test, 2 train\), config "
+                                                     r"key datasets\.istd\.expected_pairs says 6"):  # fmt: skip
+        prepare("istd", resources, progress=False, registry=registry, expected_pairs=6)
+    for accepted in (5, "any"):
+        with pytest.warns(DatasetWarning):
+            path = prepare("istd", resources, progress=False, registry=registry, expected_pairs=accepted)
+        assert len(read_index(path)) == 5
+    within = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 2, "test": 3})}
+    assert len(read_index(prepare("istd", resources, progress=False, registry=within))) == 5
+
+
 def test_prepare_celebahq_from_raw_shards(tmp_path):
     resources = tmp_path / "resources"
     celebahq_tree(resources / "raw" / "celebahq")

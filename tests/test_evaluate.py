@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lrdm.cli import main
-from lrdm.evaluation.evaluate import RESULT_COLUMNS, evaluate_run, pad_to_multiple, restore_examples
+from lrdm.evaluation.evaluate import RESULT_COLUMNS, evaluate_run, pad_to_multiple, restore_examples, restore_rows
 from lrdm.training.trainer import train
 
 
@@ -67,6 +67,23 @@ def test_restore_examples_returns_gt_input_and_runs(trained, rain_index):
     assert list(images) == ["GT", "Input", "r = 4"]
     assert set(psnrs) == {"Input", "r = 4"}
     assert images["GT"].dtype.name == "uint8" and images["GT"].shape == images["r = 4"].shape
+
+
+@pytest.mark.parametrize("protocol, resize", [("derain_y", None), ("lrdm_y", 24)])
+def test_grid_psnrs_are_the_score_rows_of_the_same_images(trained, rain_index, protocol, resize):
+    """The restoration grids score as the tables do: each grid PSNR is its image's row in the score file."""
+    frame = evaluate_run(trained, rain_index, steps=2, protocol=protocol, resize=resize, limit=2)
+    rows, psnrs = restore_rows({"run": trained}, rain_index, steps=2, image_numbers=[0, 1], protocol=protocol,
+                               resize=resize)  # fmt: skip
+    assert [p["run"] for p in psnrs] == pytest.approx(list(frame["psnr"]), abs=1e-9)
+    assert [p["Input"] for p in psnrs] == pytest.approx(list(frame["input_psnr"]), abs=1e-9)
+    if resize is not None:
+        assert rows[0]["Input"].shape[:2] == (resize, resize)
+
+
+def test_the_scores_record_the_test_image_limit(trained, rain_index):
+    assert evaluate_run(trained, rain_index, steps=1, limit=1)["max_test_images"].tolist() == [1]
+    assert evaluate_run(trained, rain_index, steps=1)["max_test_images"].isna().all()
 
 
 def test_cli_train_override_and_error_exit(tmp_path, rain_index, capsys):

@@ -86,6 +86,8 @@ def test_rank_grid_figure(tmp_path):
     titles = [ax.get_title() for ax in fig.get_axes()]
     assert titles == ["GT", "Input\nPSNR 24.50 dB", "r=20\nPSNR 31.23 dB", "w.o. LR\nPSNR 30.90 dB"]
     assert_written(plots.plot_rank_grid(images, tmp_path / "fig7", psnrs))
+    scored = plots.build_rank_grid(images, psnrs, "lrdm_y@lrdm256")
+    assert scored.get_suptitle() == "Restorations under different fixed ranks (PSNR: lrdm_y@lrdm256)"
     with pytest.raises(ValueError, match="uint8"):
         plots.build_rank_grid({"GT": np.zeros((8, 8, 3), dtype=np.float32)})
     with pytest.raises(ValueError):

@@ -49,6 +49,14 @@ def job_blocks(dry_run_output):
     return jobs
 
 
+RESTORING_RULES = ("evaluate", "evaluate_official", "restoration_grid_figure", "rank_grid_figure")
+"""The rules that restore test images with trained networks (after training): each gets a GPU."""
+
+
+def test_profile_keeps_going_past_a_failed_job():
+    assert yaml.safe_load(PROFILE.read_text())["keep-going"] is True
+
+
 def test_profile_dry_run_of_the_paper_asks_gpus_for_training_and_evaluation(tmp_path):
     if reason := plugin_missing():
         pytest.skip(reason)
@@ -62,7 +70,9 @@ def test_profile_dry_run_of_the_paper_asks_gpus_for_training_and_evaluation(tmp_
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     jobs = job_blocks(proc.stdout)
     rules = {rule for rule, _ in jobs}
-    assert {"train", "evaluate", "prepare_dataset", "table"} <= rules
+    restoring = restoring_rules(proc.stdout)
+    assert restoring == set(RESTORING_RULES), restoring  # a new restoring rule must be added there (a GPU)
+    assert {"train", "evaluate", "prepare_dataset", "table", "restoration_grid_figure", "rank_grid_figure"} <= rules
     for rule, resources in jobs:
         if rule == "all" or rule in TARGETS:  # target rules only collect files
             continue
@@ -71,11 +81,12 @@ def test_profile_dry_run_of_the_paper_asks_gpus_for_training_and_evaluation(tmp_
         if rule == "train":
             assert resources["gpu"] == "1" and resources["slurm_partition"] == "<your-gpu-partition>"
             assert resources["cpus_per_task"] == "8" and resources["runtime"] == "2880"
-        elif rule in ("evaluate", "evaluate_official"):  # restoring the test set on a GPU whenever training has one
+        elif rule in RESTORING_RULES:  # restoring test images on a GPU whenever training has one
             assert resources["gpu"] == "1" and resources["slurm_partition"] == "<your-gpu-partition>", (rule, resources)
             assert resources["cpus_per_task"] == "4" and resources["runtime"] == "240", (rule, resources)
         else:
             assert "gpu" not in resources and "gres" not in resources, (rule, resources)
+            assert rule not in restoring, (rule, resources)  # never left on a CPU node's default
             assert resources["slurm_partition"] == "<your-cpu-partition>", (rule, resources)
     # two GPUs per run (global batch 2): the train jobs ask for both
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
@@ -91,6 +102,18 @@ def test_profile_dry_run_of_the_paper_asks_gpus_for_training_and_evaluation(tmp_
     assert two.returncode == 0, (two.stdout + two.stderr)[-3000:]
     gpus = {rule: resources.get("gpu") for rule, resources in job_blocks(two.stdout) if rule in ("train", "evaluate")}
     assert gpus == {"train": "2", "evaluate": "1"}
+
+
+def restoring_rules(dry_run_output):
+    """Rules of a dry run with a job that reads a trained model and a dataset index: it restores test images
+    after training, so it must not be left on a CPU node's default (1 thread, 60 minutes)."""
+    rules = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_output):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        inputs = re.search(r"^\s+input: (.*)$", block, re.MULTILINE)
+        if head and inputs and "model.pt" in inputs[1] and "index.parquet" in inputs[1]:
+            rules.add(head[1])
+    return rules
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from lrdm.results import tables
 from lrdm.results.render import write_table
 from lrdm.results.reported import REPORTED_SOURCE, REPORTED_TABLES, reported_frame
 from lrdm.results.tables import (
+    INPUT_ROW,
     OFFICIAL_LABEL,
     feasibility_table,
     main_table,
@@ -384,6 +385,12 @@ def test_main_table_rows_and_sources(scores):
     assert "DRSformer" not in reported.index
     # reported rows come first, in the paper's order
     assert list(table["source"][: len(reported)]) == [REPORTED_SOURCE] * len(reported)
+    # then the degraded inputs, scored as our runs
+    degraded = table.iloc[len(reported)]
+    assert (degraded["method"], degraded["protocol"], degraded["source"]) == (INPUT_ROW, "derain_y", "this run")
+    assert degraded["Raindrop PSNR"] == pytest.approx(20.0 + (IMAGES - 1) / 2)
+    assert degraded["synthetic_rain SSIM"] == pytest.approx(0.5 + 0.01 * (IMAGES - 1) / 2)
+    assert INPUT_ROW in table.attrs["caption"]
 
 
 def test_main_table_adds_the_official_weights_row_beside_ours_and_the_papers(scores):
@@ -402,7 +409,7 @@ def test_main_table_adds_the_official_weights_row_beside_ours_and_the_papers(sco
     assert math.isnan(row["synthetic_rain PSNR"])
     sources = list(table["source"])
     position = int(rows.index[0])
-    assert sources[position - 1] == REPORTED_SOURCE and sources[position + 1] == "this run"
+    assert table["method"][position - 1] == INPUT_ROW and sources[position + 1] == "this run"
     # our full-rank RDDM row is built from our trained runs only
     ours = main_table(scores, ["raindrop", "synthetic_rain"], steps=5)
     pd.testing.assert_frame_equal(table.drop(index=position).reset_index(drop=True), ours)
@@ -417,6 +424,11 @@ def test_main_table_names_the_protocol_of_every_row(scores):
     assert set(reported["protocol"]) == {"lrdm_y@lrdm256"}  # every LRDM Tab. 1 number, as the LRDM code scored it
     ours = table[table["source"] == "this run"].set_index("method")
     assert ours.loc["RDDM (ours, full)", "protocol"] == "derain_y, lrdm_y@lrdm256"
+    inputs = table[table["method"] == INPUT_ROW].set_index("protocol")  # one degraded-input row per protocol
+    assert list(inputs.index) == ["derain_y", "lrdm_y@lrdm256"]
+    assert math.isnan(inputs.loc["derain_y", "Raindrop PSNR"]) and math.isnan(
+        inputs.loc["lrdm_y@lrdm256", "synthetic_rain PSNR"]
+    )
     only_raindrop = main_table(scores.assign(protocol=protocol), ["raindrop"], steps=5)
     assert set(only_raindrop.loc[only_raindrop["source"] == "this run", "protocol"]) == {"lrdm_y@lrdm256"}
     # RDDM's own numbers carry RDDM's protocol
@@ -427,7 +439,7 @@ def test_main_table_names_the_protocol_of_every_row(scores):
 def test_main_table_all_runs_are_labelled(scores):
     scores = scores.assign(objective=scores["objective"].where(scores["process"] == "rddm", "pred_x0"))
     table = main_table(scores, steps=5, process=None, objective=None)
-    methods = list(table.loc[table["source"] == "this run", "method"])
+    methods = list(table.loc[(table["source"] == "this run") & (table["method"] != INPUT_ROW), "method"])
     assert "LRDM (ours, poly_decrease-p3, SM-N)" in methods
     assert "ResShift + Low-Rank (ours, fixed-r16)" in methods
     assert len(methods) == len(set(methods)) == 12

@@ -33,6 +33,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from lrdm.data.archives import EXTRACTED_MARKER, archive_stem, extract
+from lrdm.data.counts import check_pair_counts
 from lrdm.data.download import fetch
 from lrdm.data.folders import pair_folders
 from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME
@@ -216,6 +217,7 @@ def prepare(
     progress: bool = True,
     registry: Mapping[str, DatasetEntry] | None = None,
     fetch_sources: bool = True,
+    expected_pairs: int | str | None = None,
 ) -> Path:
     """Download, extract, parse and index a registry dataset.
 
@@ -232,6 +234,9 @@ def prepare(
         registry: Registry to look ``name`` up in (default :data:`REGISTRY`; tests inject one).
         fetch_sources: False skips fetching/extracting and parses whatever tree is already in
             ``resources/raw/<raw_dir>/`` (for data unpacked by hand).
+        expected_pairs: What the config accepts instead of the registry's counts (config key
+            ``datasets.<name>.expected_pairs``: ``"any"`` or the total number of pairs); see
+            :func:`lrdm.data.counts.check_pair_counts`.
 
     Returns:
         Path of the written ``index.parquet``.
@@ -240,7 +245,9 @@ def prepare(
         ValueError: Unknown ``name`` (lists the registry).
         lrdm.data.download.DownloadError: A download failed or a checksum differs; its subclass
             ManualDownloadRequired for a manual archive not yet placed.
-        DataError: Parsing or pair verification failed (names the files).
+        DataError: Parsing or pair verification failed (names the files), or the pairs found are off from the
+            registry's counts by more than :data:`lrdm.data.counts.PAIR_COUNT_TOLERANCE` (names the config key
+            that accepts them).
     """
     entry = get_entry(name, registry)
     resources = Path(resources)
@@ -264,6 +271,7 @@ def prepare(
             f"{entry.name}: nothing to parse in {raw}; {entry.notes.split(' NOT VERIFIED')[0]} (see {pages})"
         )
     frame = build_index(entry, raw, index_dir)
+    check_pair_counts(entry.name, frame.attrs["counts"], frame.attrs["expected_counts"], expected_pairs)
     manifest = {
         "name": entry.name,
         "task": entry.task,

@@ -178,7 +178,8 @@ def evaluate_run(
     the other protocols score it rounded to uint8, as a saved PNG.  The ``istd`` protocol
     takes each pair's shadow mask from the index.  Consecutive test images of one size are restored ``batch`` at
     a time (each with its own noise generator, so the batch changes no noise); ``progress`` shows a bar over the
-    images; ``seconds`` is the batch's time over its size.  Returns one row per image with :data:`RESULT_COLUMNS`,
+    images; ``seconds`` is the batch's time over its size; ``limit`` evaluates the first images only (column
+    ``max_test_images``).  Returns one row per image with :data:`RESULT_COLUMNS`,
     plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
     return evaluate_protocols(
@@ -238,16 +239,12 @@ def evaluate_protocols(
         "steps": steps,
         "eta": eta,
         "seed": config.seed,
+        "max_test_images": limit,
     }
-    options = {"resize": None if resize == LRDM_TRANSFORM else resize}
 
     def load(i: int) -> dict[str, Any]:
         item = dataset[i]
-        degraded, target = to_uint8(item["input"]), to_uint8(item["target"])
-        if resize == LRDM_TRANSFORM:
-            degraded, target = lrdm_test_resize(degraded), lrdm_test_resize(target)
-        elif resize is not None:
-            degraded = imresize(degraded, (resize, resize))
+        degraded, target = protocol_inputs(item, resize)
         mask = item["mask"][0].numpy() > 0 if "mask" in item else None
         return {
             "number": i,
@@ -261,10 +258,7 @@ def evaluate_protocols(
     def score_one(entry: dict[str, Any], restored: torch.Tensor, seconds: float) -> None:
         pred, unit = to_uint8(restored.cpu()), to_unit_float(restored)
         degraded, target, mask = entry["degraded"], entry["target"], entry["mask"]
-        prediction = unit if protocol == "lrdm_y" else pred
-        extra = {"mask": mask} if protocol == "istd" else {}
-        restored_score = score(prediction, target, protocol, **options, **extra)
-        input_score = score(degraded, target, protocol, **options, **extra)
+        restored_score, input_score = score_restored(restored, degraded, target, protocol, resize, mask)
         if save_dir is not None:
             write_png(Path(save_dir) / f"{entry['image_id']}.png", pred)
         keys = {**keys_of_run, "image_id": entry["image_id"]}
@@ -298,6 +292,41 @@ def evaluate_protocols(
     return _score_frame(rows), _score_frame(further)
 
 
+def protocol_inputs(item: dict[str, Any], resize: int | str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 degraded input the network restores and the ground truth it is scored against, for a dataset
+    item under the test-time transform ``resize`` (see :func:`evaluate_run`)."""
+    degraded, target = to_uint8(item["input"]), to_uint8(item["target"])
+    if resize == LRDM_TRANSFORM:
+        return lrdm_test_resize(degraded), lrdm_test_resize(target)
+    if resize is not None:
+        return imresize(degraded, (resize, resize)), target
+    return degraded, target
+
+
+def score_restored(
+    restored: torch.Tensor,
+    degraded: np.ndarray,
+    target: np.ndarray,
+    protocol: str,
+    resize: int | str | None,
+    mask: np.ndarray | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The metrics of a restored model-space image and of its degraded input (:func:`protocol_inputs`) against
+    the ground truth under ``protocol`` and ``resize``, as the score files hold them (``lrdm_y`` scores the
+    float output unrounded, the other protocols the uint8 image)."""
+    prediction = to_unit_float(restored) if protocol == "lrdm_y" else to_uint8(restored.cpu())
+    return _protocol_score(prediction, target, protocol, resize, mask), _protocol_score(
+        degraded, target, protocol, resize, mask
+    )
+
+
+def _protocol_score(
+    image: np.ndarray, target: np.ndarray, protocol: str, resize: int | str | None, mask: np.ndarray | None
+) -> dict[str, float]:
+    extra = {"mask": mask} if protocol == "istd" else {}
+    return score(image, target, protocol, resize=None if resize == LRDM_TRANSFORM else resize, **extra)
+
+
 def _score_row(
     keys: dict[str, Any], restored: dict[str, float], degraded: dict[str, float], label: str, seconds: float
 ) -> dict[str, Any]:
@@ -316,7 +345,7 @@ def _score_row(
 def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     extra = [key for key in (rows[0] if rows else {}) if key not in RESULT_COLUMNS]
     frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
-    return frame.astype({"order": "Int64", "rank": "Int64"})
+    return frame.astype({"order": "Int64", "rank": "Int64", "max_test_images": "Int64"})
 
 
 def restore_rows(
@@ -328,28 +357,34 @@ def restore_rows(
     protocol: str = "derain_y",
     seed: int = 0,
     device: str = "auto",
+    resize: int | str | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, float]]]:
     """Restores the test images ``image_numbers`` with several runs (LRDM Fig. 7, the restoration grids).
 
     Returns, per image, uint8 ``(H, W, 3)`` images keyed ``GT``, ``Input`` and each label of ``models``, and
-    the PSNR of every image but ``GT`` against it (under ``protocol``).  Each model is loaded once.
+    the PSNR of every image but ``GT`` against it, scored as :func:`evaluate_run` scores it under ``protocol`` and
+    ``resize`` (the same test-time transform and noise, so the same PSNR as the image's score row); the
+    images shown are the transformed ones.  Each model is loaded once.
     """
+    check_resize(resize)
     dev = pick_device(device)
     dataset = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)
     items = [dataset[number] for number in image_numbers]
-    rows = [{"GT": to_uint8(item["target"]), "Input": to_uint8(item["input"])} for item in items]
+    pairs = [protocol_inputs(item, resize) for item in items]
+    masks = [item["mask"][0].numpy() > 0 if "mask" in item else None for item in items]
+    rows = [{"GT": target, "Input": degraded} for degraded, target in pairs]
+    psnrs = [
+        {"Input": _protocol_score(degraded, target, protocol, resize, mask)["psnr"]}
+        for (degraded, target), mask in zip(pairs, masks)
+    ]
     for label, model_path in models.items():
         _, network, process = load_model(model_path, dev)
-        for number, item, row in zip(image_numbers, items, rows):
-            restored = restore(
-                network, process, item["input"][None].to(dev), steps, generator=image_generator(seed, number, dev)
-            )
+        for number, item, (degraded, target), mask, row, psnr in zip(image_numbers, items, pairs, masks, rows, psnrs):
+            x_in = to_model_space(degraded)[None].to(dev)
+            restored = restore(network, process, x_in, steps, generator=image_generator(seed, number, dev))
             check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
             row[label] = to_uint8(restored[0].cpu())
-    psnrs = [
-        {label: score(image, row["GT"], protocol)["psnr"] for label, image in row.items() if label != "GT"}
-        for row in rows
-    ]
+            psnr[label] = score_restored(restored[0], degraded, target, protocol, resize, mask)[0]["psnr"]
     return rows, psnrs
 
 
@@ -362,7 +397,8 @@ def restore_examples(
     protocol: str = "derain_y",
     seed: int = 0,
     device: str = "auto",
+    resize: int | str | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs."""
-    rows, psnrs = restore_rows(models, index, steps, [image_number], split, protocol, seed, device)
+    rows, psnrs = restore_rows(models, index, steps, [image_number], split, protocol, seed, device, resize)
     return rows[0], psnrs[0]

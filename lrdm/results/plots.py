@@ -241,17 +241,24 @@ def build_image_grid(
     return fig
 
 
-def build_rank_grid(images: Mapping[str, np.ndarray], psnrs: Mapping[str, float] | None = None) -> Figure:
+def build_rank_grid(
+    images: Mapping[str, np.ndarray], psnrs: Mapping[str, float] | None = None, scoring: str | None = None
+) -> Figure:
     """LRDM Fig. 7: the images in a row (in ``images``' order, e.g. GT, Input, r=20, r=40, w.o. LR), each
-    titled with its key and, where ``psnrs`` has it, its PSNR (:func:`build_image_grid`)."""
-    return build_image_grid([images], [psnrs or {}], "Restorations under different fixed ranks")
+    titled with its key and, where ``psnrs`` has it, its PSNR (:func:`build_image_grid`); the title names the
+    ``scoring`` of the PSNRs (a protocol label)."""
+    title = "Restorations under different fixed ranks" + (f" (PSNR: {scoring})" if scoring else "")
+    return build_image_grid([images], [psnrs or {}], title)
 
 
 def plot_rank_grid(
-    images: Mapping[str, np.ndarray], out_stem: str | os.PathLike[str], psnrs: Mapping[str, float] | None = None
+    images: Mapping[str, np.ndarray],
+    out_stem: str | os.PathLike[str],
+    psnrs: Mapping[str, float] | None = None,
+    scoring: str | None = None,
 ) -> list[Path]:
     """Builds :func:`build_rank_grid` and saves it; returns the PNG and PDF paths."""
-    return save_figure(build_rank_grid(images, psnrs), out_stem)
+    return save_figure(build_rank_grid(images, psnrs, scoring), out_stem)
 
 
 def plot_restoration_grid(
@@ -259,10 +266,13 @@ def plot_restoration_grid(
     psnrs: Sequence[Mapping[str, float]],
     dataset: str,
     out_stem: str | os.PathLike[str],
+    scoring: str | None = None,
 ) -> list[Path]:
-    """The restoration grid of one dataset (GT, input and each method, one test image per row); returns the
-    PNG and PDF paths."""
-    return save_figure(build_image_grid(rows, psnrs, f"Restorations on {dataset}"), out_stem)
+    """The restoration grid of one dataset (GT, input and each method, one test image per row), its title
+    naming the ``scoring`` of its PSNRs (a protocol label, e.g. ``lrdm_y@lrdm256``); returns the PNG and PDF
+    paths."""
+    title = f"Restorations on {dataset}" + (f" (PSNR: {scoring})" if scoring else "")
+    return save_figure(build_image_grid(rows, psnrs, title), out_stem)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import pandas as pd
 from lrdm.errors import DataError
 from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
 from lrdm.results.claims import claims_table
+from lrdm.results.degraded import input_rows
 from lrdm.results.render import STD_SUFFIX, clean_value
 from lrdm.results.reported import (
     LRDM_TAB1,
@@ -765,7 +766,8 @@ def main_table(
     ``objective`` are used (None: any; labels then name them).  Raises ValueError when ``scores`` holds
     none of ``datasets``.  Score rows of the authors' weights (run :data:`lrdm.vocab.OFFICIAL_RUN`, imported by
     the workflow's ``official_weights``) make one row :data:`OFFICIAL_LABEL`, whatever their process and
-    objective, between the paper's rows and our trained ones.
+    objective, between the paper's rows and our trained ones; before it, one :data:`INPUT_ROW` row per protocol:
+    the degraded test inputs scored as our runs were (:func:`lrdm.results.degraded.input_rows`).
     """
     _require(scores, SCORE_KEY_COLUMNS, "main_table")
     wanted = dataset_order(datasets) if datasets is not None else dataset_order(scores["dataset"].astype(str).unique())
@@ -800,7 +802,7 @@ def main_table(
     for name in reported_tables:
         for method in reported_frame(name)["method"]:
             paper_order.setdefault(method, len(paper_order))
-    parts = [ours]
+    parts = [ours, input_rows(frame, wanted, _dataset_metric, THIS_RUN, INPUT_ROW)]
     if not official.empty:
         official = select_steps(official, steps)
         official_row, _ = _wide(official, [])
@@ -815,6 +817,7 @@ def main_table(
         "Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
         f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here"
         + ("" if official.empty else f" ('{OFFICIAL_LABEL}': the authors' released checkpoint, scored here)")
+        + f"; '{INPUT_ROW}': the degraded test inputs, scored as the runs under each protocol"
         + "; the protocol column says how each row was scored (README, 'How each paper measured'). "
         + _steps_text(used)
         + " "
@@ -824,8 +827,8 @@ def main_table(
     def sort_key(row: pd.Series) -> tuple[Any, ...]:
         if row["source"] != THIS_RUN:
             return (0, paper_order.get(row["method"], len(paper_order)))
-        if row["method"] == OFFICIAL_LABEL:
-            return (1,)
+        if row["method"] in (INPUT_ROW, OFFICIAL_LABEL):  # the inputs under each protocol, then the authors' weights
+            return (1, row["method"] != INPUT_ROW, _text_or_empty(row["protocol"]))
         full = row["rank_spec"] == "full"
         return (
             2,

@@ -19,6 +19,7 @@ rule evaluate:
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
         scorings=lambda wildcards: W.protocol_scorings(config, wildcards.dataset),
         batch=W.eval_batch(config),
+        max_test_images=lambda wildcards: config["datasets"][wildcards.dataset].get("max_test_images"),
     threads: config.get("train_threads", 1)
     resources:
         gpu=EVAL_GPUS,

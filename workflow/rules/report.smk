@@ -68,13 +68,18 @@ rule scores_figure:
 rule rank_grid_figure:
     input:
         models=lambda wildcards: W.rank_grid_models(config),
-        index=lambda wildcards: f"{RESOURCES}/data/{config['targets']['rank_sweep']['datasets'][0]}/index.parquet",
+        index=lambda wildcards: W.dataset_index_path(config, W.rank_grid_dataset(config)),
     output:
         png=report(f"{RESULTS}/figures/rank_grid.png", caption="../report/rank_grid.rst", category=REPORT_CATEGORY["rank_sweep"]),
         pdf=f"{RESULTS}/figures/rank_grid.pdf",
     params:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: W.rank_grid_labels(config),
+        protocol=lambda wildcards: config["datasets"][W.rank_grid_dataset(config)]["protocol"],
+        resize=lambda wildcards: config["datasets"][W.rank_grid_dataset(config)].get("eval_resize"),
+    threads: config.get("train_threads", 1)
+    resources:
+        gpu=EVAL_GPUS,  # restores test images with trained runs after training: on a GPU like evaluate
     conda:
         "../envs/lrdm.yaml"
     log:
@@ -94,7 +99,11 @@ rule restoration_grid_figure:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: [label for label, _ in W.restoration_grid_runs(config, wildcards.dataset)],
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
-        images=W.RESTORATION_GRID_IMAGES,
+        resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
+        images=lambda wildcards: W.restoration_grid_images(config, wildcards.dataset),
+    threads: config.get("train_threads", 1)
+    resources:
+        gpu=EVAL_GPUS,  # restores test images with trained runs after training: on a GPU like evaluate
     conda:
         "../envs/lrdm.yaml"
     log:

@@ -14,6 +14,7 @@ frame, protocols = evaluate_protocols(
     eta=snakemake.params.eta,
     resize=snakemake.params.resize,  # noqa: F821
     batch=snakemake.params.batch,  # noqa: F821
+    limit=snakemake.params.max_test_images,  # noqa: F821
     progress=True,
 )
 frame.to_parquet(snakemake.output.scores, index=False)  # noqa: F821

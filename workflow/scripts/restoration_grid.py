@@ -3,7 +3,7 @@ from pathlib import Path
 import torch
 
 from lrdm.data.paired import PairedImageDataset
-from lrdm.evaluation.evaluate import restore_rows
+from lrdm.evaluation.evaluate import protocol_label, restore_rows
 from lrdm.results.plots import plot_restoration_grid
 from lrdm.workflow import log_to_file
 
@@ -17,6 +17,8 @@ rows, psnrs = restore_rows(
     steps=params.steps,
     image_numbers=range(min(params.images, test_images)),  # the first images, all of a smaller test split
     protocol=params.protocol,
+    resize=params.resize,  # the main table's scoring: the same transform, so the same PSNRs as its score rows
 )
 out = Path(snakemake.output.png).with_suffix("")  # noqa: F821
-print(plot_restoration_grid(rows, psnrs, snakemake.wildcards.dataset, out))  # noqa: F821
+scoring = protocol_label(params.protocol, params.resize)
+print(plot_restoration_grid(rows, psnrs, snakemake.wildcards.dataset, out, scoring))  # noqa: F821
