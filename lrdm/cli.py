@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from lrdm import __version__
+import lrdm
 from lrdm.errors import ConfigError, LrdmError
 from lrdm.evaluation import restore_plan as rp
 from lrdm.vocab import BACKBONES, DEVICES
@@ -282,7 +282,7 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``lrdm`` parser; torch-free, so ``lrdm --help`` answers at once."""
     parser = Parser(prog="lrdm", description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {lrdm.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:

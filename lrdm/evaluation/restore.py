@@ -85,7 +85,9 @@ class RestoreSummary:
 
 
 def list_images(path: str | os.PathLike[str]) -> list[Path]:
-    """``path`` itself if it is a file, else the images directly inside the folder (sorted by name).
+    """``path`` itself if it is a file, else the images directly inside the folder (sorted by name): every entry
+    with an image suffix but a hidden one, so that one that is not a readable file (a dangling link, a folder) is
+    named and skipped later rather than left out without a word.
 
     Raises ``FileNotFoundError`` for a missing path and ``DataError`` for a folder without images, or one
     where two images share a stem (their outputs would overwrite each other), naming them."""
@@ -94,7 +96,7 @@ def list_images(path: str | os.PathLike[str]) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"--input {path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise DataError(f"--input {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
     stems: dict[str, list[str]] = {}

@@ -5,9 +5,18 @@ overlap, batch) for each image.  Torch-free, so ``lrdm --help`` builds its parse
 about ``b · (attention · N² + pixel · h · w)`` bytes above the loaded model, where ``N = (h/f)·(w/f)`` is the
 number of positions at the network's coarsest level: every backbone attends over all of them there, so the score
 matrix grows with the square of the tile's area.  ``pixel`` grows with the width ``dim``.  The constants
-(:data:`MEMORY_MODELS`) were fitted to the peak resident memory (``resource.getrusage``) of restores of one tile of
-128, 256 and 320 pixels at ``dim`` 16 and 64, on a CPU, and are used with the margin :data:`MEMORY_MARGIN`.
-The whole image's own buffers (input, blended sum, output) add :data:`IMAGE_BYTES_PER_PIXEL` per pixel.
+(:data:`MEMORY_MODELS`) were fitted to the growth of the peak resident memory (``ru_maxrss``) over the loaded
+model's, restoring one square tile once on a CPU (``benchmarks/restore_memory.py BACKBONE TILE``; MiB, ``dim`` 16
+with ``dim_mults`` (1, 2, 4), or 64 with (1, 2, 4, 8)):
+
+* conv_unet, dim 16: 22 (64 px), 40 (128), 110 (192), 296 (256), 552 (256, batch 2), 677 (320), 1362 (384);
+  dim 64: 81 (128);
+* ddpm_unet, dim 16: 89 (128), 559 (256); dim 64: 109 (128);
+* rddm_unetres, dim 16: 79 (128), 558 (256); dim 64: 100 (128).
+
+The model is within 0.96–1.32× of each (the 64-pixel tile aside, whose 22 MiB are the allocator's
+:data:`BATCH_OVERHEAD`) and is used with the margin :data:`MEMORY_MARGIN`.  The whole image's own buffers (input,
+blended sum, output) add :data:`IMAGE_BYTES_PER_PIXEL` per pixel.
 
 **The plan.**  With ``--tile auto`` (the default) an image no larger than :data:`DEFAULT_TILE` in either side is
 restored whole if it fits; otherwise it is restored in the largest tile of :data:`TILE_CANDIDATES` that fits,
@@ -69,6 +78,8 @@ MEMORY_MODELS: dict[str, MemoryModel] = {
 """Fitted per backbone (see the module docstring); one entry per name in :data:`lrdm.vocab.BACKBONES`."""
 MEMORY_MARGIN = 1.25
 """Factor on the modelled bytes of the tiles (allocator slack, the sampler's few image-sized tensors)."""
+BATCH_OVERHEAD = 32 * MEMORY_UNITS["M"]
+"""Bytes a restore takes above the loaded model however small its tiles (the allocator's and the sampler's)."""
 IMAGE_BYTES_PER_PIXEL = 64
 """Bytes per pixel of an image's own buffers while it is restored (uint8 input and output, the float32 blended
 sum and weights, the float32 copies made converting them)."""
@@ -146,7 +157,7 @@ def plan_restore(
     :class:`lrdm.errors.MemoryBudgetError` naming ``name`` when nothing fits, ``ValueError`` for an overlap not
     smaller than the tile."""
     model = memory_model(shape.backbone)
-    room = budget - IMAGE_BYTES_PER_PIXEL * height * width
+    room = budget - BATCH_OVERHEAD - IMAGE_BYTES_PER_PIXEL * height * width
 
     def planned(side: int | None) -> RestorePlan | None:
         h, w = (height, width) if side is None else (min(side, height), min(side, width))
@@ -156,14 +167,17 @@ def plan_restore(
         lap = 0 if side is None else (side // OVERLAP_FRACTION if overlap == AUTO else int(overlap))
         if side is not None and not 0 <= lap < side:
             raise ValueError(f"--overlap must be in [0, tile={side}), got {lap}")
-        used = IMAGE_BYTES_PER_PIXEL * height * width + fitting * MEMORY_MARGIN * model.tile_bytes(
-            h, w, shape.factor, shape.dim
+        used = (
+            BATCH_OVERHEAD
+            + IMAGE_BYTES_PER_PIXEL * height * width
+            + fitting * MEMORY_MARGIN * model.tile_bytes(h, w, shape.factor, shape.dim)
         )
         return RestorePlan(side, lap, fitting, used)
 
     def need(side: int | None) -> float:
         h, w = (height, width) if side is None else (min(side, height), min(side, width))
-        return IMAGE_BYTES_PER_PIXEL * height * width + MEMORY_MARGIN * model.tile_bytes(h, w, shape.factor, shape.dim)
+        image = BATCH_OVERHEAD + IMAGE_BYTES_PER_PIXEL * height * width
+        return image + MEMORY_MARGIN * model.tile_bytes(h, w, shape.factor, shape.dim)
 
     if tile is None or (tile != AUTO and max(height, width) <= int(tile)):
         plan = planned(None)
