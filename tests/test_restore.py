@@ -226,8 +226,9 @@ def test_the_plan_fits_the_bound_and_uses_it(backbone):
                 with pytest.raises(MemoryBudgetError):
                     plan_restore(height, width, shape, budget, batch=4, tile=bigger)
     # the bound halves: tiles shrink or the batch drops, never past the bound
-    small = plan_restore(3000, 4000, shape, budget / 4, batch=4)
-    assert small.expected_bytes <= budget / 4
+    small = plan_restore(3000, 4000, shape, budget / 2, batch=4)
+    large = plan_restore(3000, 4000, shape, budget, batch=4)
+    assert small.expected_bytes <= budget / 2 and (small.tile, small.batch) <= (large.tile, large.batch)
     with pytest.raises(MemoryBudgetError, match="photo.png: 4000×3000 cannot be restored"):
         plan_restore(3000, 4000, shape, 1024**2, name="photo.png")
     with pytest.raises(MemoryBudgetError, match="--no-tiles"):

@@ -196,11 +196,14 @@ def plan_restore(
         if (plan := planned(side)) is not None:
             return plan
     smallest = TILE_CANDIDATES[-1]
-    raise MemoryBudgetError(_over(name, height, width, f"even in {smallest}-pixel tiles", need(smallest), budget))
+    raise MemoryBudgetError(
+        _over(name, height, width, f"even in {smallest}-pixel tiles", need(smallest), budget, False)
+    )
 
 
-def _over(name: str, height: int, width: int, how: str, need: float, budget: float) -> str:
+def _over(name: str, height: int, width: int, how: str, need: float, budget: float, smaller_tile: bool = True) -> str:
+    advice = "raise --max-memory" + (" or choose a smaller --tile" if smaller_tile else "")
     return (
         f"{name}: {width}×{height} cannot be restored {how} within --max-memory: it needs ~{format_bytes(need)}, "
-        f"~{format_bytes(budget)} is left beside the model; raise --max-memory or choose a smaller --tile"
+        f"~{format_bytes(budget)} is left beside the model; {advice}"
     )
