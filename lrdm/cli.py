@@ -14,23 +14,93 @@ lrdm plan all --configfile config/paper.yaml   # jobs, GPU-hours, disk, memory, 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
-from lrdm.vocab import BACKBONES
+import lrdm
+from lrdm.errors import ConfigError, LrdmError
+from lrdm.evaluation import restore_plan as rp
+from lrdm.vocab import BACKBONES, DEVICES
+
+INTERRUPTED_EXIT = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+ERROR_EXIT = 2
+"""Exit status of a refused command (argparse's for a usage error)."""
+USER_ERRORS = (LrdmError, ValueError, MemoryError, FileNotFoundError, FileExistsError, IsADirectoryError,
+               NotADirectoryError, PermissionError)  # fmt: skip
+"""What ``main`` reports as one line ``lrdm <command>: error: …`` (besides YAML syntax errors and Ctrl-C)."""
+CUDA_DEVICE = re.compile(r"^cuda(?::(?P<index>\d+))?$")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's line breaks and shows every option's default (but none for required options and
+    flags, whose default says nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, []):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line, ``lrdm <command>: error: …`` (``--help`` shows the
+    usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ERROR_EXIT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def device_name(text: str) -> str:
+    """``--device`` values: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether a GPU exists is checked in ``main``)."""
+    if text in DEVICES or CUDA_DEVICE.match(text):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown device {text!r}; valid: {', '.join(DEVICES)}, cuda:N")
+
+
+def tile_value(text: str) -> str | int:
+    """``--tile`` values: ``auto`` or a positive number of pixels."""
+    if text == rp.AUTO:
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected {rp.AUTO!r} or a positive number of pixels, got {text!r}")
+    return int(text)
+
+
+def overlap_value(text: str) -> str | int:
+    """``--overlap`` values: ``auto`` or a number of pixels (0 or more)."""
+    if text == rp.AUTO:
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected {rp.AUTO!r} or a number of pixels, got {text!r}")
+    return int(text)
+
+
+def memory_value(text: str) -> str:
+    """``--max-memory`` values: sizes such as ``4G`` (checked here, so a typo is a usage error)."""
+    try:
+        rp.parse_memory(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix(f"--max-memory {text!r}: ")) from None
+    return text
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     values = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        values[key] = yaml.safe_load(text)
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            values[key] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"--set {pair}: the value is not valid YAML ({getattr(err, 'problem', err)})", key
+            ) from None
     return values
 
 
@@ -84,7 +154,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
     from lrdm.training.official import import_checkpoint
 
-    print(import_checkpoint(args.checkpoint, args.out, _parse_overrides(args.set)))
+    print(import_checkpoint(args.checkpoint, args.out, _parse_overrides(args.set), force=args.force))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -186,6 +256,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         tile=None if args.no_tiles else args.tile,
         overlap=args.overlap,
         seed=args.seed,
+        max_memory=args.max_memory,
+        on_plan=lambda path, text: print(f"lrdm restore: {path.name}: {text}", file=sys.stderr),
     )
     for path, reason in sorted(summary.failed.items()):
         print(f"lrdm restore: skipped {path}: {reason}", file=sys.stderr)
@@ -194,17 +266,26 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
-    from lrdm.evaluation import restore as r
-
-    p = sub.add_parser("restore", help="restore your own images (one file or a folder) with a trained run")
+    p = sub.add_parser(
+        "restore",
+        help="restore your own images (one file or a folder) with a trained run",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--model", required=True, help="RUN_DIR/model.pt (also one written by import-checkpoint)")
-    p.add_argument("--input", required=True, help="an image, or a folder of images (any size)")
-    p.add_argument("--out", default=r.DEFAULT_OUT, help="folder for the restored PNGs (same stems)")
-    p.add_argument("--steps", type=int, default=r.DEFAULT_STEPS)
-    p.add_argument("--batch", type=int, default=r.DEFAULT_BATCH, help="same-size images (or tiles) per forward pass")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--tile", type=int, default=r.DEFAULT_TILE, help="tile side for larger images (pixels)")
-    p.add_argument("--overlap", type=int, default=r.DEFAULT_OVERLAP, help="pixels shared by neighbouring tiles")
+    p.add_argument("--input", required=True, help="an image, or a folder of images (any size, 1 × 1 and up)")
+    p.add_argument("--out", "--output", dest="out", default=rp.DEFAULT_OUT,
+                   help="folder for the restored PNGs (same stems); may not hold the inputs")  # fmt: skip
+    p.add_argument("--steps", type=int, default=rp.DEFAULT_STEPS, help="sampling steps")
+    p.add_argument("--batch", type=int, default=rp.DEFAULT_BATCH,
+                   help="most same-size images (or tiles) per forward pass; fewer where --max-memory asks")  # fmt: skip
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--max-memory", type=memory_value, default=rp.DEFAULT_MAX_MEMORY,
+                   help="memory bound of the whole process (K, M, G: binary); tiles and batch follow it")  # fmt: skip
+    p.add_argument("--tile", type=tile_value, default=rp.AUTO,
+                   help=f"tile side for larger images (pixels); auto: whole up to {rp.DEFAULT_TILE}, else the "
+                   "largest tile that fits --max-memory")  # fmt: skip
+    p.add_argument("--overlap", type=overlap_value, default=rp.AUTO,
+                   help=f"pixels shared by neighbouring tiles; auto: tile / {rp.OVERLAP_FRACTION}")  # fmt: skip
     p.add_argument("--no-tiles", action="store_true", help="restore every image whole, whatever its size")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-image start noise")
     p.set_defaults(func=_cmd_restore)
@@ -224,8 +305,9 @@ def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
         print(pl.render_markdown(plan))
         print(f"wrote {paths[0]} and {paths[1]}")
 
-    p = sub.add_parser("plan", help="what a workflow target costs (jobs, GPU-hours, disk, memory), before it runs")
-    p.add_argument("target", nargs="?", default="all", help="workflow target (default: all); give it first")
+    text = "what a workflow target costs (jobs, GPU-hours, disk, memory), before it runs"
+    p = sub.add_parser("plan", help=text, description=text, formatter_class=HelpFormatter)
+    p.add_argument("target", nargs="?", default="all", help="workflow target; give it before --configfile")
     p.add_argument("--configfile", nargs="+", default=[], help="config files, merged as snakemake merges them")
     p.add_argument(
         "--tflops",
@@ -233,28 +315,31 @@ def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
         help="sustained TFLOP/s of one GPU (default: the GPU check's, else lrdm.plan.ASSUMED_TFLOPS)",
     )
     p.add_argument("--gpu-check", help="benchmarks/gpu-check.sh's Parquet (default: results/gpu-check/...)")
-    p.add_argument("--out", help="folder for plan.csv and plan.md (default: the config's results)")
+    p.add_argument("--out", "--output", dest="out", help="folder for plan.csv and plan.md (default: the results key)")
     p.add_argument("--snakefile", default="Snakefile", help="the workflow, run in the current folder")
     p.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lrdm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``lrdm`` parser; torch-free, so ``lrdm --help`` answers at once."""
+    parser = Parser(prog="lrdm", description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {lrdm.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("make-data", help="synthesise the embedded default dataset from scikit-image photos")
-    p.add_argument("--task", required=True, choices=("rain", "blur", "shadow"))
-    p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+
+    p = command("make-data", "synthesise the embedded default dataset from scikit-image photos")
+    p.add_argument("--task", required=True, choices=("rain", "blur", "shadow"), help="degradation to synthesise")
+    p.add_argument("--out", "--output", dest="out", required=True, help="dataset folder (images, index.parquet)")
+    p.add_argument("--size", type=int, default=64, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0, help="seed of the degradations")
     p.set_defaults(func=_cmd_make_data)
 
-    p = sub.add_parser("train", help="train one run (resumes from its last checkpoint)")
-    p.add_argument("--config", help="YAML file of TrainConfig keys")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p = command("train", "train one run (resumes from its last checkpoint)")
+    p.add_argument("--config", help="YAML file of TrainConfig keys (default: the built-in TrainConfig)")
+    p.add_argument("--run-dir", required=True, help="run directory (model.pt, checkpoints/, losses.csv)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--resume-from", help="an explicit checkpoint to resume from (must exist)")
     p.add_argument("--data-workers", type=int, default=0, help="processes that prepare batches ahead (0: inline)")
     p.add_argument("--compile", action="store_true", help="torch.compile the UNets")
@@ -265,34 +350,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="restore a split and write per-image PSNR/SSIM to Parquet")
-    p.add_argument("--model", required=True)
-    p.add_argument("--index", required=True)
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--protocol", default="derain_y")
-    p.add_argument("--eta", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--save-images", help="folder for the restored PNGs")
+    p = command("evaluate", "restore a split and write per-image PSNR/SSIM to Parquet")
+    p.add_argument("--model", required=True, help="RUN_DIR/model.pt")
+    p.add_argument("--index", required=True,
+                   help="the dataset's index.parquet (written by make-data or `lrdm datasets --prepare`, e.g. "
+                   "resources/data/NAME/index.parquet): one row per image pair, its split and its files")  # fmt: skip
+    p.add_argument("--steps", type=int, required=True, help="sampling steps")
+    p.add_argument("--split", default="test", help="which rows of the index to restore")
+    p.add_argument("--protocol", default="derain_y", help="PSNR/SSIM protocol, optionally @SIZE (see README)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic sampling)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-image start noise")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--save-images", help="folder for the restored PNGs (default: none saved)")
     p.add_argument("--resize", type=int, help="RDDM policy: resize inputs to this size, the ground truth to the output")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", "--output", dest="out", required=True, help="Parquet file of per-image scores")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser(
-        "import-checkpoint", help="turn an official RDDM checkpoint (its EMA weights) into a run directory"
-    )
+    p = command("import-checkpoint", "turn an official RDDM checkpoint (its EMA weights) into a run directory")
     p.add_argument("checkpoint", help="official Trainer checkpoint (model-N.pt)")
-    p.add_argument("--out", required=True, help="run directory to write (model.pt, config.yaml)")
+    p.add_argument("--out", "--output", dest="out", required=True,
+                   help="run directory to write (model.pt, config.yaml); a trained run's is refused")  # fmt: skip
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config keys the checkpoint does not fix"
     )
+    p.add_argument("--force", action="store_true",
+                   help="overwrite model.pt and config.yaml, even in a folder that holds a trained run")  # fmt: skip
     p.set_defaults(func=_cmd_import_checkpoint)
 
-    p = sub.add_parser("datasets", help="list the registry of real datasets, or prepare one")
+    p = command("datasets", "list the registry of real datasets, or prepare one")
     p.add_argument("--json", action="store_true", help="print the registry as JSON")
     p.add_argument("--prepare", metavar="NAME", help="download, verify, extract and index one dataset")
-    p.add_argument("--resources", default="resources")
+    p.add_argument("--resources", default="resources", help="folder of downloads and prepared datasets")
     p.add_argument(
         "--expected-pairs",
         metavar="N|any",
@@ -301,29 +389,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_datasets)
 
-    p = sub.add_parser("bench", help="time the projection and a training step; write Parquet")
-    p.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "gpu"))
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default="auto")
+    p = command("bench", "time the projection and a training step; write Parquet")
+    p.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "gpu"), help="problem sizes")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per case")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd training and sampling")
     p.add_argument("--backbone", default="ddpm_unet", choices=BACKBONES,
                    help="network of every mode but official_recipe (always rddm_unetres)")  # fmt: skip
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="auto: bf16 autocast on CUDA only; the per-sample modes are fp32 always")  # fmt: skip
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; the workflow trains with 1)")
-    p.add_argument("--out", default="results/bench/bench.parquet")
+    p.add_argument("--out", "--output", dest="out", default="results/bench/bench.parquet", help="Parquet file")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("quality", help="check that the performance options leave losses and samples unchanged")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--device", default="auto")
+    p = command("quality", "check that the performance options leave losses and samples unchanged")
+    p.add_argument("--steps", type=int, default=300, help="training steps per compared run")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--compile", action="store_true", help="also check torch.compile'd training and sampling")
-    p.add_argument("--out", default="results/bench/quality.parquet", help="summary; losses go to <stem>_losses.parquet")
+    p.add_argument("--out", "--output", dest="out", default="results/bench/quality.parquet",
+                   help="summary; losses go to <stem>_losses.parquet")  # fmt: skip
     p.set_defaults(func=_cmd_quality)
 
-    p = sub.add_parser("demo", help="tiny end-to-end CPU run on synthetic rain")
-    p.add_argument("--out", default="results/demo")
-    p.add_argument("--steps", type=int, default=300)
+    p = command("demo", "tiny end-to-end CPU run on synthetic rain")
+    p.add_argument("--out", "--output", dest="out", default="results/demo", help="folder of data, run and scores")
+    p.add_argument("--steps", type=int, default=300, help="training steps")
     p.set_defaults(func=_cmd_demo)
 
     _add_restore_parser(sub)
@@ -331,15 +420,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from lrdm.errors import LrdmError
+def check_device_available(device: str | None) -> None:
+    """Refuses ``--device cuda[:N]`` where torch sees no such GPU (imports torch only then)."""
+    match = CUDA_DEVICE.match(device or "")
+    if not match:
+        return
+    import torch
 
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(match["index"] or 0)
+    if index >= count:
+        found = f"{count} CUDA GPU(s)" if count else "no CUDA GPU (torch.cuda.is_available() is False)"
+        raise ConfigError(f"--device {device}: torch sees {found}; use --device cpu or auto", key="device")
+
+
+def yaml_error_line(err: yaml.YAMLError) -> str:
+    """``FILE, line L, column C: problem`` of a YAML syntax error (lines and columns from 1)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    return f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
+
+
+def one_line(text: str) -> str:
+    """An error message on one line: its lines joined with ``; ``."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one command; every refusal is one line ``lrdm <command>: error: …`` on stderr, exit status
+    :data:`ERROR_EXIT`; Ctrl-C is one line too, exit status :data:`INTERRUPTED_EXIT`."""
     args = build_parser().parse_args(argv)
+    prefix = f"lrdm {args.command}: error:"
     try:
+        check_device_available(getattr(args, "device", None))
         code = args.func(args)
-    except (LrdmError, ValueError, FileNotFoundError) as err:
-        print(f"lrdm {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"{prefix} interrupted (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except yaml.YAMLError as err:
+        print(f"{prefix} {one_line(yaml_error_line(err))}", file=sys.stderr)
+        return ERROR_EXIT
+    except USER_ERRORS as err:
+        print(f"{prefix} {one_line(str(err)) or type(err).__name__}", file=sys.stderr)
+        return ERROR_EXIT
     return code if isinstance(code, int) else 0
 
 

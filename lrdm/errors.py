@@ -74,3 +74,8 @@ class RunLockedError(LrdmError, RuntimeError):
 
 class CorruptArchiveError(DataError):
     """An archive cannot be read to its end (truncated or damaged); the message names it."""
+
+
+class MemoryBudgetError(LrdmError, MemoryError):
+    """A restore would not fit in the memory bound (``lrdm restore --max-memory``); the message names the image and
+    the bound."""

@@ -192,3 +192,30 @@ def test_imported_run_evaluates_like_a_trained_run(rain_index, tmp_path):
     assert main([*args, "--device", "cpu"]) == 0
     scores = pd.read_parquet(out)
     assert len(scores) > 0 and scores["psnr"].notna().all()
+
+
+def test_import_refuses_a_trained_run_or_existing_files_unless_forced(tmp_path, capsys):
+    trained = tmp_path / "trained"
+    (trained / "checkpoints").mkdir(parents=True)
+    (trained / "losses.csv").write_text("step,loss,seconds\n1,0.5,0.1\n")
+    (trained / "model.pt").write_bytes(b"the trained model")
+    assert import_case("res_1net", trained) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrdm import-checkpoint: error: --out ") and len(err.strip().splitlines()) == 1
+    assert str(trained) in err and "trained run (checkpoints, losses.csv)" in err and "--force" in err
+    assert (trained / "model.pt").read_bytes() == b"the trained model"
+
+    plain = tmp_path / "plain"
+    assert import_case("res_1net", plain) == 0
+    capsys.readouterr()
+    assert import_case("res_1net", plain) == 2
+    assert "model.pt and config.yaml already exist; pass --force" in capsys.readouterr().err
+    assert import_case("res_1net", plain, "--force") == 0
+
+    a_file = tmp_path / "model.pt"
+    a_file.write_bytes(b"x")
+    for extra in ((), ("--force",)):
+        assert import_case("res_1net", a_file, *extra) == 2
+        assert f"--out {a_file}: is an existing file" in capsys.readouterr().err
+    assert import_case("res_1net", trained, "--force") == 0
+    assert lrdm.load_model(trained / "model.pt")[0].objective == "pred_res"

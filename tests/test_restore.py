@@ -1,16 +1,28 @@
-"""`lrdm restore`: your own images of any size, batches that do not change the outputs, tiles, unreadable files."""
+"""`lrdm restore`: your own images of any size (1 × 1 up), batches that do not change the outputs, tiles, unreadable
+files, grayscale kept, an --out that would overwrite inputs refused, and the plan that fits --max-memory."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from lrdm.cli import main
+from lrdm.cli import ERROR_EXIT, main
 from lrdm.data.images import load_rgb
+from lrdm.errors import MemoryBudgetError
 from lrdm.evaluation.restore import blend_weights, list_images, restore_images, tile_starts
+from lrdm.evaluation.restore_plan import (
+    DEFAULT_TILE,
+    MEMORY_MODELS,
+    TILE_CANDIDATES,
+    NetworkShape,
+    parse_memory,
+    plan_restore,
+)
 from lrdm.files import write_png
 from lrdm.training.trainer import train
+from lrdm.vocab import BACKBONES
 
 SIZES = {"a": (20, 24), "b": (20, 24), "c": (20, 24), "odd": (17, 23), "tall": (45, 13), "big": (70, 50)}
 """(height, width) of the test images: three of one size (a batch), odd sizes, and one over the test tile."""
@@ -110,3 +122,114 @@ def test_per_sample_generators_match_single_draws():
     batched = standard_normal(like, [torch.Generator().manual_seed(s) for s in range(3)])
     single = [standard_normal(like[:1], torch.Generator().manual_seed(s)) for s in range(3)]
     assert torch.equal(batched, torch.cat(single))
+
+
+def restore_cli(model, *args: str) -> list[str]:
+    return ["restore", "--model", str(model), "--steps", "1", *args]
+
+
+def one_error_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrdm restore: error: "), text
+    return lines[0]
+
+
+def test_out_holding_the_inputs_or_naming_a_file_is_refused_before_the_model_loads(photos, tmp_path, capsys):
+    missing_model = tmp_path / "not-loaded.pt"  # the check comes first, so the model is never read
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    for out in (photos, photos.parent):
+        assert main(restore_cli(missing_model, "--input", str(photos / "a.png"), "--out", str(out))) == ERROR_EXIT
+        line = one_error_line(capsys.readouterr().err)
+        assert f"--out {out}: the folder holds the input image" in line
+    assert main(restore_cli(missing_model, "--input", str(photos), "--output", str(photos))) == ERROR_EXIT
+    assert str(photos) in one_error_line(capsys.readouterr().err)
+    assert main(restore_cli(missing_model, "--input", str(photos), "--out", str(photos / "a.png"))) == ERROR_EXIT
+    assert f"--out {photos / 'a.png'}: is an existing file" in one_error_line(capsys.readouterr().err)
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_tiny_images_restore_beside_a_bad_one(model, tmp_path, capsys):
+    folder = tmp_path / "tiny"
+    rng = np.random.default_rng(1)
+    sizes = {"0_one": (1, 1), "1_row": (1, 30), "2_column": (9, 2), "3_normal": (20, 24)}
+    for stem, size in sizes.items():
+        write_png(folder / f"{stem}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    (folder / "00_broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "01_dangling.png").symlink_to(tmp_path / "nowhere.png")
+    out = tmp_path / "out"
+    assert main(restore_cli(model, "--input", str(folder), "--out", str(out))) == 1
+    captured = capsys.readouterr()
+    assert "00_broken.jpg" in captured.err and "01_dangling.png" in captured.err
+    assert "restored 4 images" in captured.out and "2 skipped" in captured.out
+    for stem, size in sizes.items():
+        assert load_rgb(out / f"{stem}.png").shape == (*size, 3)
+
+
+def test_grayscale_comes_back_grayscale(model, tmp_path):
+    folder = tmp_path / "gray"
+    folder.mkdir()
+    gray = np.random.default_rng(2).integers(0, 256, (20, 24), dtype=np.uint8)
+    Image.fromarray(gray).save(folder / "gray.png")
+    Image.fromarray(np.stack([gray] * 3, axis=2)).save(folder / "colour.png")
+    assert main(restore_cli(model, "--input", str(folder), "--out", str(tmp_path / "out"))) == 0
+    with Image.open(tmp_path / "out" / "gray.png") as im:
+        assert im.mode == "L" and im.size == (24, 20)
+    with Image.open(tmp_path / "out" / "colour.png") as im:
+        assert im.mode == "RGB"
+
+
+def test_nan_weights_name_the_model(model, tmp_path, capsys):
+    state = torch.load(model, weights_only=True)
+    name = next(iter(state["ema"]))
+    state["ema"][name] = torch.full_like(state["ema"][name], float("nan"))
+    broken = tmp_path / "nan" / "model.pt"
+    broken.parent.mkdir()
+    torch.save(state, broken)
+    write_png(tmp_path / "in" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(restore_cli(broken, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"))) == ERROR_EXIT
+    line = one_error_line(capsys.readouterr().err)
+    assert str(broken) in line and "NaN or inf" in line and name in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_memory_bound_below_the_model_is_one_line(model, photos, tmp_path, capsys):
+    assert main(restore_cli(model, "--input", str(photos), "--out", str(tmp_path / "o"), "--max-memory", "1M")) == 2
+    assert "--max-memory 1 MB" in one_error_line(capsys.readouterr().err)
+
+
+def test_memory_sizes_parse():
+    assert parse_memory("4G") == 4 * 1024**3 and parse_memory("512m") == 512 * 1024**2
+    assert parse_memory("1.5GiB") == int(1.5 * 1024**3) and parse_memory("2048") == 2048
+    for bad in ("", "4X", "-1G", "0"):
+        with pytest.raises(ValueError, match="--max-memory"):
+            parse_memory(bad)
+
+
+def test_every_backbone_has_a_memory_model():
+    assert set(MEMORY_MODELS) == set(BACKBONES)
+    with pytest.raises(ValueError, match="unet9"):
+        plan_restore(10, 10, NetworkShape("unet9", 16, 4), 1e9)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_the_plan_fits_the_bound_and_uses_it(backbone):
+    shape = NetworkShape(backbone, 16, 4)
+    budget = 3 * 1024**3  # 4 GB less a loaded model
+    for height, width in ((1, 1), (399, 600), (768, 1024), (3000, 4000)):
+        plan = plan_restore(height, width, shape, budget, batch=4)
+        assert plan.expected_bytes <= budget and 1 <= plan.batch <= 4
+        if max(height, width) <= DEFAULT_TILE:
+            assert plan.tile is None
+        else:
+            assert plan.tile in TILE_CANDIDATES and 0 < plan.overlap < plan.tile
+            for bigger in (side for side in TILE_CANDIDATES if side > plan.tile):  # the largest tile that fits
+                with pytest.raises(MemoryBudgetError):
+                    plan_restore(height, width, shape, budget, batch=4, tile=bigger)
+    # the bound halves: tiles shrink or the batch drops, never past the bound
+    small = plan_restore(3000, 4000, shape, budget / 2, batch=4)
+    large = plan_restore(3000, 4000, shape, budget, batch=4)
+    assert small.expected_bytes <= budget / 2 and (small.tile, small.batch) <= (large.tile, large.batch)
+    with pytest.raises(MemoryBudgetError, match="photo.png: 4000×3000 cannot be restored"):
+        plan_restore(3000, 4000, shape, 1024**2, name="photo.png")
+    with pytest.raises(MemoryBudgetError, match="--no-tiles"):
+        plan_restore(3000, 4000, shape, budget, tile=None, name="photo.png")

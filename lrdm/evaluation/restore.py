@@ -1,54 +1,74 @@
 """Restore your own images (no ground truth) with a trained run: ``lrdm restore``.
 
 One image or a folder of images, any size and aspect ratio: each image is padded to the network's multiple and
-cropped back (:func:`lrdm.evaluation.evaluate.restore`).  Images larger than a tile in either side are restored
-in overlapping tiles of :data:`DEFAULT_TILE` pixels, blended with weights that ramp down linearly over the
-:data:`DEFAULT_OVERLAP` pixels at each tile edge (``tile=None`` turns tiling off).  Images of the same size are
-restored ``batch`` at a time (tiles of one image too).
+cropped back (:func:`lrdm.evaluation.evaluate.restore`; a side smaller than the multiple, down to one pixel, is
+first padded by replicating its edge).  How each image goes through the network fits the memory bound
+``max_memory`` (:mod:`lrdm.evaluation.restore_plan`): whole, or in overlapping tiles blended with weights that ramp
+down linearly over the overlap at each tile edge, and how many images of one size (or tiles of one image) at a time.
 
 The start noise of image ``i`` (its position in the sorted file list) comes from its own generator
 (:func:`lrdm.evaluation.evaluate.image_generator`; tile ``j`` of a tiled image from :func:`tile_generator`), so
-the outputs do not depend on the batch size.  Outputs are PNGs with the inputs' stems, written atomically.
-An unreadable image is reported by name and skipped; the others are still written.
+the outputs do not depend on the batch size.  Outputs are PNGs with the inputs' stems, written atomically, in the
+input's mode: a grayscale input (PIL modes ``L``, ``LA``, ``1``) comes back grayscale, the mean of the restored
+channels.  An unreadable image, or one that does not fit the bound, is reported by name and skipped; the others
+are still written.
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from tqdm.auto import tqdm
 
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import to_model_space
-from lrdm.errors import DataError
+from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
 from lrdm.evaluation.evaluate import image_generator, pick_device, restore
 from lrdm.evaluation.metrics import to_uint8
+from lrdm.evaluation.restore_plan import (
+    AUTO,
+    DEFAULT_BATCH,
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_OUT,
+    DEFAULT_STEPS,
+    DEFAULT_TILE,
+    NetworkShape,
+    RestorePlan,
+    format_bytes,
+    parse_memory,
+    plan_restore,
+)
 from lrdm.files import stable_key, write_png
 from lrdm.training.trainer import load_model
 
-DEFAULT_STEPS = 5
-DEFAULT_BATCH = 4
-"""Images (or tiles) restored together."""
-DEFAULT_TILE = 512
-"""Side in pixels of the tiles that an image larger than this (in either side) is restored in."""
-DEFAULT_OVERLAP = 64
-"""Pixels shared by neighbouring tiles; the blending weights ramp down linearly across them."""
-DEFAULT_OUT = "restored"
+__all__ = ["AUTO", "DEFAULT_BATCH", "DEFAULT_MAX_MEMORY", "DEFAULT_OUT", "DEFAULT_STEPS", "DEFAULT_TILE"]
 OUTPUT_SUFFIX = ".png"
+GRAY_MODES = ("L", "LA", "1")
+"""PIL modes of the inputs that are written back grayscale."""
+MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+"""Bytes per unit of ``ru_maxrss`` (kilobytes on Linux, bytes on macOS)."""
+OUT_OF_MEMORY = "can't allocate memory"
+"""What torch's CPU allocator says when an allocation fails (a ``RuntimeError``)."""
 
 
 @dataclass
 class RestoreSummary:
-    """What :func:`restore_images` did: the PNGs written, the inputs skipped (path -> reason), the wall time."""
+    """What :func:`restore_images` did: the PNGs written, the inputs skipped (path -> reason), how the tiled or
+    batch-limited images went (path -> plan), the wall time."""
 
     written: list[Path] = field(default_factory=list)
     failed: dict[Path, str] = field(default_factory=dict)
+    plans: dict[Path, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -65,7 +85,9 @@ class RestoreSummary:
 
 
 def list_images(path: str | os.PathLike[str]) -> list[Path]:
-    """``path`` itself if it is a file, else the images directly inside the folder (sorted by name).
+    """``path`` itself if it is a file, else the images directly inside the folder (sorted by name): every entry
+    with an image suffix but a hidden one, so that one that is not a readable file (a dangling link, a folder) is
+    named and skipped later rather than left out without a word.
 
     Raises ``FileNotFoundError`` for a missing path and ``DataError`` for a folder without images, or one
     where two images share a stem (their outputs would overwrite each other), naming them."""
@@ -74,7 +96,7 @@ def list_images(path: str | os.PathLike[str]) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"--input {path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise DataError(f"--input {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
     stems: dict[str, list[str]] = {}
@@ -109,14 +131,73 @@ def blend_weights(height: int, width: int, overlap: int) -> torch.Tensor:
     return ramp(height)[:, None] * ramp(width)[None, :]
 
 
-def needs_tiles(size: Sequence[int], tile: int | None) -> bool:
-    """Whether an image of ``(height, width)`` is restored in tiles: a side over ``tile`` (``None``: never)."""
-    return tile is not None and max(size) > tile
-
-
 def tile_generator(seed: int, image_number: int, tile_number: int, device: torch.device) -> torch.Generator:
     """Generator of the start noise of tile ``tile_number`` of image ``image_number`` (independent of the batch)."""
     return torch.Generator(device=device).manual_seed(stable_key(f"{seed}/{image_number}/{tile_number}"))
+
+
+def check_out_folder(out: Path, files: Sequence[Path]) -> None:
+    """Refuses an ``--out`` that is an existing file, or a folder that is or contains one of the inputs (their
+    restorations would overwrite them), naming it; raises ``FileExistsError``."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out}: is an existing file; name a folder for the restored PNGs")
+    target = out.resolve()
+    inside = [file for file in files if target == file.resolve().parent or target in file.resolve().parents]
+    if inside:
+        raise FileExistsError(
+            f"--out {out}: the folder holds the input image {inside[0]}"
+            f"{f' (and {len(inside) - 1} more)' if len(inside) > 1 else ''}; restored PNGs would overwrite inputs, "
+            "so name another folder"
+        )
+
+
+def resident_bytes() -> int:
+    """Peak resident memory of this process so far, in bytes (``resource.getrusage``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * MAXRSS_UNIT
+
+
+def check_finite_weights(network: torch.nn.Module, model_path: Path) -> None:
+    """Raises :class:`lrdm.errors.CheckpointError` naming the model file and the first non-finite tensor."""
+    for name, tensor in network.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{model_path}: its weights hold NaN or inf values (first in {name!r})")
+
+
+def pad_small(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Replicates the bottom row / right column of ``(B, C, H, W)`` until each side is at least ``factor``
+    (reflect padding, used for the rest of the multiple, needs a side longer than its padding)."""
+    pad_h, pad_w = max(0, factor - x.shape[-2]), max(0, factor - x.shape[-1])
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
+def restore_small_safe(
+    network, process, x_in: torch.Tensor, steps: int, eta: float, generators: list[torch.Generator]
+) -> torch.Tensor:
+    """:func:`lrdm.evaluation.evaluate.restore` of ``x_in`` of any size, down to 1 × 1 (see :func:`pad_small`)."""
+    height, width = x_in.shape[-2:]
+    out = restore(network, process, pad_small(x_in, network.downsample_factor), steps, eta=eta, generator=generators)
+    return out[..., :height, :width]
+
+
+def as_input_mode(image: np.ndarray, gray: bool) -> np.ndarray:
+    """A restored uint8 RGB image in its input's mode: grayscale inputs get the rounded mean of the channels."""
+    if not gray:
+        return image
+    return np.rint(image.astype(np.float32).mean(axis=2)).astype(np.uint8)
+
+
+def is_gray(path: Path) -> bool:
+    """Whether the image file is grayscale (:data:`GRAY_MODES`); reads the header only."""
+    with Image.open(path) as im:
+        return im.mode in GRAY_MODES
+
+
+def checked_uint8(out: torch.Tensor, model_path: Path, names: Sequence[str]) -> np.ndarray:
+    """uint8 images of a restored batch; NaN or inf raises :class:`lrdm.errors.NonFiniteOutputError` naming the
+    model and the images."""
+    if not bool(torch.isfinite(out).all()):
+        raise NonFiniteOutputError(f"{model_path} restored {', '.join(names)} to NaN or inf values")
+    return to_uint8(out.cpu())
 
 
 def restore_batch(
@@ -128,13 +209,12 @@ def restore_batch(
     seed: int,
     device: torch.device,
     eta: float = 0.0,
-) -> list[np.ndarray]:
+) -> torch.Tensor:
     """Restores uint8 ``(H, W, 3)`` images of one size together; image ``numbers[b]`` draws its noise from
-    :func:`image_generator` -> uint8 images."""
+    :func:`image_generator` -> ``(B, 3, H, W)`` in [-1, 1]."""
     x_in = to_model_space(np.stack(images)).to(device)
     generators = [image_generator(seed, number, device) for number in numbers]
-    out = restore(network, process, x_in, steps, eta=eta, generator=generators)
-    return list(to_uint8(out.cpu()))
+    return restore_small_safe(network, process, x_in, steps, eta, generators)
 
 
 def restore_tiled(
@@ -145,29 +225,29 @@ def restore_tiled(
     steps: int,
     seed: int,
     device: torch.device,
-    tile: int = DEFAULT_TILE,
-    overlap: int = DEFAULT_OVERLAP,
+    tile: int,
+    overlap: int,
     batch: int = DEFAULT_BATCH,
     eta: float = 0.0,
-) -> np.ndarray:
+) -> torch.Tensor:
     """Restores one uint8 image in overlapping ``tile × tile`` tiles (``batch`` at a time), blended with
-    :func:`blend_weights` -> uint8 image of the same size."""
+    :func:`blend_weights` -> ``(1, 3, H, W)`` in [-1, 1].  Tiles are converted from the uint8 image one batch at a
+    time, so the float32 copies of the image are only the blended sum and its weights."""
     height, width = image.shape[:2]
     tile_h, tile_w = min(tile, height), min(tile, width)
     corners = [(top, left) for top in tile_starts(height, tile, overlap) for left in tile_starts(width, tile, overlap)]
-    x_in = to_model_space(image)[None].to(device)
-    total = torch.zeros(1, x_in.shape[1], height, width, device=device)
+    total = torch.zeros(1, image.shape[2], height, width, device=device)
     weight_sum = torch.zeros(height, width, device=device)
     weights = blend_weights(tile_h, tile_w, overlap).to(device)
     for first in range(0, len(corners), batch):
         chunk = list(enumerate(corners))[first : first + batch]
-        crops = torch.cat([x_in[..., t : t + tile_h, c : c + tile_w] for _, (t, c) in chunk])
+        crops = to_model_space(np.stack([image[t : t + tile_h, c : c + tile_w] for _, (t, c) in chunk])).to(device)
         generators = [tile_generator(seed, number, j, device) for j, _ in chunk]
-        out = restore(network, process, crops, steps, eta=eta, generator=generators)
+        out = restore_small_safe(network, process, crops, steps, eta, generators)
         for k, (_, (t, c)) in enumerate(chunk):
             total[..., t : t + tile_h, c : c + tile_w] += out[k] * weights
             weight_sum[t : t + tile_h, c : c + tile_w] += weights
-    return to_uint8((total / weight_sum).cpu())[0]
+    return total.div_(weight_sum)
 
 
 def restore_images(
@@ -177,57 +257,95 @@ def restore_images(
     steps: int = DEFAULT_STEPS,
     batch: int = DEFAULT_BATCH,
     device: str = "auto",
-    tile: int | None = DEFAULT_TILE,
-    overlap: int = DEFAULT_OVERLAP,
+    tile: int | str | None = AUTO,
+    overlap: int | str = AUTO,
     seed: int = 0,
     eta: float = 0.0,
     progress: bool = True,
+    max_memory: int | str = DEFAULT_MAX_MEMORY,
+    on_plan: Callable[[Path, str], None] | None = None,
 ) -> RestoreSummary:
     """Restores the image or folder ``inputs`` with the run ``model_path`` into ``out/<stem>.png``.
 
-    Same-size images go ``batch`` at a time; an image with a side over ``tile`` is restored in tiles
-    (``tile=None``: whole).  Unreadable images are skipped and listed in the summary's ``failed``."""
+    ``tile``: :data:`AUTO` (chosen to fit ``max_memory``), a side in pixels, or None (whole); ``overlap``:
+    :data:`AUTO` or pixels; ``batch``: the most images of one size (or tiles) restored together; ``max_memory``:
+    bytes or text such as ``"4G"`` for the whole process (:mod:`lrdm.evaluation.restore_plan`).  Unreadable images,
+    and images that do not fit, are skipped and listed in the summary's ``failed``; ``on_plan(path, text)`` hears
+    how each tiled or batch-limited image goes.  The output folder is checked (:func:`check_out_folder`) before the
+    model is loaded."""
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, got {batch}")
-    if tile is not None and not 0 <= overlap < tile:
-        raise ValueError(f"--overlap must be in [0, tile={tile}), got {overlap}")
+    if tile not in (None, AUTO) and int(tile) < 1:
+        raise ValueError(f"--tile must be a positive number of pixels or {AUTO!r}, got {tile}")
+    if overlap != AUTO and int(overlap) < 0:
+        raise ValueError(f"--overlap must be at least 0, got {overlap}")
+    bound = parse_memory(max_memory) if isinstance(max_memory, str) else int(max_memory)
     files = list_images(inputs)
-    out = Path(out)
+    out, model_path = Path(out), Path(model_path)
+    check_out_folder(out, files)
     dev = pick_device(device)
-    _, network, process = load_model(model_path, dev)
+    config, network, process = load_model(model_path, dev)
+    check_finite_weights(network, model_path)
+    budget = bound - resident_bytes()
+    if budget <= 0:
+        raise MemoryBudgetError(
+            f"--max-memory {format_bytes(bound)}: the process holds {format_bytes(resident_bytes())} once "
+            f"{model_path} is loaded; raise --max-memory"
+        )
+    shape = NetworkShape(config.backbone, config.dim, network.downsample_factor)
     summary = RestoreSummary()
     began = time.perf_counter()
+    plans: dict[Path, RestorePlan] = {}
     groups: dict[tuple[int, int] | None, list[int]] = {}
     for number, file in enumerate(files):
         try:
-            size = header_size(file)
-        except DataError:
-            size = None  # read once more below, where the failure is recorded
-        alone = size is None or needs_tiles(size, tile)  # tiled, or unreadable header: one at a time
-        groups.setdefault(None if alone else size, []).append(number)
+            height, width = header_size(file)
+            plan = plan_restore(height, width, shape, budget, batch, tile, overlap, name=str(file))
+        except (DataError, MemoryBudgetError) as err:
+            summary.failed[file] = str(err)
+            continue
+        plans[file] = plan
+        if plan.tile is not None or plan.batch < batch:
+            summary.plans[file] = plan.describe(height, width)
+            if on_plan is not None:
+                on_plan(file, summary.plans[file])
+        groups.setdefault(None if plan.tile is not None else (height, width), []).append(number)
     bar = tqdm(total=len(files), desc="restore", unit="img", disable=not progress)
+    bar.update(len(summary.failed))
     for size, numbers in groups.items():
-        chunk_size = 1 if size is None else batch
+        chunk_size = 1 if size is None else plans[files[numbers[0]]].batch
         for first in range(0, len(numbers), chunk_size):
-            images, ok = [], []
+            images, ok, gray = [], [], []
             for number in numbers[first : first + chunk_size]:
                 try:
                     images.append(load_rgb(files[number]))
+                    gray.append(is_gray(files[number]))
                     ok.append(number)
                 except DataError as err:
                     summary.failed[files[number]] = str(err)
                     bar.update(1)
             if not ok:
                 continue
-            if needs_tiles(images[0].shape[:2], tile):
-                restored = [
-                    restore_tiled(network, process, images[0], ok[0], steps, seed, dev, tile, overlap, batch, eta)
-                ]
-            else:
-                restored = restore_batch(network, process, images, ok, steps, seed, dev, eta)
-            for number, image in zip(ok, restored):
+            plan = plans[files[ok[0]]]
+            try:
+                if plan.tile is not None:
+                    restored = restore_tiled(
+                        network, process, images[0], ok[0], steps, seed, dev, plan.tile, plan.overlap, plan.batch, eta
+                    )
+                else:
+                    restored = restore_batch(network, process, images, ok, steps, seed, dev, eta)
+            except RuntimeError as err:  # torch's allocator: the memory model was short for this image
+                if OUT_OF_MEMORY not in str(err):
+                    raise
+                how = plan.describe(*images[0].shape[:2])
+                for number in ok:
+                    summary.failed[files[number]] = f"{files[number]}: out of memory ({how}); lower --max-memory"
+                bar.update(len(ok))
+                continue
+            uint8 = checked_uint8(restored, model_path, [files[number].name for number in ok])
+            for number, image, is_grayscale in zip(ok, uint8, gray):
                 path = out / (files[number].stem + OUTPUT_SUFFIX)
-                write_png(path, image)
+                write_png(path, as_input_mode(image, is_grayscale))
                 summary.written.append(path)
             bar.update(len(ok))
     bar.close()

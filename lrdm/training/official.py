@@ -12,7 +12,9 @@ single-output network (``share_encoder = -1``) needs ``objective`` (``pred_res``
 override that contradicts the checkpoint is refused, naming the key.
 
 The result is a normal run directory (``model.pt`` as :func:`lrdm.training.trainer.load_model` reads it,
-``config.yaml``).
+``config.yaml``).  The import refuses (:func:`check_run_dir`) a directory that holds a trained run
+(:data:`TRAINED_RUN_MARKS`) or already a ``model.pt`` / ``config.yaml``, unless ``force``; it never writes into
+an existing file named as the directory.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from lrdm.core.schedules import residual_schedule
 from lrdm.core.unetres import CONDITION_CHANNELS
 from lrdm.errors import CheckpointError, ConfigError
 from lrdm.files import save_torch
-from lrdm.training.trainer import CONFIG_FILE, MODEL_FILE
+from lrdm.training.trainer import CHECKPOINT_DIR, CONFIG_FILE, LOSS_FILE, MODEL_FILE
 
 OFFICIAL_KEYS = ("step", "model", "ema")
 """Top-level keys every official ``Trainer.save`` checkpoint has (besides ``opt`` and ``scaler``)."""
@@ -62,6 +64,8 @@ TWO_HEAD_OBJECTIVE = "pred_res_noise"
 SINGLE_HEAD_OBJECTIVES = ("pred_res", "pred_noise")
 OFFICIAL_PROCESS = "rddm"
 OFFICIAL_BACKBONE = "rddm_unetres"
+TRAINED_RUN_MARKS = (CHECKPOINT_DIR, LOSS_FILE)
+"""Entries of a run directory that training wrote: importing beside them would contradict them."""
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -231,19 +235,44 @@ def load_weights(network: torch.nn.Module, net: dict[str, torch.Tensor], path: P
     network.load_state_dict({k: v.float() for k, v in net.items()}, strict=True)
 
 
-def import_checkpoint(checkpoint: str | Path, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+def check_run_dir(run_dir: Path, force: bool = False) -> None:
+    """Refuses, with ``FileExistsError`` naming ``run_dir`` and what it holds, an existing file, a trained run
+    (:data:`TRAINED_RUN_MARKS`) or an earlier ``model.pt`` / ``config.yaml``; ``force`` allows the last two."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(
+            f"--out {run_dir}: is an existing file; name the run directory ({MODEL_FILE} and {CONFIG_FILE} go inside)"
+        )
+    if force:
+        return
+    trained = [name for name in TRAINED_RUN_MARKS if (run_dir / name).exists()]
+    if trained:
+        raise FileExistsError(
+            f"--out {run_dir}: holds a trained run ({', '.join(trained)}); importing would replace its {MODEL_FILE} "
+            f"and {CONFIG_FILE} beside files they contradict. Name another folder, or pass --force"
+        )
+    present = [name for name in (MODEL_FILE, CONFIG_FILE) if (run_dir / name).exists()]
+    if present:
+        verb = "exists" if len(present) == 1 else "exist"
+        raise FileExistsError(f"--out {run_dir}: {' and '.join(present)} already {verb}; pass --force to overwrite")
+
+
+def import_checkpoint(
+    checkpoint: str | Path, run_dir: str | Path, overrides: dict[str, Any] | None = None, force: bool = False
+) -> Path:
     """Writes ``run_dir/model.pt`` and ``run_dir/config.yaml`` from an official checkpoint's EMA weights.
 
-    Returns the path of ``model.pt``.  Raises :class:`lrdm.errors.CheckpointError` (unreadable, foreign,
-    missing keys, shape mismatch) or :class:`lrdm.errors.ConfigError` (contradicting or missing overrides).
+    Returns the path of ``model.pt``.  Raises ``FileExistsError`` (:func:`check_run_dir`; ``force`` overwrites),
+    :class:`lrdm.errors.CheckpointError` (unreadable, foreign, missing keys, shape mismatch) or
+    :class:`lrdm.errors.ConfigError` (contradicting or missing overrides).
     """
     path = Path(checkpoint)
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, force)
     state = read_checkpoint(path)
     weights = ema_weights(state, path)
     config = resolve_config(inferred_config(weights, path), dict(overrides or {}), path)
     network = build_network(config, build_process(config))
     load_weights(network, network_weights(weights), path)
-    run_dir = Path(run_dir)
     model_path = run_dir / MODEL_FILE
     save_torch({"config": config.to_dict(), "ema": network.state_dict(), "step": int(state["step"])}, model_path)
     save_config(config, run_dir / CONFIG_FILE)

@@ -1,0 +1,59 @@
+"""Peak resident memory of restoring one batch of tiles, the measurements behind
+:data:`lrdm.evaluation.restore_plan.MEMORY_MODELS`.
+
+    python benchmarks/restore_memory.py BACKBONE TILE [--batch B] [--steps S] [--dim D] [--dim-mults 1,2,4]
+
+Run it once per tile size (a fresh process each time: ``ru_maxrss`` only grows).  It builds the network with
+random weights (memory does not depend on them), restores a warm-up 8 × 8 image, then ``B`` random tiles, and
+prints the growth of the peak resident set size over the warm-up's: the bytes one batch of tiles takes above the
+loaded model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import torch
+
+from lrdm.config import TrainConfig
+from lrdm.core.process import build_network, build_process
+from lrdm.evaluation.evaluate import restore
+from lrdm.evaluation.restore import MAXRSS_UNIT
+from lrdm.vocab import BACKBONES
+
+WARM_UP_SIDE = 8
+MIB = 1024**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("backbone", choices=BACKBONES)
+    parser.add_argument("tile", type=int)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--dim", type=int, default=16)
+    parser.add_argument("--dim-mults", default="1,2,4")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    mults = tuple(int(m) for m in args.dim_mults.split(","))
+    config = TrainConfig(backbone=args.backbone, dim=args.dim, dim_mults=mults, network="one_net")
+    process = build_process(config)
+    network = build_network(config, process).eval()
+    x = torch.rand(args.batch, 3, args.tile, args.tile) * 2 - 1
+    restore(network, process, x[:, :, :WARM_UP_SIDE, :WARM_UP_SIDE], 1)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * MAXRSS_UNIT
+    began = time.perf_counter()
+    restore(network, process, x, args.steps, generator=[torch.Generator().manual_seed(i) for i in range(args.batch)])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * MAXRSS_UNIT
+    print(
+        f"{args.backbone} dim={args.dim} dim_mults={mults} tile={args.tile} batch={args.batch}: "
+        f"model {base / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB, tiles {(peak - base) / MIB:.0f} MiB, "
+        f"{time.perf_counter() - began:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
