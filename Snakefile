@@ -3,6 +3,7 @@ import os
 
 from snakemake.utils import min_version, validate
 
+import lrdm.layout as L
 import lrdm.vocab as V
 import lrdm.workflow as W
 
@@ -12,11 +13,16 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# Each config file writes its own folders (README "Where each config writes"): results/ and resources/ for the
+# embedded default, results/NAME/ and resources/NAME/ for `--configfile NAME.yaml` unless it sets them.
+LAYOUT = L.layout(config, L.config_name(workflow.overwrite_configfiles, f"{workflow.basedir}/config/config.yaml"))
+config.update(results=LAYOUT.results, resources=LAYOUT.resources, downloads=LAYOUT.downloads)  # read by the scripts
+RESULTS = LAYOUT.results
+RESOURCES = LAYOUT.resources
+LOGS = LAYOUT.logs
+
 validate(config, "workflow/schemas/config.schema.yaml")
 W.check_config(config)
-
-RESULTS = config["results"]
-RESOURCES = config["resources"]
 
 
 wildcard_constraints:

@@ -14,6 +14,8 @@ from typing import Any
 
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
+from lrdm.joblog import log_to_file  # noqa: F401 - the workflow scripts import it from here
+from lrdm.layout import resources_folder, results_folder
 from lrdm.vocab import (
     DEFAULT_OBJECTIVE,
     DEFAULT_PROCESS,
@@ -177,10 +179,10 @@ def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
 def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
     """The score files a scored target reads; the main table's include those of the authors' weights."""
     path = protocols_path if target == "protocols" else score_path
-    paths = {path(config["results"], e) for e in target_evaluations(config, target)}
+    paths = {path(results_folder(config), e) for e in target_evaluations(config, target)}
     if target == "main_table":
         steps = _sampling_steps(config)
-        paths |= {official_score_path(config["results"], d, steps) for d in official_datasets(config)}
+        paths |= {official_score_path(results_folder(config), d, steps) for d in official_datasets(config)}
     return sorted(paths)
 
 
@@ -299,7 +301,7 @@ def run_config(
 
 
 def dataset_index_path(config: dict[str, Any], dataset: str) -> str:
-    return f"{config['resources']}/data/{dataset}/index.parquet"
+    return f"{resources_folder(config)}/data/{dataset}/index.parquet"
 
 
 def train_params(
@@ -442,7 +444,7 @@ def loss_figure_paths(config: dict[str, Any]) -> list[str]:
     """The loss-curve figure (PNG) of every training run that ``all`` needs, for ``snakemake --report``."""
     runs = {e.run for target in all_targets(config) if target in SCORE_TARGETS
             for e in target_evaluations(config, target)}  # fmt: skip
-    return [f"{config['results']}/figures/losses/{run}.png" for run in sorted(runs)]
+    return [f"{results_folder(config)}/figures/losses/{run}.png" for run in sorted(runs)]
 
 
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -451,8 +453,9 @@ def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     spec = config["targets"]["rank_sweep"]
     dataset, seed = spec["datasets"][0], config["seeds"][0]
     runs = [(f"r = {r}", f"fixed-r{r}") for r in spec["ranks"]] + [("w.o. LR", "full")]
+    results = results_folder(config)
     return [
-        (label, f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
+        (label, f"{run_dir(results, dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
         for label, rank_spec in runs
     ]
 
@@ -466,11 +469,11 @@ def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[st
     ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``."""
     spec = config["targets"]["main_table"]
     labels = spec.get("labels", {})
+    results = results_folder(config)
     return [
         (
             labels.get(rank_spec, "RDDM (full rank)" if rank_spec == FULL_RANK.name else f"LRDM ({rank_spec})"),
-            f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, config['seeds'][0])}"
-            "/model.pt",
+            f"{run_dir(results, dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, config['seeds'][0])}/model.pt",
         )
         for rank_spec in spec["specs"]
     ]
@@ -482,16 +485,6 @@ def rank_grid_models(config: dict[str, Any]) -> list[str]:
 
 def rank_grid_labels(config: dict[str, Any]) -> list[str]:
     return [label for label, _ in rank_grid_runs(config)]
-
-
-def log_to_file(log_files: Iterable[str]) -> None:
-    """Sends a Snakemake script's stdout and stderr to the rule's log file."""
-    import sys
-
-    for path in log_files:
-        handle = open(path, "w", buffering=1)
-        sys.stdout = sys.stderr = handle
-        return
 
 
 def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> int | None:

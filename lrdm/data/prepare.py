@@ -216,6 +216,7 @@ def prepare(
     progress: bool = True,
     registry: Mapping[str, DatasetEntry] | None = None,
     fetch_sources: bool = True,
+    downloads: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Download, extract, parse and index a registry dataset.
 
@@ -232,6 +233,8 @@ def prepare(
         registry: Registry to look ``name`` up in (default :data:`REGISTRY`; tests inject one).
         fetch_sources: False skips fetching/extracting and parses whatever tree is already in
             ``resources/raw/<raw_dir>/`` (for data unpacked by hand).
+        downloads: Folder of the archives (default ``resources/downloads``; the workflow shares one between
+            its configs, lrdm.layout).
 
     Returns:
         Path of the written ``index.parquet``.
@@ -244,7 +247,7 @@ def prepare(
     """
     entry = get_entry(name, registry)
     resources = Path(resources)
-    downloads = resources / "downloads"
+    downloads = resources / "downloads" if downloads is None else Path(downloads)
     raw = resources / "raw" / entry.raw_folder
     index_dir = resources / "data" / entry.name
     archives: list[dict[str, Any]] = []

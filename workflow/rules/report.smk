@@ -28,7 +28,7 @@ rule table:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/tables/{name}.log",
+        f"{LOGS}/tables/{{name}}.log",
     script:
         "../scripts/table.py"
 
@@ -42,7 +42,7 @@ rule rank_schedules_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/rank_schedules.log",
+        f"{LOGS}/figures/rank_schedules.log",
     script:
         "../scripts/rank_schedules.py"
 
@@ -60,7 +60,7 @@ rule scores_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/{name}.log",
+        f"{LOGS}/figures/{{name}}.log",
     script:
         "../scripts/scores_figure.py"
 
@@ -78,7 +78,7 @@ rule rank_grid_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/rank_grid.log",
+        f"{LOGS}/figures/rank_grid.log",
     script:
         "../scripts/rank_grid.py"
 
@@ -98,7 +98,7 @@ rule restoration_grid_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/restoration/{dataset}.log",
+        f"{LOGS}/figures/restoration/{{dataset}}.log",
     script:
         "../scripts/restoration_grid.py"
 
@@ -121,6 +121,6 @@ rule loss_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/losses/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}.log",
+        f"{LOGS}/figures/losses/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.log",
     script:
         "../scripts/loss_figure.py"

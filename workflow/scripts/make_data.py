@@ -11,7 +11,7 @@ spec = json.loads(snakemake.params.spec)  # canonical JSON (lrdm.workflow.canoni
 name = snakemake.wildcards.dataset
 out = Path(snakemake.output.index)
 if spec["source"] == "registry":
-    written = prepare(name, snakemake.config["resources"], progress=False)
+    written = prepare(name, snakemake.config["resources"], progress=False, downloads=snakemake.config["downloads"])
     if written.resolve() != out.resolve():
         raise ValueError(f"dataset {name!r}: the registry wrote {written}, the workflow expects {out}")
 elif spec["source"] == "folders":
