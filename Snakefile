@@ -7,7 +7,7 @@ import lrdm.layout as L
 import lrdm.vocab as V
 import lrdm.workflow as W
 
-min_version("9.0")
+min_version("9.27")  # as pyproject.toml: workflow profiles from profile.yaml
 
 
 configfile: "config/config.yaml"
@@ -48,4 +48,4 @@ rule all:
     default_target: True
     input:
         [path for target in W.all_targets(config) for path in target_outputs(target)],
-        W.loss_figure_paths(config),
+        W.loss_comparison_paths(config),

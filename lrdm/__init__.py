@@ -9,7 +9,8 @@ The package is layered; each layer imports only the ones above it in this list:
 * ``lrdm.training``, then ``lrdm.evaluation``, then ``lrdm.results`` and ``lrdm.perf``;
 * ``lrdm.workflow`` (torch-free glue for the Snakefile) and ``lrdm.cli``.
 
-The stable public API (DESIGN.md §3) is importable from here, so modules can move without breaking users:
+The stable public API (the names in :data:`PUBLIC_API`) is importable from here, so modules can move
+without breaking users:
 ``lrdm.residual_schedule``, ``lrdm.rank_schedule``, ``lrdm.project_low_rank``, ``lrdm.singular_spectrum``,
 ``lrdm.q_sample``, ``lrdm.sample``, ``lrdm.score``, ``lrdm.load_model``,
 ``lrdm.lrdm_test_resize``. They are loaded on first use, so

@@ -8,6 +8,7 @@ lrdm bench --preset cpu --out results/bench/cpu.parquet
 lrdm quality --steps 300 --out results/bench/quality.parquet
 lrdm restore --model results/runs/NAME/model.pt --input photos/ --out restored/
 lrdm demo --out results/demo          # tiny end-to-end CPU run: data, training, evaluation
+lrdm plan all --configfile config/paper.yaml   # jobs, GPU-hours, disk, memory, missing files
 """
 
 from __future__ import annotations
@@ -198,6 +199,34 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_restore)
 
 
+def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
+    """``lrdm plan``: jobs, training runs, FLOPs, GPU-hours, disk, memory and missing files of a target."""
+
+    def run(args: argparse.Namespace) -> None:
+        from lrdm import plan as pl
+
+        gpu_check = args.gpu_check or pl.GPU_CHECK_PARQUET
+        plan = pl.make_plan(args.configfile, args.target, args.tflops, gpu_check, args.snakefile)
+        paths = pl.write_plan(
+            plan, args.out or pl.merged_config(args.configfile, pl.base_config(args.snakefile))["results"]
+        )
+        print(pl.render_markdown(plan))
+        print(f"wrote {paths[0]} and {paths[1]}")
+
+    p = sub.add_parser("plan", help="what a workflow target costs (jobs, GPU-hours, disk, memory), before it runs")
+    p.add_argument("target", nargs="?", default="all", help="workflow target (default: all); give it first")
+    p.add_argument("--configfile", nargs="+", default=[], help="config files, merged as snakemake merges them")
+    p.add_argument(
+        "--tflops",
+        type=float,
+        help="sustained TFLOP/s of one GPU (default: the GPU check's, else lrdm.plan.ASSUMED_TFLOPS)",
+    )
+    p.add_argument("--gpu-check", help="benchmarks/gpu-check.sh's Parquet (default: results/gpu-check/...)")
+    p.add_argument("--out", help="folder for plan.csv and plan.md (default: the config's results)")
+    p.add_argument("--snakefile", default="Snakefile", help="the workflow, run in the current folder")
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lrdm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -281,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     _add_restore_parser(sub)
+    _add_plan_parser(sub)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 Config validation, the workflow's wildcard constraints, the dataset registry and the tables all take their
 names from here; ``workflow/schemas/config.schema.yaml`` repeats some of them (JSON Schema cannot import
-Python), and ``tests/test_vocab.py`` proves the copies equal. Torch-free, so the Snakefile can import it.
+Python), and ``tests/test_architecture.py::test_schema_vocabularies_equal_lrdm_vocab`` proves the copies
+equal. Torch-free, so the Snakefile can import it.
 """
 
 from __future__ import annotations

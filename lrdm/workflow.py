@@ -440,11 +440,38 @@ def dataset_files(config: dict[str, Any], name: str) -> list[str]:
     return sorted([*pairs["input"], *pairs["target"]])
 
 
-def loss_figure_paths(config: dict[str, Any]) -> list[str]:
-    """The loss-curve figure (PNG) of every training run that ``all`` needs, for ``snakemake --report``."""
-    runs = {e.run for target in all_targets(config) if target in SCORE_TARGETS
-            for e in target_evaluations(config, target)}  # fmt: skip
-    return [f"{results_folder(config)}/figures/losses/{run}.png" for run in sorted(runs)]
+def all_evaluations(config: dict[str, Any]) -> list[Evaluation]:
+    """Every (run, steps) evaluation of the scored targets that ``all`` builds, sorted."""
+    found = {e for target in all_targets(config) if target in SCORE_TARGETS
+             for e in target_evaluations(config, target)}  # fmt: skip
+    return sorted(found, key=astuple)
+
+
+def loss_comparison_runs(config: dict[str, Any], dataset: str) -> list[str]:
+    """The run folders (relative to ``results/runs``) of ``dataset`` that ``all`` trains, sorted."""
+    return sorted({e.run for e in all_evaluations(config) if e.dataset == dataset})
+
+
+def loss_comparison_paths(config: dict[str, Any]) -> list[str]:
+    """The loss figure (PNG) of every dataset that ``all`` trains on: all its runs on one axes."""
+    datasets = sorted({e.dataset for e in all_evaluations(config)})
+    return [f"{results_folder(config)}/figures/losses/{dataset}.png" for dataset in datasets]
+
+
+def benchmark_paths(
+    config: dict[str, Any], evaluations: Iterable[Evaluation], already: Iterable[Evaluation] = ()
+) -> dict[str, list[str]]:
+    """The Snakemake benchmark files (``results/benchmarks/<rule>/...tsv``) of the train and evaluate jobs behind
+    ``evaluations``, by rule (the paths the two rules' ``benchmark`` directives write), leaving out the jobs that
+    ``already`` needs (e.g. ``all``'s, for what ``claims`` adds)."""
+    done = set(already)
+    done_runs = {e.run for e in done}
+    wanted = sorted(set(evaluations) - done, key=astuple)
+    root = f"{results_folder(config)}/benchmarks"
+    return {
+        "train": sorted({f"{root}/train/{e.run}.tsv" for e in wanted if e.run not in done_runs}),
+        "evaluate": [f"{root}/evaluate/{e.run}/steps{e.steps}.tsv" for e in wanted],
+    }
 
 
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:

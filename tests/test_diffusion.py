@@ -5,7 +5,6 @@ from lrdm.core.diffusion import (
     LOSSES,
     OBJECTIVES,
     as_model_fn,
-    complete_prediction,
     noise_from_residual,
     project_residual,
     q_sample,
@@ -57,19 +56,6 @@ def test_eq16_conversions_invert_the_forward_process():
     # at t = T-1 (ᾱ = 1) the residual is unidentifiable; SM-N's denominator stays bounded away from 0
     last = torch.full((2,), T - 1)
     assert torch.isfinite(residual_from_noise(q_sample(x0, residual, last, noise, s), x_in, noise, last, s)).all()
-
-
-def test_complete_prediction_fills_missing_terms():
-    s = residual_schedule(T=T)
-    x0, x_in, noise = images(2)
-    t = torch.tensor([3, 17])
-    x_t = q_sample(x0, x_in - x0, t, noise, s)
-    res, eps = complete_prediction("pred_res", (x_in - x0, None), x_t, x_in, t, s)
-    torch.testing.assert_close(eps, noise)
-    res, eps = complete_prediction("pred_noise", (None, noise), x_t, x_in, t, s)
-    torch.testing.assert_close(res, x_in - x0)
-    with pytest.raises(ValueError, match="expects"):
-        complete_prediction("pred_res", (None, noise), x_t, x_in, t, s)
 
 
 class OracleNetwork:

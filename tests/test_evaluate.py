@@ -43,6 +43,25 @@ def test_evaluate_run_schema_and_determinism(trained, rain_index, tmp_path):
     assert first.loc[0, "psnr"] == frame.loc[0, "psnr"]
 
 
+def test_run_column_tells_runs_of_one_dataset_apart(trained, tiny_config, rain_index, tmp_path):
+    """Two runs of one dataset whose folders share their last name (``seed0``) get different ``run`` values."""
+    other = train(
+        tiny_config.replace(steps=2, rank_spec="full", extra={"dataset": "toy_rain"}),
+        tmp_path / "full" / "seed0",
+        progress=False,
+    )
+    same_leaf = tmp_path / "fixed" / "seed0"
+    same_leaf.mkdir(parents=True)
+    (same_leaf / "model.pt").write_bytes(trained.read_bytes())
+    frames = [evaluate_run(model, rain_index, steps=1, limit=1) for model in (same_leaf / "model.pt", other)]
+    runs = [frame.loc[0, "run"] for frame in frames]
+    assert runs[0] != runs[1]
+    assert runs == [
+        f"{tiny_config.process}/{tiny_config.objective}/fixed-r4/seed0",
+        f"{tiny_config.process}/{tiny_config.objective}/full/seed0",
+    ]
+
+
 def test_restore_examples_returns_gt_input_and_runs(trained, rain_index):
     images, psnrs = restore_examples({"r = 4": trained}, rain_index, steps=1)
     assert list(images) == ["GT", "Input", "r = 4"]
@@ -211,12 +230,17 @@ def test_further_scorings_rescore_the_same_restored_images(trained, rain_index):
 
 
 def test_scores_do_not_depend_on_the_eval_batch(trained, rain_index):
-    """Batches of same-size test images: per-image noise generators, so the scores equal batch 1's."""
+    """Batches of same-size test images: per-image noise generators, so the scores equal batch 1's.
+
+    Up to floating point: a CPU convolution may pick another kernel for another batch size, which moved one
+    image's PSNR by 2.5e-5 dB on one machine; a shared noise draw would move it by whole dB."""
     one = evaluate_run(trained, rain_index, steps=2)
     many = evaluate_run(trained, rain_index, steps=2, batch=len(one), progress=True)
     columns = ["psnr", "ssim", "input_psnr", "input_ssim"]
     assert list(one["image_id"]) == list(many["image_id"])
-    assert np.array_equal(one[columns].to_numpy(), many[columns].to_numpy()), (one[columns] - many[columns]).abs().max()
+    assert np.allclose(one[columns].to_numpy(), many[columns].to_numpy(), rtol=0, atol=1e-3), (
+        (one[columns] - many[columns]).abs().max()
+    )
 
 
 def test_evaluate_rule_asks_for_a_gpu_with_training():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from test_tables import make_scores
@@ -123,15 +124,37 @@ def test_steps_figure(tmp_path, scores):
         plots.build_steps(scores, metric="lpips")
 
 
-def test_loss_figure_of_a_run(tmp_path):
-    from lrdm.results.plots import plot_losses
-    from lrdm.workflow import loss_figure_paths
+def test_smoothing_keeps_the_first_value_and_a_constant():
+    assert plots.smooth([2.0, 2.0, 2.0]).tolist() == pytest.approx([2.0, 2.0, 2.0])
+    smoothed = plots.smooth([1.0, 0.0, 0.0, 0.0], weight=0.5)
+    assert smoothed[0] == pytest.approx(1.0) and smoothed[-1] < smoothed[1] < smoothed[0]
+    assert plots.smooth([3.0, 1.0], weight=0.0).tolist() == [3.0, 1.0]
+    with pytest.raises(ValueError, match="smoothing weight"):
+        plots.smooth([1.0], weight=1.0)
 
-    csv = tmp_path / "losses.csv"
-    csv.write_text("step,loss,seconds\n1,0.9,0.1\n2,0.5,0.2\n3,0.4,0.3\n")
-    paths = plot_losses(csv, tmp_path / "fig" / "run", "toy run")
-    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
+
+def test_loss_comparison_draws_every_run_of_a_dataset_on_one_log_axes(tmp_path):
+    from lrdm.workflow import loss_comparison_paths, loss_comparison_runs
+
+    files = {}
+    for name, scale in (("rddm/pred_res_noise/full/seed0", 1.0), ("rddm/pred_res_noise/poly_decrease-p3/seed0", 2.0)):
+        csv = tmp_path / name / "losses.csv"
+        csv.parent.mkdir(parents=True)
+        csv.write_text("step,loss,seconds\n" + "".join(f"{s},{scale / s},{0.1 * s}\n" for s in range(1, 6)))
+        files[name] = csv
+    fig = plots.build_loss_comparison({name: pd.read_csv(path) for name, path in files.items()}, "rain")
+    (ax,) = fig.get_axes()
+    assert ax.get_yscale() == "log" and ax.get_xlabel() and ax.get_title() == "rain"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(files)
+    assert len(ax.get_lines()) == 2 * len(files)  # raw (faint) and smoothed per run
+    assert_written(plots.plot_loss_comparison(files, tmp_path / "fig" / "synthetic_rain", "rain"))
+    (tmp_path / "empty.csv").write_text("step,loss,seconds\n")
+    with pytest.raises(ValueError, match="empty.csv: no losses logged"):
+        plots.plot_loss_comparison({"x": tmp_path / "empty.csv"}, tmp_path / "fig" / "x", "x")
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "smoke.yaml").read_text())
-    figures = loss_figure_paths(config)
-    assert "results/figures/losses/synthetic_rain/rddm/pred_res_noise/full/seed0.png" in figures
-    assert len(figures) == len(set(figures))
+    assert loss_comparison_paths(config) == [
+        f"results/figures/losses/{dataset}.png" for dataset in ("synthetic_blur", "synthetic_rain")
+    ]
+    runs = loss_comparison_runs(config, "synthetic_rain")
+    assert "synthetic_rain/rddm/pred_res_noise/full/seed0" in runs and len(runs) == len(set(runs))
+    assert all(run.startswith("synthetic_rain/") for run in runs)

@@ -96,9 +96,11 @@ def test_invalid_config_fails_at_dag_build_naming_the_key(tmp_path, edit, messag
 
 @pytest.mark.slow
 def test_smoke_workflow_end_to_end(tmp_path):
-    """config/smoke.yaml through Snakemake itself: every target, Parquet schema, tables and figures."""
+    """config/smoke.yaml through Snakemake itself: every target, Parquet schema, tables and figures, and the
+    README's fragments (readme_tables)."""
     proc = subprocess.run(
-        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"), "--cores", "2", "all"],
+        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"), "--cores", "2", "all",
+         "readme_tables"],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=1500,
@@ -133,6 +135,10 @@ def test_smoke_workflow_end_to_end(tmp_path):
     ):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 0
+    for name in ("setup", "scores", "gains", "timing", "protocols", "restorations", "losses"):
+        assert (results / "readme" / f"{name}.md").stat().st_size > 0
+    for name in ("restoration_synthetic_rain", "losses_synthetic_blur"):
+        assert (results / "readme" / f"{name}.png").stat().st_size > 0
     summary = pd.read_parquet(results / "spectrum" / "synthetic_rain" / "summary.parquet")
     assert {"k90", "k99"} <= set(summary.columns)
     run = results / "runs" / "synthetic_rain" / "rddm" / "pred_res_noise" / "full" / "seed0"

@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, spec_ranks
 from lrdm.core.precision import full_precision
-from lrdm.core.schedules import SM_N_LAST_DENOMINATOR as SM_N_LAST_DENOMINATOR  # re-exported
 from lrdm.core.schedules import ResidualSchedule, gather
 from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec
 
@@ -88,7 +87,7 @@ def noise_from_residual(
 
 
 def one_minus_alpha_bar(schedule: ResidualSchedule) -> torch.Tensor:
-    """``1 - ᾱ_t`` ``(T,)`` float64, the last entry bounded below by :data:`SM_N_LAST_DENOMINATOR`.
+    """``1 - ᾱ_t`` ``(T,)`` float64, the last entry bounded below by :data:`lrdm.core.schedules.SM_N_LAST_DENOMINATOR`.
 
     The schedule's cached table (do not modify it): one table per schedule, so its device copy is cached."""
     return schedule.one_minus_alpha_bar
@@ -118,23 +117,6 @@ def checked_output(objective: str, output: ModelOutput) -> ModelOutput:
     residual, noise = output
     if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
         raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
-    return residual, noise
-
-
-def complete_prediction(
-    objective: str,
-    output: ModelOutput,
-    x_t: torch.Tensor,
-    x_in: torch.Tensor,
-    t: torch.Tensor,
-    schedule: ResidualSchedule,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fills in the term an objective does not predict (RDDM Eq. 16) -> ``(residual, noise)``."""
-    residual, noise = checked_output(objective, output)
-    if residual is None:
-        residual = residual_from_noise(x_t, x_in, noise, t, schedule)
-    if noise is None:
-        noise = noise_from_residual(x_t, x_in, residual, t, schedule)
     return residual, noise
 
 

@@ -4,6 +4,18 @@ LRDM replaces the residual injected by the forward process with its best rank-``
 (LRDM Eq. 13/14): ``I_t = I_0 + ᾱ_t Q_{k(t)}(I_res) + β̄_t ε``.  ``Q_k`` acts on every ``H×W``
 channel matrix of every sample (Eckart–Young truncated SVD); ``k`` may differ per sample because a
 training batch mixes timesteps.  The rank schedulers are LRDM Eq. 15–19.
+
+Notation map, from the official LRDM code (``ResidualDiffusion`` with ``enable_res_low_rank``) to this module:
+
+====================================  ===========================================================
+official code                         here
+====================================  ===========================================================
+``enable_res_low_rank=False``         rank spec ``full``
+``rank_func: 100`` (an integer)       rank spec ``fixed-r100``
+``rank_func: poly_3_decrease``        rank spec ``poly_decrease-p3`` (:class:`lrdm.vocab.RankSpec`)
+``envelope_fn2(d, p)``                :func:`envelope`
+per-sample ``torch.linalg.svd``       :func:`project_low_rank` (``solver="svd"``)
+====================================  ===========================================================
 """
 
 from __future__ import annotations

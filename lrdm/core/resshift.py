@@ -45,7 +45,6 @@ DEFAULT_T = 15
 DEFAULT_KAPPA = 2.0
 DEFAULT_POWER = 0.3
 DEFAULT_ETA_MAX = 0.99
-"""The default rank spec: no projection (plain ResShift)."""
 
 X0ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``model_fn(x_t, t_batch, x_in) -> pred_x0``: ``(B, C, H, W)``, ``(B,)`` long, ``(B, C, H, W)``."""

@@ -7,6 +7,22 @@ The forward process (RDDM Eq. 9) adds a fraction ``α_t`` of the residual and Ga
 Shapes follow RDDM's normalised power function (RDDM Eq. 18): ``P(x, a) ∝ x^a`` with ``x = t / T``.
 The defaults are RDDM's restoration schedules: ``α`` linearly decreasing (``P(1-x, 1)``), ``β²``
 linearly increasing (``P(x, 1)``).
+
+Notation map, from the official RDDM/LRDM code (``ResidualDiffusion``) to this module:
+
+==============================  ======================================
+official code                   here
+==============================  ======================================
+``gen_coefficients``            :func:`power_weights`
+``sum_scale``                   ``beta2_sum`` (config key)
+``alphas``                      ``ResidualSchedule.alpha``
+``alphas_cumsum``               ``ResidualSchedule.alpha_bar``
+``one_minus_alphas_cumsum``     ``ResidualSchedule.one_minus_alpha_bar``
+``betas2``                      ``ResidualSchedule.beta2``
+``betas2_cumsum``               ``ResidualSchedule.beta2_bar``
+``betas_cumsum``                ``ResidualSchedule.beta_bar``
+``extract(a, t, x.shape)``      :func:`gather`
+==============================  ======================================
 """
 
 from __future__ import annotations
@@ -19,8 +35,8 @@ import torch
 
 from lrdm.vocab import SHAPES
 
-"""Schedule shapes: ``decreasing`` = P(1-x, 1), ``increasing`` = P(x, 1), ``mean`` = P(x, 0),
-``power`` = P(x, a), ``power_decreasing`` = P(1-x, a)."""
+# Schedule shapes (lrdm.vocab.SHAPES): ``decreasing`` = P(1-x, 1), ``increasing`` = P(x, 1), ``mean`` = P(x, 0),
+# ``power`` = P(x, a), ``power_decreasing`` = P(1-x, a).
 
 DEFAULT_T = 1000
 SM_N_LAST_DENOMINATOR = 1e-6

@@ -19,10 +19,22 @@ from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score, to_uint8
 from lrdm.files import write_png
 from lrdm.training.trainer import CHANNELS_LAST_DEVICES, SEED_STRIDE, load_model
-from lrdm.vocab import PROTOCOLS
+from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
 
 LRDM_TRANSFORM = "lrdm"
 """``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.metrics.lrdm_test_resize`)."""
+
+
+def run_identity(model_path: str | Path, config: Any) -> str:
+    """The ``run`` column of a score row: which trained run within its dataset the scores belong to.
+
+    The authors' weights imported by the workflow (a model in a folder named :data:`lrdm.vocab.OFFICIAL_RUN`)
+    are ``official``; any other model is ``<process>/<objective>/<rank_spec>/seed<seed>`` from its own resolved
+    config, the run's path below ``runs/<dataset>/``, so two runs of one dataset never share a ``run``.
+    """
+    if Path(model_path).parent.name == OFFICIAL_RUN:
+        return OFFICIAL_RUN
+    return f"{config.process}/{config.objective}/{config.rank_spec}/seed{config.seed}"
 
 
 def protocol_label(protocol: str, resize: int | str | None) -> str:
@@ -216,7 +228,7 @@ def evaluate_protocols(
     rows, further = [], []
     keys_of_run = {
         "dataset": config.extra.get("dataset", Path(index).parent.name),
-        "run": model_path.parent.name,
+        "run": run_identity(model_path, config),
         "process": config.process,
         "objective": config.objective,
         "rank_spec": config.rank_spec,

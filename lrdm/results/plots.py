@@ -342,26 +342,60 @@ def plot_steps(
 
 
 # --------------------------------------------------------------------------------------------------
-# Training: the loss curve of a run (losses.csv)
+# Training: the loss curves of a dataset's runs, on one axes
 # --------------------------------------------------------------------------------------------------
 
+#: Weight of the exponential moving average that smooths a loss curve (TensorBoard's slider, 0: none).
+LOSS_SMOOTHING = 0.9
+#: Opacity of the raw loss drawn under each smoothed curve.
+RAW_LOSS_ALPHA = 0.15
+#: Size of the loss comparison figure without its legend, inches (width, height).
+LOSS_FIGURE_SIZE = (6.4, 4.0)
 
-def build_losses(losses: pd.DataFrame, title: str) -> Figure:
-    """The training loss against the step (``losses.csv`` columns ``step, loss``), on a log scale."""
-    fig = new_figure(figsize=(5.0, 3.2))
+
+def smooth(values: Sequence[float], weight: float = LOSS_SMOOTHING) -> np.ndarray:
+    """Debiased exponential moving average of ``values`` (``weight`` in [0, 1): the share kept of the past;
+    0 returns ``values``): the first points are not pulled towards 0.  Raises ValueError for a weight outside."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    data = np.asarray(values, dtype=float)
+    out = np.empty_like(data)
+    average = 0.0
+    for i, value in enumerate(data):
+        average = weight * average + (1.0 - weight) * value
+        out[i] = average / (1.0 - weight ** (i + 1))
+    return out
+
+
+def build_loss_comparison(losses: Mapping[str, pd.DataFrame], title: str, weight: float = LOSS_SMOOTHING) -> Figure:
+    """Every run's training loss (``losses.csv`` columns ``step, loss``) against the step on one log-scale axes,
+    smoothed by :func:`smooth` over the raw curve (faint), one colour and legend entry per run (``losses``'
+    keys, in their order).  Raises ValueError for no run or a run without losses."""
+    if not losses:
+        raise ValueError("a loss comparison needs at least one run")
+    fig = new_figure(figsize=(LOSS_FIGURE_SIZE[0] + LEGEND_INCHES * 2, LOSS_FIGURE_SIZE[1]))
     ax = fig.add_subplot()
-    ax.plot(losses["step"], losses["loss"], linewidth=1.0)
+    colours = matplotlib.colormaps["tab10" if len(losses) <= 10 else "tab20"](np.arange(len(losses)))
+    for colour, (label, frame) in zip(colours, losses.items()):
+        if frame.empty:
+            raise ValueError(f"run {label}: no losses logged")
+        ax.plot(frame["step"], frame["loss"], color=colour, alpha=RAW_LOSS_ALPHA, linewidth=0.8)
+        ax.plot(frame["step"], smooth(frame["loss"], weight), color=colour, linewidth=1.4, label=label)
     ax.set_xlabel("training step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(f"loss (log scale; smoothed, EMA {weight:g})")
     ax.set_yscale("log")
-    ax.set_title(title, fontsize="small")
-    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize="x-small")
     return fig
 
 
-def plot_losses(losses_csv: str | os.PathLike[str], out_stem: str | os.PathLike[str], title: str) -> list[Path]:
-    """:func:`build_losses` of a run's ``losses.csv`` -> ``out_stem.{png,pdf}``."""
-    losses = pd.read_csv(losses_csv)
-    if losses.empty:
-        raise ValueError(f"{losses_csv}: no losses logged")
-    return save_figure(build_losses(losses, title), out_stem)
+def plot_loss_comparison(
+    loss_files: Mapping[str, str | os.PathLike[str]], out_stem: str | os.PathLike[str], title: str
+) -> list[Path]:
+    """:func:`build_loss_comparison` of the runs' ``losses.csv`` files (label -> path) -> ``out_stem.{png,pdf}``."""
+    losses = {label: pd.read_csv(path) for label, path in loss_files.items()}
+    for label, frame in losses.items():
+        if frame.empty:
+            raise ValueError(f"{loss_files[label]}: no losses logged")
+    return save_figure(build_loss_comparison(losses, title), out_stem)

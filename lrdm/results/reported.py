@@ -1,7 +1,7 @@
 """Numbers reported by the LRDM and RDDM papers, kept as data for side-by-side tables.
 
 Every record is one (table, method row, dataset) cell pair of a paper table, transcribed by hand from
-the paper texts in ``/work/shared/papers`` and labelled ``source = "reported by the paper"``.  They are
+the text of each paper (the CVPR versions of LRDM and RDDM) and labelled ``source = "reported by the paper"``.  They are
 quoted only so that our own measurements can be printed next to them; nothing in the pipeline is
 fitted to them.
 

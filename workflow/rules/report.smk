@@ -112,15 +112,82 @@ for _target in W.enabled_targets(config):
             target_outputs(_target),
 
 
-rule loss_figure:
+rule loss_comparison_figure:
     input:
-        model=f"{RESULTS}/runs/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/model.pt",
+        models=lambda wildcards: [f"{RESULTS}/runs/{run}/model.pt" for run in W.loss_comparison_runs(config, wildcards.dataset)],
     output:
-        png=report(f"{RESULTS}/figures/losses/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.png", caption="../report/loss_figure.rst", category="Training: loss curves"),
-        pdf=f"{RESULTS}/figures/losses/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.pdf",
+        png=report(f"{RESULTS}/figures/losses/{{dataset}}.png", caption="../report/loss_comparison.rst", category="Training: loss curves"),
+        pdf=f"{RESULTS}/figures/losses/{{dataset}}.pdf",
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/figures/losses/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.log",
+        f"{LOGS}/figures/losses/{{dataset}}.log",
     script:
-        "../scripts/loss_figure.py"
+        "../scripts/loss_comparison.py"
+
+
+# The README's measured numbers (README: "Numbers in this README"): fragments under results/readme/, tracked by
+# git, that `python -m lrdm.results.readme --update README.md` copies between the README's markers.
+
+README_DIR = f"{RESULTS}/readme"
+README_STEPS = int(config["sampling"]["steps"])
+README_EVALUATIONS = W.all_evaluations(config)
+README_RUNS = sorted({e.run for e in README_EVALUATIONS})
+README_RESTORATIONS = config["targets"]["main_table"]["datasets"] if "main_table" in W.all_targets(config) else []
+README_LOSSES = sorted({e.dataset for e in README_EVALUATIONS})
+README_OVERLAYS = [os.path.relpath(path, workflow.basedir) for path in workflow.overwrite_configfiles]
+README_CONFIGFILES = [  # in the order they were merged: the Snakefile's configfile, then each --configfile
+    path for path in (os.path.relpath(p, workflow.basedir) for p in workflow.configfiles) if path not in README_OVERLAYS
+] + README_OVERLAYS
+
+
+rule readme_tables:
+    input:
+        scores=[W.score_path(RESULTS, e) for e in README_EVALUATIONS if e.steps == README_STEPS],
+        protocols=W.target_score_paths(config, "protocols") if "protocols" in W.all_targets(config) else [],
+        models=[f"{RESULTS}/runs/{run}/model.pt" for run in README_RUNS],
+        restorations=[f"{RESULTS}/figures/restoration/{d}.png" for d in README_RESTORATIONS],
+        losses=[f"{RESULTS}/figures/losses/{d}.png" for d in README_LOSSES],
+    output:
+        scores=f"{README_DIR}/scores.md",
+        fragments=[f"{README_DIR}/{name}.md" for name in ("setup", "timing", "gains", "restorations", "losses")]
+        + ([f"{README_DIR}/protocols.md"] if "protocols" in W.all_targets(config) else []),
+        restorations=[f"{README_DIR}/restoration_{d}.png" for d in README_RESTORATIONS],
+        losses=[f"{README_DIR}/losses_{d}.png" for d in README_LOSSES],
+    params:
+        steps=README_STEPS,
+        protocols={name: dataset["protocol"] for name, dataset in config["datasets"].items()},
+        benchmarks=W.benchmark_paths(config, README_EVALUATIONS),
+        configfiles=README_CONFIGFILES,
+        repo=workflow.basedir,
+    conda:
+        "../envs/lrdm.yaml"
+    log:
+        f"{LOGS}/readme/tables.log",
+    script:
+        "../scripts/readme_tables.py"
+
+
+if "claims" in W.enabled_targets(config):
+
+    rule readme_claims:
+        input:
+            table=f"{RESULTS}/tables/claims.csv",
+            scores=W.target_score_paths(config, "claims"),
+        output:
+            claims=f"{README_DIR}/claims.md",
+            fragments=[f"{README_DIR}/{name}.md" for name in ("claims_seeds", "claims_timing", "claims_verdicts")],
+        params:
+            spec=config["targets"]["claims"],
+            steps=README_STEPS,
+            benchmarks=W.benchmark_paths(  # the jobs claims adds to all's
+                config, W.target_evaluations(config, "claims"), already=README_EVALUATIONS
+            ),
+            configfiles=README_CONFIGFILES,
+            repo=workflow.basedir,
+        conda:
+            "../envs/lrdm.yaml"
+        log:
+            f"{LOGS}/readme/claims.log",
+        script:
+            "../scripts/readme_claims.py"

@@ -1,7 +1,7 @@
 # One training run. One GPU (the rule's `gpu` resource, from config key `train_gpus`): trains in this process.
 # More: writes the resolved run config and starts one process per GPU (`accelerate launch --multi_gpu -m
 # lrdm.cli train`), or on a machine without CUDA as many CPU processes (torchrun, gloo); each global batch is
-# split between them (lrdm/train.py).
+# split between them (lrdm/training/trainer.py).
 import json
 import os
 import shlex

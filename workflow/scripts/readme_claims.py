@@ -1,0 +1,24 @@
+from pathlib import Path
+
+import pandas as pd
+
+from lrdm.results import readme, tables
+from lrdm.results.render import to_markdown
+from lrdm.workflow import log_to_file
+
+log_to_file(snakemake.log)  # noqa: F821
+inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+folder = Path(outputs.claims).parent
+info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
+footer = readme.provenance_line(info, "readme_claims")
+claims = pd.read_csv(inputs.table)
+scores = tables.read_scores(inputs.scores)
+tables_md = {
+    "claims": readme.claims_fragment(claims),
+    "claims_seeds": to_markdown(readme.claims_seeds_frame(scores, params.spec, params.steps)),
+    "claims_timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
+}
+for path in readme.write_fragments(tables_md, folder, footer) + readme.write_fragments(
+    {"claims_verdicts": readme.verdicts_text(claims)}, folder
+):
+    print(path)

@@ -1,0 +1,29 @@
+from pathlib import Path
+
+from lrdm.results import readme, tables
+from lrdm.results.render import to_markdown
+from lrdm.workflow import log_to_file
+
+log_to_file(snakemake.log)  # noqa: F821
+inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+folder = Path(outputs.scores).parent
+info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
+footer = readme.provenance_line(info)
+scores = readme.scores_frame(tables.read_scores(inputs.scores), params.protocols, params.steps)
+tables_md = {
+    "setup": to_markdown(readme.run_setup_frame(Path(m).parent for m in inputs.models)),
+    "scores": to_markdown(scores),
+    "timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
+}
+if inputs.protocols:
+    tables_md["protocols"] = readme.protocols_fragment(tables.read_scores(inputs.protocols))
+prose = {
+    "gains": readme.gains_text(scores),
+    "restorations": readme.image_lines(outputs.restorations),
+    "losses": readme.image_lines(outputs.losses),
+}
+for path in readme.write_fragments(tables_md, folder, footer) + readme.write_fragments(prose, folder):
+    print(path)
+copies = list(zip(inputs.restorations, outputs.restorations)) + list(zip(inputs.losses, outputs.losses))
+for path in readme.copy_files(copies):
+    print(path)
