@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,9 @@ from lrdm.vocab import (
     SOLVERS,
     RankSpec,
 )
+
+NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+"""A decimal number as text: what YAML 1.2 reads as a float but PyYAML (YAML 1.1) leaves a string, e.g. ``1e-3``."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,9 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance (dataset name, ...)
 
     def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for item in fields(self):
+            check_type(item.name, getattr(self, item.name), hints[item.name])
         _choice("process", self.process, PROCESSES)
         _choice("objective", self.objective, PROCESS_OBJECTIVES[self.process])
         _choice("loss", self.loss, LOSSES)
@@ -146,12 +156,11 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
-        values = dict(values)
-        for key in ("dim_mults", "adam_betas"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"unknown config key(s) {unknown}{hint}; valid keys: {', '.join(sorted(known))}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{key: coerce(key, value, hints[key]) for key, value in values.items()})
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -161,6 +170,89 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def number_from_text(value: Any) -> Any:
+    """``"1e-3"`` -> ``0.001`` (a number written as text: PyYAML reads ``1e-3`` as a string); anything else as is."""
+    if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+def _alternatives(hint: Any) -> tuple[Any, ...]:
+    """``float | None`` -> ``(float, NoneType)``; any other type hint -> ``(hint,)``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def coerce(key: str, value: Any, hint: Any) -> Any:
+    """``value`` of config key ``key`` as its field type ``hint`` asks, where that is unambiguous: a number written
+    as text (``1e-3``) where a float is expected, a list where a tuple is; otherwise ``value`` as is
+    (:func:`check_type` then judges it; an int stays an int).  Returns a new value; ``value`` is not changed."""
+    allowed = _alternatives(hint)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, str):
+            number = number_from_text(value)
+            if isinstance(number, float):
+                return number
+        if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
+            args = typing.get_args(kind)
+            item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+            if len(item_hints) == len(value):
+                return tuple(coerce(key, item, item_hint) for item, item_hint in zip(value, item_hints))
+            return tuple(value)
+    return value
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the type ``hint`` names (``bool`` is no ``int``; an ``int`` is a ``float``)."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return False
+        args = typing.get_args(hint)
+        item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        return len(item_hints) == len(value) and all(_fits(v, h) for v, h in zip(value, item_hints))
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+"""How an error names the type a config key expects."""
+
+
+def type_name(hint: Any) -> str:
+    """``float | None`` -> ``"a number or null"``; ``tuple[int, ...]`` -> ``"a list of integers"``."""
+    names = []
+    for kind in _alternatives(hint):
+        origin = typing.get_origin(kind)
+        if origin is tuple:
+            args = typing.get_args(kind)
+            item = TYPE_NAMES.get(args[0], str(args[0])).split(" ", 1)[-1]
+            names.append(f"a list of {item}s" if args[-1] is Ellipsis else f"a list of {len(args)} {item}s")
+        elif origin is dict:
+            names.append("a mapping")
+        else:
+            names.append(TYPE_NAMES.get(kind, str(kind)))
+    return " or ".join(names)
+
+
+def check_type(key: str, value: Any, hint: Any) -> None:
+    """Raises :class:`ConfigError` naming ``key`` and the expected type when ``value`` does not fit ``hint``."""
+    if not any(_fits(value, kind) for kind in _alternatives(hint)):
+        raise ConfigError(f"config key {key!r} must be {type_name(hint)}, got {value!r}", key)
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:

@@ -4,6 +4,7 @@ build, the Parquet index with sha256, and a `source: folders` dataset through th
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,91 @@ def test_folders_dataset_through_the_dag(tmp_path):
     (tmp_path / "mine" / "train" / "clean" / "0_clean.png").unlink()
     broken = subprocess.run([*base, "-n"], capture_output=True, text=True, timeout=300)
     assert broken.returncode != 0 and "0_rain.png has no target" in broken.stdout + broken.stderr
+
+
+def break_dangling_link(folder: Path) -> Path:
+    link = folder / "5_rain.png"
+    link.symlink_to(folder / "gone.png")
+    return link
+
+
+def break_folder_with_image_suffix(folder: Path) -> Path:
+    (folder / "5_rain.png").mkdir()
+    return folder / "5_rain.png"
+
+
+def break_undecodable_file(folder: Path) -> Path:
+    """A pair whose input is not a decodable image (its target exists, so only its content is wrong)."""
+    (folder / "0_rain.png").write_bytes(b"not a png at all")
+    return folder / "0_rain.png"
+
+
+def break_file_without_image_suffix(folder: Path) -> Path:
+    (folder / "notes.txt").write_text("shot on a rainy day\n")
+    return folder / "notes.txt"
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (break_dangling_link, "is a dangling symbolic link"),
+        (break_folder_with_image_suffix, "is a folder, not an image file"),
+        (break_undecodable_file, "cannot read image"),
+        (break_file_without_image_suffix, "is not an image file"),
+    ],
+)
+def test_every_entry_that_is_not_an_image_file_is_named(tmp_path, damage, says):
+    config = folders_config(tmp_path / "mine")
+    bad = damage(tmp_path / "mine" / "test" / "rainy")
+    with pytest.raises(DataError) as err:
+        check_config(config)
+    message = str(err.value)
+    assert f"{bad} {says}" in message or (says in message and str(bad) in message), message
+
+
+def test_hidden_entries_are_skipped(tmp_path):
+    config = folders_config(tmp_path / "mine")
+    rainy = tmp_path / "mine" / "test" / "rainy"
+    (rainy / ".DS_Store").write_bytes(b"\0\1")
+    (rainy / ".ipynb_checkpoints").mkdir()
+    check_config(config)
+    assert len(pair_folders(config["datasets"]["mine"]["folders"], "mine")) == sum(map(len, SIZES.values()))
+
+
+def test_unreadable_image_is_named(tmp_path):
+    import os
+
+    config = folders_config(tmp_path / "mine")
+    locked = tmp_path / "mine" / "train" / "clean" / "1_clean.png"
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running as root: chmod 000 does not stop reading")
+        with pytest.raises(DataError, match=re.escape(f"cannot read image {locked}")):
+            check_config(config)
+    finally:
+        locked.chmod(0o644)
+
+
+def test_dangling_link_fails_the_dag_check_naming_it(tmp_path):
+    config = folders_config(tmp_path / "mine")
+    link = break_dangling_link(tmp_path / "mine" / "train" / "rainy")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    dry = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "-n", "main_table", "--configfile", str(path)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = dry.stderr.strip().splitlines()
+    assert dry.returncode != 0 and f"{link} is a dangling symbolic link" in lines[-1], dry.stderr[-3000:]
+
+
+def test_pattern_without_id_fails_the_dag_check_in_one_line(tmp_path):
+    config = folders_config(tmp_path / "mine")
+    config["datasets"]["mine"]["folders"]["pattern"]["input"] = "rain"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    dry = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "-n", "main_table", "--configfile", str(path)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = (dry.stdout + dry.stderr).strip().splitlines()
+    assert dry.returncode != 0 and len(lines) < 30, lines[-5:]
+    assert lines[-1].startswith("config key datasets.mine.folders.pattern.input: 'rain' does not match"), lines[-1]
+    assert "{id}" in lines[-1]

@@ -14,7 +14,9 @@ under their own key)::
           pattern: {input: "{id}_rain", target: "{id}_clean"}   # optional; default: the stems are equal
 
 An input and a target pair up when their stems give the same ``{id}`` (without ``pattern``: the same stem;
-case-sensitive).  Relative folders are relative to the working directory of the workflow.  Every unmatched file,
+case-sensitive).  Relative folders are relative to the working directory of the workflow.  Every entry of a folder
+but hidden ones (a leading ``.``) must be an image file: a dangling link, a folder, a file without an image suffix
+or one whose header does not read is an error, never skipped.  Every unmatched file,
 every file whose stem does not fit the pattern, every id found twice in a folder (``0.png`` and ``0.jpg``) and
 every pair whose input and target sizes differ is an error, all listed in one :class:`~lrdm.errors.DataError`.
 :func:`pair_folders` reads only folder listings and image headers, so the DAG check can run it.
@@ -22,6 +24,7 @@ every pair whose input and target sizes differ is an error, all listed in one :c
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +39,8 @@ from lrdm.vocab import SPLITS
 ID_FIELD = "{id}"
 """The placeholder of ``folders.pattern`` that stands for the shared part of the stems."""
 ROLES = ("input", "target")
+HIDDEN_PREFIX = "."
+"""Folder entries whose name starts with it are skipped (``.DS_Store``, ``.ipynb_checkpoints``)."""
 MAX_LISTED = 20
 """Problems named in one error message (the count says how many more there are)."""
 
@@ -48,12 +53,30 @@ def stem_regex(template: str, key: str) -> re.Pattern[str]:
     return re.compile(f"^{re.escape(before)}(?P<id>.+){re.escape(after)}$")
 
 
+def not_an_image_file(path: Path) -> str | None:
+    """Why the folder entry ``path`` cannot be read as an image file (a dangling link, a folder, a fifo or other
+    special file, a file without an image suffix), or None when it is a file with an image suffix."""
+    if path.is_symlink() and not path.exists():
+        return f"{path} is a dangling symbolic link (to {os.readlink(path)})"
+    if path.is_dir():
+        return f"{path} is a folder, not an image file"
+    if not path.is_file():
+        return f"{path} is not a regular file"
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return f"{path} is not an image file (images end in {', '.join(IMAGE_SUFFIXES)}; hide it with a leading '.')"
+    return None
+
+
 def folder_images(folder: Path, regex: re.Pattern[str], problems: list[str]) -> dict[str, Path | None]:
-    """Images directly in ``folder`` keyed by their id (``None`` for an id found twice); stems not fitting
+    """Images directly in ``folder`` keyed by their id (``None`` for an id found twice).  Every entry but hidden
+    ones (a leading ``.``) must be an image file: the others (:func:`not_an_image_file`), stems not fitting
     ``regex`` and ids found twice are added to ``problems``."""
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+        if path.name.startswith(HIDDEN_PREFIX):
+            continue
+        if (why := not_an_image_file(path)) is not None:
+            problems.append(why)
             continue
         match = regex.match(path.stem)
         if match is None:

@@ -20,7 +20,7 @@ HIGH_BIT_DEPTH_MARK = ";16"
 """In a PIL decoder's raw mode (e.g. ``RGB;16B``): 16 bits per sample, which PIL would cut to 8 silently."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 """File name endings (case-insensitive) of the images read from your own folders (``lrdm restore``,
-``source: folders``); other files there are ignored."""
+``source: folders``); ``lrdm restore`` ignores other files, ``source: folders`` refuses them (hidden ones aside)."""
 
 
 def as_rgb_uint8(arr: np.ndarray, what: str) -> np.ndarray:

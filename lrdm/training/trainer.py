@@ -91,7 +91,11 @@ SUPERSEDED_DIR = "superseded"  # files of an earlier config, set aside by a rest
 CORRUPT_SUFFIX = ".corrupt"  # appended to a checkpoint that does not load
 CONTINUABLE_KEYS = ("steps",)  # keys whose increase continues a run instead of restarting it
 LOSS_HISTORY = 100  # recent losses whose median the divergence test compares against
-MIN_LOSS_HISTORY = 4  # losses seen before the divergence test applies
+MIN_LOSS_HISTORY = 4  # losses seen before the divergence test uses divergence_factor
+EARLY_DIVERGENCE_FACTOR = 1e6
+"""Until :data:`MIN_LOSS_HISTORY` losses are recorded (the first steps of a run, or of a resume whose losses.csv holds
+fewer), a loss above this multiple (or ``divergence_factor`` if larger) of the median of the losses before it is
+divergence: a jump by 10^6 stops training at any step, from the second on."""
 CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer")
 MODEL_KEYS = ("config", "ema")
 CHANNELS_LAST_DEVICES = ("cuda",)
@@ -284,18 +288,37 @@ def load_resume_state(run_dir: Path, resume_from: str | Path | None, set_aside_c
 
 
 def divergence(loss: float, history: deque[float], factor: float) -> str | None:
-    """Why ``loss`` means the run diverged (non-finite, or above ``factor`` times the median of ``history``
-    once it holds :data:`MIN_LOSS_HISTORY` losses), or None."""
+    """Why ``loss`` means the run diverged, or None: non-finite, or, from the second step on, above ``factor``
+    times the (lower) median of ``history`` (the accepted losses before it; an exploded loss never enters it),
+    the multiple being at least :data:`EARLY_DIVERGENCE_FACTOR` while ``history`` holds fewer than
+    :data:`MIN_LOSS_HISTORY` losses."""
     if not math.isfinite(loss):
         return f"loss became {loss}"
+    if not history:
+        return None
+    median = statistics.median_low(history)
     if len(history) >= MIN_LOSS_HISTORY:
-        median = statistics.median(history)
         if loss > factor * median:
             return (
                 f"loss exploded to {loss:.3g}, above {factor:g} x its running median {median:.3g} "
                 "(config key divergence_factor),"
             )
+        return None
+    limit = max(factor, EARLY_DIVERGENCE_FACTOR)
+    if loss > limit * median:
+        return f"loss exploded to {loss:.3g}, above {limit:g} x the median {median:.3g} of the losses before it,"
     return None
+
+
+def recorded_losses(path: Path, limit: int = LOSS_HISTORY) -> deque[float]:
+    """The last ``limit`` losses of a run's ``losses.csv`` (empty when it does not exist): the history a resumed
+    run's divergence test starts from."""
+    history: deque[float] = deque(maxlen=limit)
+    if path.exists():
+        with open(path, newline="") as handle:
+            losses = (float(row["loss"]) for row in csv.DictReader(handle))
+            history.extend(loss for loss in losses if math.isfinite(loss))
+    return history
 
 
 def weights_finite(network: torch.nn.Module) -> bool:
@@ -505,7 +528,7 @@ def _train_locked(
         dataset.preload()  # one decoded copy, shared by the forked workers
     batches = StepBatches(dataset, config.batch_size * config.grad_accum, process.T, config.seed, mine)
     loader = batch_loader(batches, start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
-    history: deque[float] = deque(maxlen=LOSS_HISTORY)
+    history = recorded_losses(log_path)  # a resumed run is judged against the losses before it
     with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
         writer = csv.writer(log_handle) if log_handle is not None else None
         for step, drawn in zip(bar, loader):
