@@ -4,6 +4,7 @@ import sys
 
 from snakemake.utils import min_version, validate
 
+import lrdm.layout as L
 import lrdm.schema as S
 import lrdm.vocab as V
 import lrdm.workflow as W
@@ -15,16 +16,20 @@ min_version("9.27")  # as pyproject.toml: workflow profiles from profile.yaml
 configfile: "config/config.yaml"
 
 
+# Each config file writes its own folders (README "Where each config writes"): results/ and resources/ for the
+# embedded default, results/NAME/ and resources/NAME/ for `--configfile NAME.yaml` unless it sets them.
 SCHEMA = "workflow/schemas/config.schema.yaml"
 try:  # a config error ends with one line naming the key (Snakemake's validate would print schema and config)
+    LAYOUT = L.layout(config, L.config_name(workflow.overwrite_configfiles, f"{workflow.basedir}/config/config.yaml"))
+    config.update(results=LAYOUT.results, resources=LAYOUT.resources, downloads=LAYOUT.downloads)  # for the scripts
     config.update(S.checked_config(config, os.path.join(workflow.basedir, SCHEMA)))  # numbers as text -> floats
     validate(config, SCHEMA)  # fills the schema's defaults
     W.check_config(config)
 except (LrdmError, ValueError) as err:
     sys.exit(str(err))
-
-RESULTS = config["results"]
-RESOURCES = config["resources"]
+RESULTS = LAYOUT.results
+RESOURCES = LAYOUT.resources
+LOGS = LAYOUT.logs
 
 
 wildcard_constraints:

@@ -79,4 +79,8 @@ done
 
 run "$PYTHON" -m lrdm.perf.gpu_check --out "$OUT/gpu-check.parquet" --summary "$OUT/gpu-check.md" \
   --bench "${bench_files[@]}" --losses "${loss_files[@]}"
-echo "gpu-check.sh: done in $((SECONDS - began)) s; one Parquet file: $OUT/gpu-check.parquet"
+if [[ $DRY_RUN -eq 1 ]]; then
+  echo "gpu-check.sh: dry run: the commands above were printed, none ran; nothing was written"
+else
+  echo "gpu-check.sh: done in $((SECONDS - began)) s; one Parquet file: $OUT/gpu-check.parquet"
+fi

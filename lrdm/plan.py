@@ -95,8 +95,11 @@ def base_config(snakefile: str | Path = SNAKEFILE) -> Path:
 
 
 def merged_config(configfiles: Sequence[str | Path], base: str | Path = SNAKEFILE_CONFIG) -> dict[str, Any]:
-    """The workflow's config: ``base`` updated by each file in turn, with Snakemake's own merge."""
+    """The workflow's config: ``base`` updated by each file in turn, with Snakemake's own merge, and its folders
+    (``results``, ``resources``, ``downloads``) filled in as the Snakefile does (:mod:`lrdm.layout`)."""
     from snakemake.utils import update_config
+
+    from lrdm.layout import config_name, layout
 
     config: dict[str, Any] = {}
     for path in [base, *configfiles]:
@@ -104,7 +107,8 @@ def merged_config(configfiles: Sequence[str | Path], base: str | Path = SNAKEFIL
             raise FileNotFoundError(f"config file {path} does not exist")
         with open(path, encoding="utf-8") as handle:
             update_config(config, yaml.safe_load(handle) or {})
-    return config
+    folders = layout(config, config_name(configfiles, base))
+    return {**config, "results": folders.results, "resources": folders.resources, "downloads": folders.downloads}
 
 
 def snakemake_command(configfiles: Sequence[str | Path], target: str, snakefile: str | Path) -> list[str]:
@@ -299,14 +303,14 @@ def missing_files(config: dict[str, Any], jobs: list[Job]) -> pd.DataFrame:
     from lrdm.data.registry import load_registry
     from lrdm.workflow import official_weights
 
-    resources = Path(config["resources"])
+    downloads = Path(config["downloads"])
     rows = []
     prepared = sorted({job.wildcards["dataset"] for job in jobs if job.rule == "prepare_dataset"})
     for name in prepared:
         if config["datasets"][name]["source"] != "registry":
             continue
         for source in load_registry()[name].sources:
-            place = resources / "downloads" / source.filename
+            place = downloads / source.filename
             if not place.is_file():
                 how = f"by hand, from {source.page}" if source.manual else f"downloaded by the workflow: {source.url}"
                 rows.append({"what": f"dataset {name}", "file": str(place), "from": how})

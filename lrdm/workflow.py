@@ -15,6 +15,8 @@ from typing import Any
 
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
+from lrdm.joblog import log_to_file  # noqa: F401 - the workflow scripts import it from here
+from lrdm.layout import resources_folder, results_folder
 from lrdm.vocab import (
     DEFAULT_OBJECTIVE,
     DEFAULT_PROCESS,
@@ -178,10 +180,10 @@ def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
 def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
     """The score files a scored target reads; the main table's include those of the authors' weights."""
     path = protocols_path if target == "protocols" else score_path
-    paths = {path(config["results"], e) for e in target_evaluations(config, target)}
+    paths = {path(results_folder(config), e) for e in target_evaluations(config, target)}
     if target == "main_table":
         steps = _sampling_steps(config)
-        paths |= {official_score_path(config["results"], d, steps) for d in official_datasets(config)}
+        paths |= {official_score_path(results_folder(config), d, steps) for d in official_datasets(config)}
     return sorted(paths)
 
 
@@ -313,7 +315,7 @@ def run_config(
 
 
 def dataset_index_path(config: dict[str, Any], dataset: str) -> str:
-    return f"{config['resources']}/data/{dataset}/index.parquet"
+    return f"{resources_folder(config)}/data/{dataset}/index.parquet"
 
 
 def train_params(
@@ -464,7 +466,7 @@ def loss_comparison_runs(config: dict[str, Any], dataset: str) -> list[str]:
 def loss_comparison_paths(config: dict[str, Any]) -> list[str]:
     """The loss figure (PNG) of every dataset that ``all`` trains on: all its runs on one axes."""
     datasets = sorted({e.dataset for e in all_evaluations(config)})
-    return [f"{config['results']}/figures/losses/{dataset}.png" for dataset in datasets]
+    return [f"{results_folder(config)}/figures/losses/{dataset}.png" for dataset in datasets]
 
 
 def benchmark_paths(
@@ -476,7 +478,7 @@ def benchmark_paths(
     done = set(already)
     done_runs = {e.run for e in done}
     wanted = sorted(set(evaluations) - done, key=astuple)
-    root = f"{config['results']}/benchmarks"
+    root = f"{results_folder(config)}/benchmarks"
     return {
         "train": sorted({f"{root}/train/{e.run}.tsv" for e in wanted if e.run not in done_runs}),
         "evaluate": [f"{root}/evaluate/{e.run}/steps{e.steps}.tsv" for e in wanted],
@@ -494,8 +496,9 @@ def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     spec = config["targets"]["rank_sweep"]
     dataset, seed = rank_grid_dataset(config), config["seeds"][0]
     runs = [(f"r = {r}", f"fixed-r{r}") for r in spec["ranks"]] + [("w.o. LR", "full")]
+    results = results_folder(config)
     return [
-        (label, f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
+        (label, f"{run_dir(results, dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed)}/model.pt")
         for label, rank_spec in runs
     ]
 
@@ -516,11 +519,11 @@ def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[st
     ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``."""
     spec = config["targets"]["main_table"]
     labels = spec.get("labels", {})
+    results = results_folder(config)
     return [
         (
             labels.get(rank_spec, "RDDM (full rank)" if rank_spec == FULL_RANK.name else f"LRDM ({rank_spec})"),
-            f"{run_dir(config['results'], dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, config['seeds'][0])}"
-            "/model.pt",
+            f"{run_dir(results, dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, config['seeds'][0])}/model.pt",
         )
         for rank_spec in spec["specs"]
     ]
@@ -532,17 +535,6 @@ def rank_grid_models(config: dict[str, Any]) -> list[str]:
 
 def rank_grid_labels(config: dict[str, Any]) -> list[str]:
     return [label for label, _ in rank_grid_runs(config)]
-
-
-def log_to_file(log_files: Iterable[str]) -> None:
-    """Sends a Snakemake script's stdout and stderr to the rule's log file."""
-    import sys
-
-    paths = list(log_files)
-    if not paths:
-        return
-    handle = open(paths[0], "w", buffering=1)
-    sys.stdout = sys.stderr = handle
 
 
 def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> int | None:

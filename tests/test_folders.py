@@ -112,11 +112,11 @@ def test_folders_dataset_through_the_dag(tmp_path):
     assert dry.returncode == 0 and "prepare_dataset" in dry.stdout, (dry.stdout + dry.stderr)[-3000:]
     run = subprocess.run(base, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
-    index = read_index(tmp_path / "resources" / "data" / "mine" / "index.parquet")
+    index = read_index(tmp_path / "resources" / "config" / "data" / "mine" / "index.parquet")  # config.yaml's own
     assert len(index) == sum(map(len, SIZES.values()))
-    scores = pd.read_parquet(tmp_path / "results" / "scores" / "mine")
+    scores = pd.read_parquet(tmp_path / "results" / "config" / "scores" / "mine")
     assert sorted(scores["image_id"]) == ["test-0", "test-1"] and scores["psnr"].notna().all()
-    assert "mine" in (tmp_path / "results" / "tables" / "main_table.md").read_text()
+    assert "mine" in (tmp_path / "results" / "config" / "tables" / "main_table.md").read_text()
     # an unmatched file fails the DAG build, naming it
     (tmp_path / "mine" / "train" / "clean" / "0_clean.png").unlink()
     broken = subprocess.run([*base, "-n"], capture_output=True, text=True, timeout=300)

@@ -35,7 +35,8 @@ def dry_run(tmp_path_factory) -> list[list[str]]:
     env = {**os.environ, "LRDM": CLI, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out)], env=env, cwd=ROOT,
                           capture_output=True, text=True, check=True)  # fmt: skip
-    assert not list(out.iterdir())  # a dry run writes nothing
+    assert not list(out.iterdir())  # a dry run writes nothing, and says so
+    assert done.stdout.splitlines()[-1].endswith("none ran; nothing was written") and "Parquet file" not in done.stdout
     return [shlex.split(line[2:]) for line in done.stdout.splitlines() if line.startswith("+ ")]
 
 

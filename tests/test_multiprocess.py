@@ -135,7 +135,7 @@ def test_workflow_trains_one_run_on_two_processes(tmp_path, monkeypatch):
     config["train"].update(batch_size=4, steps=3)
     config.update(max_rank=8, train_gpus=2, targets={"schedulers": {"datasets": ["synthetic_rain"], "specs": ["full"]}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = run_dir("results", "synthetic_rain", "rddm", "pred_res_noise", "poly_decrease-p3", 0)
+    run = run_dir("results/config", "synthetic_rain", "rddm", "pred_res_noise", "poly_decrease-p3", 0)  # config.yaml's
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path)]
         + ["--configfile", str(tmp_path / "config.yaml"), "--cores", "2", f"{run}/model.pt"],
@@ -145,7 +145,7 @@ def test_workflow_trains_one_run_on_two_processes(tmp_path, monkeypatch):
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "gpu=2" in proc.stdout + proc.stderr  # the rule's resource (what SLURM would allocate)
-    log = (tmp_path / "logs" / "train" / run.removeprefix("results/runs/")).with_suffix(".log").read_text()
+    log = (tmp_path / "logs/config/train" / run.removeprefix("results/config/runs/")).with_suffix(".log").read_text()
     assert "no CUDA device: training on 2 CPU processes (gloo)" in log
     assert "torch.distributed.run" in log and "--nproc_per_node 2" in log
     assert sorted(losses(tmp_path / run)) == [1, 2, 3]
@@ -157,7 +157,7 @@ def test_workflow_trains_one_run_on_two_processes(tmp_path, monkeypatch):
         "pred_res_noise",
         "poly_decrease-p3",
         0,
-        index="resources/data/synthetic_rain/index.parquet",
+        index="resources/config/data/synthetic_rain/index.parquet",
         max_rank=8,
     )
     assert load_config(tmp_path / run / "config.yaml") == reference

@@ -89,19 +89,20 @@ def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
     missing = smoke({"synthetic_rain": {"file": "resources/official/rddm.pt", "page": PAGE}})
     plan = snakemake(tmp_path, missing, "-n", "main_table")
     assert plan.returncode == 0 and "import_official" in plan.stdout, (plan.stdout + plan.stderr)[-3000:]
-    failed = snakemake(tmp_path, missing, f"results/runs/synthetic_rain/{OFFICIAL_RUN}/model.pt")
+    # cfg.yaml writes results/cfg/ and logs/cfg/ (lrdm/layout.py)
+    failed = snakemake(tmp_path, missing, f"results/cfg/runs/synthetic_rain/{OFFICIAL_RUN}/model.pt")
     assert failed.returncode != 0
     expected = f"Fetch rddm.pt from {PAGE} and place it at {(tmp_path / 'resources/official/rddm.pt').resolve()}"
     assert "ManualDownloadRequired" in failed.stderr and expected in failed.stderr, failed.stderr[-3000:]
-    assert expected in (tmp_path / "logs/official/synthetic_rain/import.log").read_text()
+    assert expected in (tmp_path / "logs/cfg/official/synthetic_rain/import.log").read_text()
 
     config = smoke({"synthetic_rain": {"file": str(CHECKPOINT), "page": PAGE}})
-    target = f"results/scores/synthetic_rain/{OFFICIAL_RUN}/steps2.parquet"
+    target = f"results/cfg/scores/synthetic_rain/{OFFICIAL_RUN}/steps2.parquet"
     proc = snakemake(tmp_path, config, target)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     scores = pd.read_parquet(tmp_path / target)
     assert set(scores["run"]) == {OFFICIAL_RUN} and set(scores["dataset"]) == {"synthetic_rain"}
     assert set(scores["objective"]) == {"pred_res_noise"} and set(scores["steps"]) == {2}
     assert set(scores["protocol"]) == {"derain_y"} and scores["psnr"].notna().all()
-    run = yaml.safe_load((tmp_path / f"results/runs/synthetic_rain/{OFFICIAL_RUN}/config.yaml").read_text())
+    run = yaml.safe_load((tmp_path / f"results/cfg/runs/synthetic_rain/{OFFICIAL_RUN}/config.yaml").read_text())
     assert run["extra"] == {"dataset": "synthetic_rain", "official_checkpoint": str(CHECKPOINT)}

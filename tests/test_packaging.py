@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lrdm"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 README = (ROOT / "README.md").read_text()
-WORKFLOW_FILES = ("Snakefile", "config", "workflow")
+WORKFLOW_FILES = ("Snakefile", "config", "profiles", "workflow")
 """What a README command needs in its working directory (the package itself comes from the environment)."""
 DRY_RUN_TIMEOUT_S = 300
 SHELL_FENCES = ("bash", "sh", "console", "")
@@ -107,7 +107,7 @@ def readme_snakemake_commands() -> list[str]:
 def test_readme_has_the_documented_commands():
     commands = readme_snakemake_commands()
     assert "snakemake --cores all" in commands
-    assert any("--workflow-profile workflow/profiles/slurm" in c for c in commands)
+    assert any("--workflow-profile profiles/slurm" in c for c in commands)
     # --configfile takes several values: a target after it would be read as a config file
     for command in commands:
         words = shlex.split(command)
@@ -175,7 +175,7 @@ def _snakemake(words: list[str], cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("command", readme_snakemake_commands())
 def test_readme_snakemake_command_dry_runs_as_written(command, workdir):
     words = shlex.split(command)
-    if "workflow/profiles/slurm" in command and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+    if "profiles/slurm" in command and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.skip("needs snakemake-executor-plugin-slurm (pip install -e '.[slurm]'), not installed here")
     result = _snakemake([*words[1:], "-n"], workdir)
     output = result.stdout + result.stderr

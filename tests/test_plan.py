@@ -82,10 +82,10 @@ def test_plan_jobs_equal_snakemake_dry_run_and_its_sums_add_up(tmp_path, monkeyp
     dry = subprocess.run([sys.executable, "-m", "snakemake", "-s", snakefile, target, "-n", "--quiet", "rules",
                           "--configfile", config], capture_output=True, text=True, check=True)  # fmt: skip
     expected = parse_job_stats(dry.stdout + dry.stderr)
-    frame = pd.read_csv(tmp_path / "results" / "plan.csv")
+    frame = pd.read_csv(tmp_path / "results" / "smoke" / "plan.csv")  # config/smoke.yaml's results folder
     jobs = frame[frame["section"] == "jobs"].set_index("item")["value"].astype(int).to_dict()
     assert jobs == expected and expected["train"] > 0
-    assert (tmp_path / "results" / "plan.md").read_text().startswith(f"# Plan of `{target}`")
+    assert (tmp_path / "results" / "smoke" / "plan.md").read_text().startswith(f"# Plan of `{target}`")
 
     training = frame[frame["section"] == "training"].pivot(index="item", columns="quantity", values="value")
     hours = training["runs"] * training["steps_each"] * training["step_tflop"] / tflops / 3600

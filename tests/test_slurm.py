@@ -21,7 +21,7 @@ import yaml
 from lrdm.workflow import TARGETS, target_score_paths
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILE = REPO / "workflow" / "profiles" / "slurm" / "profile.yaml"
+PROFILE = REPO / "profiles" / "slurm" / "profile.yaml"
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PARTITION = "lrdm"
@@ -240,6 +240,7 @@ def scores(results):
 def test_smoke_config_through_the_slurm_profile_matches_a_local_run(slurm_cluster, tmp_path):
     began = time.perf_counter()
     config = trimmed_smoke_config()
+    config.update(results="results", resources="resources")  # set, so not results/config/ (lrdm/layout.py)
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     targets = target_score_paths(config, "schedulers")  # the table job would add a fourth stage of polls
@@ -280,7 +281,7 @@ def test_smoke_config_through_the_slurm_profile_matches_a_local_run(slurm_cluste
     for job in by_rule["prepare_dataset"]:
         assert "gpu" not in job.get("TresPerJob", "") and job.get("JOB_GRES") in (None, "(null)"), job
     train_ids = {job["JobId"] for job in by_rule["train"]}
-    train_logs = sorted((on_slurm / "logs" / "train").rglob("*.log"))
+    train_logs = sorted((on_slurm / "logs" / "config" / "train").rglob("*.log"))  # logs/<config file's name>/
     assert len(train_logs) == 2
     for log in train_logs:
         line = next(line for line in log.read_text().splitlines() if line.startswith("gpu environment: "))

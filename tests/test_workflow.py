@@ -107,7 +107,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     config = load("smoke.yaml")
-    results = tmp_path / "results"
+    results = tmp_path / "results" / "smoke"  # config/smoke.yaml's own folder (lrdm/layout.py)
     scores = pd.read_parquet(results / "scores")
     assert set(RESULT_COLUMNS) <= set(scores.columns)
     expected = {
@@ -143,6 +143,21 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert {"k90", "k99"} <= set(summary.columns)
     run = results / "runs" / "synthetic_rain" / "rddm" / "pred_res_noise" / "full" / "seed0"
     assert yaml.safe_load((run / "config.yaml").read_text())["max_rank"] >= 1  # max_rank: auto resolved
+    # the train rule's log follows the training: one progress line every log_every steps
+    log = tmp_path / "logs" / "smoke" / "train" / "synthetic_rain" / "rddm" / "pred_res_noise" / "full" / "seed0.log"
+    progress = [line for line in log.read_text().splitlines() if " steps/s " in line]
+    steps, every = config["train"]["steps"], config["train"]["log_every"]
+    assert len(progress) == steps // every and f"step {steps}/{steps} (100%)" in progress[-1], log.read_text()
+    assert all(" loss " in line and " ETA " in line for line in progress)
+    # the README's report command, naming the config that built the results
+    report = subprocess.run(
+        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"), "--report", "report.html"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > 0
     # a second run has nothing to do
     again = subprocess.run(
         [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"), "--cores", "2", "-n", "all"],

@@ -218,6 +218,7 @@ def prepare(
     registry: Mapping[str, DatasetEntry] | None = None,
     fetch_sources: bool = True,
     expected_pairs: int | str | None = None,
+    downloads: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Download, extract, parse and index a registry dataset.
 
@@ -237,6 +238,8 @@ def prepare(
         expected_pairs: What the config accepts instead of the registry's counts (config key
             ``datasets.<name>.expected_pairs``: ``"any"`` or the total number of pairs); see
             :func:`lrdm.data.counts.check_pair_counts`.
+        downloads: Folder of the archives (default ``resources/downloads``; the workflow shares one between
+            its configs, lrdm.layout).
 
     Returns:
         Path of the written ``index.parquet``.
@@ -251,7 +254,7 @@ def prepare(
     """
     entry = get_entry(name, registry)
     resources = Path(resources)
-    downloads = resources / "downloads"
+    downloads = resources / "downloads" if downloads is None else Path(downloads)
     raw = resources / "raw" / entry.raw_folder
     index_dir = resources / "data" / entry.name
     archives: list[dict[str, Any]] = []

@@ -66,6 +66,7 @@ from lrdm.core.schedules import check_timesteps
 from lrdm.data.paired import PairedImageDataset, sample_batch
 from lrdm.errors import CheckpointError, ConfigError, TrainingDiverged
 from lrdm.files import exclusive_lock, save_torch, write_text
+from lrdm.training.progress import progress_line
 
 logger = logging.getLogger(__name__)
 
@@ -556,7 +557,9 @@ def _train_locked(
             ema.update()
             done = step + 1
             if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
-                writer.writerow([done, f"{mean_loss:.6g}", f"{time.perf_counter() - began:.3f}"])
+                elapsed = time.perf_counter() - began
+                writer.writerow([done, f"{mean_loss:.6g}", f"{elapsed:.3f}"])
+                logger.info("%s: %s", run_dir, progress_line(done, config.steps, mean_loss, done - start, elapsed))
                 if config.tensorboard:
                     accelerator.log({"loss": mean_loss}, step=done)
                 log_handle.flush()

@@ -12,6 +12,6 @@ rule prepare_dataset:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/data/{dataset}.log",
+        f"{LOGS}/data/{{dataset}}.log",
     script:
         "../scripts/make_data.py"

@@ -26,7 +26,7 @@ rule evaluate:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/evaluate/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}/steps{steps}.log",
+        f"{LOGS}/evaluate/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.tsv"
     script:

@@ -14,7 +14,7 @@ rule import_official:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/official/{dataset}/import.log",
+        f"{LOGS}/official/{{dataset}}/import.log",
     script:
         "../scripts/import_official.py"
 
@@ -27,6 +27,6 @@ use rule evaluate as evaluate_official with:
         scores=f"{RESULTS}/scores/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.parquet",
         protocols=f"{RESULTS}/scores/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.protocols.parquet",
     log:
-        "logs/evaluate/{dataset}/official/steps{steps}.log",
+        f"{LOGS}/evaluate/{{dataset}}/official/steps{{steps}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.tsv"

@@ -28,7 +28,7 @@ rule table:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/tables/{name}.log",
+        f"{LOGS}/tables/{{name}}.log",
     script:
         "../scripts/table.py"
 
@@ -42,7 +42,7 @@ rule rank_schedules_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/rank_schedules.log",
+        f"{LOGS}/figures/rank_schedules.log",
     script:
         "../scripts/rank_schedules.py"
 
@@ -60,7 +60,7 @@ rule scores_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/{name}.log",
+        f"{LOGS}/figures/{{name}}.log",
     script:
         "../scripts/scores_figure.py"
 
@@ -83,7 +83,7 @@ rule rank_grid_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/rank_grid.log",
+        f"{LOGS}/figures/rank_grid.log",
     script:
         "../scripts/rank_grid.py"
 
@@ -107,7 +107,7 @@ rule restoration_grid_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/restoration/{dataset}.log",
+        f"{LOGS}/figures/restoration/{{dataset}}.log",
     script:
         "../scripts/restoration_grid.py"
 
@@ -130,7 +130,7 @@ rule loss_comparison_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/figures/losses/{dataset}.log",
+        f"{LOGS}/figures/losses/{{dataset}}.log",
     script:
         "../scripts/loss_comparison.py"
 
@@ -172,7 +172,7 @@ rule readme_tables:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/readme/tables.log",
+        f"{LOGS}/readme/tables.log",
     script:
         "../scripts/readme_tables.py"
 
@@ -197,6 +197,6 @@ if "claims" in W.enabled_targets(config):
         conda:
             "../envs/lrdm.yaml"
         log:
-            "logs/readme/claims.log",
+            f"{LOGS}/readme/claims.log",
         script:
             "../scripts/readme_claims.py"

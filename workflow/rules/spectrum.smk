@@ -12,7 +12,7 @@ rule spectrum_analysis:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/spectrum/{dataset}.log",
+        f"{LOGS}/spectrum/{{dataset}}.log",
     script:
         "../scripts/spectrum_analysis.py"
 
@@ -32,6 +32,6 @@ rule spectrum_figures:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/spectrum/{dataset}_figures.log",
+        f"{LOGS}/spectrum/{{dataset}}_figures.log",
     script:
         "../scripts/spectrum_figures.py"

@@ -22,7 +22,7 @@ rule train:
     conda:
         "../envs/lrdm.yaml"
     log:
-        "logs/train/{dataset}/{process}/{objective}/{rank_spec}/seed{seed}.log",
+        f"{LOGS}/train/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.log",
     benchmark:  # wall time and peak RSS of the job (README: "What `all` costs")
         f"{RESULTS}/benchmarks/train/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.tsv"
     script:

@@ -11,7 +11,13 @@ spec = json.loads(snakemake.params.spec)  # canonical JSON (lrdm.workflow.canoni
 name = snakemake.wildcards.dataset
 out = Path(snakemake.output.index)
 if spec["source"] == "registry":
-    written = prepare(name, snakemake.config["resources"], progress=False, expected_pairs=spec.get("expected_pairs"))
+    written = prepare(
+        name,
+        snakemake.config["resources"],
+        progress=False,
+        expected_pairs=spec.get("expected_pairs"),
+        downloads=snakemake.config["downloads"],
+    )
     if written.resolve() != out.resolve():
         raise ValueError(f"dataset {name!r}: the registry wrote {written}, the workflow expects {out}")
 elif spec["source"] == "folders":

@@ -1,0 +1,82 @@
+"""Where each config's files land: the embedded default in results/, resources/ and logs/; config/smoke.yaml,
+config/paper.yaml and a user's overlay in their own folders, so that no config plans a job over another's files."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lrdm.errors import ConfigError
+from lrdm.layout import Layout, config_name, layout, results_folder
+
+REPO = Path(__file__).resolve().parents[1]
+EMBEDDED = REPO / "config" / "config.yaml"
+FILE_LINE = re.compile(r"^\s+(?:output|log): (.*)$", re.MULTILINE)
+
+
+def test_the_last_config_file_names_the_folders():
+    assert config_name([], EMBEDDED) is None
+    assert config_name([EMBEDDED], EMBEDDED) is None  # the embedded default named on the command line
+    assert config_name([REPO / "config" / "smoke.yaml"], EMBEDDED) == "smoke"
+    assert config_name([REPO / "config" / "paper.yaml", Path("runs/my_rain.yaml")], EMBEDDED) == "my_rain"
+
+
+@pytest.mark.parametrize("file", ["tables.yaml", "downloads.yml", "my rain.yaml", "-x.yaml"])
+def test_a_config_file_whose_name_cannot_name_a_folder_is_refused_naming_it(file):
+    with pytest.raises(ConfigError, match=rf"config file '{re.escape(file)}': its name .* set the keys results"):
+        config_name([file], EMBEDDED)
+
+
+def test_folders_of_each_kind_of_config():
+    assert layout({}, None) == Layout("results", "resources", "logs", "resources/downloads")
+    assert layout({}, "smoke") == Layout("results/smoke", "resources/smoke", "logs/smoke", "resources/downloads")
+    mine = layout({"results": "/scratch/out", "resources": "/scratch/res"}, "mine")
+    assert mine == Layout("/scratch/out", "/scratch/res", "logs/mine", "/scratch/res/downloads")
+    assert layout({"downloads": "/archives"}, "paper").downloads == "/archives"
+    assert results_folder({}) == "results" and results_folder({"results": "out"}) == "out"
+
+
+def planned_files(cwd: Path, *configfile: str, target: str = "all") -> set[str]:
+    """Every output and log file of the jobs a dry run plans, run in ``cwd`` as a user types it."""
+    words = ["--configfile", *configfile] if configfile else []
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", target, *words],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return {path for line in FILE_LINE.findall(proc.stdout) for path in line.split(", ")}
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """A folder laid out as a checkout (config/ beside the Snakefile), where the README's commands run as written."""
+    root = tmp_path_factory.mktemp("checkout")
+    (root / "config").symlink_to(REPO / "config")
+    return root
+
+
+@pytest.fixture(scope="module")
+def default_files(checkout) -> set[str]:
+    files = planned_files(checkout)
+    assert any(f.startswith("results/tables/") for f in files) and any(f.startswith("logs/train/") for f in files)
+    return files
+
+
+@pytest.mark.parametrize("name", ["smoke", "paper"])
+def test_a_shipped_config_plans_no_job_over_the_default_outputs(checkout, default_files, name):
+    files = planned_files(checkout, f"config/{name}.yaml")
+    assert files and not files & default_files
+    outside = [f for f in files if not f.startswith((f"results/{name}/", f"resources/{name}/", f"logs/{name}/"))]
+    assert not outside, outside
+
+
+def test_a_users_overlay_writes_its_own_folders(checkout, default_files):
+    overlay = checkout / "my_rain.yaml"
+    overlay.write_text("targets:\n  main_table: {datasets: [synthetic_rain], specs: [full]}\n")
+    files = planned_files(checkout, "my_rain.yaml", target="main_table")
+    assert "results/my_rain/tables/main_table.csv" in files and not files & default_files
