@@ -1,7 +1,8 @@
 """Where a workflow config's files land, so that no config overwrites another's runs, data, tables or logs.
 
 The embedded default (``config/config.yaml`` alone) writes ``results/``, ``resources/`` and ``logs/``. A run with
-``--configfile NAME.yaml`` (the last one given names it: ``config/smoke.yaml`` -> ``smoke``) writes
+``--configfile NAME.yaml [OVERLAY.yaml ...]`` (the first one given names it: ``config/smoke.yaml`` -> ``smoke``;
+an overlay shares its base config's runs, so a subset run is never trained twice) writes
 ``results/NAME/``, ``resources/NAME/`` and ``logs/NAME/``. A config that sets ``results`` or ``resources`` itself
 gets exactly that folder (``logs/NAME/`` still follows the file's name). The real datasets' archives stay in one
 place for every config: ``resources/downloads/`` unless the config sets ``downloads`` (or ``resources``, whose
@@ -49,8 +50,8 @@ class Layout:
 
 
 def config_name(configfiles: Sequence[str | os.PathLike[str]], embedded: str | os.PathLike[str]) -> str | None:
-    """Name of a run's folders: the stem of the last of ``configfiles`` (those given with ``--configfile``), or
-    None for the embedded default (no file given, or the last one is ``embedded`` itself).
+    """Name of a run's folders: the stem of the first of ``configfiles`` (those given with ``--configfile``; the
+    later ones are overlays of it), or None for the embedded default (no file given, or the first is ``embedded``).
 
     Raises:
         ConfigError: The stem cannot name a folder (characters other than letters, digits, ``_.-``) or is one
@@ -58,13 +59,13 @@ def config_name(configfiles: Sequence[str | os.PathLike[str]], embedded: str | o
     """
     if not configfiles:
         return None
-    last = Path(configfiles[-1])
-    if Path(embedded).exists() and last.exists() and os.path.samefile(last, embedded):
+    first = Path(configfiles[0])
+    if Path(embedded).exists() and first.exists() and os.path.samefile(first, embedded):
         return None
-    name = last.name.split(".")[0] if last.name.endswith((".yaml", ".yml", ".json")) else last.name
+    name = first.name.split(".")[0] if first.name.endswith((".yaml", ".yml", ".json")) else first.name
     if not NAME_PATTERN.match(name) or name in RESERVED_NAMES:
         raise ConfigError(
-            f"config file {str(last)!r}: its name {name!r} cannot name its results folder (letters, digits, _.- "
+            f"config file {str(first)!r}: its name {name!r} cannot name its results folder (letters, digits, _.- "
             f"and none of {', '.join(sorted(RESERVED_NAMES))}); rename it or set the keys results and resources",
             key="results",
         )

@@ -16,11 +16,13 @@ EMBEDDED = REPO / "config" / "config.yaml"
 FILE_LINE = re.compile(r"^\s+(?:output|log): (.*)$", re.MULTILINE)
 
 
-def test_the_last_config_file_names_the_folders():
+def test_the_first_config_file_names_the_folders():
     assert config_name([], EMBEDDED) is None
     assert config_name([EMBEDDED], EMBEDDED) is None  # the embedded default named on the command line
     assert config_name([REPO / "config" / "smoke.yaml"], EMBEDDED) == "smoke"
-    assert config_name([REPO / "config" / "paper.yaml", Path("runs/my_rain.yaml")], EMBEDDED) == "my_rain"
+    assert config_name([REPO / "config" / "paper.yaml", Path("runs/first.yaml")], EMBEDDED) == "paper"  # an overlay
+    assert config_name([Path("runs/my_rain.yaml")], EMBEDDED) == "my_rain"
+    assert config_name([EMBEDDED, Path("mine.yaml")], EMBEDDED) is None  # an overlay of the embedded default
 
 
 @pytest.mark.parametrize("file", ["tables.yaml", "downloads.yml", "my rain.yaml", "-x.yaml"])
@@ -80,3 +82,14 @@ def test_a_users_overlay_writes_its_own_folders(checkout, default_files):
     overlay.write_text("targets:\n  main_table: {datasets: [synthetic_rain], specs: [full]}\n")
     files = planned_files(checkout, "my_rain.yaml", target="main_table")
     assert "results/my_rain/tables/main_table.csv" in files and not files & default_files
+
+
+def test_an_overlay_shares_its_base_configs_folders(checkout, default_files):
+    """``--configfile config/paper.yaml first.yaml`` (a subset) trains into ``results/paper/``: the full paper run
+    later reuses those runs instead of training them again."""
+    overlay = checkout / "first.yaml"
+    overlay.write_text("targets:\n  main_table: {datasets: [rain1400]}\n")
+    subset = planned_files(checkout, "config/paper.yaml", "first.yaml", target="main_table")
+    full = planned_files(checkout, "config/paper.yaml", target="main_table")
+    runs = {f for f in subset if f.startswith("results/paper/runs/rain1400/")}
+    assert runs and runs <= full and not subset & default_files

@@ -113,7 +113,8 @@ def test_readme_has_the_documented_commands():
         words = shlex.split(command)
         if "--configfile" in words:
             after = words[words.index("--configfile") + 1 :]
-            assert len(after) == 1 or after[1].startswith("-"), f"a target follows --configfile in {command!r}"
+            files = after[: next((i for i, word in enumerate(after) if word.startswith("-")), len(after))]
+            assert all(w.endswith((".yaml", ".yml")) for w in files), f"a target follows --configfile in {command!r}"
 
 
 def readme_user_configs() -> dict[str, str]:
@@ -121,13 +122,16 @@ def readme_user_configs() -> dict[str, str]:
     found = {}
     for name, block in re.findall(r"\(here `([\w.-]+\.yaml)`[^\n]*\n(?:[^\n]*\n)*?\n```yaml\n(.*?)```", README, re.S):
         found[name] = block
+    # a block that names its file in its first line: ```yaml\n# first.yaml\n...
+    for name, block in re.findall(r"```yaml\n# ([\w.-]+\.yaml)\n(.*?)```", README, re.S):
+        found[name] = block
     return found
 
 
 def make_user_folders(root: Path, config: dict) -> None:
     """Two pairs per split in every ``source: folders`` dataset of ``config``, named by its pattern."""
     rng = np.random.default_rng(0)
-    for dataset in config["datasets"].values():
+    for dataset in config.get("datasets", {}).values():
         folders = dataset.get("folders")
         if not folders:
             continue
