@@ -342,6 +342,34 @@ def readme_blocks(text: str) -> dict[str, str]:
     return blocks
 
 
+PLAN_TARGETS = ("all", "main_table", "claims")
+"""The targets whose plan of ``config/paper.yaml`` the README shows (fragments ``plan_<target>.{csv,md}``)."""
+
+
+def plan_summary(folder: str | os.PathLike[str], targets: Sequence[str] = PLAN_TARGETS) -> str:
+    """Fragment ``plan_summary``: one row per target from the ``total`` rows of ``<folder>/plan_<target>.csv``
+    (what ``lrdm plan <target> --configfile config/paper.yaml`` wrote, copied there)."""
+    rows = []
+    for target in targets:
+        path = Path(folder) / f"plan_{target}.csv"
+        if not path.is_file():
+            raise ConfigError(f"{path}: no plan of {target!r}; run `lrdm plan {target} --configfile config/paper.yaml`")
+        frame = pd.read_csv(path)
+        total = frame[frame["section"] == "total"].set_index("quantity")["value"]
+        rows.append(
+            {
+                "target": f"`{target}`",
+                "jobs": int(total["jobs"]),
+                "training runs": int(total["training_runs"]),
+                "GPU-hours (training + restoring)": f"{total['gpu_hours']:.1f} ({total['training_gpu_hours']:.1f} + "
+                f"{total['restoring_gpu_hours']:.1f})",
+                "at TFLOP/s": f"{total['tflops']:.0f}",
+                "disk for the runs": f"{total['run_disk_gb']:.1f} GB",
+            }
+        )
+    return to_markdown(pd.DataFrame(rows))
+
+
 def fragment_path(folder: str | os.PathLike[str], name: str) -> Path:
     return Path(folder) / f"{name}.md"
 
@@ -378,10 +406,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--update", metavar="README", help="rewrite the README's generated blocks in place")
     mode.add_argument("--check", metavar="README", help="exit 1 when a generated block differs from its fragment")
+    mode.add_argument(
+        "--plan-summary",
+        action="store_true",
+        help="write <folder>/plan_summary.md from the plan_<target>.csv files of lrdm plan (all, main_table, claims)",
+    )
     parser.add_argument("--folder", default=f"results/{README_FOLDER}", help="the fragments (default: %(default)s)")
     args = parser.parse_args(argv)
-    readme = Path(args.update or args.check)
     try:
+        if args.plan_summary:
+            path = fragment_path(args.folder, "plan_summary")
+            write_text(path, plan_summary(args.folder))
+            print(f"wrote {path}")
+            return 0
+        readme = Path(args.update or args.check)
         text = readme.read_text()
         if args.check:
             stale = stale_blocks(text, args.folder)
