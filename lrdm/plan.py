@@ -112,8 +112,9 @@ def merged_config(configfiles: Sequence[str | Path], base: str | Path = SNAKEFIL
 
 
 def snakemake_command(configfiles: Sequence[str | Path], target: str, snakefile: str | Path) -> list[str]:
-    """Snakemake's dry run of ``target`` (this Python's Snakemake, in the current folder)."""
-    files = [arg for path in configfiles for arg in ("--configfile", str(path))]
+    """Snakemake's dry run of ``target`` (this Python's Snakemake, in the current folder).  The config files go
+    after one ``--configfile``, in order: a second ``--configfile`` flag would replace the first's files."""
+    files = ["--configfile", *map(str, configfiles)] if configfiles else []
     return [sys.executable, "-m", "snakemake", "-s", str(snakefile), target, "--dry-run", *files]
 
 
@@ -470,7 +471,7 @@ def _md_table(frame: pd.DataFrame, digits: int = 2) -> str:
 def render_markdown(plan: Plan) -> str:
     """``plan.md``: the headline numbers, then the tables."""
     total = totals(plan)
-    files = " ".join(f"--configfile {p}" for p in plan.configfiles)
+    files = " ".join(["--configfile", *plan.configfiles]) if plan.configfiles else ""
     training = plan.training.drop(columns=["_flops", "sizes_from"], errors="ignore")
     restoring = plan.restoring.drop(columns=["_flops"], errors="ignore")
     lines = [

@@ -119,3 +119,12 @@ def test_throughput_from_the_gpu_check_is_its_official_recipe_step_rate_times_th
     rows.to_parquet(path)
     assert measured_tflops(path, 1.5e12) == pytest.approx(30.0)  # 20 images/s x 1.5 TFLOP per image
     assert measured_tflops(tmp_path / "absent.parquet", 1.5e12) is None
+
+
+def test_the_dry_run_merges_every_config_file_in_order():
+    """``--configfile base.yaml overlay.yaml``: one flag, both files (a second flag would drop the first file)."""
+    from lrdm.plan import snakemake_command
+
+    words = snakemake_command(["config/paper.yaml", "first.yaml"], "main_table", "Snakefile")
+    assert words[words.index("--configfile") :] == ["--configfile", "config/paper.yaml", "first.yaml"]
+    assert words.count("--configfile") == 1 and words.index("main_table") < words.index("--configfile")
