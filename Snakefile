@@ -5,6 +5,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 import lrdm.schema as S
+import lrdm.targets as T
 import lrdm.vocab as V
 import lrdm.workflow as W
 from lrdm.errors import LrdmError
