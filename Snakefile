@@ -6,6 +6,7 @@ from snakemake.utils import min_version, validate
 
 import lrdm.layout as L
 import lrdm.schema as S
+import lrdm.targets as T
 import lrdm.vocab as V
 import lrdm.workflow as W
 from lrdm.errors import LrdmError

@@ -1,8 +1,9 @@
-"""The workflow's logic, kept out of the Snakefile: which runs and evaluations each paper artefact
-needs, the resolved config of every run, and checks of the workflow config that name the bad key.
+"""The workflow's logic, kept out of the Snakefile: the paths of runs and scores, the resolved config of every
+run, and checks of the workflow config that name the bad key.  Which evaluations each paper artefact needs is
+in the table of paper targets, :mod:`lrdm.targets`.
 
 A training run is identified by ``(dataset, process, objective, rank_spec, seed)``; an evaluation by a
-run and a number of sampling steps.  Targets that need the same run share it.
+run and a number of sampling steps (:class:`lrdm.targets.Evaluation`).  Targets that need the same run share it.
 """
 
 from __future__ import annotations
@@ -10,66 +11,37 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from typing import Any
 
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
 from lrdm.joblog import log_to_file  # noqa: F401 - the workflow scripts import it from here
 from lrdm.layout import resources_folder, results_folder
+from lrdm.targets import (
+    SCORE_TARGETS,
+    Evaluation,
+    all_targets,
+    enabled_targets,
+    sampling_steps,
+    target_evaluations,
+)
 from lrdm.vocab import (
     DEFAULT_OBJECTIVE,
     DEFAULT_PROCESS,
     FULL_RANK,
-    OBJECTIVES,
     OFFICIAL_RUN,
     PROCESS_OBJECTIVES,
     PROCESSES,
     RankSpec,
 )
 
-TARGETS = (
-    "spectrum",
-    "rank_schedules",
-    "rank_sweep",
-    "schedulers",
-    "orders",
-    "steps",
-    "feasibility",
-    "main_table",
-    "protocols",
-    "sampling_methods",
-    "claims",
-)
-"""One per paper artefact: Fig. 2/3, Fig. 4, Fig. 6/7, Tab. 3, Tab. 4, Fig. 8, Tab. 5, Tab. 1/2 (and how each
-paper's protocol scores their runs), RDDM Tab. 1; and the papers' qualitative claims on several seeds."""
-
-SEPARATE_TARGETS = ("claims",)
-"""Targets that ``all`` leaves out: they train every run again on several seeds (README: their budget)."""
-FIGURE_ONLY_TARGETS = ("spectrum", "rank_schedules")
-SCORE_TARGETS = tuple(target for target in TARGETS if target not in FIGURE_ONLY_TARGETS)
-"""The targets built from per-image scores."""
 LRDM_SCORING = "lrdm_y@lrdm256"
 """How the LRDM paper scores (its test transform, then ``lrdm_y``); see ``lrdm.evaluation.evaluate``."""
 RDDM_RESIZE = 256
 """The size RDDM resizes test images to (its issue #7)."""
 RUN_KEYS = ("index", "process", "objective", "rank_spec", "seed", "max_rank", "extra")
 """TrainConfig keys that every run sets itself (from its wildcards and the top-level config)."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    dataset: str
-    process: str
-    objective: str
-    rank_spec: str
-    seed: int
-    steps: int
-
-    @property
-    def run(self) -> str:
-        """Run folder relative to ``results/runs`` and ``results/scores``."""
-        return f"{self.dataset}/{self.process}/{self.objective}/{self.rank_spec}/seed{self.seed}"
 
 
 def run_dir(results: str, dataset: str, process: str, objective: str, rank_spec: str, seed: int | str) -> str:
@@ -96,93 +68,12 @@ def protocol_scorings(config: dict[str, Any], dataset: str) -> list[str]:
     return list(dict.fromkeys([protocol, f"{protocol}@{resize}", LRDM_SCORING]))
 
 
-def enabled_targets(config: dict[str, Any]) -> list[str]:
-    targets = config.get("targets", {})
-    return [name for name in TARGETS if name in targets and targets[name].get("enabled", True)]
-
-
-def all_targets(config: dict[str, Any]) -> list[str]:
-    """The enabled targets that ``snakemake all`` (the default) builds: all but :data:`SEPARATE_TARGETS`."""
-    return [name for name in enabled_targets(config) if name not in SEPARATE_TARGETS]
-
-
-def _sampling_steps(config: dict[str, Any]) -> int:
-    return int(config["sampling"]["steps"])
-
-
-def _evaluations(
-    config: dict[str, Any],
-    datasets: Iterable[str],
-    specs: Iterable[str],
-    processes: Iterable[str] = (DEFAULT_PROCESS,),
-    objectives: Iterable[str] = (DEFAULT_OBJECTIVE,),
-    steps: Iterable[int] | None = None,
-    seeds: Iterable[int] | None = None,
-) -> list[Evaluation]:
-    steps = list(steps) if steps is not None else [_sampling_steps(config)]
-    seeds = list(seeds) if seeds is not None else config["seeds"]
-    return [
-        Evaluation(d, p, o, s, int(seed), int(n))
-        for d in datasets
-        for p in processes
-        for o in objectives
-        for s in specs
-        for seed in seeds
-        for n in steps
-    ]
-
-
-def target_evaluations(config: dict[str, Any], target: str) -> list[Evaluation]:
-    """Every (run, steps) evaluation a scored target needs."""
-    if target == "protocols":
-        return target_evaluations(config, "main_table")
-    spec = config["targets"][target]
-    datasets = spec["datasets"]
-    if target == "rank_sweep":
-        ranks = [f"fixed-r{r}" for r in spec["ranks"]]
-        return _evaluations(config, datasets, ["full", *ranks])
-    if target == "schedulers":
-        return _evaluations(config, datasets, spec["specs"])
-    if target == "orders":
-        specs = [f"{kind}-p{p}" for kind in spec["kinds"] for p in spec["orders"]]
-        return _evaluations(config, datasets, specs)
-    if target == "steps":
-        return _evaluations(config, datasets, spec["specs"], steps=spec["steps"])
-    if target == "feasibility":
-        return [
-            e
-            for process in PROCESSES
-            for e in _evaluations(
-                config,
-                datasets,
-                ["full", spec["spec"]],
-                processes=[process],
-                objectives=PROCESS_OBJECTIVES[process][:1],
-            )
-        ]
-    if target == "main_table":
-        return _evaluations(config, datasets, spec["specs"])
-    if target == "sampling_methods":
-        return _evaluations(config, datasets, [spec["spec"]], objectives=OBJECTIVES)
-    if target == "claims":  # the runs behind lrdm.results.claims.claims_from_spec, on the target's own seeds
-        seeds = spec["seeds"]
-        specs = [spec["medium_rank"], *spec["schedulers"]]
-        step_lists = sorted({*spec["few_steps"], *spec["many_steps"], _sampling_steps(config)})
-        return sorted(
-            set(_evaluations(config, datasets, specs, seeds=seeds))
-            | set(_evaluations(config, datasets, [FULL_RANK.name, spec["low_rank"]], steps=step_lists, seeds=seeds))
-            | set(_evaluations(config, datasets, [FULL_RANK.name], objectives=OBJECTIVES, seeds=seeds)),
-            key=astuple,
-        )
-    raise ValueError(f"target {target!r} has no evaluations; scored targets: {', '.join(SCORE_TARGETS)}")
-
-
 def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
     """The score files a scored target reads; the main table's include those of the authors' weights."""
     path = protocols_path if target == "protocols" else score_path
     paths = {path(results_folder(config), e) for e in target_evaluations(config, target)}
     if target == "main_table":
-        steps = _sampling_steps(config)
+        steps = sampling_steps(config)
         paths |= {official_score_path(results_folder(config), d, steps) for d in official_datasets(config)}
     return sorted(paths)
 

@@ -17,7 +17,7 @@ from lrdm.results.claims import (
     t_interval,
     verdict,
 )
-from lrdm.results.tables import build_target_table
+from lrdm.targets import build_target_table
 from lrdm.workflow import all_targets, target_evaluations, target_score_paths
 
 ROOT = Path(__file__).resolve().parents[1]

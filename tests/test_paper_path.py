@@ -14,8 +14,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from lrdm.results.reported import reported_frame
-from lrdm.results.tables import INPUT_ROW, MAIN_REPORTED_TABLES, REPORTED_SOURCE, THIS_RUN, dataset_label
+from lrdm.results.reported import REPORTED_SOURCE, reported_frame
+from lrdm.results.scores import THIS_RUN, dataset_label
+from lrdm.results.tables import INPUT_ROW, MAIN_REPORTED_TABLES
 from lrdm.workflow import RESTORATION_GRID_IMAGES, restoration_grid_images
 
 REPO = Path(__file__).resolve().parents[1]

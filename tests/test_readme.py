@@ -14,6 +14,7 @@ from test_tables import make_scores
 
 from lrdm.errors import LrdmError
 from lrdm.results import readme, tables
+from lrdm.results.scores import read_scores, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -89,7 +90,7 @@ def test_update_refuses_a_missing_fragment_or_end_marker_in_one_line(tmp_path, c
 def test_scores_fragment_holds_the_tables_means_and_the_gain_over_the_input():
     scores = make_scores(datasets=("synthetic_rain",), seeds=(0, 1), steps=(1, 5))
     frame = readme.scores_frame(scores, {"synthetic_rain": "derain_y"}, steps=5)
-    summary = tables.summarize(scores[scores["steps"] == 5], ["dataset", "process", "objective", "rank_spec"])
+    summary = summarize(scores[scores["steps"] == 5], ["dataset", "process", "objective", "rank_spec"])
     full = summary[(summary["rank_spec"] == "full") & (summary["process"] == "rddm")]
     full = full[full["objective"] == "pred_res_noise"].iloc[0]
     row = frame[frame["run"] == "RDDM (ours, full)"].iloc[0]
@@ -188,7 +189,7 @@ def test_readme_snippet_gives_the_main_tables_psnr(tmp_path, monkeypatch, capsys
     namespace: dict = {}
     exec(blocks[0], namespace)  # noqa: S102 - the README's own snippet
     means = namespace["means"]
-    table = tables.main_table(tables.read_scores(sorted(Path("results/scores").rglob("steps5.parquet"))))
+    table = tables.main_table(read_scores(sorted(Path("results/scores").rglob("steps5.parquet"))))
     for rank_spec, method in (("full", "RDDM (ours, full)"), ("poly_decrease-p3", "LRDM (ours, poly_decrease-p3)")):
         expected = table.loc[table["method"] == method, "synthetic_rain PSNR"].item()
         got = means.loc[("synthetic_rain", "derain_y", "rddm", "pred_res_noise", rank_spec, 5), "psnr"]

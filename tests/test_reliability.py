@@ -413,7 +413,7 @@ def test_every_synthetic_pair_is_degraded(tmp_path, task):
 
 def test_tables_refuse_to_average_inf():
     from lrdm.errors import DataError
-    from lrdm.results.tables import summarize
+    from lrdm.results.scores import summarize
 
     scores = pd.DataFrame(
         {

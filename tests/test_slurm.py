@@ -18,7 +18,8 @@ import pytest
 import torch
 import yaml
 
-from lrdm.workflow import TARGETS, target_score_paths
+from lrdm.targets import TARGETS
+from lrdm.workflow import target_score_paths
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm" / "profile.yaml"

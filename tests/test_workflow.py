@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from lrdm.evaluation.evaluate import RESULT_COLUMNS
-from lrdm.workflow import TARGETS, all_targets, check_config, enabled_targets, run_config, target_evaluations
+from lrdm.targets import TARGETS
+from lrdm.workflow import all_targets, check_config, enabled_targets, run_config, target_evaluations
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]

@@ -18,7 +18,7 @@ SCORE_KEY_COLUMNS = (
     "input_psnr",
     "input_ssim",
 )
-"""Columns that identify a score row and hold its metrics: what the tables read (:mod:`lrdm.results.tables`)."""
+"""Columns that identify a score row and hold its metrics: what the tables read (:mod:`lrdm.results.scores`)."""
 RESULT_COLUMNS = (*SCORE_KEY_COLUMNS, "protocol", "seconds", "max_test_images")
 """Columns of a per-image score file (``max_test_images``: the limit on the test images evaluated, config key
 ``datasets.<name>.max_test_images``; missing when all were)."""

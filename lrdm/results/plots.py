@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from lrdm.core.lowrank import rank_schedule
 from lrdm.files import atomic_path
-from lrdm.results.tables import METRIC_LABELS, dataset_label, dataset_order, select_runs, summarize
+from lrdm.results.scores import METRIC_LABELS, dataset_label, dataset_order, select_runs, summarize
 from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, RANK_KINDS
 
 #: Resolution of the PNG files.

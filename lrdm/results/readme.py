@@ -9,9 +9,9 @@ README.md holds each fragment between ``<!-- generated: <name> -->`` and ``<!-- 
 ``python -m lrdm.results.readme --update README.md`` replaces every such block with its fragment and
 ``--check README.md`` lists the blocks that differ (``tests/test_readme.py`` runs the check).
 
-The tables reuse :mod:`lrdm.results.tables` (``summarize``, ``select_steps``, ``method_label``, ``protocols_table``)
-and :mod:`lrdm.results.render` (``to_markdown``): the README shows the numbers the tables under ``results/tables``
-hold, laid out for reading.
+The tables reuse :mod:`lrdm.results.scores` (``summarize``, ``select_steps``), :mod:`lrdm.results.tables`
+(``method_label``, ``protocols_table``) and :mod:`lrdm.results.render` (``to_markdown``): the README shows the
+numbers the tables under ``results/tables`` hold, laid out for reading.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from lrdm.errors import ConfigError, LrdmError
 from lrdm.files import write_bytes, write_text
 from lrdm.results.claims import claims_from_spec, side_psnr
 from lrdm.results.render import to_markdown
-from lrdm.results.tables import method_label, protocols_table, select_steps, summarize
+from lrdm.results.scores import select_steps, summarize
+from lrdm.results.tables import method_label, protocols_table
 from lrdm.vocab import DEFAULT_OBJECTIVE, OBJECTIVE_LABELS
 
 #: Folder of the fragments, under the config's ``results`` folder.

@@ -1,38 +1,29 @@
-"""Result tables of the LRDM paper, rebuilt from the per-image score Parquet files.
+"""Result tables of the LRDM and RDDM papers, laid out like the papers' tables from the per-image scores
+(reading, selecting and averaging them: :mod:`lrdm.results.scores`).
 
-Every evaluation of a (run, steps) pair writes one row per test image (``lrdm.evaluation.evaluate.RESULT_COLUMNS``).
-This module reads those files, averages them the way the paper reports numbers and lays them out like
-the paper's tables:
-
-* :func:`summarize` first averages over the test images of each training seed, then over seeds
-  (mean and sample standard deviation).  With a single seed the standard deviation is **NaN** (a sample
-  standard deviation of one value is undefined), and the written tables show ``mean ± std`` only where
-  the standard deviation exists, i.e. where more than one seed was trained.
 * The builders (:func:`schedulers_table`, :func:`orders_table`, :func:`rank_sweep_table`,
-  :func:`steps_table`, :func:`feasibility_table`, :func:`sampling_methods_table`, :func:`main_table`)
-  return *display frames*: label columns, a ``source`` column (``"this run"`` or ``"reported by the
-  paper"``), and per dataset (or per step count) raw numeric metric columns named ``"<Dataset> PSNR"`` /
-  ``"<Dataset> SSIM"``, each followed by its ``"… std"`` partner.  A suggested caption is stored in
-  ``frame.attrs["caption"]`` and the sampling steps used per dataset in ``frame.attrs["steps"]``.
-* :func:`write_table` writes a display frame as CSV (raw numbers), GitHub Markdown and a booktabs LaTeX
-  table (PSNR with 2 decimals, SSIM with 4, ``mean ± std`` when the std partner is present).
+  :func:`steps_table`, :func:`feasibility_table`, :func:`sampling_methods_table`, :func:`main_table`,
+  :func:`protocols_table`) return *display frames*: label columns, a ``source`` column (``"this run"`` or
+  ``"reported by the paper"``), and per dataset (or per step count) raw numeric metric columns named
+  ``"<Dataset> PSNR"`` / ``"<Dataset> SSIM"``, each followed by its ``"… std"`` partner.  A suggested caption is
+  stored in ``frame.attrs["caption"]`` and the sampling steps used per dataset in ``frame.attrs["steps"]``.
+* :func:`lrdm.results.render.write_table` writes a display frame as CSV (raw numbers), GitHub Markdown and a
+  booktabs LaTeX table (PSNR with 2 decimals, SSIM with 4, ``mean ± std`` when the std partner is present).
+* Which builder makes which workflow target's table: the table of paper targets, :data:`lrdm.targets.TARGETS`.
 
 Unless a builder is given ``steps``, it uses for each dataset the sampling-step count at which the most
-runs were evaluated (ties go to the larger count), see :func:`select_steps`.
+runs were evaluated (ties go to the larger count), see :func:`lrdm.results.scores.select_steps`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from lrdm.errors import DataError
 from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
-from lrdm.results.claims import claims_table
 from lrdm.results.degraded import input_rows
 from lrdm.results.render import STD_SUFFIX, clean_value
 from lrdm.results.reported import (
@@ -45,26 +36,35 @@ from lrdm.results.reported import (
     REPORTED_SOURCE,
     reported_frame,
 )
+from lrdm.results.scores import (
+    AVERAGING_TEXT,
+    METRIC_LABELS,
+    POLY_SCHEDULERS,
+    THIS_RUN,
+    dataset_label,
+    dataset_metric,
+    dataset_order,
+    metric_column_names,
+    require_columns,
+    select_rows,
+    select_steps,
+    steps_metric,
+    steps_text,
+    steps_used,
+    summarize,
+    varying_keys,
+    wide_frame,
+)
 from lrdm.vocab import (
     DEFAULT_OBJECTIVE,
     DEFAULT_PROCESS,
     DYNAMIC_KINDS,
     OBJECTIVE_LABELS,
     OFFICIAL_RUN,
-    POLY_KINDS,
     PROCESS_DEFAULT_OBJECTIVES,
     RANK_KINDS,
 )
 
-#: Per-image metrics averaged by :func:`summarize`.
-METRICS = ("psnr", "ssim", "input_psnr", "input_ssim")
-#: Display names of the metrics in table headers.
-METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM"}
-#: Value of the ``source`` column for rows measured by this pipeline.
-THIS_RUN = "this run"
-
-#: The polynomial schedulers of LRDM Tab. 4, in the paper's row order.
-POLY_SCHEDULERS = tuple(reversed(POLY_KINDS))
 #: How each objective obtains the term it does not predict (RDDM Eq. 16 under a low-rank forward process).
 OBJECTIVE_NOTES = {
     "pred_res": "noise derived from the predicted residual by RDDM Eq. 16 (exact for a full-rank forward "
@@ -89,275 +89,12 @@ METHOD_LABELS = {
 }
 #: Row name of the authors' weights evaluated here (score rows of run :data:`lrdm.vocab.OFFICIAL_RUN`).
 OFFICIAL_LABEL = "RDDM, official weights (evaluated here)"
-#: Display names of the datasets, in the order tables list them; other datasets follow alphabetically.
-DATASET_LABELS = {
-    "raindrop": "Raindrop",
-    "rain1400": "Rain1400",
-    "gopro": "GoPro",
-    "realblur_j": "RealBlur-J",
-    "realblur_r": "RealBlur-R",
-    "istd": "ISTD",
-    "lol": "LOL",
-    "celeba": "CelebA",
-    "celeba_hq": "CelebA-HQ",
-}
-#: Row keys added to a table only when they take more than one value among the rows used.
-OPTIONAL_KEYS = ("process", "objective", "eta")
 #: Reported tables shown beside our rows by :func:`main_table` by default.
 MAIN_REPORTED_TABLES = (LRDM_TAB1, LRDM_TAB2)
 
 #: Label of the degraded-input row of :func:`rank_sweep_table`.
 INPUT_ROW = "input (degraded)"
 FULL_RANK_ROW = "full"
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading and summarising
-# --------------------------------------------------------------------------------------------------
-
-
-def read_scores(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Concatenates per-image score Parquet files.
-
-    Raises:
-        ValueError: when no path is given, or a file lacks one of :data:`SCORE_KEY_COLUMNS` (the message
-            names the file and the missing columns).
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    frames = []
-    for path in paths:
-        frame = pd.read_parquet(path)
-        missing = [column for column in SCORE_KEY_COLUMNS if column not in frame.columns]
-        if missing:
-            raise ValueError(f"score file {os.fspath(path)!r} lacks required column(s): {', '.join(missing)}")
-        frames.append(frame)
-    if not frames:
-        raise ValueError("read_scores needs at least one score file")
-    scores = pd.concat(frames, ignore_index=True)
-    return scores.astype({"order": "Int64", "rank": "Int64"})
-
-
-def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
-
-
-SHOWN_IMAGES = 5
-"""Image ids an error lists before it counts the rest."""
-
-
-def _require_finite(scores: pd.DataFrame) -> None:
-    """No metric may be infinite (e.g. the PSNR of an input equal to its target): a mean of it is ``inf``."""
-    for metric in METRICS:
-        values = pd.to_numeric(scores[metric], errors="coerce")
-        infinite = scores.loc[values.isin([math.inf, -math.inf])]
-        if not infinite.empty:
-            ids = [str(i) for i in infinite["image_id"]]
-            where = sorted({str(d) for d in infinite["dataset"]}) if "dataset" in infinite else []
-            raise DataError(
-                f"{metric} is inf for {len(ids)} image(s) {ids[:SHOWN_IMAGES]}"
-                f"{' and more' if len(ids) > SHOWN_IMAGES else ''}"
-                f"{f' of {where}' if where else ''}: a table cannot average inf (an input equal to its target "
-                "has no degradation to restore); remove or fix these pairs"
-            )
-
-
-def summarize(scores: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Mean over images per ``by + [seed]``, then mean and sample std over seeds per ``by``.
-
-    Returns one row per ``by`` group with the ``by`` columns and ``psnr_mean, psnr_std, ssim_mean,
-    ssim_std, input_psnr_mean, input_ssim_mean, n_seeds, n_images`` (``n_images``: distinct image ids
-    over all seeds).  The std is NaN with a single seed.  Groups with missing key values (e.g. the
-    ``order`` of a linear scheduler) are kept.
-    """
-    by = list(by)
-    _require(scores, [*by, "seed", "image_id", *METRICS], "summarize")
-    if scores.empty:
-        raise ValueError("summarize: no score rows")
-    _require_finite(scores)
-    constant = "__all__"
-    keys = by or [constant]
-    frame = scores.assign(**{constant: 0}) if not by else scores
-    per_seed = frame.groupby([*keys, "seed"], dropna=False, sort=True)[list(METRICS)].mean().reset_index()
-    grouped = per_seed.groupby(keys, dropna=False, sort=True)
-    summary = grouped.agg(
-        psnr_mean=("psnr", "mean"),
-        psnr_std=("psnr", "std"),
-        ssim_mean=("ssim", "mean"),
-        ssim_std=("ssim", "std"),
-        input_psnr_mean=("input_psnr", "mean"),
-        input_ssim_mean=("input_ssim", "mean"),
-        n_seeds=("seed", "nunique"),
-    )
-    summary["n_images"] = frame.groupby(keys, dropna=False, sort=True)["image_id"].nunique()
-    summary = summary.reset_index()
-    if not by:
-        summary = summary.drop(columns=constant)
-    return summary
-
-
-def dataset_label(dataset: str) -> str:
-    """Display name of a dataset (the key itself when unknown, e.g. ``synthetic_rain``)."""
-    return DATASET_LABELS.get(dataset, dataset)
-
-
-def dataset_order(datasets: Iterable[str]) -> list[str]:
-    """Distinct datasets, the known ones in :data:`DATASET_LABELS` order first, then the rest sorted."""
-    known = list(DATASET_LABELS)
-    unique = list(dict.fromkeys(datasets))
-    return sorted(unique, key=lambda d: (0, known.index(d), "") if d in known else (1, 0, d))
-
-
-def select_steps(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFrame:
-    """Keeps the rows of one sampling-step count per dataset.
-
-    With ``steps`` given, keeps that count everywhere (ValueError if no row has it).  Otherwise, for
-    each dataset, the count at which the most distinct runs were evaluated (ties: the larger count).
-    """
-    _require(scores, ["dataset", "run", "steps"], "select_steps")
-    if steps is not None:
-        kept = scores[scores["steps"] == steps]
-        if kept.empty:
-            available = sorted(int(s) for s in scores["steps"].unique())
-            raise ValueError(f"no scores at {steps} sampling steps; available: {available}")
-        return kept
-    parts = []
-    for _, part in scores.groupby("dataset", sort=False):
-        runs_per_steps = part.groupby("steps")["run"].nunique()
-        best = max(runs_per_steps.index, key=lambda s: (runs_per_steps[s], s))
-        parts.append(part[part["steps"] == best])
-    return pd.concat(parts) if parts else scores
-
-
-def _steps_used(frame: pd.DataFrame) -> dict[str, list[int]]:
-    return {
-        dataset: sorted(int(s) for s in frame.loc[frame["dataset"] == dataset, "steps"].unique())
-        for dataset in dataset_order(frame["dataset"].unique())
-    }
-
-
-def _steps_text(steps: dict[str, list[int]]) -> str:
-    parts = [f"{dataset_label(d)} {', '.join(str(s) for s in counts)}" for d, counts in steps.items()]
-    return "Sampling steps: " + "; ".join(parts) + "."
-
-
-_AVERAGING_TEXT = "Mean over test images, then over training seeds (mean ± std where more than one seed was trained)."
-
-
-# --------------------------------------------------------------------------------------------------
-# Layout helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def _varying(frame: pd.DataFrame, candidates: Sequence[str] = OPTIONAL_KEYS) -> list[str]:
-    return [key for key in candidates if frame[key].nunique(dropna=False) > 1]
-
-
-def _normalise_rank_columns(scores: pd.DataFrame) -> pd.DataFrame:
-    """Blank ``order`` outside polynomial schedulers and ``rank`` outside ``fixed`` (they carry no meaning)."""
-    frame = scores.copy()
-    frame["order"] = frame["order"].astype("Int64").where(frame["scheduler"].isin(POLY_SCHEDULERS))
-    frame["rank"] = frame["rank"].astype("Int64").where(frame["scheduler"] == "fixed")
-    return frame
-
-
-def _prepare(
-    scores: pd.DataFrame,
-    keep: Callable[[pd.DataFrame], pd.Series] | None,
-    need: str,
-    builder: str,
-    steps: int | None,
-    process: str | None = None,
-    objective: str | None = None,
-    all_steps: bool = False,
-) -> pd.DataFrame:
-    """Checks columns, keeps the rows of ``process`` and ``objective`` (None: any) that pass ``keep``,
-    then selects the sampling steps (unless ``all_steps``); ValueError naming what was looked for when
-    nothing is left."""
-    _require(scores, SCORE_KEY_COLUMNS, builder)
-    frame = _normalise_rank_columns(scores)
-    if keep is not None:
-        frame = frame[keep(frame).to_numpy()]
-    for column, value in (("process", process), ("objective", objective)):
-        if value is not None:
-            frame = frame[frame[column] == value]
-            need += f" with {column} {value!r}"
-    if frame.empty:
-        present = sorted(scores["rank_spec"].astype(str).unique())
-        objectives = sorted(scores["objective"].astype(str).unique())
-        raise ValueError(
-            f"{builder}: the scores hold no {need} (rank specs present: {present}; objectives: {objectives})"
-        )
-    return frame if all_steps else select_steps(frame, steps)
-
-
-def select_runs(
-    scores: pd.DataFrame,
-    schedulers: Sequence[str] | None = None,
-    process: str | None = DEFAULT_PROCESS,
-    objective: str | None = DEFAULT_OBJECTIVE,
-    steps: int | None = None,
-    all_steps: bool = False,
-) -> pd.DataFrame:
-    """The score rows of ``schedulers`` (None: all), ``process`` and ``objective`` (None: any), at one
-    step count per dataset (see :func:`select_steps`) unless ``all_steps``.  ``order``/``rank`` are
-    blanked where the scheduler does not use them.  Raises ValueError when nothing is left."""
-    keep = None if schedulers is None else (lambda f: f["scheduler"].isin(list(schedulers)))
-    need = "scores" if schedulers is None else f"runs with rank scheduler(s) {', '.join(schedulers)}"
-    return _prepare(scores, keep, need, "select_runs", steps, process, objective, all_steps=all_steps)
-
-
-def _dataset_metric(dataset: Any, metric: str) -> str:
-    return f"{dataset_label(dataset)} {METRIC_LABELS[metric]}"
-
-
-def _steps_metric(steps: Any, metric: str) -> str:
-    count = int(steps)
-    return f"{METRIC_LABELS[metric]} ({count} step{'' if count == 1 else 's'})"
-
-
-def _metric_columns(
-    values: Iterable[Any], metrics: Sequence[str], name: Callable[[Any, str], str] = _dataset_metric
-) -> list[str]:
-    return [
-        column
-        for value in values
-        for metric in metrics
-        for column in (name(value, metric), name(value, metric) + STD_SUFFIX)
-    ]
-
-
-def _wide(
-    frame: pd.DataFrame,
-    row_keys: Sequence[str],
-    column_key: str = "dataset",
-    name: Callable[[Any, str], str] = _dataset_metric,
-    metrics: Sequence[str] = ("psnr", "ssim"),
-) -> tuple[pd.DataFrame, list[str]]:
-    """One row per ``row_keys`` group; per ``column_key`` value a mean and a std column per metric.
-
-    Returns the frame (``row_keys`` columns, metric columns, ``n_seeds`` = fewest seeds over the row's
-    cells, ``source`` = this run) and the ordered list of metric columns.
-    """
-    summary = summarize(frame, [column_key, *row_keys])
-    values = (
-        dataset_order(summary[column_key].unique()) if column_key == "dataset" else sorted(summary[column_key].unique())
-    )
-    metric_columns = _metric_columns(values, metrics, name)
-    rows: dict[tuple[Hashable, ...], dict[str, Any]] = {}
-    for record in summary.to_dict("records"):
-        key = tuple(clean_value(record[k]) for k in row_keys)
-        row = rows.setdefault(key, {**dict(zip(row_keys, key)), "n_seeds": int(record["n_seeds"])})
-        row["n_seeds"] = min(row["n_seeds"], int(record["n_seeds"]))
-        for metric in metrics:
-            column = name(record[column_key], metric)
-            row[column] = record[f"{metric}_mean"]
-            row[column + STD_SUFFIX] = record[f"{metric}_std"]
-    wide = pd.DataFrame(list(rows.values()), columns=[*row_keys, *metric_columns, "n_seeds"])
-    wide["source"] = THIS_RUN
-    return wide, metric_columns
 
 
 def _reported_wide(
@@ -376,7 +113,7 @@ def _reported_wide(
         for metric in metrics:
             value = clean_value(record[metric])
             if value is not None:
-                row[_dataset_metric(record["dataset"], metric)] = value
+                row[dataset_metric(record["dataset"], metric)] = value
     return pd.DataFrame(list(rows.values()))
 
 
@@ -456,7 +193,7 @@ def _scheduler_rows_table(
     objective: str | None,
 ) -> pd.DataFrame:
     """Rows = (scheduler, order) of ``schedulers``, columns = PSNR/SSIM per dataset (Tab. 3 and Tab. 4)."""
-    frame = _prepare(
+    frame = select_rows(
         scores,
         lambda f: f["scheduler"].isin(schedulers),
         f"runs with a rank scheduler among {', '.join(schedulers)}",
@@ -465,9 +202,9 @@ def _scheduler_rows_table(
         process,
         objective,
     )
-    optional = _varying(frame)
+    optional = varying_keys(frame)
     row_keys = ["scheduler", "order", *optional]
-    ours, metric_columns = _wide(frame, row_keys)
+    ours, metric_columns = wide_frame(frame, row_keys)
     parts = [ours]
     if include_reported:
         parts.append(
@@ -475,7 +212,7 @@ def _scheduler_rows_table(
                 reported, frame["dataset"].unique(), lambda r: {"scheduler": r["scheduler"], "order": r["order"]}
             )
         )
-    used = _steps_used(frame)
+    used = steps_used(frame)
     return _finish(
         parts,
         row_keys,
@@ -486,7 +223,7 @@ def _scheduler_rows_table(
             _source_rank(r),
             *_optional_sort_key(r, optional),
         ),
-        f"{title} " + _steps_text(used) + " " + _AVERAGING_TEXT,
+        f"{title} " + steps_text(used) + " " + AVERAGING_TEXT,
         used,
         integer_columns=("order",),
     )
@@ -544,7 +281,7 @@ def rank_sweep_table(
 
     Raises ValueError when there is neither a fixed-rank nor a full-rank run.
     """
-    frame = _prepare(
+    frame = select_rows(
         scores,
         lambda f: f["scheduler"].isin(["fixed", "full"]),
         "fixed-rank or full-rank runs",
@@ -553,19 +290,19 @@ def rank_sweep_table(
         process,
         objective,
     )
-    optional = _varying(frame)
-    ours, metric_columns = _wide(frame, ["scheduler", "rank", *optional])
+    optional = varying_keys(frame)
+    ours, metric_columns = wide_frame(frame, ["scheduler", "rank", *optional])
     ours["rank_label"] = [
         FULL_RANK_ROW if scheduler == "full" else int(rank) for scheduler, rank in zip(ours["scheduler"], ours["rank"])
     ]
     input_row: dict[str, Any] = {"rank_label": INPUT_ROW, "source": THIS_RUN}
     for record in summarize(frame, ["dataset"]).to_dict("records"):
-        input_row[_dataset_metric(record["dataset"], "psnr")] = record["input_psnr_mean"]
-        input_row[_dataset_metric(record["dataset"], "ssim")] = record["input_ssim_mean"]
-    used = _steps_used(frame)
+        input_row[dataset_metric(record["dataset"], "psnr")] = record["input_psnr_mean"]
+        input_row[dataset_metric(record["dataset"], "ssim")] = record["input_ssim_mean"]
+    used = steps_used(frame)
     caption = (
         "PSNR/SSIM versus fixed rank (LRDM Fig. 6 data); 'full' is the run without projection, "
-        "'input (degraded)' scores the degraded input. " + _steps_text(used) + " " + _AVERAGING_TEXT
+        "'input (degraded)' scores the degraded input. " + steps_text(used) + " " + AVERAGING_TEXT
     )
 
     def sort_key(row: pd.Series) -> tuple[Any, ...]:
@@ -595,15 +332,15 @@ def steps_table(
     unknown = [m for m in metrics if m not in METRIC_LABELS]
     if unknown or not metrics:
         raise ValueError(f"steps_table: metrics must be among {list(METRIC_LABELS)}, got {list(metrics)}")
-    frame = _prepare(scores, None, "scores", "steps_table", None, process, objective, all_steps=True)
-    optional = _varying(frame)
+    frame = select_rows(scores, None, "scores", "steps_table", None, process, objective, all_steps=True)
+    optional = varying_keys(frame)
     row_keys = ["dataset", "rank_spec", "scheduler", "rank", "order", *optional]
-    ours, metric_columns = _wide(frame, row_keys, column_key="steps", name=_steps_metric, metrics=metrics)
+    ours, metric_columns = wide_frame(frame, row_keys, column_key="steps", name=steps_metric, metrics=metrics)
     datasets = dataset_order(frame["dataset"].unique())
     ours["dataset"] = [dataset_label(d) for d in ours["dataset"]]
     dataset_rank = {dataset_label(d): i for i, d in enumerate(datasets)}
     step_counts = sorted(int(s) for s in frame["steps"].unique())
-    caption = "Restoration quality versus sampling steps (LRDM Fig. 8 data). " + _AVERAGING_TEXT
+    caption = "Restoration quality versus sampling steps (LRDM Fig. 8 data). " + AVERAGING_TEXT
     return _finish(
         [ours],
         ["dataset", "rank_spec", *optional],
@@ -635,18 +372,18 @@ def feasibility_table(
         )
         return frame["process"].isin(processes) & (rddm_ok | (frame["process"] != "rddm"))
 
-    frame = _prepare(scores, keep, "rddm or resshift runs", "feasibility_table", steps)
-    optional = [key for key in _varying(frame, ("eta",))]
+    frame = select_rows(scores, keep, "rddm or resshift runs", "feasibility_table", steps)
+    optional = [key for key in varying_keys(frame, ("eta",))]
     if rddm_objective is None and frame.loc[frame["process"] == "rddm", "objective"].nunique() > 1:
         optional.insert(0, "objective")
-    ours, metric_columns = _wide(frame, ["process", "rank_spec", "scheduler", "rank", "order", *optional])
+    ours, metric_columns = wide_frame(frame, ["process", "rank_spec", "scheduler", "rank", "order", *optional])
     ours["model"] = [FEASIBILITY_LABELS[(p, spec != "full")] for p, spec in zip(ours["process"], ours["rank_spec"])]
     parts = [ours]
     if include_reported:
         parts.append(_reported_wide(LRDM_TAB5, frame["dataset"].unique(), lambda r: {"model": r["method"]}))
     labels = list(FEASIBILITY_LABELS.values())
-    used = _steps_used(frame)
-    caption = "Low-rank feasibility across processes (LRDM Tab. 5). " + _steps_text(used) + " " + _AVERAGING_TEXT
+    used = steps_used(frame)
+    caption = "Low-rank feasibility across processes (LRDM Tab. 5). " + steps_text(used) + " " + AVERAGING_TEXT
     return _finish(
         parts,
         ["model", "rank_spec", *optional],
@@ -680,7 +417,7 @@ def sampling_methods_table(
     spec trained with SM-Res-N alone for other experiments does not crowd the comparison).  Raises
     ValueError when no run has one of the three objectives.
     """
-    frame = _prepare(
+    frame = select_rows(
         scores,
         lambda f: f["objective"].isin(list(OBJECTIVE_LABELS)),
         f"runs with objective {', '.join(OBJECTIVE_LABELS)}",
@@ -694,8 +431,8 @@ def sampling_methods_table(
     frame = frame[frame["rank_spec"].isin(list(rank_specs))]
     if frame.empty:
         raise ValueError(f"sampling_methods_table: no runs with rank spec(s) {list(rank_specs)}")
-    optional = _varying(frame, ("process", "eta"))
-    ours, metric_columns = _wide(frame, ["objective", "rank_spec", "scheduler", "rank", "order", *optional])
+    optional = varying_keys(frame, ("process", "eta"))
+    ours, metric_columns = wide_frame(frame, ["objective", "rank_spec", "scheduler", "rank", "order", *optional])
     parts = [ours]
     if include_reported:
         parts.append(
@@ -703,14 +440,11 @@ def sampling_methods_table(
                 RDDM_TAB1, frame["dataset"].unique(), lambda r: {"objective": r["objective"], "rank_spec": "full"}
             )
         )
-    used = _steps_used(frame)
+    used = steps_used(frame)
     caption = (
         "Sampling methods (RDDM Tab. 1). SM-Res and SM-N obtain the term they do not predict through "
         "RDDM Eq. 16, which assumes the full residual was injected: under a low-rank forward process "
-        "that conversion is only approximate; SM-Res-N needs no conversion. "
-        + _steps_text(used)
-        + " "
-        + _AVERAGING_TEXT
+        "that conversion is only approximate; SM-Res-N needs no conversion. " + steps_text(used) + " " + AVERAGING_TEXT
     )
     objectives = list(OBJECTIVE_LABELS)
     table = _finish(
@@ -769,12 +503,12 @@ def main_table(
     objective, between the paper's rows and our trained ones; before it, one :data:`INPUT_ROW` row per protocol:
     the degraded test inputs scored as our runs were (:func:`lrdm.results.degraded.input_rows`).
     """
-    _require(scores, SCORE_KEY_COLUMNS, "main_table")
+    require_columns(scores, SCORE_KEY_COLUMNS, "main_table")
     wanted = dataset_order(datasets) if datasets is not None else dataset_order(scores["dataset"].astype(str).unique())
     is_official = (scores["run"].astype(str) == OFFICIAL_RUN).to_numpy()
     official = scores[is_official & scores["dataset"].isin(wanted).to_numpy()]
     scores = scores[~is_official]
-    frame = _prepare(
+    frame = select_rows(
         scores,
         lambda f: f["dataset"].isin(wanted),
         f"rows for dataset(s) {wanted}",
@@ -783,9 +517,9 @@ def main_table(
         process,
         objective,
     )
-    optional = _varying(frame, ("eta",))
+    optional = varying_keys(frame, ("eta",))
     row_keys = ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional]
-    ours, _ = _wide(frame, row_keys)
+    ours, _ = wide_frame(frame, row_keys)
     labels = labels or {}
     ours["method"] = [
         labels.get(r["rank_spec"])
@@ -802,26 +536,26 @@ def main_table(
     for name in reported_tables:
         for method in reported_frame(name)["method"]:
             paper_order.setdefault(method, len(paper_order))
-    parts = [ours, input_rows(frame, wanted, _dataset_metric, THIS_RUN, INPUT_ROW)]
+    parts = [ours, input_rows(frame, wanted, dataset_metric, THIS_RUN, INPUT_ROW)]
     if not official.empty:
         official = select_steps(official, steps)
-        official_row, _ = _wide(official, [])
+        official_row, _ = wide_frame(official, [])
         official_row["method"] = OFFICIAL_LABEL
         official_row["protocol"] = _protocols_of_rows(official, official_row, [])
         parts.append(official_row)
     if reported_parts:
         reported = pd.concat(reported_parts, ignore_index=True)
         parts.append(reported.groupby(["method", "protocol"], sort=False, dropna=False).first().reset_index())
-    used = _steps_used(pd.concat([frame, official]) if not official.empty else frame)
+    used = steps_used(pd.concat([frame, official]) if not official.empty else frame)
     caption = (
         "Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
         f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here"
         + ("" if official.empty else f" ('{OFFICIAL_LABEL}': the authors' released checkpoint, scored here)")
         + f"; '{INPUT_ROW}': the degraded test inputs, scored as the runs under each protocol"
         + "; the protocol column says how each row was scored (README, 'How each paper measured'). "
-        + _steps_text(used)
+        + steps_text(used)
         + " "
-        + _AVERAGING_TEXT
+        + AVERAGING_TEXT
     )
 
     def sort_key(row: pd.Series) -> tuple[Any, ...]:
@@ -839,7 +573,7 @@ def main_table(
             *_optional_sort_key(row, optional),
         )
 
-    return _finish(parts, ["method", "protocol"], _metric_columns(wanted, METRIC_LABELS), sort_key, caption, used)
+    return _finish(parts, ["method", "protocol"], metric_column_names(wanted, METRIC_LABELS), sort_key, caption, used)
 
 
 def _protocols_of_rows(frame: pd.DataFrame, wide: pd.DataFrame, row_keys: Sequence[str]) -> list[str | None]:
@@ -860,8 +594,8 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
     degraded input), mean PSNR/SSIM under each protocol label in ``scores["protocol"]`` (e.g. ``derain_y``,
     ``derain_y@256``, ``lrdm_y@lrdm256``), and each label's difference from the first one (the images' own
     size).  Raises ValueError when ``scores`` has no ``protocol`` column or no rows."""
-    _require(scores, [*SCORE_KEY_COLUMNS, "protocol"], "protocols_table")
-    frame = _prepare(scores, None, "scores", "protocols_table", steps, process=None, objective=None)
+    require_columns(scores, [*SCORE_KEY_COLUMNS, "protocol"], "protocols_table")
+    frame = select_rows(scores, None, "scores", "protocols_table", steps, process=None, objective=None)
     labels = list(dict.fromkeys(frame["protocol"].astype(str)))
     row_keys = ["dataset", "process", "objective", "rank_spec", "scheduler", "rank", "order"]
     summary = summarize(frame, [*row_keys, "protocol"])
@@ -878,7 +612,7 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
                 if not prefix:
                     row[_protocol_metric(record["protocol"], metric) + STD_SUFFIX] = record[f"{metric}_std"]
     table = pd.DataFrame(list(rows.values()))
-    metric_columns = _metric_columns(labels, METRIC_LABELS, _protocol_metric)
+    metric_columns = metric_column_names(labels, METRIC_LABELS, _protocol_metric)
     differences = []
     own_labels = [label for label in labels if "@" not in label]
     transforms = list(dict.fromkeys(label[label.index("@") :] for label in labels if "@" in label))
@@ -898,16 +632,13 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
     table = table.reindex(columns=["dataset", "method", "source", *metric_columns, *differences, "n_seeds"])
     table["dataset"] = table["dataset"].map(dataset_label)
     table["n_seeds"] = table["n_seeds"].astype("Int64")
-    used = _steps_used(frame)
+    used = steps_used(frame)
     table.attrs["caption"] = (
         "The main-table runs' restored test images scored under each protocol: "
         + ", ".join(labels)
         + " ('@N': RDDM's policy, resized to N × N; '@lrdm256': the LRDM test transform, padded to 256 and a "
         "multiple of 8, then resized, scored with lrdm_y). Each Δ is against the dataset's protocol at the "
-        "images' own size. "
-        + _steps_text(used)
-        + " "
-        + _AVERAGING_TEXT
+        "images' own size. " + steps_text(used) + " " + AVERAGING_TEXT
     )
     table.attrs["steps"] = used
     return table
@@ -929,39 +660,3 @@ def _transform_difference(row: dict[str, Any], own_labels: Sequence[str], transf
         value = same if same is not None and not pd.isna(same) else next((v for v in other if not pd.isna(v)), None)
         return math.nan if value is None else float(value) - float(base)
     return math.nan
-
-
-# --------------------------------------------------------------------------------------------------
-# Workflow entry point
-# --------------------------------------------------------------------------------------------------
-
-#: Builder of each scored workflow target (``config["targets"][name]`` names the target).
-TABLE_BUILDERS: dict[str, Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFrame]] = {
-    "rank_sweep": lambda scores, spec: rank_sweep_table(scores),
-    "schedulers": lambda scores, spec: schedulers_table(scores),
-    "orders": lambda scores, spec: orders_table(scores),
-    "steps": lambda scores, spec: steps_table(scores),
-    "feasibility": lambda scores, spec: feasibility_table(scores),
-    "main_table": lambda scores, spec: main_table(scores, spec.get("datasets"), labels=spec.get("labels")),
-    "protocols": lambda scores, spec: protocols_table(scores),
-    "sampling_methods": lambda scores, spec: sampling_methods_table(
-        scores, rank_specs=[spec["spec"]] if spec.get("spec") else None
-    ),
-}
-
-
-def build_target_table(
-    name: str, scores: pd.DataFrame, spec: Mapping[str, Any] | None = None, sampling_steps: int | None = None
-) -> tuple[pd.DataFrame, str]:
-    """The display frame and caption of workflow target ``name`` from its scores (``spec``: the target's
-    config section, e.g. ``datasets`` for ``main_table``, ``spec`` for ``sampling_methods``; ``sampling_steps``:
-    the config's ``sampling.steps``, where the claims compare runs)."""
-    if name == "claims":
-        if sampling_steps is None:
-            raise ValueError("the claims table needs sampling_steps (config key sampling.steps)")
-        frame = claims_table(scores, spec or {}, sampling_steps)
-        return frame, frame.attrs["caption"]
-    if name not in TABLE_BUILDERS:
-        raise ValueError(f"no table for target {name!r}; tables: {', '.join([*TABLE_BUILDERS, 'claims'])}")
-    frame = TABLE_BUILDERS[name](scores, spec or {})
-    return frame, frame.attrs["caption"]

@@ -1,30 +1,18 @@
 # Tables (CSV + Markdown + LaTeX) and figures (PNG + PDF), regenerated from the Parquet scores only,
-# and one target rule per paper artefact.
-
-REPORT_CATEGORY = {
-    "rank_sweep": "Fig. 6 and 7: fixed-rank sweep",
-    "schedulers": "Tab. 3: rank schedulers",
-    "orders": "Tab. 4: polynomial orders",
-    "steps": "Fig. 8: sampling steps",
-    "feasibility": "Tab. 5: low rank in RDDM and ResShift",
-    "main_table": "Tab. 1 and 2: main comparison",
-    "protocols": "How each paper measured: the main-table runs under each protocol",
-    "sampling_methods": "RDDM Tab. 1: sampling methods",
-    "claims": "The papers' claims on several seeds",
-}
-
+# and one target rule per paper artefact: the table of paper targets, lrdm/targets.py, says which files each
+# needs and the report category of each.
 
 rule table:
     input:
         scores=lambda wildcards: W.target_score_paths(config, wildcards.name),
     output:
-        csv=report(f"{RESULTS}/tables/{{name}}.csv", caption="../report/table.rst", category=lambda wildcards: REPORT_CATEGORY[wildcards.name]),
+        csv=report(f"{RESULTS}/tables/{{name}}.csv", caption="../report/table.rst", category=lambda wildcards: T.TARGETS[wildcards.name].category),
         md=f"{RESULTS}/tables/{{name}}.md",
         tex=f"{RESULTS}/tables/{{name}}.tex",
     params:
         spec=lambda wildcards: W.target_params(config, wildcards.name),  # a changed spec reruns the table
     wildcard_constraints:
-        name="|".join(W.SCORE_TARGETS),
+        name="|".join(T.TABLE_TARGETS),
     conda:
         "../envs/lrdm.yaml"
     log:
@@ -35,7 +23,7 @@ rule table:
 
 rule rank_schedules_figure:
     output:
-        png=report(f"{RESULTS}/figures/rank_schedules.png", caption="../report/rank_schedules.rst", category="Fig. 4: rank schedulers"),
+        png=report(f"{RESULTS}/figures/rank_schedules.png", caption="../report/rank_schedules.rst", category=T.TARGETS["rank_schedules"].category),
         pdf=f"{RESULTS}/figures/rank_schedules.pdf",
     params:
         spec=W.canonical(config["targets"].get("rank_schedules", {})),
@@ -51,12 +39,12 @@ rule scores_figure:
     input:
         scores=lambda wildcards: W.target_score_paths(config, wildcards.name),
     output:
-        png=report(f"{RESULTS}/figures/{{name}}.png", caption="../report/scores_figure.rst", category=lambda wildcards: REPORT_CATEGORY[wildcards.name]),
+        png=report(f"{RESULTS}/figures/{{name}}.png", caption="../report/scores_figure.rst", category=lambda wildcards: T.TARGETS[wildcards.name].category),
         pdf=f"{RESULTS}/figures/{{name}}.pdf",
     params:
         spec=lambda wildcards: W.target_params(config, wildcards.name),
     wildcard_constraints:
-        name="rank_sweep|steps",
+        name="|".join(T.PLOT_TARGETS),
     conda:
         "../envs/lrdm.yaml"
     log:
@@ -70,7 +58,7 @@ rule rank_grid_figure:
         models=lambda wildcards: W.rank_grid_models(config),
         index=lambda wildcards: W.dataset_index_path(config, W.rank_grid_dataset(config)),
     output:
-        png=report(f"{RESULTS}/figures/rank_grid.png", caption="../report/rank_grid.rst", category=REPORT_CATEGORY["rank_sweep"]),
+        png=report(f"{RESULTS}/figures/rank_grid.png", caption="../report/rank_grid.rst", category=T.TARGETS["rank_sweep"].category),
         pdf=f"{RESULTS}/figures/rank_grid.pdf",
     params:
         steps=config["sampling"]["steps"],
@@ -93,7 +81,7 @@ rule restoration_grid_figure:
         models=lambda wildcards: [path for _, path in W.restoration_grid_runs(config, wildcards.dataset)],
         index=dataset_index,
     output:
-        png=report(f"{RESULTS}/figures/restoration/{{dataset}}.png", caption="../report/restoration_grid.rst", category=REPORT_CATEGORY["main_table"]),
+        png=report(f"{RESULTS}/figures/restoration/{{dataset}}.png", caption="../report/restoration_grid.rst", category=T.TARGETS["main_table"].category),
         pdf=f"{RESULTS}/figures/restoration/{{dataset}}.pdf",
     params:
         steps=config["sampling"]["steps"],

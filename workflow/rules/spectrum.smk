@@ -22,9 +22,9 @@ rule spectrum_figures:
         index=dataset_index,
         curves=f"{RESULTS}/spectrum/{{dataset}}/curves.parquet",
     output:
-        fig2=report(f"{RESULTS}/figures/spectrum/{{dataset}}_fig2.png", caption="../report/spectrum_fig2.rst", category="Fig. 2 and 3: residual spectrum"),
+        fig2=report(f"{RESULTS}/figures/spectrum/{{dataset}}_fig2.png", caption="../report/spectrum_fig2.rst", category=T.TARGETS["spectrum"].category),
         fig2_pdf=f"{RESULTS}/figures/spectrum/{{dataset}}_fig2.pdf",
-        fig3=report(f"{RESULTS}/figures/spectrum/{{dataset}}_fig3.png", caption="../report/spectrum_fig3.rst", category="Fig. 2 and 3: residual spectrum"),
+        fig3=report(f"{RESULTS}/figures/spectrum/{{dataset}}_fig3.png", caption="../report/spectrum_fig3.rst", category=T.TARGETS["spectrum"].category),
         fig3_pdf=f"{RESULTS}/figures/spectrum/{{dataset}}_fig3.pdf",
     params:
         ranks=config["targets"].get("spectrum", {}).get("ranks", [1, 10, 40]),

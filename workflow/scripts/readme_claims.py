@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrdm.results import readme, tables
+from lrdm.results import readme
 from lrdm.results.render import to_markdown
+from lrdm.results.scores import read_scores
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
@@ -12,7 +13,7 @@ folder = Path(outputs.claims).parent
 info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
 footer = readme.provenance_line(info, "readme_claims")
 claims = pd.read_csv(inputs.table)
-scores = tables.read_scores(inputs.scores)
+scores = read_scores(inputs.scores)
 tables_md = {
     "claims": readme.claims_fragment(claims),
     "claims_seeds": to_markdown(readme.claims_seeds_frame(scores, params.spec, params.steps)),

@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from lrdm.results import readme, tables
+from lrdm.results import readme
 from lrdm.results.render import to_markdown
+from lrdm.results.scores import read_scores
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
@@ -9,14 +10,14 @@ inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  #
 folder = Path(outputs.scores).parent
 info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
 footer = readme.provenance_line(info)
-scores = readme.scores_frame(tables.read_scores(inputs.scores), params.protocols, params.steps)
+scores = readme.scores_frame(read_scores(inputs.scores), params.protocols, params.steps)
 tables_md = {
     "setup": to_markdown(readme.run_setup_frame(Path(m).parent for m in inputs.models)),
     "scores": to_markdown(scores),
     "timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
 }
 if inputs.protocols:
-    tables_md["protocols"] = readme.protocols_fragment(tables.read_scores(inputs.protocols))
+    tables_md["protocols"] = readme.protocols_fragment(read_scores(inputs.protocols))
 prose = {
     "gains": readme.gains_text(scores),
     "restorations": readme.image_lines(outputs.restorations),
