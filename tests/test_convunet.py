@@ -19,10 +19,10 @@ def test_terms_are_split_from_one_unet_or_given_one_each():
     assert all(isinstance(unet, ConvUNet) for unet in [*one.unets, *two.unets])
     for network in (one, two):
         out = network(x_t, t, x_in)
-        assert list(out) == ["res", "noise"] and all(v.shape == x_t.shape for v in out.values())
+        assert list(out.terms()) == ["res", "noise"] and all(v.shape == x_t.shape for v in out.terms().values())
     # one_net: the two heads are the channels of one output, so they differ from each other
     out = one(x_t, t, x_in)
-    assert not torch.equal(out["res"], out["noise"])
+    assert not torch.equal(out.res, out.noise)
     assert count_parameters(two) > count_parameters(one)
 
 
@@ -34,9 +34,9 @@ def test_output_depends_on_the_timestep_and_on_the_condition():
             if isinstance(module, torch.nn.Linear):
                 module.weight.normal_()
     x_t, x_in = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16)
-    base = network(x_t, torch.tensor([10]), x_in)["res"]
-    assert not torch.allclose(base, network(x_t, torch.tensor([900]), x_in)["res"])
-    assert not torch.allclose(base, network(x_t, torch.tensor([10]), -x_in)["res"])
+    base = network(x_t, torch.tensor([10]), x_in).res
+    assert not torch.allclose(base, network(x_t, torch.tensor([900]), x_in).res)
+    assert not torch.allclose(base, network(x_t, torch.tensor([10]), -x_in).res)
 
 
 def test_timestep_features_are_sinusoids_of_the_timestep():

@@ -4,7 +4,6 @@ import torch
 from lrdm.core.diffusion import (
     LOSSES,
     OBJECTIVES,
-    as_model_fn,
     noise_from_residual,
     project_residual,
     q_sample,
@@ -12,6 +11,7 @@ from lrdm.core.diffusion import (
     training_loss,
 )
 from lrdm.core.lowrank import project_low_rank, spec_ranks
+from lrdm.core.prediction import Prediction
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
 
@@ -67,7 +67,7 @@ class OracleNetwork:
     def __call__(self, x_t, t, x_in):
         res = self.target_res if self.objective != "pred_noise" else None
         eps = self.noise if self.objective != "pred_res" else None
-        return res, eps
+        return Prediction(res, eps)
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
@@ -90,7 +90,7 @@ def test_training_loss_value_for_zero_network():
     s = residual_schedule(T=T)
     x0, x_in, noise = images(4)
     t = torch.tensor([5, 6])
-    zero = lambda x_t, t, x_in: (torch.zeros_like(x_t), torch.zeros_like(x_t))  # noqa: E731
+    zero = lambda x_t, t, x_in: Prediction(torch.zeros_like(x_t), torch.zeros_like(x_t))  # noqa: E731
     got = training_loss(zero, x0, x_in, t, noise, s, "pred_res_noise", "l1")
     want = (x_in - x0).abs().mean() + noise.abs().mean()
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
@@ -117,5 +117,5 @@ def test_invalid_objective_and_loss_list_choices():
         training_loss(net, x0, x_in, torch.tensor([1, 2]), noise, s, objective="pred_x0")
     with pytest.raises(ValueError, match="valid choices: l1, l2"):
         training_loss(net, x0, x_in, torch.tensor([1, 2]), noise, s, loss="huber")
-    with pytest.raises(ValueError, match="valid choices"):
-        as_model_fn(net, "pred_v", s)
+    with pytest.raises(ValueError, match="objective 'pred_res' predicts"):  # the network does not fit the objective
+        training_loss(net, x0, x_in, torch.tensor([1, 2]), noise, s, objective="pred_res")

@@ -85,7 +85,7 @@ def test_network_outputs_match_official_and_come_from_the_ema_weights(case, impo
     with torch.no_grad():
         for k in range(expected["net_t"].shape[0]):
             outputs = network(expected["net_x_t"][k], expected["net_t"][k], expected["x_in"])
-            for head, value in outputs.items():
+            for head, value in outputs.terms().items():
                 torch.testing.assert_close(value, expected[f"net_out_{head}"][k], rtol=0, atol=ATOL)
                 wrong = (value - expected[f"diag_rawweights_net_out_{head}"][k]).abs().max()
                 assert float(wrong) > WRONG_WEIGHTS_MIN_DIFF  # the raw weights would not match
@@ -181,7 +181,7 @@ def test_shared_encoder_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         res, noise = source(torch.cat([x_t, x_in], dim=1), t)
         out = network(x_t, t, x_in)
-    assert torch.equal(out["res"], res) and torch.equal(out["noise"], noise)
+    assert torch.equal(out.res, res) and torch.equal(out.noise, noise)
 
 
 def test_imported_run_evaluates_like_a_trained_run(rain_index, tmp_path):

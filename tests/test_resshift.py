@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lrdm.core.diffusion import project_residual
+from lrdm.core.prediction import Prediction
 from lrdm.core.resshift import (
     ResShiftSchedule,
     q_posterior,
@@ -228,7 +229,7 @@ def test_posterior_rejects_bad_order():
 
 
 def oracle(x0):
-    return lambda x_t, t, x_in: x0.clone()
+    return lambda x_t, t, x_in: Prediction(x0=x0.clone())
 
 
 @pytest.mark.parametrize("steps", [1, 3, 15])
@@ -256,7 +257,7 @@ def test_sampler_visits_step_pairs_and_starts_from_prior():
     def model_fn(x_t, t, x_in_):
         seen.append((t.clone(), x_t.clone()))
         assert t.dtype == torch.long and t.shape == (x_in.shape[0],)
-        return x0
+        return Prediction(x0=x0)
 
     sample(model_fn, x_in, sched, 5, generator=torch.Generator().manual_seed(7))
     assert [int(t[0]) for t, _ in seen] == [p[0] for p in step_pairs(15, 5)]
@@ -273,7 +274,7 @@ def test_sampler_full_steps_is_resshift_chain():
         return 0.5 * x_t + 0.1 * x_in_
 
     g = torch.Generator().manual_seed(11)
-    out = sample(model_fn, x_in, sched, 15, generator=g, clip=False)
+    out = sample(lambda *a: Prediction(x0=model_fn(*a)), x_in, sched, 15, generator=g, clip=False)
     g = torch.Generator().manual_seed(11)
     x = x_in + 2.0 * math.sqrt(float(sched.eta[-1])) * torch.randn(x_in.shape, generator=g, dtype=x_in.dtype)
     for t in range(14, 0, -1):
@@ -292,7 +293,7 @@ def test_sampler_determinism_and_x_T():
     _, x_in = data()
 
     def model_fn(x_t, t, x_in_):
-        return 0.5 * x_t
+        return Prediction(x0=0.5 * x_t)
 
     a = sample(model_fn, x_in, sched, 4, generator=torch.Generator().manual_seed(5))
     b = sample(model_fn, x_in, sched, 4, generator=torch.Generator().manual_seed(5))
@@ -323,7 +324,7 @@ def test_training_loss_oracle_zero(spec, loss):
 
     def network(x_t, t_, x_in_):
         seen["x_t"] = x_t
-        return x0
+        return Prediction(x0=x0)
 
     value = training_loss(network, x0, x_in, t, noise, sched, loss=loss, rank_spec=rank_spec)
     assert value.ndim == 0 and float(value) == 0.0
@@ -340,7 +341,7 @@ def test_training_loss_zero_network():
     t = torch.tensor([3, 14])
 
     def zero(x_t, t_, x_in_):
-        return torch.zeros_like(x_t)
+        return Prediction(x0=torch.zeros_like(x_t))
 
     l1 = training_loss(zero, x0, x_in, t, noise, sched, loss="l1")
     l2 = training_loss(zero, x0, x_in, t, noise, sched)  # default: ResShift's MSE

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from lrdm.core.diffusion import as_model_fn, noise_from_residual, official_predictions, project_residual
+from lrdm.core.diffusion import noise_from_residual, official_predictions, project_residual
+from lrdm.core.prediction import Prediction
 from lrdm.core.sampling import sample, step_pairs
 from lrdm.core.schedules import ddim_alphas_cumprod, residual_schedule, schedule_from_ddim
 from lrdm.vocab import FULL_RANK, RankSpec
@@ -119,14 +120,7 @@ def test_rddm_from_ddim_equals_ddim_sampling(steps):
 
     shape = (2, 3, 6, 6)
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    rddm = sample(
-        as_model_fn(NoiseNet(), "pred_noise", s, clip=False),
-        torch.zeros(shape, dtype=torch.float64),
-        s,
-        steps,
-        clip=False,
-        x_T=x_T,
-    )
+    rddm = sample(NoiseNet(), torch.zeros(shape, dtype=torch.float64), s, steps, clip=False, x_T=x_T)
 
     x = x_T  # independent DDIM (η = 0) on the same step list
     padded = torch.cat([torch.ones(1, dtype=torch.float64), ac])  # ᾱ^DDIM_{-1} = 1
@@ -173,11 +167,11 @@ def test_sm_res_and_sm_n_follow_official_clipping_order():
     x_t = x_in + 0.1 * torch.ones_like(x_in)
     t = torch.tensor([500])
     big = torch.full_like(x_in, 3.0)
-    res, eps, x0 = official_predictions("pred_res", (big, None), x_t, x_in, t, s)
+    res, eps, x0 = official_predictions(Prediction(res=big), x_t, x_in, t, s)
     assert float(res.max()) == 1.0  # residual clipped first ...
     torch.testing.assert_close(eps, noise_from_residual(x_t, x_in, res, t, s))  # ... noise from the clipped one
     torch.testing.assert_close(x0, (x_in - res).clamp(-1, 1))
-    res, eps, x0 = official_predictions("pred_noise", (None, -big * 10), x_t, x_in, t, s)
+    res, eps, x0 = official_predictions(Prediction(noise=-big * 10), x_t, x_in, t, s)
     assert float(x0.max()) == 1.0  # Î_0 clipped first ...
     torch.testing.assert_close(res, (x_in - x0).clamp(-1, 1))  # ... residual from the clipped Î_0
     torch.testing.assert_close(eps, -big * 10)

@@ -16,8 +16,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from lrdm.config import TrainConfig
 from lrdm.core import lowrank
-from lrdm.core.diffusion import as_model_fn, q_sample, training_loss
+from lrdm.core.diffusion import q_sample, training_loss
 from lrdm.core.lowrank import fit_pca_basis, project_low_rank, spec_ranks
+from lrdm.core.prediction import Prediction
 from lrdm.core.process import build_network, build_process
 from lrdm.core.sampling import sample
 from lrdm.core.schedules import residual_schedule
@@ -116,7 +117,7 @@ def test_q_sample_and_training_targets_read_nothing_back():
     assert sync_ops(lambda: q_sample(x0, residual, t, noise, schedule)) == []
 
     def network(x_t, t, x_in):
-        return x_t - x_in, x_t * 0.5
+        return Prediction(x_t - x_in, x_t * 0.5)
 
     spec = RankSpec.parse("poly_decrease-p3")
     assert sync_ops(lambda: training_loss(network, x0, x_in, t, noise, schedule, rank_spec=spec)) == []
@@ -130,11 +131,11 @@ def test_sampler_reads_nothing_back(objective, eta):
 
     def network(x_t, t, x_in):
         res = x_in - x0
-        return (res if objective != "pred_noise" else None), (torch.tanh(x_t) if objective != "pred_res" else None)
+        eps = torch.tanh(x_t)
+        return Prediction(res if objective != "pred_noise" else None, eps if objective != "pred_res" else None)
 
-    model_fn = as_model_fn(network, objective, schedule)
     generator = torch.Generator().manual_seed(0)
-    seen = sync_ops(lambda: sample(model_fn, x_in, schedule, 5, eta=eta, generator=generator))
+    seen = sync_ops(lambda: sample(network, x_in, schedule, 5, eta=eta, generator=generator))
     assert seen == []  # the whole call, so in particular every reverse step
 
 
@@ -194,11 +195,11 @@ def test_training_targets_and_sampler_arithmetic_stay_float32_under_autocast():
             seen.setdefault("x_t", x_t)  # the training call comes first
             out = conv(torch.cat([x_t, x_in], dim=1))  # bf16 under autocast
             seen["out_dtype"] = out.dtype
-            return out[:, :3], out[:, 3:]
+            return Prediction(out[:, :3], out[:, 3:])
 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = training_loss(network, x0, x_in, t, noise, schedule, rank_spec=spec).detach()
-            restored = sample(as_model_fn(network, "pred_res_noise", schedule), x_in, schedule, 3, x_T=x_in)
+            restored = sample(network, x_in, schedule, 3, x_T=x_in)
         return seen["x_t"], loss, restored, seen["out_dtype"]
 
     x_t32, loss32, restored32, dtype32 = run(False)

@@ -21,27 +21,14 @@ residual and derives ``ε`` from it; SM-N clips ``Î_0`` and takes ``res = clip(
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
 import torch
 import torch.nn.functional as F
 
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, spec_ranks
-from lrdm.core.precision import full_precision
+from lrdm.core.precision import full_precision, lifted
+from lrdm.core.prediction import Prediction, PredictionFn, clip_to_image
 from lrdm.core.schedules import ResidualSchedule, gather
 from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec
-
-CLIP_RANGE = (-1.0, 1.0)
-"""Model-space image range; the official ``clip_denoised`` clamps the residual and ``Î_0`` to it."""
-
-ModelOutput = tuple[torch.Tensor | None, torch.Tensor | None]
-Predictions = tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Predictions]
-
-
-class ResidualNetwork(Protocol):
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> ModelOutput: ...
 
 
 def check_objective(objective: str) -> None:
@@ -111,80 +98,68 @@ def x0_from_noise(
     return numerator / gather(one_minus_alpha_bar(schedule), t, x_t)
 
 
-def checked_output(objective: str, output: ModelOutput) -> ModelOutput:
-    """``output`` = ``(residual or None, noise or None)``, checked against what ``objective`` predicts."""
+def checked_output(objective: str, prediction: Prediction) -> Prediction:
+    """``prediction``, checked to set exactly the terms ``objective`` predicts (``res`` and/or ``noise``)."""
     predicts_res, predicts_noise = predicted_terms(objective)
-    residual, noise = output
-    if (residual is not None) != predicts_res or (noise is not None) != predicts_noise:
-        raise ValueError(f"objective {objective!r} expects (residual, noise) presence {(predicts_res, predicts_noise)}")
-    return residual, noise
+    present = (prediction.res is not None, prediction.noise is not None, prediction.x0 is not None)
+    if present != (predicts_res, predicts_noise, False):
+        raise ValueError(
+            f"objective {objective!r} predicts (res, noise, x0) presence {(predicts_res, predicts_noise, False)}, "
+            f"the network gave {present}"
+        )
+    return prediction
+
+
+def predicted_objective(prediction: Prediction) -> str:
+    """The objective whose network output ``prediction`` is: the inverse of :func:`predicted_terms`."""
+    for objective in OBJECTIVES:
+        if predicted_terms(objective) == (prediction.res is not None, prediction.noise is not None):
+            return objective
+    raise ValueError("an RDDM prediction sets res, noise or both; this one sets neither")
 
 
 def official_predictions(
-    objective: str,
-    output: ModelOutput,
+    prediction: Prediction,
     x_t: torch.Tensor,
     x_in: torch.Tensor,
     t: torch.Tensor,
     schedule: ResidualSchedule,
     clip: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The sampler's per-step ``(residual, noise, Î_0)``, as the official ``model_predictions`` computes them.
+) -> Prediction:
+    """The sampler's complete, clipped per-step prediction, as the official ``model_predictions`` computes it.
 
-    With ``clip`` (the official ``clip_denoised``) values are clamped to :data:`CLIP_RANGE` in this order:
+    The objective is the one whose terms ``prediction`` sets (:func:`predicted_objective`).  With ``clip`` (the
+    official ``clip_denoised``) values are clamped by :func:`lrdm.core.prediction.clip_to_image` in this
+    order, and nowhere else:
 
     * ``pred_res_noise``: ``res = clip(res)``; ``Î_0 = clip(I_t - ᾱ_t res - β̄_t ε)``.
     * ``pred_res``: ``res = clip(res)``; ``ε`` from the clipped ``res`` (Eq. 16, unclipped);
       ``Î_0 = clip(I_in - res)``.
     * ``pred_noise``: ``Î_0 = clip((I_t - ᾱ_t I_in - β̄_t ε) / (1 - ᾱ_t))``; ``res = clip(I_in - Î_0)``.
+    * all three terms given: ``res = clip(res)``, ``Î_0 = clip(Î_0)``.
 
     Args:
-        output: the network's ``(residual or None, noise or None)``, each ``(B, C, H, W)``.
+        prediction: the network's terms, each ``(B, C, H, W)``; ``x0`` only together with ``res`` and ``noise``.
         x_t, x_in: ``(B, C, H, W)`` current state and degraded input in [-1, 1]; ``t``: ``(B,)`` timesteps.
+    Returns:
+        :class:`Prediction` with all three terms, in ``x_t``'s precision (a bf16 network output under autocast
+        becomes float32, so the sampler's arithmetic runs in float32).
     """
-    residual, noise = checked_output(objective, output)
+    res, noise, x0 = (None if value is None else lifted(value, x_t) for value in prediction)
     with full_precision(x_t.device):
-        return _official_predictions(objective, residual, noise, x_t, x_in, t, schedule, clip)
-
-
-def _official_predictions(
-    objective: str,
-    residual: torch.Tensor | None,
-    noise: torch.Tensor | None,
-    x_t: torch.Tensor,
-    x_in: torch.Tensor,
-    t: torch.Tensor,
-    schedule: ResidualSchedule,
-    clip: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`official_predictions` on checked outputs, lifted to ``x_t``'s precision (a bf16 network output
-    under autocast becomes float32, so the sampler's arithmetic runs in float32)."""
-    residual = None if residual is None else residual.to(torch.promote_types(residual.dtype, x_t.dtype))
-    noise = None if noise is None else noise.to(torch.promote_types(noise.dtype, x_t.dtype))
-
-    def maybe_clip(value: torch.Tensor) -> torch.Tensor:
-        return value.clamp(*CLIP_RANGE) if clip else value
-
-    if objective == "pred_noise":
-        x0 = maybe_clip(x0_from_noise(x_t, x_in, noise, t, schedule))
-        return maybe_clip(x_in - x0), noise, x0
-    residual = maybe_clip(residual)
-    if objective == "pred_res":
-        noise = noise_from_residual(x_t, x_in, residual, t, schedule)
-        return residual, noise, maybe_clip(x_in - residual)
-    x0 = x_t - gather(schedule.alpha_bar, t, x_t) * residual - gather(schedule.beta_bar, t, x_t) * noise
-    return residual, noise, maybe_clip(x0)
-
-
-def as_model_fn(network: ResidualNetwork, objective: str, schedule: ResidualSchedule, clip: bool = True) -> ModelFn:
-    """Wraps a network into the sampler's ``model_fn(x_t, t, x_in) -> (residual, noise, Î_0)``
-    (:func:`official_predictions`; ``clip`` must match the sampler's)."""
-    check_objective(objective)
-
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> Predictions:
-        return official_predictions(objective, network(x_t, t, x_in), x_t, x_in, t, schedule, clip)
-
-    return model_fn
+        if res is not None and noise is not None and x0 is not None:
+            return Prediction(clip_to_image(res, clip), noise, clip_to_image(x0, clip))
+        if x0 is not None:
+            raise ValueError("an RDDM prediction gives x0 only together with res and noise")
+        objective = predicted_objective(prediction)
+        if objective == "pred_noise":
+            x0 = clip_to_image(x0_from_noise(x_t, x_in, noise, t, schedule), clip)
+            return Prediction(clip_to_image(x_in - x0, clip), noise, x0)
+        res = clip_to_image(res, clip)
+        if objective == "pred_res":
+            return Prediction(res, noise_from_residual(x_t, x_in, res, t, schedule), clip_to_image(x_in - res, clip))
+        x0 = x_t - gather(schedule.alpha_bar, t, x_t) * res - gather(schedule.beta_bar, t, x_t) * noise
+        return Prediction(res, noise, clip_to_image(x0, clip))
 
 
 def project_residual(
@@ -206,7 +181,7 @@ def loss_distance(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.
 
 
 def training_loss(
-    network: ResidualNetwork,
+    network: PredictionFn,
     x0: torch.Tensor,
     x_in: torch.Tensor,
     t: torch.Tensor,
@@ -228,11 +203,10 @@ def training_loss(
     with full_precision(x0.device):  # the targets and I_t in float32; only the network runs under autocast
         residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
         x_t = q_sample(x0, residual, t, noise, schedule)
-    pred_res, pred_noise = network(x_t, t, x_in)
-    predicts_res, predicts_noise = predicted_terms(objective)
+    prediction = checked_output(objective, network(x_t, t, x_in))
     total = x0.new_zeros((), dtype=torch.float32)
-    if predicts_res:
-        total = total + loss_distance(pred_res, residual, loss)
-    if predicts_noise:
-        total = total + loss_distance(pred_noise, noise, loss)
+    if prediction.res is not None:
+        total = total + loss_distance(prediction.res, residual, loss)
+    if prediction.noise is not None:
+        total = total + loss_distance(prediction.noise, noise, loss)
     return total

@@ -1,7 +1,8 @@
 """Conditional UNets for residual diffusion, one per backbone (:data:`lrdm.vocab.BACKBONES`).
 
-The network sees ``concat(I_t, I_in)`` (6 channels) and the timestep ``t`` and predicts named terms
-(``res``, ``noise`` for RDDM; ``x0`` for ResShift).  The paper's size is ``dim=64, dim_mults=(1, 2, 4, 8)``.
+The network sees ``concat(I_t, I_in)`` (6 channels) and the timestep ``t`` and returns a
+:class:`lrdm.core.prediction.Prediction` that sets the terms it predicts (``res``, ``noise`` for RDDM; ``x0``
+for ResShift).  The paper's size is ``dim=64, dim_mults=(1, 2, 4, 8)``.
 
 * ``ddpm_unet`` (:class:`ConditionalUNets`): denoising-diffusion-pytorch 2.x ``Unet``; ``two_net`` gives every
   term its own UNet, ``one_net`` shares one UNet whose output channels are split.
@@ -20,10 +21,10 @@ from denoising_diffusion_pytorch.denoising_diffusion_pytorch import Unet
 from torch import nn
 
 from lrdm.core.convunet import ConvUNet
+from lrdm.core.prediction import TERMS, Prediction
 from lrdm.core.unetres import UnetRes
 from lrdm.vocab import BACKBONES, NETWORKS
 
-TERMS = ("res", "noise", "x0")
 IMAGE_CHANNELS = 3
 
 
@@ -77,13 +78,14 @@ class ConditionalUNets(nn.Module):
             self.unets = nn.ModuleList([_unet(backbone, dim, dim_mults, IMAGE_CHANNELS * len(terms))])
         self.downsample_factor = 2 ** (len(dim_mults) - 1)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``x_t``, ``x_in``: ``(B, 3, H, W)`` in model space; ``t``: ``(B,)`` timesteps -> term -> ``(B, 3, H, W)``."""
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> Prediction:
+        """``x_t``, ``x_in``: ``(B, 3, H, W)`` in model space; ``t``: ``(B,)`` timesteps -> :class:`Prediction`
+        setting :attr:`terms`, each ``(B, 3, H, W)``."""
         h = torch.cat([x_t, x_in], dim=1)
         time = t.to(h.dtype)
         if self.network == "two_net":
-            return {term: unet(h, time) for term, unet in zip(self.terms, self.unets)}
-        return dict(zip(self.terms, self.unets[0](h, time).split(IMAGE_CHANNELS, dim=1)))
+            return Prediction(**{term: unet(h, time) for term, unet in zip(self.terms, self.unets)})
+        return Prediction(**dict(zip(self.terms, self.unets[0](h, time).split(IMAGE_CHANNELS, dim=1))))
 
 
 OFFICIAL_TWO_TERMS = ("res", "noise")
@@ -109,7 +111,7 @@ def share_encoder_for(terms: tuple[str, ...], network: str) -> int:
 
 
 class OfficialTermNetwork(UnetRes):
-    """The official ``UnetRes`` behind the term interface of :class:`ConditionalUNets`.
+    """The official ``UnetRes`` behind the :class:`Prediction` interface of :class:`ConditionalUNets`.
 
     ``forward(x_t, t, x_in)`` feeds ``concat(x_t, x_in)`` and the raw integer ``t`` to the official network
     and names its outputs (official head order: residual, noise).  The state_dict is the official
@@ -124,10 +126,11 @@ class OfficialTermNetwork(UnetRes):
         self.network = network
         self.downsample_factor = 2 ** (len(dim_mults) - 1)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``x_t``, ``x_in``: ``(B, 3, H, W)`` in [-1, 1]; ``t``: ``(B,)`` integer steps -> term -> ``(B, 3, H, W)``."""
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> Prediction:
+        """``x_t``, ``x_in``: ``(B, 3, H, W)`` in [-1, 1]; ``t``: ``(B,)`` integer steps -> :class:`Prediction`
+        setting :attr:`terms`, each ``(B, 3, H, W)``."""
         outputs = super().forward(torch.cat([x_t, x_in], dim=1), t.long())
-        return dict(zip(self.terms, outputs))
+        return Prediction(**dict(zip(self.terms, outputs)))
 
 
 TermNetwork = ConditionalUNets | OfficialTermNetwork

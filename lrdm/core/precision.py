@@ -22,3 +22,10 @@ def full_precision(device: torch.device) -> torch.autocast:
 def as_float32(x: torch.Tensor) -> torch.Tensor:
     """``x`` in float32 when it is a half-precision tensor (a network output under autocast), else ``x``."""
     return x.float() if x.dtype in HALF_PRECISION else x
+
+
+def lifted(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``value`` out of half precision (:func:`as_float32`) and promoted to ``like``'s dtype where that is wider:
+    a network output made ready for the sampler's arithmetic on ``like``."""
+    value = as_float32(value)
+    return value.to(torch.promote_types(value.dtype, like.dtype))

@@ -6,7 +6,8 @@ the evaluator only talk to this interface.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 
@@ -14,31 +15,37 @@ from lrdm.config import TrainConfig
 from lrdm.core import diffusion, resshift, sampling
 from lrdm.core.lowrank import PCABasis, Projector
 from lrdm.core.nets import TermNetwork, build_term_network
+from lrdm.core.prediction import PredictionFn
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
 
 
 class Process(Protocol):
+    """What the trainer and the evaluator use of a diffusion process; its network is a
+    :data:`lrdm.core.prediction.PredictionFn` that sets the terms named in :attr:`terms`."""
+
     terms: tuple[str, ...]
     T: int
 
     def loss(
-        self, network: TermNetwork, x0: torch.Tensor, x_in: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+        self, network: PredictionFn, x0: torch.Tensor, x_in: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor: ...
 
     def sample(
         self,
-        network: TermNetwork,
+        network: PredictionFn,
         x_in: torch.Tensor,
         steps: int,
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         clip: bool = True,
         x_T: torch.Tensor | None = None,
+        callback: Callable[[dict[str, Any]], object] | None = None,
     ) -> torch.Tensor:
         """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] with ``steps`` reverse steps -> ``(B, 3, H, W)``.
 
         ``x_T``: the start point ``(B, 3, H, W)``; when given, no noise is drawn for the start.
+        ``callback``: called once per step with the sampler's state (:func:`lrdm.core.sampling.sample`).
         """
 
 
@@ -55,16 +62,9 @@ class RDDMProcess:
         predicts_res, predicts_noise = diffusion.predicted_terms(config.objective)
         self.terms = tuple(name for name, used in (("res", predicts_res), ("noise", predicts_noise)) if used)
 
-    def _as_res_noise(self, network: TermNetwork) -> diffusion.ResidualNetwork:
-        def call(x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> diffusion.ModelOutput:
-            out = network(x_t, t, x_in)
-            return out.get("res"), out.get("noise")
-
-        return call
-
     def loss(self, network, x0, x_in, t, noise):
         return diffusion.training_loss(
-            self._as_res_noise(network),
+            network,
             x0,
             x_in,
             t,
@@ -76,9 +76,10 @@ class RDDMProcess:
             self.projector,
         )
 
-    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None):
-        model_fn = diffusion.as_model_fn(self._as_res_noise(network), self.objective, self.schedule, clip=clip)
-        return sampling.sample(model_fn, x_in, self.schedule, steps, eta=eta, generator=generator, clip=clip, x_T=x_T)
+    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None, callback=None):
+        return sampling.sample(
+            network, x_in, self.schedule, steps, eta=eta, generator=generator, clip=clip, x_T=x_T, callback=callback
+        )
 
 
 class ResShiftProcess:
@@ -93,20 +94,16 @@ class ResShiftProcess:
         self.rank_spec: RankSpec = config.rank
         self.projector = Projector(solver=config.projection_solver, basis=basis)
 
-    @staticmethod
-    def _as_x0(network: TermNetwork):
-        return lambda x_t, t, x_in: network(x_t, t, x_in)["x0"]
-
     def loss(self, network, x0, x_in, t, noise):
         return resshift.training_loss(
-            self._as_x0(network), x0, x_in, t, noise, self.schedule, self.loss_name, self.rank_spec, self.projector
+            network, x0, x_in, t, noise, self.schedule, self.loss_name, self.rank_spec, self.projector
         )
 
-    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None):
+    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None, callback=None):
         if eta != 0.0:
             raise ValueError("ResShift's sampler is its posterior chain; eta applies to process 'rddm' only")
         return resshift.sample(
-            self._as_x0(network), x_in, self.schedule, steps, generator=generator, clip=clip, x_T=x_T
+            network, x_in, self.schedule, steps, generator=generator, clip=clip, x_T=x_T, callback=callback
         )
 
 

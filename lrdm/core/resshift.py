@@ -30,13 +30,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol
+from typing import Any
 
 import torch
 
 from lrdm.core.diffusion import check_loss, loss_distance, project_residual
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector
-from lrdm.core.precision import full_precision
+from lrdm.core.precision import full_precision, lifted
+from lrdm.core.prediction import Prediction, PredictionFn, clip_to_image
 from lrdm.core.sampling import Generators, standard_normal, start_point, step_pairs
 from lrdm.core.schedules import gather
 from lrdm.vocab import FULL_RANK, RankSpec
@@ -45,13 +46,6 @@ DEFAULT_T = 15
 DEFAULT_KAPPA = 2.0
 DEFAULT_POWER = 0.3
 DEFAULT_ETA_MAX = 0.99
-
-X0ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``model_fn(x_t, t_batch, x_in) -> pred_x0``: ``(B, C, H, W)``, ``(B,)`` long, ``(B, C, H, W)``."""
-
-
-class X0Network(Protocol):
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -220,8 +214,16 @@ def _q_posterior(
     return coef_xt * x_t + coef_x0 * x0, variance
 
 
+def predicted_x0(prediction: Prediction) -> torch.Tensor:
+    """The ``x0`` of a ResShift network's :class:`Prediction`, which sets ``x0`` and nothing else."""
+    if not isinstance(prediction, Prediction) or list(prediction.terms()) != ["x0"]:
+        got = list(prediction.terms()) if isinstance(prediction, Prediction) else type(prediction).__name__
+        raise ValueError(f"a ResShift network returns Prediction(x0=...) and nothing else, got {got}")
+    return prediction.x0
+
+
 def training_loss(
-    network: X0Network,
+    network: PredictionFn,
     x0: torch.Tensor,
     x_in: torch.Tensor,
     t: torch.Tensor,
@@ -236,7 +238,7 @@ def training_loss(
     ``x_t`` follows ResShift Eq. 2 with the residual ``Q_{k(t)}(x_in - x0)`` (identity for ``full``).
 
     Args:
-        network: ``network(x_t, t, x_in) -> pred_x0`` ``(B, C, H, W)``.
+        network: ``network(x_t, t, x_in) -> Prediction(x0=pred_x0)``, ``pred_x0`` ``(B, C, H, W)``.
         x0, x_in: ``(B, C, H, W)`` clean target and degraded input in [-1, 1].
         t: ``(B,)`` integer timesteps in ``[0, T-1]``; noise: ``(B, C, H, W)`` standard Gaussian.
         loss: ``"l2"`` (ResShift's MSE) or ``"l1"``; mean over elements, float32.
@@ -245,7 +247,7 @@ def training_loss(
     with full_precision(x0.device):
         residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
         x_t = _q_sample(x0, residual, t, noise, schedule)
-    return loss_distance(network(x_t, t, x_in), x0, loss)
+    return loss_distance(predicted_x0(network(x_t, t, x_in)), x0, loss)
 
 
 def prior_sample(
@@ -257,29 +259,34 @@ def prior_sample(
 
 
 def sample(
-    model_fn: X0ModelFn,
+    model_fn: PredictionFn,
     x_in: torch.Tensor,
     schedule: ResShiftSchedule,
     steps: int,
     generator: Generators = None,
     clip: bool = True,
     x_T: torch.Tensor | None = None,
+    callback: Callable[[dict[str, Any]], object] | None = None,
 ) -> torch.Tensor:
     """Restores ``x_in`` with ``steps`` reverse steps of ResShift.
 
-    Walks :func:`lrdm.core.sampling.step_pairs` ``(t, s)`` from ``T-1`` down: predicts ``x̂_0 = model_fn(x_t, t, y)``
-    (clipped to [-1, 1] when ``clip``), returns ``x̂_0`` at ``s = -1`` and otherwise draws
-    ``x_s ~ q(x_s | x_t, x̂_0)`` (:func:`q_posterior`).  ``steps = T`` is ResShift's own sampler
-    (ResShift Eq. 3-4 with ``x_0`` replaced by the prediction); fewer steps skip timesteps.
+    Walks :func:`lrdm.core.sampling.step_pairs` ``(t, s)`` from ``T-1`` down: predicts ``x̂_0`` with
+    ``model_fn(x_t, t, y)`` (clipped to [-1, 1] when ``clip``, by :func:`lrdm.core.prediction.clip_to_image`),
+    returns ``x̂_0`` at ``s = -1`` and otherwise draws ``x_s ~ q(x_s | x_t, x̂_0)`` (:func:`q_posterior`).
+    ``steps = T`` is ResShift's own sampler (ResShift Eq. 3-4 with ``x_0`` replaced by the prediction); fewer
+    steps skip timesteps.
 
     Args:
-        model_fn: ``model_fn(x_t, t_batch, x_in) -> pred_x0``, all ``(B, C, H, W)`` except ``t_batch``
-            ``(B,)`` long.
+        model_fn: ``model_fn(x_t, t_batch, x_in) -> Prediction(x0=pred_x0)``, all ``(B, C, H, W)`` except
+            ``t_batch`` ``(B,)`` long.
         x_in: ``(B, C, H, W)`` degraded input ``y`` in [-1, 1].
         steps: integer in ``[1, T]``.
         generator: source of the start noise and of the posterior noise.
         clip: clip ``x̂_0`` to [-1, 1] at every step.
         x_T: optional start ``(B, C, H, W)``; default ``y + κ sqrt(η_{T-1}) z``.
+        callback: called once per step, before the posterior draw, with ``{"i": step index from 0, "t":
+            timestep (int), "x": x_t, "prediction": Prediction(x0=the clipped x̂_0)}``.  The sampler has no
+            progress bar.
     Returns:
         ``x̂_0`` ``(B, C, H, W)``.
     """
@@ -291,13 +298,13 @@ def sample(
 
     with full_precision(x_in.device):
         x_t = start_point(x_in, x_T, lambda: prior_sample(x_in, schedule, generator))
-    for t, s in pairs:
+    for i, (t, s) in enumerate(pairs):
         t_batch = timesteps(t)
-        x0_hat = model_fn(x_t, t_batch, x_in)  # the one call under an enclosing autocast
+        x0_hat = predicted_x0(model_fn(x_t, t_batch, x_in))  # the one call under an enclosing autocast
         with full_precision(x_in.device):
-            x0_hat = x0_hat.to(torch.promote_types(x0_hat.dtype, x_t.dtype))
-            if clip:
-                x0_hat = x0_hat.clamp(-1, 1)
+            x0_hat = clip_to_image(lifted(x0_hat, x_t), clip)
+            if callback is not None:
+                callback({"i": i, "t": t, "x": x_t, "prediction": Prediction(x0=x0_hat)})
             if s < 0:
                 return x0_hat
             mean, variance = _q_posterior(x_t, x0_hat, t_batch, timesteps(s), schedule)

@@ -7,18 +7,21 @@ From ``I_T = I_in + β̄_T z`` the sampler walks the step list ``t → s`` (``s 
     I_s = I_t - (ᾱ_t - ᾱ_s) res - (β̄_t - sqrt(β̄²_s - σ²)) ε + σ z
 
 and returns ``Î_0`` at the last pair.  η = 0 is deterministic (the restoration default).  This is the
-official RDDM ``ddim_sample`` ("use_pred_noise" update); with :func:`lrdm.core.diffusion.as_model_fn`
-supplying the official per-objective predictions it reproduces the official sampler for every objective.
+official RDDM ``ddim_sample`` ("use_pred_noise" update): each step completes the model's prediction with
+:func:`lrdm.core.diffusion.official_predictions` (the official per-objective ``res``, ``ε`` and ``Î_0``,
+clipped there and only there), so it reproduces the official sampler for every objective.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
-from lrdm.core.diffusion import ModelFn
-from lrdm.core.precision import as_float32, full_precision
+from lrdm.core.diffusion import official_predictions
+from lrdm.core.precision import full_precision
+from lrdm.core.prediction import PredictionFn, as_prediction
 from lrdm.core.schedules import ResidualSchedule, gather
 
 
@@ -63,7 +66,7 @@ def start_point(x_in: torch.Tensor, x_T: torch.Tensor | None, prior: Callable[[]
 
 
 def sample(
-    model_fn: ModelFn,
+    model_fn: PredictionFn,
     x_in: torch.Tensor,
     schedule: ResidualSchedule,
     steps: int,
@@ -71,26 +74,32 @@ def sample(
     generator: Generators = None,
     clip: bool = True,
     x_T: torch.Tensor | None = None,
+    callback: Callable[[dict[str, Any]], object] | None = None,
 ) -> torch.Tensor:
     """Restores ``x_in`` with ``steps`` reverse steps of RDDM Eq. 13.
 
     Args:
-        model_fn: ``model_fn(x_t, t_batch, x_in) -> (pred_res, pred_noise)`` or
-            ``(pred_res, pred_noise, pred_x0)``, all ``(B, C, H, W)`` except ``t_batch`` ``(B,)`` long.  A
-            model that returns ``pred_x0`` (the official per-objective predictions of SM-Res and SM-N,
-            :func:`lrdm.core.diffusion.official_predictions`) has it returned at the last pair; otherwise
-            ``Î_0 = I_t - ᾱ_t res - β̄_t ε``.
+        model_fn: ``model_fn(x_t, t_batch, x_in) -> Prediction`` (a network, :mod:`lrdm.core.nets`), all
+            ``(B, C, H, W)`` except ``t_batch`` ``(B,)`` long.  It sets ``res`` and/or ``noise`` (the terms of
+            its objective; all three terms to give ``Î_0`` itself); a plain ``(pred_res, pred_noise)`` or
+            ``(pred_res, pred_noise, pred_x0)`` tuple is read as one
+            (:func:`lrdm.core.prediction.as_prediction`).  Each step completes it with
+            :func:`lrdm.core.diffusion.official_predictions`.
         x_in: ``(B, C, H, W)`` degraded input in [-1, 1].
         eta: 0 (deterministic, DDIM-like) to 1 (DDPM-like).
         generator: source of the start noise and of the stochastic steps.
         clip: clip the predicted residual and ``Î_0`` to [-1, 1] as the reference code does.
         x_T: optional start ``(B, C, H, W)``; default ``I_in + β̄_T z``.
+        callback: called once per step, after the prediction and before the update, with the state
+            ``{"i": step index from 0, "t": timestep (int), "x": I_t, "prediction": the completed, clipped
+            Prediction}`` (k-diffusion's shape).  Its return value is ignored.
     Returns:
-        ``Î_0`` ``(B, C, H, W)``.
+        ``Î_0`` ``(B, C, H, W)``: the last step's ``prediction.x0``.
 
     Only ``model_fn`` runs under an enclosing autocast; the update runs in ``x_in``'s precision (half-precision
     predictions are lifted to float32).  No step reads a value back to the host: the timesteps are made on
     ``x_in``'s device and the coefficient tables are cached there (:func:`lrdm.core.schedules.device_table`).
+    The sampler has no progress bar (a caller wraps its own around the images).
     """
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
@@ -105,18 +114,18 @@ def sample(
 
     with full_precision(x_in.device):
         x_t = start_point(x_in, x_T, prior)
-    for t, s in pairs:
+    for i, (t, s) in enumerate(pairs):
         t_batch, s_batch = timesteps(t), timesteps(s)
-        residual, noise, *given_x0 = model_fn(x_t, t_batch, x_in)  # the one call under an enclosing autocast
+        output = as_prediction(model_fn(x_t, t_batch, x_in))  # the one call under an enclosing autocast
         with full_precision(x_in.device):
-            residual, noise = as_float32(residual), as_float32(noise)
-            if clip:
-                residual = residual.clamp(-1, 1)
+            prediction = official_predictions(output, x_t, x_in, t_batch, schedule, clip)
+            if callback is not None:
+                callback({"i": i, "t": t, "x": x_t, "prediction": prediction})
+            if s < 0:
+                return prediction.x0
+            residual, noise = prediction.res, prediction.noise
             alpha_bar_t = gather(schedule.alpha_bar, t_batch, x_t)
             beta_bar_t = gather(schedule.beta_bar, t_batch, x_t)
-            if s < 0:
-                x0_hat = as_float32(given_x0[0]) if given_x0 else x_t - alpha_bar_t * residual - beta_bar_t * noise
-                return x0_hat.clamp(-1, 1) if clip else x0_hat
             beta2_bar_t = gather(schedule.beta2_bar, t_batch, x_t)
             beta2_bar_s = gather(schedule.beta2_bar, s_batch, x_t)
             sigma2 = eta * (beta2_bar_t - beta2_bar_s) * beta2_bar_s / beta2_bar_t

@@ -60,7 +60,7 @@ def _inputs(batch: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tens
 
 def _loss(network: TermNetwork, batch: int, size: tuple[int, int]) -> torch.Tensor:
     out = network(*_inputs(batch, size))
-    return sum(term.mean() for term in out.values())
+    return sum(term.mean() for term in out.terms().values())
 
 
 def forward_flops(network: TermNetwork, size: tuple[int, int]) -> int:
