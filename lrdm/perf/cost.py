@@ -27,7 +27,7 @@ from ema_pytorch import EMA
 from torch.utils.flop_counter import FlopCounterMode
 
 from lrdm.config import TrainConfig
-from lrdm.core.nets import TermNetwork
+from lrdm.core.nets import TermNetwork, count_parameters
 from lrdm.core.process import build_network, build_process
 
 META = torch.device("meta")
@@ -42,10 +42,6 @@ def meta_network(config: TrainConfig) -> TermNetwork:
     process = build_process(config)  # the schedule is computed on the CPU; only the network goes to meta
     with META:
         return build_network(config, process)
-
-
-def parameter_count(network: torch.nn.Module) -> int:
-    return sum(p.numel() for p in network.parameters())
 
 
 def parameter_bytes(network: torch.nn.Module) -> int:
@@ -188,7 +184,7 @@ def run_cost(config: TrainConfig, train_size: tuple[int, int], eval_size: tuple[
     model = model_file_bytes(network, config)
     activations = saved_activation_bytes(network, config.batch_size, train_size)
     return RunCost(
-        parameters=parameter_count(network),
+        parameters=count_parameters(network),
         parameter_bytes=parameter_bytes(network),
         step_flops=train_step_flops(network, config, train_size),
         restore_step_flops=forward_flops(network, eval_size),
