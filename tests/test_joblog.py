@@ -66,7 +66,8 @@ def test_a_failing_prepare_dataset_shows_its_instructions_on_the_console(tmp_pat
     overlay.write_text("datasets:\n  raindrop: {source: registry, task: rain, protocol: lrdm_y, eval_resize: lrdm}\n")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
-        + ["resources/real/data/raindrop/index.parquet", "--configfile", str(REPO / "config/smoke.yaml"), str(overlay)],
+        + ["resources/smoke/data/raindrop/index.parquet"]
+        + ["--configfile", str(REPO / "config/smoke.yaml"), str(overlay)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -78,4 +79,4 @@ def test_a_failing_prepare_dataset_shows_its_instructions_on_the_console(tmp_pat
     assert line is not None, console[-3000:]
     assert line.startswith(f"{CONSOLE_PREFIX}: raindrop: train.zip must be downloaded by hand"), line
     assert f"place it at {tmp_path.resolve() / 'resources' / 'downloads' / 'train.zip'}" in line, line
-    assert line.endswith("(traceback in logs/real/data/raindrop.log)"), line
+    assert line.endswith("(traceback in logs/smoke/data/raindrop.log)"), line
