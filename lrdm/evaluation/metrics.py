@@ -148,7 +148,6 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 from skimage.color import rgb2lab, rgb2ycbcr
@@ -170,7 +169,6 @@ __all__ = [
     "score",
     "score_batch",
     "ssim_volume",
-    "to_uint8",
 ]
 
 
@@ -757,25 +755,3 @@ def score_batch(
     if pairs and len({p.shape for p, _ in pairs}) == 1:
         return _score_stacked(np.stack([p for p, _ in pairs]), np.stack([t for _, t in pairs]), protocol)
     return [_score_stacked(p[None], t[None], protocol)[0] for p, t in pairs]
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Model-space image tensor -> uint8 channels-last numpy image.
-
-    Args:
-        x: float tensor (B, 3, H, W) or (3, H, W) in [-1, 1] (clamped first), any device.
-    Returns:
-        uint8 array (B, H, W, 3) or (H, W, 3): round((x + 1) / 2 * 255).
-    Raises:
-        ValueError: wrong layout, or non-finite values (a diverged sample should be loud).
-        TypeError: x is not a torch.Tensor.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
-    if x.ndim not in (3, 4) or x.shape[-3] != 3:
-        raise ValueError(f"expected shape (B, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
-    x = x.detach().float()
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("tensor contains NaN or inf values")
-    u = torch.round((x.clamp(-1.0, 1.0) + 1.0) * 127.5).to(torch.uint8)
-    return u.movedim(-3, -1).cpu().numpy()
