@@ -12,6 +12,7 @@ from skimage import data as skdata
 
 from lrdm.evaluation import metrics
 from lrdm.evaluation.metrics import PROTOCOLS, rgb_to_y, score, score_batch
+from lrdm.evaluation.protocols import PROTOCOL_TABLE
 
 # ---------------------------------------------------------------- references
 
@@ -318,6 +319,12 @@ def test_invalid_inputs_raise() -> None:
 def test_public_api() -> None:
     assert metrics.PROTOCOLS == ("derain_y", "rgb", "rgb_channelwise", "istd", "realblur", "lrdm_y")
     assert isinstance(PROTOCOLS, tuple)
+
+
+def test_dispatch_table_has_one_entry_per_protocol() -> None:
+    assert tuple(PROTOCOL_TABLE) == PROTOCOLS
+    stacked = {name for name, entry in PROTOCOL_TABLE.items() if entry.score_stack is not None}
+    assert stacked == {"derain_y", "rgb", "rgb_channelwise"}
 
 
 # ------------------------------------------------------- GoPro: MATLAB 3-D SSIM

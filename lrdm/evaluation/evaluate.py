@@ -22,7 +22,7 @@ from lrdm.training.trainer import CHANNELS_LAST_DEVICES, SEED_STRIDE, load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
 
 LRDM_TRANSFORM = "lrdm"
-"""``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.metrics.lrdm_test_resize`)."""
+"""``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.protocols.lrdm_y.lrdm_test_resize`)."""
 
 
 def run_identity(model_path: str | Path, config: Any) -> str:
