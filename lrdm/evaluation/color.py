@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from skimage.color import rgb2lab, rgb2ycbcr
 
-__all__ = ["lab_distance", "rgb_to_y"]
+from lrdm.data.images import UINT8_MAX
 
-UINT8_PEAK = 255.0
+__all__ = ["lab_distance", "rgb_to_y"]
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
@@ -19,7 +19,7 @@ def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
         float64 array (...) holding integers in 16..235 (rounded half away from zero).
     """
     y = rgb2ycbcr(rgb)[..., 0]  # float64, 16 + 65.481 r + ... with r = R / 255
-    return np.clip(np.floor(y + 0.5), 0.0, UINT8_PEAK)  # y > 0, so this is half-away rounding
+    return np.clip(np.floor(y + 0.5), 0.0, UINT8_MAX)  # y > 0, so this is half-away rounding
 
 
 def lab_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

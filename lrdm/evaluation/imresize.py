@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from lrdm.data.images import UINT8_MAX
+
 __all__ = ["cubic", "imresize", "resize_weights"]
 
 KERNEL_WIDTH = 4.0
 """Support of the cubic kernel (taps at distance < 2 on each side), widened by ``1 / scale`` when shrinking."""
-UINT8_PEAK = 255.0
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
@@ -73,5 +74,5 @@ def imresize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         w = resize_weights(out.shape[axis], size[axis])
         out = np.moveaxis(np.tensordot(w, out, axes=([1], [axis])), 0, axis)
         if is_uint8:
-            out = np.clip(np.floor(out + 0.5), 0.0, UINT8_PEAK)
+            out = np.clip(np.floor(out + 0.5), 0.0, UINT8_MAX)
     return out.astype(np.uint8) if is_uint8 else out

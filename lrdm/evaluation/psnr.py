@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from lrdm.data.images import UINT8_MAX
+
 __all__ = ["PEAK", "masked_psnr", "psnr"]
 
-PEAK = 255.0
+PEAK = float(UINT8_MAX)
 """The peak signal value of uint8 images (0..255)."""
 
 

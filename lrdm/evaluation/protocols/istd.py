@@ -44,6 +44,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lrdm.data.images import UINT8_MAX
 from lrdm.evaluation.color import lab_distance
 from lrdm.evaluation.imresize import imresize
 from lrdm.evaluation.protocols.inputs import as_uint8_prediction, check_image, check_mask, check_resize
@@ -55,8 +56,7 @@ __all__ = ["ISTD_SIZE", "pp_lab", "prepare", "score_pair", "shadow_mask"]
 ISTD_SIZE = 256
 """The protocol's working size (both sides); ``resize`` overrides it."""
 PROTOCOL = "istd"
-UINT8_PEAK = 255.0
-MASK_ON = np.uint8(255)
+MASK_ON = np.uint8(UINT8_MAX)
 """A shadow pixel of the mask PNG the MATLAB script reads."""
 
 
@@ -84,8 +84,8 @@ def score_pair(
 ) -> dict[str, float]:
     """``istd`` scores of one prepared uint8 pair and its shadow mask at ``size`` (default ``ISTD_SIZE``)."""
     size = size or (ISTD_SIZE, ISTD_SIZE)
-    p = imresize(pred.astype(np.float64) / UINT8_PEAK, size)
-    t = imresize(target.astype(np.float64) / UINT8_PEAK, size)
+    p = imresize(pred.astype(np.float64) / UINT8_MAX, size)
+    t = imresize(target.astype(np.float64) / UINT8_MAX, size)
     shadow = shadow_mask(mask, size)
     d = lab_distance(p, t)  # (h, w)
     n_shadow = int(shadow.sum())

@@ -33,6 +33,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lrdm.data.images import UINT8_MAX
 from lrdm.evaluation.psnr import masked_psnr
 from lrdm.evaluation.ssim import masked_ssim
 
@@ -41,7 +42,6 @@ __all__ = ["realblur_align", "score_pair"]
 ECC_ITERATIONS = 100
 ECC_EPS = 0.0
 ECC_GAUSS_FILT = 5
-UINT8_PEAK = 255.0
 
 
 def realblur_align(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -57,8 +57,8 @@ def realblur_align(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np
     Raises:
         RuntimeError: ECC did not converge (e.g. uncorrelated or constant images).
     """
-    x = target.astype(np.float32) / np.float32(UINT8_PEAK)
-    z = pred.astype(np.float32) / np.float32(UINT8_PEAK)
+    x = target.astype(np.float32) / np.float32(UINT8_MAX)
+    z = pred.astype(np.float32) / np.float32(UINT8_MAX)
     zz = float(np.sum(z.astype(np.float64) ** 2))
     gain = float(np.sum(x.astype(np.float64) * z)) / zz if zz > 0 else 1.0
     zs = (z * np.float32(gain)).astype(np.float32)
