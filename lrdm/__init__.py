@@ -33,7 +33,7 @@ PUBLIC_API: dict[str, str] = {
     "sample": "lrdm.core.sampling",
     "score": "lrdm.evaluation.metrics",
     "load_model": "lrdm.training.trainer",
-    "lrdm_test_resize": "lrdm.evaluation.metrics",
+    "lrdm_test_resize": "lrdm.evaluation.protocols.lrdm_y",
 }
 """Each public name and the module that defines it."""
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from lrdm.data.images import load_rgb
 from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, read_index, verify_index
-from lrdm.data.paired import PairedImageDataset, from_model_space, sample_batch, to_model_space
+from lrdm.data.paired import PairedImageDataset, from_model_space, sample_batch, to_model_space, to_unit_float
 from lrdm.data.synthetic import (
     DEFAULT_TEST_SOURCES,
     DEGRADATIONS,
@@ -294,6 +294,60 @@ def test_model_space_roundtrip():
     assert to_model_space(np.full((2, 2, 3), 255, np.uint8)).eq(1).all()
     assert np.array_equal(from_model_space(x), img)
     assert to_model_space(img[None]).shape == (1, 3, 5, 7)
+
+
+def test_from_model_space_round_trip_is_exact() -> None:
+    u = np.arange(256, dtype=np.uint8)
+    r, g = np.meshgrid(u, u, indexing="ij")
+    img = np.stack([r, g, u[::-1, None].repeat(256, 1)], -1)
+    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0 * 2.0 - 1.0  # (3, H, W)
+    out = from_model_space(x)
+    assert out.dtype == np.uint8 and out.shape == (256, 256, 3)
+    np.testing.assert_array_equal(out, img)
+    batched = from_model_space(torch.stack([x, -x]))
+    assert batched.shape == (2, 256, 256, 3)
+    np.testing.assert_array_equal(batched[0], img)
+    np.testing.assert_array_equal(batched[1], 255 - img)
+
+
+def test_from_model_space_clamps_and_rounds() -> None:
+    x = torch.tensor([-3.0, -1.0, 0.0, 1.0, 7.0, 2 / 255 - 1, 2.6 / 255 * 2 - 1]).view(1, 1, 7)
+    x = x.repeat(3, 1, 1)
+    out = from_model_space(x)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 128, 255, 255, 1, 3])
+    assert from_model_space(x.double()).dtype == np.uint8
+
+
+def test_from_model_space_equals_round_of_scaled_clamp_bit_for_bit() -> None:
+    """The uint8 image is round((clamp(x, -1, 1) + 1) * 127.5) in float32, ties included: the conversion
+    the evaluation used before it moved here, so no score changes."""
+    ties = (torch.arange(256, dtype=torch.float32) + 0.5) / 127.5 - 1.0
+    near = torch.cat([ties, torch.nextafter(ties, ties + 1), torch.nextafter(ties, ties - 1)])
+    noise = torch.randn(30_000, generator=torch.Generator().manual_seed(0)) * 1.2
+    x = torch.cat([near, noise])
+    x = x[: len(x) // 3 * 3].view(3, 1, -1)
+    want = torch.round((x.clamp(-1.0, 1.0) + 1.0) * 127.5).to(torch.uint8).movedim(-3, -1).numpy()
+    np.testing.assert_array_equal(from_model_space(x), want)
+
+
+def test_to_unit_float_is_the_clamped_unrounded_image() -> None:
+    x = torch.tensor([-3.0, -1.0, 0.0, 0.5, 1.0, 7.0]).view(1, 1, 6).repeat(3, 1, 1)
+    out = to_unit_float(x)
+    assert out.dtype == np.float32 and out.shape == (1, 6, 3)
+    np.testing.assert_array_equal(out[0, :, 0], np.float32([0.0, 0.0, 0.5, 0.75, 1.0, 1.0]))
+    assert to_unit_float(x[None]).shape == (1, 1, 6, 3)
+
+
+@pytest.mark.parametrize("convert", [from_model_space, to_unit_float])
+def test_model_space_conversions_reject_bad_input(convert) -> None:
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\).*\(4, 8, 8\)"):
+        convert(torch.zeros(4, 8, 8))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\).*\(8, 8\)"):
+        convert(torch.zeros(8, 8))
+    with pytest.raises(ValueError, match=r"NaN"):
+        convert(torch.full((3, 4, 4), float("nan")))
+    with pytest.raises(TypeError, match=r"torch.Tensor"):
+        convert(np.zeros((3, 4, 4)))
 
 
 # ---------------------------------------------------------------- torch dataset

@@ -205,8 +205,7 @@ def test_lrdm_transform_restores_the_transformed_input_and_scores_unrounded(trai
 
     import lrdm
     import lrdm.evaluation.evaluate as evaluate_module
-    from lrdm.data.paired import PairedImageDataset
-    from lrdm.evaluation.metrics import to_uint8
+    from lrdm.data.paired import PairedImageDataset, from_model_space
 
     # the transform at 32 instead of 256 keeps the tiny UNet's full attention cheap; the plumbing is the same
     transform = functools.partial(lrdm.lrdm_test_resize, size=32)
@@ -216,7 +215,7 @@ def test_lrdm_transform_restores_the_transformed_input_and_scores_unrounded(trai
     item = PairedImageDataset(rain_index, split="test")[0]
     png = np.asarray(Image.open(tmp_path / f"{item['image_id']}.png"))
     assert png.shape == (32, 32, 3)  # the network restored the transformed input
-    degraded, target = transform(to_uint8(item["input"])), transform(to_uint8(item["target"]))
+    degraded, target = transform(from_model_space(item["input"])), transform(from_model_space(item["target"]))
     assert frame.loc[0, "input_psnr"] == lrdm.score(degraded, target, "lrdm_y")["psnr"]
     # scored unrounded: the PNG (rounded) scores differently in PSNR, equally in SSIM
     rounded = lrdm.score(png, target, "lrdm_y")

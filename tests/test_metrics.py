@@ -11,7 +11,8 @@ from scipy.signal import correlate2d
 from skimage import data as skdata
 
 from lrdm.evaluation import metrics
-from lrdm.evaluation.metrics import PROTOCOLS, rgb_to_y, score, score_batch, to_uint8
+from lrdm.evaluation.metrics import PROTOCOLS, rgb_to_y, score, score_batch
+from lrdm.evaluation.protocols import PROTOCOL_TABLE
 
 # ---------------------------------------------------------------- references
 
@@ -315,45 +316,15 @@ def test_invalid_inputs_raise() -> None:
         score_batch([img, img], [img, img[1:]], "rgb")
 
 
-# ------------------------------------------------------------------ to_uint8
-
-
-def test_to_uint8_round_trip_is_exact() -> None:
-    u = np.arange(256, dtype=np.uint8)
-    r, g = np.meshgrid(u, u, indexing="ij")
-    img = np.stack([r, g, u[::-1, None].repeat(256, 1)], -1)
-    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0 * 2.0 - 1.0  # (3, H, W)
-    out = to_uint8(x)
-    assert out.dtype == np.uint8 and out.shape == (256, 256, 3)
-    np.testing.assert_array_equal(out, img)
-    batched = to_uint8(torch.stack([x, -x]))
-    assert batched.shape == (2, 256, 256, 3)
-    np.testing.assert_array_equal(batched[0], img)
-    np.testing.assert_array_equal(batched[1], 255 - img)
-
-
-def test_to_uint8_clamps_and_rounds() -> None:
-    x = torch.tensor([-3.0, -1.0, 0.0, 1.0, 7.0, 2 / 255 - 1, 2.6 / 255 * 2 - 1]).view(1, 1, 7)
-    x = x.repeat(3, 1, 1)
-    out = to_uint8(x)
-    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 128, 255, 255, 1, 3])
-    assert to_uint8(x.double()).dtype == np.uint8
-
-
-def test_to_uint8_invalid() -> None:
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\).*\(4, 8, 8\)"):
-        to_uint8(torch.zeros(4, 8, 8))
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\).*\(8, 8\)"):
-        to_uint8(torch.zeros(8, 8))
-    with pytest.raises(ValueError, match=r"NaN"):
-        to_uint8(torch.full((3, 4, 4), float("nan")))
-    with pytest.raises(TypeError, match=r"torch.Tensor"):
-        to_uint8(np.zeros((3, 4, 4)))
-
-
 def test_public_api() -> None:
     assert metrics.PROTOCOLS == ("derain_y", "rgb", "rgb_channelwise", "istd", "realblur", "lrdm_y")
     assert isinstance(PROTOCOLS, tuple)
+
+
+def test_dispatch_table_has_one_entry_per_protocol() -> None:
+    assert tuple(PROTOCOL_TABLE) == PROTOCOLS
+    stacked = {name for name, entry in PROTOCOL_TABLE.items() if entry.score_stack is not None}
+    assert stacked == {"derain_y", "rgb", "rgb_channelwise"}
 
 
 # ------------------------------------------------------- GoPro: MATLAB 3-D SSIM

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from lrdm.data.images import UINT8_MAX, load_mask, load_rgb
+from lrdm.data.images import RGB_CHANNELS, UINT8_MAX, load_mask, load_rgb
 from lrdm.data.index import (
     PATH_COLUMNS,
     REQUIRED_INDEX_COLUMNS,
@@ -59,13 +59,54 @@ def to_model_space(img: np.ndarray) -> torch.Tensor:
     return t / MODEL_SCALE - 1.0
 
 
+def model_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Model-space image tensor -> float32 tensor in [0, 1] on the same device, channels first:
+    ``(clamp(x, -1, 1) + 1) / 2``, neither rounded nor moved.
+
+    The one check and mapping behind :func:`from_model_space` and :func:`to_unit_float`.
+
+    Args:
+        x: float tensor ``(3, H, W)`` or ``(B, 3, H, W)``, any device and float dtype.
+    Raises:
+        TypeError: ``x`` is not a torch.Tensor.
+        ValueError: wrong layout, or NaN / inf values (a diverged sample should be loud).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+    if x.ndim not in (3, 4) or x.shape[-3] != RGB_CHANNELS:
+        raise ValueError(f"expected shape (B, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
+    x = x.detach().float()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("tensor contains NaN or inf values")
+    return (x.clamp(-1.0, 1.0) + 1.0) / 2.0
+
+
 def from_model_space(x: torch.Tensor) -> np.ndarray:
-    """Float tensor ``(C, H, W)`` / ``(B, C, H, W)`` in ``[-1, 1]`` -> uint8 ``(H, W, C)`` /
-    ``(B, H, W, C)`` in ``[0, 255]`` (values clipped, rounded to nearest)."""
-    if x.ndim not in (3, 4):
-        raise ValueError(f"expected (C, H, W) or (B, C, H, W), got shape {tuple(x.shape)}")
-    y = ((x.detach().to("cpu", torch.float32) + 1.0) * MODEL_SCALE).round().clamp(0, UINT8_MAX)
-    return y.to(torch.uint8).movedim(-3, -1).contiguous().numpy()
+    """Model-space image tensor -> uint8 channels-last numpy image: ``round((clamp(x, -1, 1) + 1) / 2 * 255)``
+    (ties to even, as ``torch.round``); the one conversion to uint8 of the package.
+
+    Args:
+        x: float tensor ``(3, H, W)`` or ``(B, 3, H, W)`` in [-1, 1] (clamped first), any device.
+    Returns:
+        uint8 ``(H, W, 3)`` or ``(B, H, W, 3)``.
+    Raises:
+        TypeError, ValueError: as :func:`model_to_unit`.
+    """
+    return torch.round(model_to_unit(x) * UINT8_MAX).to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+def to_unit_float(x: torch.Tensor) -> np.ndarray:
+    """Model-space image tensor -> float32 channels-last numpy image in [0, 1] (clamped, not rounded): the
+    float prediction that the ``lrdm_y`` protocol scores unrounded.
+
+    Args:
+        x: float tensor ``(3, H, W)`` or ``(B, 3, H, W)``, any device.
+    Returns:
+        float32 ``(H, W, 3)`` or ``(B, H, W, 3)``.
+    Raises:
+        TypeError, ValueError: as :func:`model_to_unit`.
+    """
+    return model_to_unit(x).movedim(-3, -1).cpu().numpy()
 
 
 def _mask_to_model_space(mask: np.ndarray) -> torch.Tensor:

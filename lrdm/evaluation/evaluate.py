@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lrdm.data.paired import PairedImageDataset, to_model_space
+from lrdm.data.paired import PairedImageDataset, from_model_space, to_model_space, to_unit_float
 from lrdm.errors import NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
-from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score, to_uint8
+from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.files import write_png
 from lrdm.training.trainer import CHANNELS_LAST_DEVICES, SEED_STRIDE, load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
 
 LRDM_TRANSFORM = "lrdm"
-"""``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.metrics.lrdm_test_resize`)."""
+"""``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.protocols.lrdm_y.lrdm_test_resize`)."""
 
 
 def run_identity(model_path: str | Path, config: Any) -> str:
@@ -53,13 +53,6 @@ def check_resize(resize: int | str | None) -> None:
         return
     if isinstance(resize, bool) or not isinstance(resize, int) or resize < 1:
         raise ValueError(f"resize must be None, a positive integer or {LRDM_TRANSFORM!r}, got {resize!r}")
-
-
-def to_unit_float(x: torch.Tensor) -> np.ndarray:
-    """Model-space ``(3, H, W)`` in [-1, 1] -> float32 ``(H, W, 3)`` in [0, 1] (clamped, not rounded)."""
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("tensor contains NaN or inf values")
-    return ((x.detach().float().clamp(-1.0, 1.0) + 1.0) / 2.0).movedim(0, -1).cpu().numpy()
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -256,7 +249,7 @@ def evaluate_protocols(
         }
 
     def score_one(entry: dict[str, Any], restored: torch.Tensor, seconds: float) -> None:
-        pred, unit = to_uint8(restored.cpu()), to_unit_float(restored)
+        pred, unit = from_model_space(restored.cpu()), to_unit_float(restored)
         degraded, target, mask = entry["degraded"], entry["target"], entry["mask"]
         restored_score, input_score = score_restored(restored, degraded, target, protocol, resize, mask)
         if save_dir is not None:
@@ -295,7 +288,7 @@ def evaluate_protocols(
 def protocol_inputs(item: dict[str, Any], resize: int | str | None) -> tuple[np.ndarray, np.ndarray]:
     """The uint8 degraded input the network restores and the ground truth it is scored against, for a dataset
     item under the test-time transform ``resize`` (see :func:`evaluate_run`)."""
-    degraded, target = to_uint8(item["input"]), to_uint8(item["target"])
+    degraded, target = from_model_space(item["input"]), from_model_space(item["target"])
     if resize == LRDM_TRANSFORM:
         return lrdm_test_resize(degraded), lrdm_test_resize(target)
     if resize is not None:
@@ -314,7 +307,7 @@ def score_restored(
     """The metrics of a restored model-space image and of its degraded input (:func:`protocol_inputs`) against
     the ground truth under ``protocol`` and ``resize``, as the score files hold them (``lrdm_y`` scores the
     float output unrounded, the other protocols the uint8 image)."""
-    prediction = to_unit_float(restored) if protocol == "lrdm_y" else to_uint8(restored.cpu())
+    prediction = to_unit_float(restored) if protocol == "lrdm_y" else from_model_space(restored.cpu())
     return _protocol_score(prediction, target, protocol, resize, mask), _protocol_score(
         degraded, target, protocol, resize, mask
     )
@@ -383,7 +376,7 @@ def restore_rows(
             x_in = to_model_space(degraded)[None].to(dev)
             restored = restore(network, process, x_in, steps, generator=image_generator(seed, number, dev))
             check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
-            row[label] = to_uint8(restored[0].cpu())
+            row[label] = from_model_space(restored[0].cpu())
             psnr[label] = score_restored(restored[0], degraded, target, protocol, resize, mask)[0]["psnr"]
     return rows, psnrs
 

@@ -31,10 +31,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
-from lrdm.data.paired import to_model_space
+from lrdm.data.paired import from_model_space, to_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
 from lrdm.evaluation.evaluate import image_generator, pick_device, restore
-from lrdm.evaluation.metrics import to_uint8
 from lrdm.evaluation.restore_plan import (
     AUTO,
     DEFAULT_BATCH,
@@ -197,7 +196,7 @@ def checked_uint8(out: torch.Tensor, model_path: Path, names: Sequence[str]) -> 
     model and the images."""
     if not bool(torch.isfinite(out).all()):
         raise NonFiniteOutputError(f"{model_path} restored {', '.join(names)} to NaN or inf values")
-    return to_uint8(out.cpu())
+    return from_model_space(out.cpu())
 
 
 def restore_batch(
