@@ -176,8 +176,9 @@ def evaluate_run(
     plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
     return evaluate_protocols(
-        model_path, index, steps, (), split, protocol, eta, seed, device, save_dir, limit, resize, batch, progress
-    )[0]
+        model_path, index, steps, (), split=split, protocol=protocol, eta=eta, seed=seed, device=device,
+        save_dir=save_dir, limit=limit, resize=resize, batch=batch, progress=progress,
+    )[0]  # fmt: skip
 
 
 def evaluate_protocols(
@@ -185,6 +186,7 @@ def evaluate_protocols(
     index: str | Path,
     steps: int,
     scorings: Sequence[str],
+    *,
     split: str = "test",
     protocol: str = "derain_y",
     eta: float = 0.0,
@@ -201,8 +203,8 @@ def evaluate_protocols(
     ``scorings`` are protocol labels (``derain_y``, ``derain_y@256``, ``lrdm_y@lrdm256``; see
     :func:`parse_protocol_label`).  Their transforms apply to the restored image and the ground truth, so the
     images are restored once, at the size the primary evaluation gives the network; this needs
-    ``resize=None``.  Returns the primary frame and a frame of the same columns with one row per image and
-    scoring (empty without ``scorings``).
+    ``resize=None``.  The settings after ``scorings`` are keyword-only.  Returns the primary frame and a frame of
+    the same columns with one row per image and scoring (empty without ``scorings``).
     """
     check_resize(resize)
     if resize == LRDM_TRANSFORM and protocol == "istd":
