@@ -275,17 +275,16 @@ def measured_tflops(path: str | Path, step_flops_per_image: float) -> float | No
 
 
 def _run_configs(config: dict[str, Any], jobs: list[Job]) -> list[tuple[str, Any]]:
-    from lrdm.workflow import dataset_index_path, run_config
+    from lrdm.workflow import Run, dataset_index_path, run_config
 
     max_rank = config.get("max_rank")
     runs = []
     for job in jobs:
         if job.rule != TRAIN_RULE:
             continue
-        w = job.wildcards
-        runs.append((w["dataset"], run_config(config, w["dataset"], w["process"], w["objective"], w["rank_spec"],
-                                              int(w["seed"]), dataset_index_path(config, w["dataset"]),
-                                              max_rank if isinstance(max_rank, int) else None)))  # fmt: skip
+        run = Run.from_wildcards(job.wildcards)
+        index = dataset_index_path(config, run.dataset)
+        runs.append((run.dataset, run_config(config, run, index, max_rank if isinstance(max_rank, int) else None)))
     return runs
 
 

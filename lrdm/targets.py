@@ -35,21 +35,57 @@ PER_DATASET = "{dataset}"
 """Placeholder in a target's figure or file stem: one per dataset of the target (``targets.<name>.datasets``)."""
 
 
+RUN_PATTERN = "{dataset}/{process}/{objective}/{rank_spec}/seed{seed}"
+"""A run's folder relative to ``results/runs`` and ``results/scores``; with its fields as Snakemake wildcards
+(``common.smk``'s ``RUN``), the pattern of every rule's run paths."""
+RUN_FIELDS = ("dataset", "process", "objective", "rank_spec", "seed")
+"""The fields that identify a training run (the wildcards of :data:`RUN_PATTERN`)."""
+
+
 @dataclass(frozen=True)
-class Evaluation:
-    """One training run, ``(dataset, process, objective, rank_spec, seed)``, sampled with ``steps`` steps."""
+class Run:
+    """One training run, ``(dataset, process, objective, rank_spec, seed)``."""
 
     dataset: str
     process: str
     objective: str
     rank_spec: str
     seed: int
+
+    @classmethod
+    def from_wildcards(cls, wildcards: Mapping[str, Any]) -> Run:
+        """The run a job's wildcards name (``seed`` as text becomes an int)."""
+        return cls(*(wildcards[name] for name in RUN_FIELDS[:-1]), int(wildcards["seed"]))
+
+    @property
+    def path(self) -> str:
+        """Run folder relative to ``results/runs`` and ``results/scores`` (:data:`RUN_PATTERN`)."""
+        return RUN_PATTERN.format(**{name: getattr(self, name) for name in RUN_FIELDS})
+
+    def folder(self, results: str) -> str:
+        """The run's folder under the ``results`` folder."""
+        return f"{results}/runs/{self.path}"
+
+    def model(self, results: str) -> str:
+        """The run's trained model under the ``results`` folder (the train rule's output)."""
+        return f"{self.folder(results)}/model.pt"
+
+
+@dataclass(frozen=True)
+class Evaluation(Run):
+    """A training run (:class:`Run`) sampled with ``steps`` steps."""
+
     steps: int
 
     @property
     def run(self) -> str:
-        """Run folder relative to ``results/runs`` and ``results/scores``."""
-        return f"{self.dataset}/{self.process}/{self.objective}/{self.rank_spec}/seed{self.seed}"
+        """The run's folder, :attr:`Run.path`."""
+        return self.path
+
+    @property
+    def trained(self) -> Run:
+        """The training run it samples."""
+        return Run(*(getattr(self, name) for name in RUN_FIELDS))
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,9 @@ def test_no_relative_imports():
 DAG_SIDE = [
     "lrdm.targets",
     "lrdm.workflow",
+    "lrdm.workflow.planning",
+    "lrdm.workflow.checks",
+    "lrdm.workflow.official",
     "lrdm.schema",
     "lrdm.layout",
     "lrdm.config",

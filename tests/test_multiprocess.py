@@ -14,8 +14,10 @@ import torch
 import yaml
 
 from lrdm.config import load_config, save_config
+from lrdm.targets import Run
+from lrdm.training.launch import free_port, launch_command
 from lrdm.training.trainer import MODEL_FILE, list_checkpoints, load_checkpoint, train
-from lrdm.workflow import check_train_gpus, free_port, launch_command, run_config, run_dir
+from lrdm.workflow import check_train_gpus, run_config
 
 # The gradient of the two half-batch means, averaged by DDP, equals the full-batch mean up to float rounding.
 # Adam divides by sqrt(v): for gradient entries near its eps the rounding moves an update by a fraction of
@@ -135,7 +137,8 @@ def test_workflow_trains_one_run_on_two_processes(tmp_path, monkeypatch):
     config["train"].update(batch_size=4, steps=3)
     config.update(max_rank=8, train_gpus=2, targets={"schedulers": {"datasets": ["synthetic_rain"], "specs": ["full"]}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = run_dir("results/config", "synthetic_rain", "rddm", "pred_res_noise", "poly_decrease-p3", 0)  # config.yaml's
+    trained = Run("synthetic_rain", "rddm", "pred_res_noise", "poly_decrease-p3", 0)  # config.yaml's
+    run = trained.folder("results/config")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path)]
         + ["--configfile", str(tmp_path / "config.yaml"), "--cores", "2", f"{run}/model.pt"],
@@ -152,11 +155,7 @@ def test_workflow_trains_one_run_on_two_processes(tmp_path, monkeypatch):
 
     reference = run_config(
         config,
-        "synthetic_rain",
-        "rddm",
-        "pred_res_noise",
-        "poly_decrease-p3",
-        0,
+        trained,
         index="resources/config/data/synthetic_rain/index.parquet",
         max_rank=8,
     )

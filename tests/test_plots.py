@@ -158,5 +158,5 @@ def test_loss_comparison_draws_every_run_of_a_dataset_on_one_log_axes(tmp_path):
         f"results/figures/losses/{dataset}.png" for dataset in ("synthetic_blur", "synthetic_rain")
     ]
     runs = loss_comparison_runs(config, "synthetic_rain")
-    assert "synthetic_rain/rddm/pred_res_noise/full/seed0" in runs and len(runs) == len(set(runs))
-    assert all(run.startswith("synthetic_rain/") for run in runs)
+    assert "synthetic_rain/rddm/pred_res_noise/full/seed0" in [run.path for run in runs] and len(runs) == len(set(runs))
+    assert all(run.dataset == "synthetic_rain" for run in runs)

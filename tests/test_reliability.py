@@ -129,16 +129,17 @@ def test_table_rule_has_the_target_spec_and_prepare_has_canonical_params():
 
 
 def test_train_params_change_with_the_run_config_only():
-    from lrdm.workflow import train_params
+    from lrdm.workflow import Run, train_params
 
     config = smoke_config()
-    base = train_params(config, "synthetic_blur", "rddm", "pred_res_noise", "full", 0)
-    other = train_params(config, "synthetic_rain", "rddm", "pred_res_noise", "full", 0)
+    blur, rain = (Run(name, "rddm", "pred_res_noise", "full", 0) for name in ("synthetic_blur", "synthetic_rain"))
+    base = train_params(config, blur)
+    other = train_params(config, rain)
     edited = copy.deepcopy(config)
     edited["datasets"]["synthetic_blur"].setdefault("train", {})["lr"] = 5e-4
-    assert train_params(edited, "synthetic_blur", "rddm", "pred_res_noise", "full", 0) != base
-    assert train_params(edited, "synthetic_rain", "rddm", "pred_res_noise", "full", 0) == other
-    assert train_params(reordered(copy.deepcopy(config)), "synthetic_blur", "rddm", "pred_res_noise", "full", 0) == base
+    assert train_params(edited, blur) != base
+    assert train_params(edited, rain) == other
+    assert train_params(reordered(copy.deepcopy(config)), blur) == base
     assert json.loads(base)["lr"] == config["train"].get("lr", json.loads(base)["lr"])
 
 

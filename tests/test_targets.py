@@ -6,16 +6,21 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from string import Formatter
 
 import pytest
 import yaml
 
 from lrdm.targets import (
     PLOT_TARGETS,
+    RUN_FIELDS,
+    RUN_PATTERN,
     SCORE_TARGETS,
     TABLE_TARGETS,
     TARGETS,
+    Evaluation,
     Ref,
+    Run,
     Target,
     all_targets,
     build_target_table,
@@ -91,3 +96,24 @@ def test_a_target_without_evaluations_or_table_is_refused_by_name():
         build_target_table("nonexistent", None, {})
     with pytest.raises(ValueError, match="config key sampling.steps"):
         build_target_table("claims", None, {})
+
+
+def test_a_run_names_its_folder_and_an_evaluation_is_that_run_plus_steps():
+    run = Run.from_wildcards({"dataset": "rain", "process": "rddm", "objective": "pred_res_noise",
+                              "rank_spec": "poly_decrease-p3", "seed": "2"})  # fmt: skip
+    assert run == Run("rain", "rddm", "pred_res_noise", "poly_decrease-p3", 2)
+    assert run.path == "rain/rddm/pred_res_noise/poly_decrease-p3/seed2"
+    assert run.model("results/x") == "results/x/runs/rain/rddm/pred_res_noise/poly_decrease-p3/seed2/model.pt"
+    evaluation = Evaluation(*vars(run).values(), steps=5)
+    assert evaluation.trained == run and evaluation.run == run.path and evaluation != run
+    assert len({evaluation.trained, Evaluation(*vars(run).values(), steps=10).trained}) == 1
+
+
+def test_the_rules_write_the_run_folder_pattern_only_through_common_smk():
+    rules = {path.name: path.read_text() for path in (ROOT / "workflow/rules").glob("*.smk")}
+    assert "RUN = T.RUN_PATTERN" in rules["common.smk"]
+    assert all("{{rank_spec}}" not in text and "seed{{seed}}" not in text for text in rules.values())
+    assert "model=rules.train.output.model" in rules["evaluate.smk"]
+    # the pattern's placeholders, the rules' wildcards, are exactly the fields of a Run
+    assert [name for _, name, _, _ in Formatter().parse(RUN_PATTERN) if name] == list(RUN_FIELDS)
+

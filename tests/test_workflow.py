@@ -11,7 +11,7 @@ import yaml
 
 from lrdm.evaluation.evaluate import RESULT_COLUMNS
 from lrdm.targets import TARGETS
-from lrdm.workflow import all_targets, check_config, enabled_targets, run_config, target_evaluations
+from lrdm.workflow import Run, all_targets, check_config, enabled_targets, run_config, target_evaluations
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -52,10 +52,11 @@ def test_runs_are_shared_between_targets():
     steps = {e.run for e in target_evaluations(config, "steps")}
     assert "synthetic_rain/rddm/pred_res_noise/fixed-r4/seed0" in sweep & steps
     assert len(runs) == 17
-    paper_cfg = run_config(config, "synthetic_blur", "rddm", "pred_res_noise", "poly_decrease-p3", 0, index="i.parquet")
+    paper_run = Run("synthetic_blur", "rddm", "pred_res_noise", "poly_decrease-p3", 0)
+    paper_cfg = run_config(config, paper_run, index="i.parquet")
     assert paper_cfg.beta2_sum == 0.0001 and paper_cfg.rank.name == "poly_decrease-p3" and paper_cfg.crop == 32
     # per-dataset overrides, then the process's: blur keeps the attention UNet, ResShift on rain the conv UNet
-    resshift = run_config(config, "synthetic_rain", "resshift", "pred_x0", "full", 0, index="i.parquet")
+    resshift = run_config(config, Run("synthetic_rain", "resshift", "pred_x0", "full", 0), index="i.parquet")
     assert (paper_cfg.backbone, paper_cfg.lr, paper_cfg.steps) == ("ddpm_unet", 0.001, 400)
     assert (resshift.backbone, resshift.lr, resshift.T, resshift.loss) == ("conv_unet", 0.002, 15, "l2")
 

@@ -1,8 +1,15 @@
-# Paths shared by the rule files; the logic behind them lives in lrdm/workflow.py and lrdm/targets.py.
+# Paths shared by the rule files; the logic behind them lives in lrdm/workflow/ and lrdm/targets.py.
+
+RUN = T.RUN_PATTERN  # a run's folder below runs/ and scores/, its fields as wildcards (lrdm.targets.Run.path)
 
 
 def dataset_index(wildcards):
     return W.dataset_index_path(config, wildcards.dataset)
+
+
+def trained_models(runs):
+    """The trained model of each of ``runs`` (lrdm.targets.Run): the train rule's output, its wildcards filled in."""
+    return expand(rules.train.output.model, zip, **{name: [getattr(run, name) for run in runs] for name in T.RUN_FIELDS})
 
 
 def target_outputs(target):

@@ -8,11 +8,11 @@ EVAL_GPUS = W.eval_gpus(config)
 
 rule evaluate:
     input:
-        model=f"{RESULTS}/runs/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/model.pt",
+        model=rules.train.output.model,
         index=dataset_index,
     output:
-        scores=f"{RESULTS}/scores/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.parquet",
-        protocols=f"{RESULTS}/scores/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.protocols.parquet",
+        scores=f"{RESULTS}/scores/{RUN}/steps{{steps}}.parquet",
+        protocols=f"{RESULTS}/scores/{RUN}/steps{{steps}}.protocols.parquet",
     params:
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
         eta=config["sampling"].get("eta", 0.0),
@@ -26,8 +26,8 @@ rule evaluate:
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/evaluate/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.log",
+        f"{LOGS}/evaluate/{RUN}/steps{{steps}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/steps{{steps}}.tsv"
+        f"{RESULTS}/benchmarks/evaluate/{RUN}/steps{{steps}}.tsv"
     script:
         "../scripts/evaluate.py"

@@ -111,7 +111,7 @@ for _target in W.enabled_targets(config):
 
 rule loss_comparison_figure:
     input:
-        models=lambda wildcards: [f"{RESULTS}/runs/{run}/model.pt" for run in W.loss_comparison_runs(config, wildcards.dataset)],
+        models=lambda wildcards: trained_models(W.loss_comparison_runs(config, wildcards.dataset)),
     output:
         png=report(f"{RESULTS}/figures/losses/{{dataset}}.png", caption="../report/loss_comparison.rst", category="Training: loss curves"),
         pdf=f"{RESULTS}/figures/losses/{{dataset}}.pdf",
@@ -129,7 +129,7 @@ rule loss_comparison_figure:
 README_DIR = f"{RESULTS}/readme"
 README_STEPS = int(config["sampling"]["steps"])
 README_EVALUATIONS = W.all_evaluations(config)
-README_RUNS = sorted({e.run for e in README_EVALUATIONS})
+README_RUNS = sorted({e.trained for e in README_EVALUATIONS}, key=lambda run: run.path)
 README_RESTORATIONS = config["targets"]["main_table"]["datasets"] if "main_table" in W.all_targets(config) else []
 README_LOSSES = sorted({e.dataset for e in README_EVALUATIONS})
 README_OVERLAYS = [os.path.relpath(path, workflow.basedir) for path in workflow.overwrite_configfiles]
@@ -142,7 +142,7 @@ rule readme_tables:
     input:
         scores=[W.score_path(RESULTS, e) for e in README_EVALUATIONS if e.steps == README_STEPS],
         protocols=W.target_score_paths(config, "protocols") if "protocols" in W.all_targets(config) else [],
-        models=[f"{RESULTS}/runs/{run}/model.pt" for run in README_RUNS],
+        models=trained_models(README_RUNS),
         restorations=[f"{RESULTS}/figures/restoration/{d}.png" for d in README_RESTORATIONS],
         losses=[f"{RESULTS}/figures/losses/{d}.png" for d in README_LOSSES],
     output:

@@ -12,18 +12,18 @@ rule train:
         index=dataset_index,
         spectrum=spectrum_summary_if_auto,
     output:
-        model=f"{RESULTS}/runs/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}/model.pt",
+        model=f"{RESULTS}/runs/{RUN}/model.pt",
     params:
         # the resolved run config, canonical: editing it reruns exactly this run (which restarts afresh)
-        run=lambda w: W.train_params(config, w.dataset, w.process, w.objective, w.rank_spec, w.seed),
+        run=lambda wildcards: W.train_params(config, T.Run.from_wildcards(wildcards)),
     threads: config.get("train_threads", 1)
     resources:
         gpu=TRAIN_GPUS,
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/train/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.log",
+        f"{LOGS}/train/{RUN}.log",
     benchmark:  # wall time and peak RSS of the job (README: "What `all` costs")
-        f"{RESULTS}/benchmarks/train/{{dataset}}/{{process}}/{{objective}}/{{rank_spec}}/seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{RUN}.tsv"
     script:
         "../scripts/train.py"

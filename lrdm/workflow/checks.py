@@ -1,0 +1,153 @@
+"""Checks of the workflow config that the JSON schema cannot make (run by the Snakefile before it plans):
+each names the config key at fault."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from lrdm.config import TrainConfig
+from lrdm.errors import ConfigError
+from lrdm.targets import SCORE_TARGETS, Run, enabled_targets, target_evaluations
+from lrdm.vocab import FULL_RANK, PROCESS_OBJECTIVES, PROCESSES, RankSpec
+from lrdm.workflow.official import official_weights, unused_official_weights
+from lrdm.workflow.planning import run_config, run_layers, train_gpus
+
+RUN_KEYS = ("index", "process", "objective", "rank_spec", "seed", "max_rank", "extra")
+"""TrainConfig keys that every run sets itself (from its wildcards and the top-level config)."""
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Checks what the JSON schema cannot: rank specs parse, targets name configured datasets, the
+    resolved run configs are valid and ``train_gpus`` divides their batch.  Raises ``ValueError`` naming the key."""
+    datasets = config["datasets"]
+    overrides = [("train", config.get("train", {}))]
+    overrides += [(f"datasets.{name}.train", d.get("train", {})) for name, d in datasets.items()]
+    overrides += [(f"processes.{name}", p) for name, p in config.get("processes", {}).items()]
+    for where, values in overrides:
+        for key in RUN_KEYS:
+            if key in values:
+                raise ValueError(
+                    f"config key {where}.{key} cannot be set there: each run takes it from its target "
+                    f"(rank specs, objectives, seeds) or from the top-level config"
+                )
+    for target in enabled_targets(config):
+        spec = config["targets"][target]
+        for name in spec.get("datasets", []):
+            if name not in datasets:
+                raise ValueError(
+                    f"config key targets.{target}.datasets names {name!r}, which is not under 'datasets' "
+                    f"(configured: {', '.join(datasets)})"
+                )
+        for key in ("specs", "spec"):
+            values = spec.get(key)
+            for text in [values] if isinstance(values, str) else values or []:
+                try:
+                    RankSpec.parse(text)
+                except ValueError as err:
+                    raise ValueError(f"config key targets.{target}.{key}: {err}") from None
+    if "protocols" in enabled_targets(config):
+        if "main_table" not in config["targets"]:
+            raise ValueError("config key targets.protocols scores the main_table runs: configure targets.main_table")
+        for name in config["targets"]["main_table"]["datasets"]:
+            if datasets[name].get("eval_resize") is not None:
+                raise ValueError(
+                    f"config key datasets.{name}.eval_resize: targets.protocols rescores the images restored at "
+                    f"their own size; remove eval_resize or disable targets.protocols"
+                )
+    for name in official_weights(config):
+        if name not in datasets:
+            raise ValueError(
+                f"config key official_weights.{name} names a dataset that is not under 'datasets' "
+                f"(configured: {', '.join(datasets)})"
+            )
+    for note in unused_official_weights(config):
+        print(note, file=sys.stderr)
+    for name, dataset in datasets.items():
+        if dataset["source"] == "folders":
+            from lrdm.data.folders import pair_folders
+
+            pair_folders(dataset["folders"], name)  # unmatched files, ambiguous ids, size mismatches
+        if dataset["source"] == "registry":
+            from lrdm.data.registry import REGISTRY
+
+            if name not in REGISTRY:
+                raise ValueError(
+                    f"config key datasets.{name}: source 'registry' but {name!r} is not in the dataset registry "
+                    f"({', '.join(REGISTRY)})"
+                )
+    check_train_gpus(config)
+    check_sampling_steps(config)
+
+
+def check_sampling_steps(config: dict[str, Any]) -> None:
+    """Every evaluation samples at most ``T`` steps of its run's process (``sampling.steps``, or the target's
+    own step list: ``targets.steps.steps``, ``targets.claims.few_steps`` / ``many_steps``)."""
+    horizons = {(name, process): run.T for name, process, run in dataset_runs(config)}
+    for target in enabled_targets(config):
+        if target not in SCORE_TARGETS:
+            continue
+        for evaluation in target_evaluations(config, target):
+            T = horizons[(evaluation.dataset, evaluation.process)]
+            if evaluation.steps > T:
+                key = _steps_key(config, target, evaluation.steps)
+                raise ConfigError(
+                    f"config key {key} ({evaluation.steps}) is more than T = {T} of process {evaluation.process} "
+                    f"(dataset {evaluation.dataset!r}, target {target}): sampling cannot take more steps than the "
+                    "process has; lower it or raise T",
+                    key,
+                )
+
+
+def _steps_key(config: dict[str, Any], target: str, steps: int) -> str:
+    """The config key that asked ``target`` for an evaluation at ``steps`` sampling steps."""
+    if target == "steps":
+        return "targets.steps.steps"
+    if target == "claims":
+        for name in ("few_steps", "many_steps"):
+            if steps in config["targets"]["claims"][name]:
+                return f"targets.claims.{name}"
+    return "sampling.steps"
+
+
+
+
+def dataset_runs(config: dict[str, Any]) -> Iterable[tuple[str, str, TrainConfig]]:
+    """``(dataset, process, resolved TrainConfig)`` of a full-rank run per dataset and process: what every run
+    of that dataset shares.  An invalid resolved config raises :class:`ConfigError` naming the config key
+    that set the bad value (e.g. ``train.steps``), then the dataset and process."""
+    for name in config["datasets"]:
+        for process in PROCESSES:
+            try:
+                run = Run(name, process, PROCESS_OBJECTIVES[process][0], FULL_RANK.name, 0)
+                yield name, process, run_config(config, run, index="<index>")
+            except ConfigError as err:
+                where = key_origin(config, name, process, err.key)
+                raise ConfigError(f"config key {where} is invalid: {err} (dataset {name!r}, process {process})",
+                                  where) from None  # fmt: skip
+            except ValueError as err:
+                raise ValueError(f"config for dataset {name!r} (process {process}): {err}") from None
+
+
+def key_origin(config: dict[str, Any], dataset: str, process: str, key: str | None) -> str:
+    """The config key that sets run key ``key`` for ``dataset`` and ``process`` (the innermost layer of
+    :func:`run_layers` holding it), or ``train.<key>`` for a default."""
+    for where, overrides in reversed(run_layers(config, dataset, process)):
+        if key in overrides:
+            return f"{where}.{key}"
+    return f"train.{key}"
+
+
+def check_train_gpus(config: dict[str, Any]) -> None:
+    """``train_gpus`` must divide every run's global ``batch_size`` (each process trains on its share)."""
+    gpus = train_gpus(config)
+    if gpus < 1:
+        raise ValueError(f"config key train_gpus must be a positive integer, got {gpus}")
+    for name, process, run in dataset_runs(config):
+        if run.batch_size % gpus:
+            raise ValueError(
+                f"config key train_gpus ({gpus}) must divide the global batch_size ({run.batch_size}) of dataset "
+                f"{name!r} (process {process}): each of the {gpus} processes trains on batch_size / train_gpus "
+                "samples of every global batch"
+            )

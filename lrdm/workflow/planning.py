@@ -1,0 +1,279 @@
+"""Planning: which runs and evaluations the workflow makes, their paths, the resolved config of every run and
+the ``params`` of the rules.  Which evaluations each paper artefact needs is in the table of paper targets,
+:mod:`lrdm.targets`.
+
+A training run is a :class:`lrdm.targets.Run`, ``(dataset, process, objective, rank_spec, seed)``; an evaluation
+a run and a number of sampling steps (:class:`lrdm.targets.Evaluation`).  Targets that need the same run share it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import astuple
+from typing import Any
+
+from lrdm.config import TrainConfig
+from lrdm.layout import resources_folder, results_folder
+from lrdm.targets import (
+    SCORE_TARGETS,
+    Evaluation,
+    Run,
+    all_targets,
+    enabled_targets,
+    sampling_steps,
+    target_evaluations,
+)
+from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, FULL_RANK
+from lrdm.workflow.official import official_datasets, official_score_path, official_weights
+
+LRDM_SCORING = "lrdm_y@lrdm256"
+"""How the LRDM paper scores (its test transform, then ``lrdm_y``); see ``lrdm.evaluation.evaluate``."""
+RDDM_RESIZE = 256
+"""The size RDDM resizes test images to (its issue #7)."""
+
+
+def score_path(results: str, evaluation: Evaluation) -> str:
+    return f"{results}/scores/{evaluation.run}/steps{evaluation.steps}.parquet"
+
+
+def protocols_path(results: str, evaluation: Evaluation) -> str:
+    """The evaluation's further scorings (:func:`protocol_scorings`), beside its score file."""
+    return f"{results}/scores/{evaluation.run}/steps{evaluation.steps}.protocols.parquet"
+
+
+def protocol_scorings(config: dict[str, Any], dataset: str) -> list[str]:
+    """Protocol labels under which ``dataset``'s restored images are scored once more for the ``protocols``
+    target: the dataset's protocol at the images' own size, under RDDM's resize policy, and under the LRDM
+    transform with ``lrdm_y``.  Empty unless the target is enabled and ``dataset`` is a main-table dataset."""
+    if "protocols" not in enabled_targets(config) or dataset not in config["targets"]["main_table"]["datasets"]:
+        return []
+    protocol = config["datasets"][dataset]["protocol"]
+    resize = config["targets"]["protocols"].get("resize", RDDM_RESIZE)
+    return list(dict.fromkeys([protocol, f"{protocol}@{resize}", LRDM_SCORING]))
+
+
+def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
+    """The score files a scored target reads; the main table's include those of the authors' weights."""
+    path = protocols_path if target == "protocols" else score_path
+    paths = {path(results_folder(config), e) for e in target_evaluations(config, target)}
+    if target == "main_table":
+        steps = sampling_steps(config)
+        paths |= {official_score_path(results_folder(config), d, steps) for d in official_datasets(config)}
+    return sorted(paths)
+
+
+def canonical(value: Any) -> str:
+    """One text per content (mapping keys sorted): a rule's ``params`` that changes only when the content does,
+    so Snakemake reruns a job whose settings changed and never one whose config file was merely reordered."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def run_layers(config: dict[str, Any], dataset: str, process: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(config key, overrides)`` that make up a run's config, outermost first: ``train``, then the dataset's
+    ``train`` overrides, then the process's (``processes.<name>``)."""
+    return [
+        ("train", config.get("train", {})),
+        (f"datasets.{dataset}.train", config["datasets"][dataset].get("train", {})),
+        (f"processes.{process}", config.get("processes", {}).get(process, {})),
+    ]
+
+
+def run_values(config: dict[str, Any], run: Run, index: str, max_rank: Any = None) -> dict[str, Any]:
+    """The unvalidated keys of one run (see :func:`run_config`)."""
+    values: dict[str, Any] = {}
+    for _, overrides in run_layers(config, run.dataset, run.process):
+        values.update(overrides)
+    values.update(
+        index=index,
+        process=run.process,
+        objective=run.objective,
+        rank_spec=run.rank_spec,
+        seed=int(run.seed),
+        max_rank=max_rank,
+        extra={"dataset": run.dataset},
+    )
+    return values
+
+
+def run_config(config: dict[str, Any], run: Run, index: str, max_rank: int | None = None) -> TrainConfig:
+    """The resolved :class:`TrainConfig` of one run: ``train`` defaults, then the dataset's ``train``
+    overrides, then the process's overrides (``processes.<name>``), then the run's own fields."""
+    return TrainConfig.from_dict(run_values(config, run, index, max_rank))
+
+
+def dataset_index_path(config: dict[str, Any], dataset: str) -> str:
+    return f"{resources_folder(config)}/data/{dataset}/index.parquet"
+
+
+def train_params(config: dict[str, Any], run: Run) -> str:
+    """The train rule's ``params``: the run's resolved config (defaults included; ``max_rank`` as configured,
+    ``auto`` resolved by the job) in :func:`canonical` form, so that editing it reruns exactly that run."""
+    values = run_values(config, run, dataset_index_path(config, run.dataset), config.get("max_rank"))
+    return canonical({**TrainConfig().to_dict(), **values})
+
+
+def official_params(config: dict[str, Any], dataset: str) -> str:
+    """The import rule's ``params``: the dataset's ``official_weights`` entry, canonical."""
+    return canonical(official_weights(config)[dataset])
+
+
+
+DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image", "folders", "expected_pairs")
+"""Keys of ``datasets.<name>`` that decide the prepared data (the others: training and evaluation settings)."""
+
+
+def dataset_params(config: dict[str, Any], dataset: str) -> str:
+    """The prepare_dataset rule's ``params``: the keys of the dataset that make its files, canonical, so that
+    editing its ``train`` overrides or its protocol does not rebuild the data."""
+    spec = config["datasets"][dataset]
+    return canonical({key: spec[key] for key in DATA_KEYS if key in spec})
+
+
+def target_params(config: dict[str, Any], target: str) -> str:
+    """A table or figure rule's ``params``: the target's spec and the sampling settings, canonical."""
+    return canonical({"target": config["targets"][target], "sampling": config["sampling"]})
+
+
+def dataset_files(config: dict[str, Any], name: str) -> list[str]:
+    """The image files a ``source: folders`` dataset is indexed from (the prepare rule's inputs, so that a changed
+    folder rebuilds the index); nothing for the other sources."""
+    dataset = config["datasets"][name]
+    if dataset["source"] != "folders":
+        return []
+    from lrdm.data.folders import pair_folders
+
+    pairs = pair_folders(dataset["folders"], name)
+    return sorted([*pairs["input"], *pairs["target"]])
+
+
+def all_evaluations(config: dict[str, Any]) -> list[Evaluation]:
+    """Every (run, steps) evaluation of the scored targets that ``all`` builds, sorted."""
+    found = {e for target in all_targets(config) if target in SCORE_TARGETS
+             for e in target_evaluations(config, target)}  # fmt: skip
+    return sorted(found, key=astuple)
+
+
+def loss_comparison_runs(config: dict[str, Any], dataset: str) -> list[Run]:
+    """The runs of ``dataset`` that ``all`` trains, sorted by folder."""
+    return sorted({e.trained for e in all_evaluations(config) if e.dataset == dataset}, key=lambda run: run.path)
+
+
+def loss_comparison_paths(config: dict[str, Any]) -> list[str]:
+    """The loss figure (PNG) of every dataset that ``all`` trains on: all its runs on one axes."""
+    datasets = sorted({e.dataset for e in all_evaluations(config)})
+    return [f"{results_folder(config)}/figures/losses/{dataset}.png" for dataset in datasets]
+
+
+def benchmark_paths(
+    config: dict[str, Any], evaluations: Iterable[Evaluation], already: Iterable[Evaluation] = ()
+) -> dict[str, list[str]]:
+    """The Snakemake benchmark files (``results/benchmarks/<rule>/...tsv``) of the train and evaluate jobs behind
+    ``evaluations``, by rule (the paths the two rules' ``benchmark`` directives write), leaving out the jobs that
+    ``already`` needs (e.g. ``all``'s, for what ``claims`` adds)."""
+    done = set(already)
+    done_runs = {e.run for e in done}
+    wanted = sorted(set(evaluations) - done, key=astuple)
+    root = f"{results_folder(config)}/benchmarks"
+    return {
+        "train": sorted({f"{root}/train/{e.run}.tsv" for e in wanted if e.run not in done_runs}),
+        "evaluate": [f"{root}/evaluate/{e.run}/steps{e.steps}.tsv" for e in wanted],
+    }
+
+
+def rank_grid_dataset(config: dict[str, Any]) -> str:
+    """The dataset of LRDM Fig. 7: the first rank-sweep dataset (its protocol scores the figure's PSNRs)."""
+    return config["targets"]["rank_sweep"]["datasets"][0]
+
+
+def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, model path) for LRDM Fig. 7: the full-rank run ("w.o. LR") and each fixed rank, on the
+    first rank-sweep dataset and the first seed."""
+    spec = config["targets"]["rank_sweep"]
+    dataset, seed = rank_grid_dataset(config), config["seeds"][0]
+    runs = [(f"r = {r}", f"fixed-r{r}") for r in spec["ranks"]] + [("w.o. LR", "full")]
+    results = results_folder(config)
+    return [
+        (label, Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed).model(results))
+        for label, rank_spec in runs
+    ]
+
+
+RESTORATION_GRID_IMAGES = 3
+"""Test images (rows) of each restoration grid: the first ones of the test split (all of a smaller split)."""
+
+
+def restoration_grid_images(config: dict[str, Any], dataset: str) -> int:
+    """Rows of ``dataset``'s restoration grid: :data:`RESTORATION_GRID_IMAGES`, or fewer under the dataset's
+    ``max_test_images`` (a smoke run restores no more test images for its figure than for its scores)."""
+    limit = config["datasets"][dataset].get("max_test_images")
+    return RESTORATION_GRID_IMAGES if limit is None else min(RESTORATION_GRID_IMAGES, int(limit))
+
+
+def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[str, str]]:
+    """(label, model path) of each main-table run of ``dataset`` (first seed) for its restoration grid:
+    ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``."""
+    spec = config["targets"]["main_table"]
+    labels = spec.get("labels", {})
+    results = results_folder(config)
+    return [
+        (
+            labels.get(rank_spec, "RDDM (full rank)" if rank_spec == FULL_RANK.name else f"LRDM ({rank_spec})"),
+            Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, int(config["seeds"][0])).model(results),
+        )
+        for rank_spec in spec["specs"]
+    ]
+
+
+def rank_grid_models(config: dict[str, Any]) -> list[str]:
+    return [path for _, path in rank_grid_runs(config)]
+
+
+def rank_grid_labels(config: dict[str, Any]) -> list[str]:
+    return [label for label, _ in rank_grid_runs(config)]
+
+
+def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> int | None:
+    """``R_m`` of a run: the config's ``max_rank``, or for ``auto`` the k99 suggested by the spectrum."""
+    value = config.get("max_rank")
+    if value != "auto":
+        return value
+    import pandas as pd
+
+    from lrdm.results.spectrum import suggest_max_rank
+
+    paths = list(spectrum_summaries)
+    if not paths:
+        raise ValueError("config key max_rank is 'auto' but no spectrum summary was given")
+    return suggest_max_rank(pd.concat([pd.read_parquet(p) for p in paths]))
+
+
+def train_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :func:`lrdm.training.trainer.train` that change speed, not results: the top-level keys
+    ``train_data_workers`` (DataLoader workers per process, default 0) and ``train_compile`` (default false)."""
+    return {
+        "data_workers": int(config.get("train_data_workers", 0)),
+        "compile_model": bool(config.get("train_compile", False)),
+    }
+
+
+def train_gpus(config: dict[str, Any]) -> int:
+    """GPUs (one process each) that every training run uses: the top-level ``train_gpus``, default 1."""
+    return int(config.get("train_gpus", 1))
+
+
+EVAL_GPUS = 1
+"""GPUs of one evaluation job (its batches run on one device)."""
+DEFAULT_EVAL_BATCH = 1
+
+
+def eval_gpus(config: dict[str, Any]) -> int:
+    """The evaluate rule's ``gpu`` resource: one GPU when training asks for GPUs (``train_gpus``), else none."""
+    return EVAL_GPUS if train_gpus(config) > 0 else 0
+
+
+def eval_batch(config: dict[str, Any]) -> int:
+    """Test images of one size restored together (config key ``eval_batch``)."""
+    return int(config.get("eval_batch", DEFAULT_EVAL_BATCH))
+
+
