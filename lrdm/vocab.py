@@ -9,7 +9,10 @@ equal. Torch-free, so the Snakefile can import it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+
+from lrdm.errors import ConfigError
 
 # --------------------------------------------------------------------------------------------------
 # Processes, objectives, networks, schedules
@@ -60,6 +63,18 @@ matrix in float64, equal to the SVD up to rounding)."""
 _POSITIVE = "[1-9][0-9]*"
 
 
+def check_choice(value: object, choices: Collection[object], what: str, key: str | None = None) -> None:
+    """Raises unless ``value`` is one of ``choices``, with one message shape: ``unknown <what> <value>; valid
+    choices: a, b, c``.  With ``key`` (a config key) it raises :class:`ConfigError` naming the key, else
+    ``ValueError``."""
+    if value in choices:
+        return
+    valid = ", ".join(str(choice) for choice in choices)
+    if key is None:
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {valid}")
+    raise ConfigError(f"config key {key!r} has unknown value {value!r}; valid choices: {valid}", key)
+
+
 def _spec_alternative(kind: str) -> str:
     if kind == "fixed":
         return f"fixed-r{_POSITIVE}"
@@ -89,8 +104,7 @@ class RankSpec:
     max_rank: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in RANK_KINDS:
-            raise ValueError(f"unknown rank scheduler {self.kind!r}; valid choices: {', '.join(RANK_KINDS)}")
+        check_choice(self.kind, RANK_KINDS, "rank scheduler")
         if self.kind == "fixed" and (self.rank is None or self.rank <= 0):
             raise ValueError(f"rank spec 'fixed' needs a positive rank (e.g. 'fixed-r16'), got {self.rank!r}")
         if self.kind != "fixed" and self.rank is not None:

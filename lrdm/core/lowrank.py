@@ -27,12 +27,11 @@ from pathlib import Path
 import torch
 
 from lrdm.core.precision import as_float32, full_precision
-from lrdm.vocab import DEFAULT_ORDER, RANK_KINDS, SOLVERS, RankSpec
+from lrdm.vocab import DEFAULT_ORDER, RANK_KINDS, SOLVERS, RankSpec, check_choice
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in RANK_KINDS:
-        raise ValueError(f"unknown rank scheduler {kind!r}; valid choices: {', '.join(RANK_KINDS)}")
+    check_choice(kind, RANK_KINDS, "rank scheduler")
 
 
 def envelope(d: torch.Tensor | float, p: int) -> torch.Tensor:
@@ -290,8 +289,7 @@ def project_low_rank(
     """
     if x.ndim != 4:
         raise ValueError(f"project_low_rank expects (B, C, H, W), got shape {tuple(x.shape)}")
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown projection solver {solver!r}; valid choices: {', '.join(SOLVERS)}")
+    check_choice(solver, SOLVERS, "projection solver")
     B, _, H, W = x.shape
     ranks = _ranks_per_sample(k, B, x.device)
     if isinstance(k, int) and k >= min(H, W):  # known on the host: nothing to project

@@ -49,7 +49,7 @@ from lrdm.data.synthetic import make_synthetic_dataset
 from lrdm.evaluation.evaluate import pick_device
 from lrdm.evaluation.metrics import score_batch
 from lrdm.training.trainer import LOSS_FILE, StepBatches, train
-from lrdm.vocab import RankSpec
+from lrdm.vocab import RankSpec, check_choice
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,7 @@ class StepMode:
 
 def uses_autocast(device: torch.device, precision: str) -> bool:
     """Whether the optimised modes and sampling run under bf16 autocast (:data:`PRECISIONS`)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown benchmark precision {precision!r}; valid choices: {', '.join(PRECISIONS)}")
+    check_choice(precision, PRECISIONS, "benchmark precision")
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
@@ -405,8 +404,7 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
     :data:`OFFICIAL_BACKBONE`); ``precision``: one of :data:`PRECISIONS`.  Metric rows encode the image size as
     ``height * 1000 + width`` in ``size``.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown benchmark preset {preset!r}; valid choices: {', '.join(PRESETS)}")
+    check_choice(preset, PRESETS, "benchmark preset")
     check_backbone(backbone)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
