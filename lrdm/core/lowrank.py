@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from lrdm.core.precision import as_float32, full_precision
+from lrdm.core.schedules import check_timesteps
 from lrdm.vocab import DEFAULT_ORDER, RANK_KINDS, SOLVERS, RankSpec, check_choice
 
 
@@ -74,10 +75,7 @@ def rank_schedule(
     if T <= 0:
         raise ValueError(f"T must be a positive integer, got {T}")
     t_tensor = torch.as_tensor(t)
-    if t_tensor.is_floating_point():
-        raise ValueError(f"t must hold integer timesteps, got dtype {t_tensor.dtype}")
-    if bool(((t_tensor < 0) | (t_tensor >= T)).any()):  # the API edge: user timesteps are read back once
-        raise ValueError(f"timesteps must lie in [0, {T - 1}]")
+    check_timesteps(t_tensor, T, lowest=0)  # the API edge: user timesteps are read back once
     return _scheduled_ranks(kind, t_tensor, T, max_rank, order, rank)
 
 
