@@ -38,6 +38,8 @@ BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres", "conv_unet")
 """Network architectures: denoising-diffusion-pytorch 2.x ``Unet`` (the default), the official RDDM
 ``UnetRes`` (the paper's network; official checkpoints load into it), or a convolutional UNet with attention
 only at its coarsest level (:mod:`lrdm.core.convunet`, the embedded default's: faster per step on a CPU)."""
+OFFICIAL_BACKBONE = "rddm_unetres"
+"""The authors' network, the one their released weights load into and the official training recipe uses."""
 SHAPES: tuple[str, ...] = ("decreasing", "increasing", "mean", "power", "power_decreasing")
 """Coefficient-schedule shapes (RDDM Eq. 18)."""
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16")

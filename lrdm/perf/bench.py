@@ -49,7 +49,7 @@ from lrdm.data.synthetic import make_synthetic_dataset
 from lrdm.evaluation.evaluate import pick_device
 from lrdm.evaluation.metrics import score_batch
 from lrdm.training.trainer import LOSS_FILE, StepBatches, train
-from lrdm.vocab import RankSpec, check_choice
+from lrdm.vocab import OFFICIAL_BACKBONE, RankSpec, check_choice
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,6 @@ BASELINE_MODE = "per_sample_svd_b1"
 """The training-step mode the speed-ups are measured against: per-sample full SVD, batch 1, eager, fp32, the
 project's network (``ddpm_unet`` unless ``--backbone`` says otherwise)."""
 OFFICIAL_RECIPE = "official_recipe"
-OFFICIAL_BACKBONE = "rddm_unetres"
 OFFICIAL_GRAD_ACCUM = 2
 OFFICIAL_GRAD_CLIP = 1.0
 OFFICIAL_ADAM_BETAS = (0.9, 0.99)

@@ -34,6 +34,7 @@ from lrdm.core.unetres import CONDITION_CHANNELS
 from lrdm.errors import CheckpointError, ConfigError
 from lrdm.files import save_torch
 from lrdm.training.trainer import CHECKPOINT_DIR, CONFIG_FILE, LOSS_FILE, MODEL_FILE
+from lrdm.vocab import OFFICIAL_BACKBONE
 
 OFFICIAL_KEYS = ("step", "model", "ema")
 """Top-level keys every official ``Trainer.save`` checkpoint has (besides ``opt`` and ``scaler``)."""
@@ -63,7 +64,6 @@ SHARED_MARKER = "final_conv_1.weight"
 TWO_HEAD_OBJECTIVE = "pred_res_noise"
 SINGLE_HEAD_OBJECTIVES = ("pred_res", "pred_noise")
 OFFICIAL_PROCESS = "rddm"
-OFFICIAL_BACKBONE = "rddm_unetres"
 TRAINED_RUN_MARKS = (CHECKPOINT_DIR, LOSS_FILE)
 """Entries of a run directory that training wrote: importing beside them would contradict them."""
 
