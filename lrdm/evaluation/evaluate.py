@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_model_space, to_unit_float
 from lrdm.errors import NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
@@ -53,12 +54,6 @@ def check_resize(resize: int | str | None) -> None:
         return
     if isinstance(resize, bool) or not isinstance(resize, int) or resize < 1:
         raise ValueError(f"resize must be None, a positive integer or {LRDM_TRANSFORM!r}, got {resize!r}")
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def image_generator(seed: int, image_number: int, device: torch.device) -> torch.Generator:

@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from lrdm.core.device import pick_device
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space, to_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.evaluate import image_generator, pick_device, restore
+from lrdm.evaluation.evaluate import image_generator, restore
 from lrdm.evaluation.restore_plan import (
     AUTO,
     DEFAULT_BATCH,

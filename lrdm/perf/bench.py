@@ -39,6 +39,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lrdm.config import TrainConfig
+from lrdm.core.device import pick_device
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, project_low_rank, spec_ranks
 from lrdm.core.nets import check_backbone, compile_unets
 from lrdm.core.process import build_network, build_process
@@ -46,7 +47,6 @@ from lrdm.core.schedules import DEFAULT_T
 from lrdm.data.index import read_index, sha256_mismatch
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import make_synthetic_dataset
-from lrdm.evaluation.evaluate import pick_device
 from lrdm.evaluation.metrics import score_batch
 from lrdm.training.trainer import LOSS_FILE, StepBatches, train
 from lrdm.vocab import OFFICIAL_BACKBONE, RankSpec, check_choice
