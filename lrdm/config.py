@@ -159,7 +159,9 @@ class TrainConfig:
         if unknown:
             close = difflib.get_close_matches(unknown[0], known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValueError(f"unknown config key(s) {unknown}{hint}; valid keys: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown config key(s) {unknown}{hint}; valid keys: {', '.join(sorted(known))}", unknown[0]
+            )
         hints = typing.get_type_hints(cls)
         return cls(**{key: coerce(key, value, hints[key]) for key, value in values.items()})
 
@@ -265,11 +267,11 @@ def load_config(path: str | Path) -> TrainConfig:
     with open(path) as handle:
         values = yaml.safe_load(handle) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys")
+        raise ConfigError(f"{path}: expected a mapping of config keys")
     try:
         return TrainConfig.from_dict(values)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ConfigError(f"{path}: {err}", getattr(err, "key", None)) from None
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -193,26 +193,29 @@ def resolve_config(inferred: dict[str, Any], overrides: dict[str, Any], path: Pa
     for key, value in overrides.items():
         if key in inferred and not same_value(key, value, inferred[key]):
             raise ConfigError(
-                f"{path}: --set {key}={value!r} contradicts the checkpoint, whose tensors give {key}={inferred[key]!r}"
+                f"{path}: --set {key}={value!r} contradicts the checkpoint, whose tensors give {key}={inferred[key]!r}",
+                key,
             )
     if "objective" not in inferred:
         objective = overrides.get("objective")
         if objective is None:
             raise ConfigError(
                 f"{path}: a single-output network (share_encoder -1) does not determine the objective; "
-                f"pass --set objective=pred_res or --set objective=pred_noise"
+                f"pass --set objective=pred_res or --set objective=pred_noise",
+                "objective",
             )
         if objective not in SINGLE_HEAD_OBJECTIVES:
             raise ConfigError(
                 f"{path}: --set objective={objective!r} contradicts the checkpoint: a single-output network "
-                f"predicts one term ({' or '.join(SINGLE_HEAD_OBJECTIVES)})"
+                f"predicts one term ({' or '.join(SINGLE_HEAD_OBJECTIVES)})",
+                "objective",
             )
     values = {**overrides, **inferred}
     values["extra"] = {**values.get("extra", {}), "official_checkpoint": str(path)}
     try:
         return TrainConfig.from_dict(values)
     except ValueError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{path}: {err}", getattr(err, "key", None)) from None
 
 
 def load_weights(network: torch.nn.Module, net: dict[str, torch.Tensor], path: Path) -> None:
