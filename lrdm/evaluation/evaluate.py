@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_model_space, to_unit_float
-from lrdm.errors import NonFiniteOutputError
+from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.files import write_png
@@ -141,22 +141,11 @@ def same_size_batches(entries: Iterable[dict[str, Any]], batch: int) -> Iterator
         yield group
 
 
-def evaluate_run(
-    model_path: str | Path,
-    index: str | Path,
-    steps: int,
-    split: str = "test",
-    protocol: str = "derain_y",
-    eta: float = 0.0,
-    seed: int = 0,
-    device: str = "auto",
-    save_dir: str | Path | None = None,
-    limit: int | None = None,
-    resize: int | str | None = None,
-    batch: int = 1,
-    progress: bool = False,
-) -> pd.DataFrame:
+def evaluate_run(model_path: str | Path, index: str | Path, steps: int, **options: Any) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
+
+    ``options`` are the keyword arguments of :func:`evaluate_protocols` (``split``, ``protocol``, ``eta``,
+    ``seed``, ``device``, ``save_dir``, ``limit``, ``resize``, ``batch``, ``progress``) with their defaults.
 
     The start noise of image ``i`` comes from :func:`image_generator`.  ``resize`` is RDDM's policy: the input
     is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
@@ -170,9 +159,7 @@ def evaluate_run(
     ``max_test_images``).  Returns one row per image with :data:`RESULT_COLUMNS`,
     plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
-    return evaluate_protocols(
-        model_path, index, steps, (), split, protocol, eta, seed, device, save_dir, limit, resize, batch, progress
-    )[0]
+    return evaluate_protocols(model_path, index, steps, (), **options)[0]
 
 
 def evaluate_protocols(
@@ -207,7 +194,7 @@ def evaluate_protocols(
     if scorings and resize is not None:
         raise ValueError(f"further scorings {list(scorings)} need the images restored at their own size (resize None)")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"eval_batch must be a positive integer, got {batch!r}")
+        raise ConfigError(f"eval_batch must be a positive integer, got {batch!r}", "eval_batch")
     model_path = Path(model_path)
     dev = pick_device(device)
     config, network, process = load_model(model_path, dev)
@@ -377,16 +364,9 @@ def restore_rows(
 
 
 def restore_examples(
-    models: dict[str, str | Path],
-    index: str | Path,
-    steps: int,
-    image_number: int = 0,
-    split: str = "test",
-    protocol: str = "derain_y",
-    seed: int = 0,
-    device: str = "auto",
-    resize: int | str | None = None,
+    models: dict[str, str | Path], index: str | Path, steps: int, image_number: int = 0, **options: Any
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs."""
-    rows, psnrs = restore_rows(models, index, steps, [image_number], split, protocol, seed, device, resize)
+    """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs; ``options`` are the keyword
+    arguments of :func:`restore_rows` (``split``, ``protocol``, ``seed``, ``device``, ``resize``)."""
+    rows, psnrs = restore_rows(models, index, steps, [image_number], **options)
     return rows[0], psnrs[0]
