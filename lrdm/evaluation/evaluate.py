@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, 
 from lrdm.files import write_png
 from lrdm.training.trainer import CHANNELS_LAST_DEVICES, SEED_STRIDE, load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
+
+Entry = TypeVar("Entry")
+"""Whatever :func:`same_size_batches` groups (evaluation entries, image numbers)."""
 
 LRDM_TRANSFORM = "lrdm"
 """``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.protocols.lrdm_y.lrdm_test_resize`)."""
@@ -128,14 +131,26 @@ def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> 
     return restored
 
 
-def same_size_batches(entries: Iterable[dict[str, Any]], batch: int) -> Iterator[list[dict[str, Any]]]:
-    """Consecutive entries whose ``degraded`` images share a size, ``batch`` at most at a time, in order (only one
-    batch is held in memory)."""
-    group: list[dict[str, Any]] = []
+def degraded_shape(entry: dict[str, Any]) -> Hashable:
+    """The size an evaluation entry is batched by: the shape of its ``degraded`` image."""
+    return entry["degraded"].shape
+
+
+def same_size_batches(
+    entries: Iterable[Entry], batch: int | Callable[[Hashable], int], size: Callable[[Entry], Hashable] = degraded_shape
+) -> Iterator[list[Entry]]:
+    """Consecutive entries of one ``size`` (by default the shape of their ``degraded`` image), ``batch`` at most at
+    a time (a number, or a function of the size), in order (only one batch is held in memory)."""
+    group: list[Entry] = []
+    key: Hashable = None
+    limit = 0
     for entry in entries:
-        if group and (len(group) == batch or group[0]["degraded"].shape != entry["degraded"].shape):
+        if group and (len(group) == limit or size(entry) != key):
             yield group
             group = []
+        if not group:
+            key = size(entry)
+            limit = batch(key) if callable(batch) else batch
         group.append(entry)
     if group:
         yield group
