@@ -89,6 +89,11 @@ def memory_value(text: str) -> str:
     return text
 
 
+def _args_named(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The parsed options ``names`` as keyword arguments of the function a command calls."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     values = {}
     for pair in pairs:
@@ -133,18 +138,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from lrdm.evaluation.evaluate import evaluate_run
 
-    frame = evaluate_run(
-        args.model,
-        args.index,
-        args.steps,
-        split=args.split,
-        protocol=args.protocol,
-        eta=args.eta,
-        seed=args.seed,
-        device=args.device,
-        save_dir=args.save_images,
-        resize=args.resize,
-    )
+    options = _args_named(args, "split", "protocol", "eta", "seed", "device", "resize")
+    frame = evaluate_run(args.model, args.index, args.steps, save_dir=args.save_images, **options)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
@@ -249,15 +244,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     summary = restore_images(
         args.model,
         args.input,
-        out=args.out,
-        steps=args.steps,
-        batch=args.batch,
-        device=args.device,
         tile=None if args.no_tiles else args.tile,
-        overlap=args.overlap,
-        seed=args.seed,
-        max_memory=args.max_memory,
         on_plan=lambda path, text: print(f"lrdm restore: {path.name}: {text}", file=sys.stderr),
+        **_args_named(args, "out", "steps", "batch", "device", "overlap", "seed", "max_memory"),
     )
     for path, reason in sorted(summary.failed.items()):
         print(f"lrdm restore: skipped {path}: {reason}", file=sys.stderr)

@@ -28,6 +28,7 @@ from lrdm.vocab import (
     SHAPES,
     SOLVERS,
     RankSpec,
+    check_choice,
 )
 
 NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -88,18 +89,18 @@ class TrainConfig:
         hints = typing.get_type_hints(type(self))
         for item in fields(self):
             check_type(item.name, getattr(self, item.name), hints[item.name])
-        _choice("process", self.process, PROCESSES)
-        _choice("objective", self.objective, PROCESS_OBJECTIVES[self.process])
-        _choice("loss", self.loss, LOSSES)
-        _choice("basis", self.basis, BASES)
-        _choice("projection_solver", self.projection_solver, SOLVERS)
-        _choice("network", self.network, NETWORKS)
-        _choice("backbone", self.backbone, BACKBONES)
-        _choice("alpha_shape", self.alpha_shape, SHAPES)
-        _choice("beta2_shape", self.beta2_shape, SHAPES)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        _choice("device", self.device, DEVICES)
+        check_choice(self.process, PROCESSES, "process", key="process")
+        check_choice(self.objective, PROCESS_OBJECTIVES[self.process], "objective", key="objective")
+        check_choice(self.loss, LOSSES, "loss", key="loss")
+        check_choice(self.basis, BASES, "basis", key="basis")
+        check_choice(self.projection_solver, SOLVERS, "projection_solver", key="projection_solver")
+        check_choice(self.network, NETWORKS, "network", key="network")
+        check_choice(self.backbone, BACKBONES, "backbone", key="backbone")
+        check_choice(self.alpha_shape, SHAPES, "alpha_shape", key="alpha_shape")
+        check_choice(self.beta2_shape, SHAPES, "beta2_shape", key="beta2_shape")
+        check_choice(self.lr_schedule, LR_SCHEDULES, "lr_schedule", key="lr_schedule")
+        check_choice(self.mixed_precision, MIXED_PRECISION, "mixed_precision", key="mixed_precision")
+        check_choice(self.device, DEVICES, "device", key="device")
         for key in (
             "crop",
             "T",
@@ -158,7 +159,9 @@ class TrainConfig:
         if unknown:
             close = difflib.get_close_matches(unknown[0], known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValueError(f"unknown config key(s) {unknown}{hint}; valid keys: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown config key(s) {unknown}{hint}; valid keys: {', '.join(sorted(known))}", unknown[0]
+            )
         hints = typing.get_type_hints(cls)
         return cls(**{key: coerce(key, value, hints[key]) for key, value in values.items()})
 
@@ -255,11 +258,6 @@ def check_type(key: str, value: Any, hint: Any) -> None:
         raise ConfigError(f"config key {key!r} must be {type_name(hint)}, got {value!r}", key)
 
 
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"config key {key!r} has unknown value {value!r}; valid choices: {', '.join(choices)}", key)
-
-
 def _positive_int(key: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"config key {key!r} must be a positive integer, got {value!r}", key)
@@ -269,11 +267,11 @@ def load_config(path: str | Path) -> TrainConfig:
     with open(path) as handle:
         values = yaml.safe_load(handle) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys")
+        raise ConfigError(f"{path}: expected a mapping of config keys")
     try:
         return TrainConfig.from_dict(values)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ConfigError(f"{path}: {err}", getattr(err, "key", None)) from None
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -149,19 +149,20 @@ def stable_key(text: str) -> int:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike[str], what: str) -> Iterator[Path]:
+def exclusive_lock(path: str | os.PathLike[str], what: str, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive ``flock`` on the file ``path`` (created; it records the holder's PID) while the block
     runs; ``what`` names the locked resource in the error.
 
     The lock is released when the block ends or the process dies (even by ``kill -9``). A second holder,
-    in this or another process, fails at once with :class:`RunLockedError` naming ``what`` and the holder's PID.
+    in this or another process, fails at once with :class:`RunLockedError` naming ``what`` and the holder's PID;
+    with ``wait`` it waits for the lock instead (e.g. two jobs extracting the same archive, one after the other).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, LOCK_FILE_MODE)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, LOCK_PID_BYTES, 0).decode("ascii", "replace").strip() or "unknown"
             raise RunLockedError(

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
 
+from lrdm.errors import ConfigError
 from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, FULL_RANK, OBJECTIVES, PROCESS_OBJECTIVES, PROCESSES
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ def sampling_methods_args(spec: Spec, sampling_steps: int | None) -> dict[str, A
 
 def claims_args(spec: Spec, sampling_steps: int | None) -> dict[str, Any]:
     if sampling_steps is None:
-        raise ValueError("the claims table needs sampling_steps (config key sampling.steps)")
+        raise ConfigError("the claims table needs sampling_steps (config key sampling.steps)", "sampling.steps")
     return {"spec": spec, "sampling_steps": sampling_steps}
 
 

@@ -9,7 +9,10 @@ equal. Torch-free, so the Snakefile can import it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+
+from lrdm.errors import ConfigError
 
 # --------------------------------------------------------------------------------------------------
 # Processes, objectives, networks, schedules
@@ -35,6 +38,8 @@ BACKBONES: tuple[str, ...] = ("ddpm_unet", "rddm_unetres", "conv_unet")
 """Network architectures: denoising-diffusion-pytorch 2.x ``Unet`` (the default), the official RDDM
 ``UnetRes`` (the paper's network; official checkpoints load into it), or a convolutional UNet with attention
 only at its coarsest level (:mod:`lrdm.core.convunet`, the embedded default's: faster per step on a CPU)."""
+OFFICIAL_BACKBONE = "rddm_unetres"
+"""The authors' network, the one their released weights load into and the official training recipe uses."""
 SHAPES: tuple[str, ...] = ("decreasing", "increasing", "mean", "power", "power_decreasing")
 """Coefficient-schedule shapes (RDDM Eq. 18)."""
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16")
@@ -58,6 +63,18 @@ SOLVERS: tuple[str, ...] = ("svd", "gram")
 matrix in float64, equal to the SVD up to rounding)."""
 
 _POSITIVE = "[1-9][0-9]*"
+
+
+def check_choice(value: object, choices: Collection[object], what: str, key: str | None = None) -> None:
+    """Raises unless ``value`` is one of ``choices``, with one message shape: ``unknown <what> <value>; valid
+    choices: a, b, c``.  With ``key`` (a config key) it raises :class:`ConfigError` naming the key, else
+    ``ValueError``."""
+    if value in choices:
+        return
+    valid = ", ".join(str(choice) for choice in choices)
+    if key is None:
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {valid}")
+    raise ConfigError(f"config key {key!r} has unknown value {value!r}; valid choices: {valid}", key)
 
 
 def _spec_alternative(kind: str) -> str:
@@ -89,8 +106,7 @@ class RankSpec:
     max_rank: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in RANK_KINDS:
-            raise ValueError(f"unknown rank scheduler {self.kind!r}; valid choices: {', '.join(RANK_KINDS)}")
+        check_choice(self.kind, RANK_KINDS, "rank scheduler")
         if self.kind == "fixed" and (self.rank is None or self.rank <= 0):
             raise ValueError(f"rank spec 'fixed' needs a positive rank (e.g. 'fixed-r16'), got {self.rank!r}")
         if self.kind != "fixed" and self.rank is not None:

@@ -14,6 +14,7 @@ from lrdm.config import TrainConfig, load_config
 from lrdm.core.nets import ConditionalUNets
 from lrdm.core.process import RDDMProcess
 from lrdm.data.paired import PairedImageDataset
+from lrdm.errors import ConfigError
 from lrdm.training.trainer import (
     StepBatches,
     TrainingDiverged,
@@ -208,26 +209,35 @@ def test_other_processes_objectives_and_bases_train(tiny_config, tmp_path, extra
 
 
 @pytest.mark.parametrize(
-    "values, match",
+    "values, match, key",
     [
-        ({"objective": "pred_v"}, "'objective'.*valid choices: pred_res_noise, pred_res, pred_noise"),
-        ({"rank_spec": "wavy"}, "'rank_spec'"),
-        ({"rank_spec": "fixed-r0"}, "'rank_spec'"),
-        ({"steps": 0}, "'steps' must be a positive integer"),
-        ({"network": "three_net"}, "valid choices: two_net, one_net"),
-        ({"process": "ddpm"}, "valid choices: rddm, resshift"),
-        ({"crop": 30}, "'crop'"),
-        ({"max_rank": 0}, "'max_rank'"),
-        ({"lr": -1.0}, "'lr'"),
-        ({"learning_rate": 1.0}, "unknown config key"),
-        ({"basis": "dataset_pca"}, "dataset_pca needs a low-rank"),
-        ({"lr_schedule": "step"}, "'lr_schedule'.*valid choices: constant, cosine"),
-        ({"lr_warmup": -1}, "'lr_warmup' must be a non-negative integer"),
+        ({"objective": "pred_v"}, "'objective'.*valid choices: pred_res_noise, pred_res, pred_noise", "objective"),
+        ({"rank_spec": "wavy"}, "'rank_spec'", "rank_spec"),
+        ({"rank_spec": "fixed-r0"}, "'rank_spec'", "rank_spec"),
+        ({"steps": 0}, "'steps' must be a positive integer", "steps"),
+        ({"network": "three_net"}, "valid choices: two_net, one_net", "network"),
+        ({"process": "ddpm"}, "valid choices: rddm, resshift", "process"),
+        ({"crop": 30}, "'crop'", "crop"),
+        ({"max_rank": 0}, "'max_rank'", "max_rank"),
+        ({"lr": -1.0}, "'lr'", "lr"),
+        ({"learning_rate": 1.0}, "unknown config key", "learning_rate"),
+        ({"basis": "dataset_pca"}, "dataset_pca needs a low-rank", "basis"),
+        ({"lr_schedule": "step"}, "'lr_schedule'.*valid choices: constant, cosine", "lr_schedule"),
+        ({"lr_warmup": -1}, "'lr_warmup' must be a non-negative integer", "lr_warmup"),
     ],
 )
-def test_config_validation_names_the_key(values, match):
-    with pytest.raises(ValueError, match=match):
+def test_config_validation_names_the_key(values, match, key):
+    with pytest.raises(ConfigError, match=match) as caught:
         TrainConfig.from_dict(values)
+    assert caught.value.key == key
+
+
+def test_a_config_file_error_names_the_file_and_keeps_the_key(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("loss: huber\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: config key 'loss' has unknown value 'huber'") as caught:
+        load_config(path)
+    assert caught.value.key == "loss"
 
 
 def test_tensorboard_logs_the_losses_and_validation(tiny_config, tmp_path):

@@ -28,17 +28,15 @@ from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, spec_ranks
 from lrdm.core.precision import full_precision, lifted
 from lrdm.core.prediction import Prediction, PredictionFn, clip_to_image
 from lrdm.core.schedules import ResidualSchedule, gather
-from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec
+from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec, check_choice
 
 
 def check_objective(objective: str) -> None:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; valid choices: {', '.join(OBJECTIVES)}")
+    check_choice(objective, OBJECTIVES, "objective")
 
 
 def check_loss(loss: str) -> None:
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; valid choices: {', '.join(LOSSES)}")
+    check_choice(loss, LOSSES, "loss")
 
 
 def predicted_terms(objective: str) -> tuple[bool, bool]:

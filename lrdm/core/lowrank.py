@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 
 from lrdm.core.precision import as_float32, full_precision
-from lrdm.vocab import DEFAULT_ORDER, RANK_KINDS, SOLVERS, RankSpec
+from lrdm.core.schedules import check_timesteps
+from lrdm.vocab import DEFAULT_ORDER, RANK_KINDS, SOLVERS, RankSpec, check_choice
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in RANK_KINDS:
-        raise ValueError(f"unknown rank scheduler {kind!r}; valid choices: {', '.join(RANK_KINDS)}")
+    check_choice(kind, RANK_KINDS, "rank scheduler")
 
 
 def envelope(d: torch.Tensor | float, p: int) -> torch.Tensor:
@@ -75,10 +75,7 @@ def rank_schedule(
     if T <= 0:
         raise ValueError(f"T must be a positive integer, got {T}")
     t_tensor = torch.as_tensor(t)
-    if t_tensor.is_floating_point():
-        raise ValueError(f"t must hold integer timesteps, got dtype {t_tensor.dtype}")
-    if bool(((t_tensor < 0) | (t_tensor >= T)).any()):  # the API edge: user timesteps are read back once
-        raise ValueError(f"timesteps must lie in [0, {T - 1}]")
+    check_timesteps(t_tensor, T, lowest=0)  # the API edge: user timesteps are read back once
     return _scheduled_ranks(kind, t_tensor, T, max_rank, order, rank)
 
 
@@ -290,8 +287,7 @@ def project_low_rank(
     """
     if x.ndim != 4:
         raise ValueError(f"project_low_rank expects (B, C, H, W), got shape {tuple(x.shape)}")
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown projection solver {solver!r}; valid choices: {', '.join(SOLVERS)}")
+    check_choice(solver, SOLVERS, "projection solver")
     B, _, H, W = x.shape
     ranks = _ranks_per_sample(k, B, x.device)
     if isinstance(k, int) and k >= min(H, W):  # known on the host: nothing to project

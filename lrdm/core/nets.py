@@ -23,14 +23,13 @@ from torch import nn
 from lrdm.core.convunet import ConvUNet
 from lrdm.core.prediction import TERMS, Prediction
 from lrdm.core.unetres import UnetRes
-from lrdm.vocab import BACKBONES, NETWORKS
+from lrdm.vocab import BACKBONES, NETWORKS, check_choice
 
 IMAGE_CHANNELS = 3
 
 
 def check_network(network: str) -> None:
-    if network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r}; valid choices: {', '.join(NETWORKS)}")
+    check_choice(network, NETWORKS, "network")
 
 
 UNET_BACKBONES: dict[str, type[nn.Module]] = {"ddpm_unet": Unet, "conv_unet": ConvUNet}
@@ -96,8 +95,7 @@ SINGLE_OUTPUT_SHARE_ENCODER = -1
 
 
 def check_backbone(backbone: str) -> None:
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; valid choices: {', '.join(BACKBONES)}")
+    check_choice(backbone, BACKBONES, "backbone")
 
 
 def share_encoder_for(terms: tuple[str, ...], network: str) -> int:

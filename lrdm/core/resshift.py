@@ -39,7 +39,7 @@ from lrdm.core.lowrank import PER_IMAGE_SVD, Projector
 from lrdm.core.precision import full_precision, lifted
 from lrdm.core.prediction import Prediction, PredictionFn, clip_to_image
 from lrdm.core.sampling import Generators, standard_normal, start_point, step_pairs
-from lrdm.core.schedules import gather
+from lrdm.core.schedules import check_timesteps, gather
 from lrdm.vocab import FULL_RANK, RankSpec
 
 DEFAULT_T = 15
@@ -136,15 +136,6 @@ def resshift_schedule(
     return ResShiftSchedule(eta=eta, kappa=float(kappa))
 
 
-def _check_timesteps(t: torch.Tensor, T: int, lowest: int = 0) -> torch.Tensor:
-    t = torch.as_tensor(t)
-    if t.is_floating_point() or t.ndim != 1:
-        raise ValueError(f"timesteps must be a (B,) integer tensor, got dtype {t.dtype} and shape {tuple(t.shape)}")
-    if bool(((t < lowest) | (t >= T)).any()):
-        raise ValueError(f"timesteps must lie in [{lowest}, {T - 1}], got {t.tolist()}")
-    return t
-
-
 def q_sample(
     x0: torch.Tensor, residual: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: ResShiftSchedule
 ) -> torch.Tensor:
@@ -158,7 +149,7 @@ def q_sample(
     Returns:
         ``x_t`` ``(B, C, H, W)`` in ``x0``'s dtype.
     """
-    return _q_sample(x0, residual, _check_timesteps(t, schedule.T), noise, schedule)
+    return _q_sample(x0, residual, check_timesteps(t, schedule.T, lowest=0), noise, schedule)
 
 
 def _q_sample(
@@ -194,8 +185,8 @@ def q_posterior(
         ``(mean, variance)``: mean ``(B, C, H, W)``, variance ``(B, 1, 1, 1)``, both in ``x_t``'s dtype
         (coefficients computed in float64).
     """
-    t = _check_timesteps(t, schedule.T)
-    s = _check_timesteps(s, schedule.T, lowest=-1)
+    t = check_timesteps(t, schedule.T, lowest=0)
+    s = check_timesteps(s, schedule.T)
     if s.shape != t.shape or bool((s >= t).any()):
         raise ValueError(f"posterior needs s < t elementwise, got t={t.tolist()} and s={s.tolist()}")
     return _q_posterior(x_t, x0, t, s, schedule)

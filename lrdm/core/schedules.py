@@ -33,7 +33,7 @@ from functools import cached_property
 
 import torch
 
-from lrdm.vocab import SHAPES
+from lrdm.vocab import SHAPES, check_choice
 
 # Schedule shapes (lrdm.vocab.SHAPES): ``decreasing`` = P(1-x, 1), ``increasing`` = P(x, 1), ``mean`` = P(x, 0),
 # ``power`` = P(x, a), ``power_decreasing`` = P(1-x, a).
@@ -81,6 +81,7 @@ def power_weights(T: int, shape: str, power: float = 1.0) -> torch.Tensor:
     ``increasing`` ∝ (t + 1), ``decreasing`` ∝ (T - t), ``mean`` ∝ 1, ``power`` ∝ (t + 1)^a,
     ``power_decreasing`` ∝ (T - t)^a, for code index ``t = 0 … T-1``.
     """
+    check_choice(shape, SHAPES, "schedule shape")
     if T <= 0:
         raise ValueError(f"T must be a positive integer, got {T}")
     steps_up = torch.arange(1, T + 1, dtype=torch.float64)  # t + 1
@@ -95,9 +96,7 @@ def power_weights(T: int, shape: str, power: float = 1.0) -> torch.Tensor:
         raise ValueError(f"power must be >= 0 for shape {shape!r}, got {power}")
     if shape == "power":
         return steps_up**power
-    if shape == "power_decreasing":
-        return steps_down**power
-    raise ValueError(f"unknown schedule shape {shape!r}; valid choices: {', '.join(SHAPES)}")
+    return steps_down**power  # power_decreasing
 
 
 def schedule_from_coefficients(alpha: torch.Tensor, beta2: torch.Tensor) -> ResidualSchedule:

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrdm.vocab import check_choice
+
 IMAGE_CHANNELS = 3
 CONDITION_CHANNELS = 2 * IMAGE_CHANNELS  # concat(x_t, x_in)
 GROUPS = 8  # GroupNorm groups of every ResNet block
@@ -295,8 +297,7 @@ class OfficialUnet(nn.Module):
 
 def heads_of(share_encoder: int) -> int:
     """Number of outputs of a ``share_encoder`` mode (2 for 1 and 0, 1 for -1)."""
-    if share_encoder not in SHARE_ENCODER_MODES:
-        raise ValueError(f"unknown share_encoder {share_encoder!r}; valid choices: {SHARE_ENCODER_MODES}")
+    check_choice(share_encoder, SHARE_ENCODER_MODES, "share_encoder")
     return 1 if share_encoder == -1 else 2
 
 

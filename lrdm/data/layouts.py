@@ -93,6 +93,15 @@ def _images(folder: Path) -> dict[str, Path]:
     return out
 
 
+def _target_of(inp: Path, targets: dict[str, Path], key: str, expected: str, missing: list[str]) -> Path | None:
+    """The target of ``inp``: ``targets[key]``, or ``None`` with ``inp`` recorded in ``missing`` as lacking the file
+    ``expected`` (a path, for the error :func:`_missing_error` makes)."""
+    target = targets.get(key)
+    if target is None:
+        missing.append(f"{inp} (expected {expected})")
+    return target
+
+
 def _missing_error(dataset: str, missing: list[str]) -> DataError:
     shown = "; ".join(missing[:MAX_LISTED])
     more = f" (and {len(missing) - MAX_LISTED} more)" if len(missing) > MAX_LISTED else ""
@@ -150,9 +159,8 @@ def parse_raindrop(root: Path) -> pd.DataFrame:
                 warn.append(f"raindrop: skipped {inp} (not named N_rain)")
                 continue
             n = m.group(1)
-            tgt = gts.get(f"{n}_clean")
+            tgt = _target_of(inp, gts, f"{n}_clean", f"{gt_dir}/{n}_clean.*", missing)
             if tgt is None:
-                missing.append(f"{inp} (expected {gt_dir}/{n}_clean.*)")
                 continue
             rows.append({"image_id": f"{split}-{n}", "split": split, "input": str(inp), "target": str(tgt)})
     if missing:
@@ -193,9 +201,8 @@ def parse_rain1400(root: Path) -> pd.DataFrame:
                 warn.append(f"rain1400: skipped {inp} (not named ID_K)")
                 continue
             clean_id, k = m.group(1), int(m.group(2))
-            tgt = gts.get(clean_id.lower())
+            tgt = _target_of(inp, gts, clean_id.lower(), f"{gt_dir}/{clean_id}.*", missing)
             if tgt is None:
-                missing.append(f"{inp} (expected {gt_dir}/{clean_id}.*)")
                 continue
             versions[clean_id] = versions.get(clean_id, 0) + 1
             rows.append(
@@ -239,9 +246,8 @@ def parse_gopro(root: Path) -> pd.DataFrame:
                     continue
                 sharps = _images(sharp_dir)
                 for stem, inp in _images(blur_dir).items():
-                    tgt = sharps.get(stem)
+                    tgt = _target_of(inp, sharps, stem, f"{sharp_dir}/{inp.name}", missing)
                     if tgt is None:
-                        missing.append(f"{inp} (expected {sharp_dir}/{inp.name})")
                         continue
                     rows.append(
                         {

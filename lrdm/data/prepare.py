@@ -17,15 +17,13 @@ used in ``manifest.json`` so that the registry's checksums can be pinned.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME
 from lrdm.data.layouts import MAX_LISTED
 from lrdm.data.registry import DatasetEntry, get_entry
 from lrdm.errors import ConfigError, DataError, ManualDownloadRequired
-from lrdm.files import sha256_file, write_parquet, write_text
+from lrdm.files import exclusive_lock, sha256_file, write_parquet, write_text
 
 #: Archive types handed to :func:`lrdm.data.download.extract`; other files are linked into raw/.
 #: Folder names never searched (archive junk).
@@ -199,18 +197,6 @@ def build_index(entry: DatasetEntry, raw: Path, index_dir: Path) -> pd.DataFrame
     return out
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Holds an exclusive ``flock`` on ``lock_path`` (created if missing) for the block."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def prepare(
     name: str,
     resources: str | os.PathLike[str],
@@ -260,7 +246,8 @@ def prepare(
     archives: list[dict[str, Any]] = []
     if fetch_sources:
         # datasets sharing a raw folder (RealBlur-J/-R) may be prepared by parallel jobs: one at a time
-        with _exclusive(resources / "raw" / f".{entry.raw_folder}.lock"):
+        raw_lock = resources / "raw" / f".{entry.raw_folder}.lock"
+        with exclusive_lock(raw_lock, f"raw folder {entry.raw_folder}", wait=True):
             for source in entry.sources:
                 try:
                     path = Path(fetch(source, downloads, progress=progress))

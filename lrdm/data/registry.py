@@ -23,7 +23,7 @@ import yaml
 from lrdm.data.download import Source
 from lrdm.data.layouts import PARSERS
 from lrdm.errors import ConfigError
-from lrdm.vocab import PROTOCOLS, TASKS
+from lrdm.vocab import PROTOCOLS, TASKS, check_choice
 
 REGISTRY_FILE = "registry.yaml"
 SCHEMA_FILE = "registry.schema.yaml"
@@ -142,8 +142,7 @@ REGISTRY: dict[str, DatasetEntry] = load_registry()
 def get_entry(name: str, registry: Mapping[str, DatasetEntry] | None = None) -> DatasetEntry:
     """Registry entry ``name``; ValueError listing the known names otherwise."""
     registry = REGISTRY if registry is None else registry
-    if name not in registry:
-        raise ValueError(f"unknown dataset {name!r}; registry: {sorted(registry)}")
+    check_choice(name, sorted(registry), "dataset")
     return registry[name]
 
 

@@ -42,6 +42,7 @@ from lrdm.data.images import RGB_CHANNELS, UINT8_MAX, as_rgb_uint8
 from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, PATH_COLUMNS
 from lrdm.errors import DataError
 from lrdm.files import stable_key, write_parquet, write_png, write_text
+from lrdm.vocab import check_choice
 
 # Line kernel: samples per pixel of streak length (anti-aliased bilinear splatting).
 LINE_KERNEL_SAMPLES_PER_PIXEL = 4
@@ -161,8 +162,7 @@ def load_source_photo(name: str, max_side: int | None = DEFAULT_MAX_PHOTO_SIDE, 
     Returns:
         Read-only uint8 array ``(H, W, 3)`` in ``[0, 255]`` (cached; copy before editing).
     """
-    if name not in PHOTO_SOURCES:
-        raise ValueError(f"unknown photo source {name!r}; valid: {sorted(PHOTO_SOURCES)}")
+    check_choice(name, sorted(PHOTO_SOURCES), "photo source")
     return _load_source_photo_cached(name, max_side, min_side)
 
 

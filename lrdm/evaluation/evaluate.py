@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -13,13 +13,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_model_space, to_unit_float
-from lrdm.errors import NonFiniteOutputError
+from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.files import write_png
 from lrdm.training.trainer import CHANNELS_LAST_DEVICES, SEED_STRIDE, load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
+
+Entry = TypeVar("Entry")
+"""Whatever :func:`same_size_batches` groups (evaluation entries, image numbers)."""
 
 LRDM_TRANSFORM = "lrdm"
 """``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.protocols.lrdm_y.lrdm_test_resize`)."""
@@ -53,12 +57,6 @@ def check_resize(resize: int | str | None) -> None:
         return
     if isinstance(resize, bool) or not isinstance(resize, int) or resize < 1:
         raise ValueError(f"resize must be None, a positive integer or {LRDM_TRANSFORM!r}, got {resize!r}")
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def image_generator(seed: int, image_number: int, device: torch.device) -> torch.Generator:
@@ -133,35 +131,36 @@ def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> 
     return restored
 
 
-def same_size_batches(entries: Iterable[dict[str, Any]], batch: int) -> Iterator[list[dict[str, Any]]]:
-    """Consecutive entries whose ``degraded`` images share a size, ``batch`` at most at a time, in order (only one
-    batch is held in memory)."""
-    group: list[dict[str, Any]] = []
+def degraded_shape(entry: dict[str, Any]) -> Hashable:
+    """The size an evaluation entry is batched by: the shape of its ``degraded`` image."""
+    return entry["degraded"].shape
+
+
+def same_size_batches(
+    entries: Iterable[Entry], batch: int | Callable[[Hashable], int], size: Callable[[Entry], Hashable] = degraded_shape
+) -> Iterator[list[Entry]]:
+    """Consecutive entries of one ``size`` (by default the shape of their ``degraded`` image), ``batch`` at most at
+    a time (a number, or a function of the size), in order (only one batch is held in memory)."""
+    group: list[Entry] = []
+    key: Hashable = None
+    limit = 0
     for entry in entries:
-        if group and (len(group) == batch or group[0]["degraded"].shape != entry["degraded"].shape):
+        if group and (len(group) == limit or size(entry) != key):
             yield group
             group = []
+        if not group:
+            key = size(entry)
+            limit = batch(key) if callable(batch) else batch
         group.append(entry)
     if group:
         yield group
 
 
-def evaluate_run(
-    model_path: str | Path,
-    index: str | Path,
-    steps: int,
-    split: str = "test",
-    protocol: str = "derain_y",
-    eta: float = 0.0,
-    seed: int = 0,
-    device: str = "auto",
-    save_dir: str | Path | None = None,
-    limit: int | None = None,
-    resize: int | str | None = None,
-    batch: int = 1,
-    progress: bool = False,
-) -> pd.DataFrame:
+def evaluate_run(model_path: str | Path, index: str | Path, steps: int, **options: Any) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
+
+    ``options`` are the keyword arguments of :func:`evaluate_protocols` (``split``, ``protocol``, ``eta``,
+    ``seed``, ``device``, ``save_dir``, ``limit``, ``resize``, ``batch``, ``progress``) with their defaults.
 
     The start noise of image ``i`` comes from :func:`image_generator`.  ``resize`` is RDDM's policy: the input
     is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
@@ -175,10 +174,7 @@ def evaluate_run(
     ``max_test_images``).  Returns one row per image with :data:`RESULT_COLUMNS`,
     plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
-    return evaluate_protocols(
-        model_path, index, steps, (), split=split, protocol=protocol, eta=eta, seed=seed, device=device,
-        save_dir=save_dir, limit=limit, resize=resize, batch=batch, progress=progress,
-    )[0]  # fmt: skip
+    return evaluate_protocols(model_path, index, steps, (), **options)[0]
 
 
 def evaluate_protocols(
@@ -214,7 +210,7 @@ def evaluate_protocols(
     if scorings and resize is not None:
         raise ValueError(f"further scorings {list(scorings)} need the images restored at their own size (resize None)")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"eval_batch must be a positive integer, got {batch!r}")
+        raise ConfigError(f"eval_batch must be a positive integer, got {batch!r}", "eval_batch")
     model_path = Path(model_path)
     dev = pick_device(device)
     config, network, process = load_model(model_path, dev)
@@ -384,16 +380,9 @@ def restore_rows(
 
 
 def restore_examples(
-    models: dict[str, str | Path],
-    index: str | Path,
-    steps: int,
-    image_number: int = 0,
-    split: str = "test",
-    protocol: str = "derain_y",
-    seed: int = 0,
-    device: str = "auto",
-    resize: int | str | None = None,
+    models: dict[str, str | Path], index: str | Path, steps: int, image_number: int = 0, **options: Any
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs."""
-    rows, psnrs = restore_rows(models, index, steps, [image_number], split, protocol, seed, device, resize)
+    """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs; ``options`` are the keyword
+    arguments of :func:`restore_rows` (``split``, ``protocol``, ``seed``, ``device``, ``resize``)."""
+    rows, psnrs = restore_rows(models, index, steps, [image_number], **options)
     return rows[0], psnrs[0]

@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from lrdm.core.device import pick_device
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space, to_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.evaluate import image_generator, pick_device, restore
+from lrdm.evaluation.evaluate import image_generator, restore, same_size_batches
 from lrdm.evaluation.restore_plan import (
     AUTO,
     DEFAULT_BATCH,
@@ -311,42 +312,42 @@ def restore_images(
         groups.setdefault(None if plan.tile is not None else (height, width), []).append(number)
     bar = tqdm(total=len(files), desc="restore", unit="img", disable=not progress)
     bar.update(len(summary.failed))
-    for size, numbers in groups.items():
-        chunk_size = 1 if size is None else plans[files[numbers[0]]].batch
-        for first in range(0, len(numbers), chunk_size):
-            images, ok, gray = [], [], []
-            for number in numbers[first : first + chunk_size]:
-                try:
-                    images.append(load_rgb(files[number]))
-                    gray.append(is_gray(files[number]))
-                    ok.append(number)
-                except DataError as err:
-                    summary.failed[files[number]] = str(err)
-                    bar.update(1)
-            if not ok:
-                continue
-            plan = plans[files[ok[0]]]
+    size_of = {number: size for size, numbers in groups.items() for number in numbers}
+    batch_of = {size: 1 if size is None else plans[files[numbers[0]]].batch for size, numbers in groups.items()}
+    for chunk in same_size_batches(list(size_of), batch_of.__getitem__, size_of.__getitem__):
+        images, ok, gray = [], [], []
+        for number in chunk:
             try:
-                if plan.tile is not None:
-                    restored = restore_tiled(
-                        network, process, images[0], ok[0], steps, seed, dev, plan.tile, plan.overlap, plan.batch, eta
-                    )
-                else:
-                    restored = restore_batch(network, process, images, ok, steps, seed, dev, eta)
-            except RuntimeError as err:  # torch's allocator: the memory model was short for this image
-                if OUT_OF_MEMORY not in str(err):
-                    raise
-                how = plan.describe(*images[0].shape[:2])
-                for number in ok:
-                    summary.failed[files[number]] = f"{files[number]}: out of memory ({how}); lower --max-memory"
-                bar.update(len(ok))
-                continue
-            uint8 = checked_uint8(restored, model_path, [files[number].name for number in ok])
-            for number, image, is_grayscale in zip(ok, uint8, gray):
-                path = out / (files[number].stem + OUTPUT_SUFFIX)
-                write_png(path, as_input_mode(image, is_grayscale))
-                summary.written.append(path)
+                images.append(load_rgb(files[number]))
+                gray.append(is_gray(files[number]))
+                ok.append(number)
+            except DataError as err:
+                summary.failed[files[number]] = str(err)
+                bar.update(1)
+        if not ok:
+            continue
+        plan = plans[files[ok[0]]]
+        try:
+            if plan.tile is not None:
+                restored = restore_tiled(
+                    network, process, images[0], ok[0], steps, seed, dev, plan.tile, plan.overlap, plan.batch, eta
+                )
+            else:
+                restored = restore_batch(network, process, images, ok, steps, seed, dev, eta)
+        except RuntimeError as err:  # torch's allocator: the memory model was short for this image
+            if OUT_OF_MEMORY not in str(err):
+                raise
+            how = plan.describe(*images[0].shape[:2])
+            for number in ok:
+                summary.failed[files[number]] = f"{files[number]}: out of memory ({how}); lower --max-memory"
             bar.update(len(ok))
+            continue
+        uint8 = checked_uint8(restored, model_path, [files[number].name for number in ok])
+        for number, image, is_grayscale in zip(ok, uint8, gray):
+            path = out / (files[number].stem + OUTPUT_SUFFIX)
+            write_png(path, as_input_mode(image, is_grayscale))
+            summary.written.append(path)
+        bar.update(len(ok))
     bar.close()
     summary.seconds = time.perf_counter() - began
     return summary

@@ -39,6 +39,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lrdm.config import TrainConfig
+from lrdm.core.device import pick_device
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, project_low_rank, spec_ranks
 from lrdm.core.nets import check_backbone, compile_unets
 from lrdm.core.process import build_network, build_process
@@ -46,10 +47,9 @@ from lrdm.core.schedules import DEFAULT_T
 from lrdm.data.index import read_index, sha256_mismatch
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import make_synthetic_dataset
-from lrdm.evaluation.evaluate import pick_device
 from lrdm.evaluation.metrics import score_batch
 from lrdm.training.trainer import LOSS_FILE, StepBatches, train
-from lrdm.vocab import RankSpec
+from lrdm.vocab import OFFICIAL_BACKBONE, RankSpec, check_choice
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,6 @@ BASELINE_MODE = "per_sample_svd_b1"
 """The training-step mode the speed-ups are measured against: per-sample full SVD, batch 1, eager, fp32, the
 project's network (``ddpm_unet`` unless ``--backbone`` says otherwise)."""
 OFFICIAL_RECIPE = "official_recipe"
-OFFICIAL_BACKBONE = "rddm_unetres"
 OFFICIAL_GRAD_ACCUM = 2
 OFFICIAL_GRAD_CLIP = 1.0
 OFFICIAL_ADAM_BETAS = (0.9, 0.99)
@@ -155,8 +154,7 @@ class StepMode:
 
 def uses_autocast(device: torch.device, precision: str) -> bool:
     """Whether the optimised modes and sampling run under bf16 autocast (:data:`PRECISIONS`)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown benchmark precision {precision!r}; valid choices: {', '.join(PRECISIONS)}")
+    check_choice(precision, PRECISIONS, "benchmark precision")
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
@@ -405,8 +403,7 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
     :data:`OFFICIAL_BACKBONE`); ``precision``: one of :data:`PRECISIONS`.  Metric rows encode the image size as
     ``height * 1000 + width`` in ``size``.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown benchmark preset {preset!r}; valid choices: {', '.join(PRESETS)}")
+    check_choice(preset, PRESETS, "benchmark preset")
     check_backbone(backbone)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")

@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 
 from lrdm.config import TrainConfig
+from lrdm.core.device import pick_device
 from lrdm.core.nets import compile_unets
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import make_synthetic_dataset
-from lrdm.evaluation.evaluate import pick_device
 from lrdm.training.trainer import LOSS_FILE, load_model, train
 
 QUALITY_MODEL = {

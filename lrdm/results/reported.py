@@ -31,6 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from lrdm.vocab import check_choice
+
 #: Value of the ``source`` column for every reported record.
 REPORTED_SOURCE = "reported by the paper"
 
@@ -341,8 +343,8 @@ def reported_frame(table: str | None = None) -> pd.DataFrame:
     ``order``, ``rank`` and ``steps`` are nullable ``Int64``; the metric columns are float (NaN where the
     paper gives no value).  Raises ValueError for an unknown ``table``.
     """
-    if table is not None and table not in REPORTED_TABLES:
-        raise ValueError(f"unknown reported table {table!r}; known: {', '.join(REPORTED_TABLES)}")
+    if table is not None:
+        check_choice(table, REPORTED_TABLES, "reported table")
     frame = pd.DataFrame(reported_records(), columns=list(REPORTED_COLUMNS))
     frame = frame.astype(
         {

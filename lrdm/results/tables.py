@@ -156,6 +156,32 @@ def _text_or_empty(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _finish_by_spec(
+    parts: Sequence[pd.DataFrame],
+    column: str,
+    ordering: Sequence[Any],
+    optional: Sequence[str],
+    metric_columns: Sequence[str],
+    caption: str,
+    steps: dict[str, list[int]],
+) -> pd.DataFrame:
+    """:func:`_finish` of a table labelled by ``column`` and ``rank_spec`` (then ``optional``): rows in the order
+    of ``column``'s values in ``ordering``, ours before reported, then by rank spec and the optional keys."""
+    return _finish(
+        parts,
+        [column, "rank_spec", *optional],
+        metric_columns,
+        lambda r: (
+            _position(r[column], ordering),
+            _source_rank(r),
+            *_spec_sort_key(r),
+            *_optional_sort_key(r, optional),
+        ),
+        caption,
+        steps,
+    )
+
+
 def _position(value: Any, ordering: Sequence[Any]) -> int:
     return list(ordering).index(value) if value in ordering else len(ordering)
 
@@ -229,43 +255,41 @@ def _scheduler_rows_table(
     )
 
 
-def schedulers_table(
-    scores: pd.DataFrame,
-    steps: int | None = None,
-    include_reported: bool = True,
-    process: str | None = DEFAULT_PROCESS,
-    objective: str | None = DEFAULT_OBJECTIVE,
-) -> pd.DataFrame:
-    """LRDM Tab. 3: one row per time-varying rank scheduler (with its order), PSNR/SSIM per dataset.
+def _scheduler_builder(name: str, schedulers: Sequence[str], reported: Any, title: str) -> Callable[..., pd.DataFrame]:
+    """The public builder ``name`` of a table whose rows are the runs' ``schedulers`` (Tab. 3 and Tab. 4)."""
 
-    Only runs of ``process`` and ``objective`` are used (None: any; rows are then split by them).
+    def build(
+        scores: pd.DataFrame,
+        steps: int | None = None,
+        include_reported: bool = True,
+        process: str | None = DEFAULT_PROCESS,
+        objective: str | None = DEFAULT_OBJECTIVE,
+    ) -> pd.DataFrame:
+        return _scheduler_rows_table(
+            scores, schedulers, reported, title, name, steps, include_reported, process, objective
+        )
 
-    Reported rows (``LRDM Tab. 3``; its poly rows use p=3) are added for the datasets present in
-    ``scores`` when ``include_reported``.  Raises ValueError when no run uses a time-varying scheduler.
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+SELECTED_RUNS_TEXT = "Only runs of ``process`` and ``objective`` are used (None: any; rows are then split by them)."
+
+schedulers_table = _scheduler_builder("schedulers_table", DYNAMIC_KINDS, LRDM_TAB3, "Rank schedulers (LRDM Tab. 3).")
+schedulers_table.__doc__ = f"""LRDM Tab. 3: one row per time-varying rank scheduler (with its order), PSNR/SSIM per
+    dataset.
+
+    {SELECTED_RUNS_TEXT}  Reported rows (``LRDM Tab. 3``; its poly rows use p=3) are added for the datasets
+    present in ``scores`` when ``include_reported``.  Raises ValueError when no run uses a time-varying scheduler.
     """
-    return _scheduler_rows_table(
-        scores, DYNAMIC_KINDS, LRDM_TAB3, "Rank schedulers (LRDM Tab. 3).", "schedulers_table", steps,
-        include_reported, process, objective,
-    )  # fmt: skip
 
+ORDERS_TITLE = "Polynomial scheduler orders (LRDM Tab. 4)."
+orders_table = _scheduler_builder("orders_table", POLY_SCHEDULERS, LRDM_TAB4, ORDERS_TITLE)
+orders_table.__doc__ = f"""LRDM Tab. 4: rows poly_decrease / poly_increase × polynomial order p, PSNR/SSIM per
+    dataset.
 
-def orders_table(
-    scores: pd.DataFrame,
-    steps: int | None = None,
-    include_reported: bool = True,
-    process: str | None = DEFAULT_PROCESS,
-    objective: str | None = DEFAULT_OBJECTIVE,
-) -> pd.DataFrame:
-    """LRDM Tab. 4: rows poly_decrease / poly_increase × polynomial order p, PSNR/SSIM per dataset.
-
-    Only runs of ``process`` and ``objective`` are used (None: any; rows are then split by them).
-
-    Raises ValueError when no run uses a polynomial scheduler.
+    {SELECTED_RUNS_TEXT}  Raises ValueError when no run uses a polynomial scheduler.
     """
-    return _scheduler_rows_table(
-        scores, POLY_SCHEDULERS, LRDM_TAB4, "Polynomial scheduler orders (LRDM Tab. 4).", "orders_table", steps,
-        include_reported, process, objective,
-    )  # fmt: skip
 
 
 def rank_sweep_table(
@@ -384,19 +408,7 @@ def feasibility_table(
     labels = list(FEASIBILITY_LABELS.values())
     used = steps_used(frame)
     caption = "Low-rank feasibility across processes (LRDM Tab. 5). " + steps_text(used) + " " + AVERAGING_TEXT
-    return _finish(
-        parts,
-        ["model", "rank_spec", *optional],
-        metric_columns,
-        lambda r: (
-            _position(r["model"], labels),
-            _source_rank(r),
-            *_spec_sort_key(r),
-            *_optional_sort_key(r, optional),
-        ),
-        caption,
-        used,
-    )
+    return _finish_by_spec(parts, "model", labels, optional, metric_columns, caption, used)
 
 
 def sampling_methods_table(
@@ -447,19 +459,7 @@ def sampling_methods_table(
         "that conversion is only approximate; SM-Res-N needs no conversion. " + steps_text(used) + " " + AVERAGING_TEXT
     )
     objectives = list(OBJECTIVE_LABELS)
-    table = _finish(
-        parts,
-        ["objective", "rank_spec", *optional],
-        metric_columns,
-        lambda r: (
-            _position(r["objective"], objectives),
-            _source_rank(r),
-            *_spec_sort_key(r),
-            *_optional_sort_key(r, optional),
-        ),
-        caption,
-        used,
-    )
+    table = _finish_by_spec(parts, "objective", objectives, optional, metric_columns, caption, used)
     table.insert(0, "sampling method", [OBJECTIVE_LABELS[o] for o in table["objective"]])
     table["note"] = [OBJECTIVE_NOTES[o] for o in table["objective"]]
     return table

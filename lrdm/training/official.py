@@ -34,6 +34,7 @@ from lrdm.core.unetres import CONDITION_CHANNELS
 from lrdm.errors import CheckpointError, ConfigError
 from lrdm.files import save_torch
 from lrdm.training.trainer import CHECKPOINT_DIR, CONFIG_FILE, LOSS_FILE, MODEL_FILE
+from lrdm.vocab import OFFICIAL_BACKBONE
 
 OFFICIAL_KEYS = ("step", "model", "ema")
 """Top-level keys every official ``Trainer.save`` checkpoint has (besides ``opt`` and ``scaler``)."""
@@ -63,7 +64,6 @@ SHARED_MARKER = "final_conv_1.weight"
 TWO_HEAD_OBJECTIVE = "pred_res_noise"
 SINGLE_HEAD_OBJECTIVES = ("pred_res", "pred_noise")
 OFFICIAL_PROCESS = "rddm"
-OFFICIAL_BACKBONE = "rddm_unetres"
 TRAINED_RUN_MARKS = (CHECKPOINT_DIR, LOSS_FILE)
 """Entries of a run directory that training wrote: importing beside them would contradict them."""
 
@@ -193,26 +193,29 @@ def resolve_config(inferred: dict[str, Any], overrides: dict[str, Any], path: Pa
     for key, value in overrides.items():
         if key in inferred and not same_value(key, value, inferred[key]):
             raise ConfigError(
-                f"{path}: --set {key}={value!r} contradicts the checkpoint, whose tensors give {key}={inferred[key]!r}"
+                f"{path}: --set {key}={value!r} contradicts the checkpoint, whose tensors give {key}={inferred[key]!r}",
+                key,
             )
     if "objective" not in inferred:
         objective = overrides.get("objective")
         if objective is None:
             raise ConfigError(
                 f"{path}: a single-output network (share_encoder -1) does not determine the objective; "
-                f"pass --set objective=pred_res or --set objective=pred_noise"
+                f"pass --set objective=pred_res or --set objective=pred_noise",
+                "objective",
             )
         if objective not in SINGLE_HEAD_OBJECTIVES:
             raise ConfigError(
                 f"{path}: --set objective={objective!r} contradicts the checkpoint: a single-output network "
-                f"predicts one term ({' or '.join(SINGLE_HEAD_OBJECTIVES)})"
+                f"predicts one term ({' or '.join(SINGLE_HEAD_OBJECTIVES)})",
+                "objective",
             )
     values = {**overrides, **inferred}
     values["extra"] = {**values.get("extra", {}), "official_checkpoint": str(path)}
     try:
         return TrainConfig.from_dict(values)
     except ValueError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{path}: {err}", getattr(err, "key", None)) from None
 
 
 def load_weights(network: torch.nn.Module, net: dict[str, torch.Tensor], path: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from lrdm.evaluation.imresize import imresize
 from lrdm.evaluation.psnr import PEAK
 from lrdm.evaluation.ssim import SSIM_WIN
-from lrdm.vocab import PROTOCOLS
+from lrdm.vocab import PROTOCOLS, check_choice
 
 __all__ = [
     "as_uint8_prediction",
@@ -33,8 +33,7 @@ MASKED_PROTOCOL = "istd"
 
 def check_protocol(protocol: str) -> None:
     """Raises ``ValueError`` naming the valid choices unless ``protocol`` is one of ``PROTOCOLS``."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid choices: {', '.join(PROTOCOLS)}")
+    check_choice(protocol, PROTOCOLS, "protocol")
 
 
 def check_image(a: object, name: str, layout: str = "(H, W, 3)", ndim: int = 3) -> None:
