@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from lrdm.errors import ConfigError
 from lrdm.evaluation.evaluate import RESULT_COLUMNS
 from lrdm.targets import TARGETS
 from lrdm.workflow import Run, all_targets, check_config, enabled_targets, run_config, target_evaluations
@@ -36,8 +37,9 @@ def test_shipped_configs_pass_checks_and_enable_every_target(name):
 def test_protocols_target_needs_images_at_their_own_size():
     config = load("paper.yaml")
     config["targets"]["protocols"] = {}
-    with pytest.raises(ValueError, match=r"datasets\.raindrop\.eval_resize: targets\.protocols rescores"):
+    with pytest.raises(ConfigError, match=r"datasets\.raindrop\.eval_resize: targets\.protocols rescores") as err:
         check_config(config)
+    assert err.value.key == "datasets.raindrop.eval_resize"
 
 
 def test_runs_are_shared_between_targets():

@@ -455,9 +455,10 @@ def _train_locked(
         accelerator.init_trackers(TENSORBOARD_DIR)
     torch.manual_seed(config.seed)  # initial weights
     if config.batch_size % accelerator.num_processes:
-        raise ValueError(
+        raise ConfigError(
             f"config key 'batch_size' ({config.batch_size}) is the global batch and must be divisible by the "
-            f"number of processes ({accelerator.num_processes})"
+            f"number of processes ({accelerator.num_processes})",
+            "batch_size",
         )
     share = config.batch_size // accelerator.num_processes
 

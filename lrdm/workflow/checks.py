@@ -20,7 +20,8 @@ RUN_KEYS = ("index", "process", "objective", "rank_spec", "seed", "max_rank", "e
 
 def check_config(config: dict[str, Any]) -> None:
     """Checks what the JSON schema cannot: rank specs parse, targets name configured datasets, the
-    resolved run configs are valid and ``train_gpus`` divides their batch.  Raises ``ValueError`` naming the key."""
+    resolved run configs are valid and ``train_gpus`` divides their batch.  Raises :class:`ConfigError` naming
+    the key (its ``key`` attribute too)."""
     datasets = config["datasets"]
     overrides = [("train", config.get("train", {}))]
     overrides += [(f"datasets.{name}.train", d.get("train", {})) for name, d in datasets.items()]
@@ -28,17 +29,19 @@ def check_config(config: dict[str, Any]) -> None:
     for where, values in overrides:
         for key in RUN_KEYS:
             if key in values:
-                raise ValueError(
+                raise ConfigError(
                     f"config key {where}.{key} cannot be set there: each run takes it from its target "
-                    f"(rank specs, objectives, seeds) or from the top-level config"
+                    f"(rank specs, objectives, seeds) or from the top-level config",
+                    f"{where}.{key}",
                 )
     for target in enabled_targets(config):
         spec = config["targets"][target]
         for name in spec.get("datasets", []):
             if name not in datasets:
-                raise ValueError(
+                raise ConfigError(
                     f"config key targets.{target}.datasets names {name!r}, which is not under 'datasets' "
-                    f"(configured: {', '.join(datasets)})"
+                    f"(configured: {', '.join(datasets)})",
+                    f"targets.{target}.datasets",
                 )
         for key in ("specs", "spec"):
             values = spec.get(key)
@@ -46,21 +49,26 @@ def check_config(config: dict[str, Any]) -> None:
                 try:
                     RankSpec.parse(text)
                 except ValueError as err:
-                    raise ValueError(f"config key targets.{target}.{key}: {err}") from None
+                    raise ConfigError(f"config key targets.{target}.{key}: {err}", f"targets.{target}.{key}") from None
     if "protocols" in enabled_targets(config):
         if "main_table" not in config["targets"]:
-            raise ValueError("config key targets.protocols scores the main_table runs: configure targets.main_table")
+            raise ConfigError(
+                "config key targets.protocols scores the main_table runs: configure targets.main_table",
+                "targets.protocols",
+            )
         for name in config["targets"]["main_table"]["datasets"]:
             if datasets[name].get("eval_resize") is not None:
-                raise ValueError(
+                raise ConfigError(
                     f"config key datasets.{name}.eval_resize: targets.protocols rescores the images restored at "
-                    f"their own size; remove eval_resize or disable targets.protocols"
+                    f"their own size; remove eval_resize or disable targets.protocols",
+                    f"datasets.{name}.eval_resize",
                 )
     for name in official_weights(config):
         if name not in datasets:
-            raise ValueError(
+            raise ConfigError(
                 f"config key official_weights.{name} names a dataset that is not under 'datasets' "
-                f"(configured: {', '.join(datasets)})"
+                f"(configured: {', '.join(datasets)})",
+                f"official_weights.{name}",
             )
     for note in unused_official_weights(config):
         print(note, file=sys.stderr)
@@ -73,9 +81,10 @@ def check_config(config: dict[str, Any]) -> None:
             from lrdm.data.registry import REGISTRY
 
             if name not in REGISTRY:
-                raise ValueError(
+                raise ConfigError(
                     f"config key datasets.{name}: source 'registry' but {name!r} is not in the dataset registry "
-                    f"({', '.join(REGISTRY)})"
+                    f"({', '.join(REGISTRY)})",
+                    f"datasets.{name}",
                 )
     check_train_gpus(config)
     check_sampling_steps(config)
@@ -143,11 +152,12 @@ def check_train_gpus(config: dict[str, Any]) -> None:
     """``train_gpus`` must divide every run's global ``batch_size`` (each process trains on its share)."""
     gpus = train_gpus(config)
     if gpus < 1:
-        raise ValueError(f"config key train_gpus must be a positive integer, got {gpus}")
+        raise ConfigError(f"config key train_gpus must be a positive integer, got {gpus}", "train_gpus")
     for name, process, run in dataset_runs(config):
         if run.batch_size % gpus:
-            raise ValueError(
+            raise ConfigError(
                 f"config key train_gpus ({gpus}) must divide the global batch_size ({run.batch_size}) of dataset "
                 f"{name!r} (process {process}): each of the {gpus} processes trains on batch_size / train_gpus "
-                "samples of every global batch"
+                "samples of every global batch",
+                "train_gpus",
             )

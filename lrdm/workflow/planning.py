@@ -14,6 +14,7 @@ from dataclasses import astuple
 from typing import Any
 
 from lrdm.config import TrainConfig
+from lrdm.errors import ConfigError
 from lrdm.layout import resources_folder, results_folder
 from lrdm.targets import (
     SCORE_TARGETS,
@@ -244,7 +245,7 @@ def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> i
 
     paths = list(spectrum_summaries)
     if not paths:
-        raise ValueError("config key max_rank is 'auto' but no spectrum summary was given")
+        raise ConfigError("config key max_rank is 'auto' but no spectrum summary was given", "max_rank")
     return suggest_max_rank(pd.concat([pd.read_parquet(p) for p in paths]))
 
 
