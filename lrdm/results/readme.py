@@ -7,7 +7,7 @@ commit, the machine and the date it was generated on (:func:`provenance_line`).
 
 README.md holds each fragment between ``<!-- generated: <name> -->`` and ``<!-- end generated -->``;
 ``python -m lrdm.results.readme --update README.md`` replaces every such block with its fragment and
-``--check README.md`` lists the blocks that differ (``tests/test_readme.py`` runs the check).
+``--check README.md`` lists the blocks that differ (``tests/results/test_readme.py`` runs the check).
 
 The tables reuse :mod:`lrdm.results.scores` (``summarize``, ``select_steps``), :mod:`lrdm.results.tables`
 (``method_label``, ``protocols_table``) and :mod:`lrdm.results.render` (``to_markdown``): the README shows the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the single-node SLURM the tests start (tests/test_slurm.py). Best effort: never fails, so a
+# Installs the single-node SLURM the tests start (tests/workflow/test_slurm.py). Best effort: never fails, so a
 # machine without apt, root or network still runs the other tests (the SLURM test then skips, naming why).
 if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sinfo >/dev/null && command -v munged >/dev/null; then
     echo "slurm: already installed"

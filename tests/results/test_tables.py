@@ -543,7 +543,7 @@ def test_reported_frame_shape_and_labels():
 
 def test_build_target_table_for_every_workflow_target(scores):
     rddm_default = scores[(scores["process"] == "rddm") & (scores["objective"] == "pred_res_noise")]
-    for name in [name for name in TABLE_TARGETS if name != "claims"]:  # claims: tests/test_claims.py
+    for name in [name for name in TABLE_TARGETS if name != "claims"]:  # claims: tests/results/test_claims.py
         spec = {"datasets": ["synthetic_rain"], "spec": "poly_decrease-p3"}
         frame, caption = build_target_table(name, scores, spec)
         assert not frame.empty and caption == frame.attrs["caption"]

@@ -15,7 +15,7 @@ from PIL import Image
 import lrdm
 from lrdm.evaluation.metrics import score_batch
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lrdm-protocol"
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "lrdm-protocol"
 PSNR_TOL = 1e-3  # dB
 SSIM_TOL = 1e-4
 GREY_TOL = 1  # grey levels, transform

@@ -14,7 +14,7 @@ from lrdm.evaluation.evaluate import RESULT_COLUMNS
 from lrdm.targets import TARGETS
 from lrdm.workflow import Run, all_targets, check_config, enabled_targets, run_config, target_evaluations
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 

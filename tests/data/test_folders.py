@@ -21,7 +21,7 @@ from lrdm.errors import ConfigError, DataError
 from lrdm.files import write_png
 from lrdm.workflow import check_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PATTERN = {"input": "{id}_rain", "target": "{id}_clean"}
 SIZES = {"train": [(24, 32), (24, 32), (20, 28)], "test": [(24, 32), (17, 21)]}

@@ -131,7 +131,7 @@ def test_train_gpus_must_divide_the_global_batch():
 @pytest.mark.slow
 def test_workflow_trains_one_run_on_two_processes(tmp_path, monkeypatch):
     """train_gpus: 2 through Snakemake; without CUDA the train rule starts two CPU processes (torchrun)."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     config = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     config["datasets"] = {"synthetic_rain": config["datasets"]["synthetic_rain"]}
     config["train"].update(batch_size=4, steps=3)

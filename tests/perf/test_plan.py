@@ -17,7 +17,7 @@ from lrdm.perf.cost import checkpoint_bytes, forward_flops, meta_network, model_
 from lrdm.plan import parse_job_stats
 from lrdm.training.trainer import CHECKPOINT_DIR, MODEL_FILE, train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIZE = 16
 TOY = dict(dim=8, dim_mults=(1, 2), crop=SIZE, batch_size=2, grad_accum=2, T=100, rank_spec="full")
 DISK_TOLERANCE = 0.01

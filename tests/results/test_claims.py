@@ -20,7 +20,7 @@ from lrdm.results.claims import (
 from lrdm.targets import build_target_table
 from lrdm.workflow import all_targets, target_evaluations, target_score_paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 SPEC = CONFIG["targets"]["claims"]
 STEPS = CONFIG["sampling"]["steps"]

@@ -20,9 +20,9 @@ from lrdm.cli import main
 from lrdm.core.nets import count_parameters
 from lrdm.core.unetres import UnetRes
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "official-rddm"
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "official-rddm"
 if not FIXTURES.is_dir():  # a worktree's checkout sits beside shared/; the main checkout may hold it inside
-    FIXTURES = Path(__file__).resolve().parents[1] / "shared" / "fixtures" / "official-rddm"
+    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official-rddm"
 CASES = {"res_noise_2net": None, "res_1net": "pred_res"}
 """Fixture case -> the objective to pass with --set (None: the checkpoint determines it)."""
 ATOL = 1e-4  # the issue's tolerance; the official code's own spread across CPU thread counts is up to 6e-5

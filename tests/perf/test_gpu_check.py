@@ -19,7 +19,7 @@ from lrdm.config import TrainConfig
 from lrdm.perf.bench import BENCH_COLUMNS
 from lrdm.perf.gpu_check import LOSS_OPERATION, combine, main, markdown_summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu-check.sh"
 CLI = f"{sys.executable} -m lrdm.cli"
 

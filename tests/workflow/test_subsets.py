@@ -13,7 +13,7 @@ from snakemake.utils import update_config
 
 from lrdm.workflow import all_targets, check_config, official_datasets, target_evaluations, unused_official_weights
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "config" / "paper.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 

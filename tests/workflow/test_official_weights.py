@@ -21,7 +21,7 @@ from lrdm.workflow import (
     target_score_paths,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PAGE = "https://github.com/nachifur/RDDM"
 FIXTURES = REPO.parent / "shared" / "fixtures" / "official-rddm"

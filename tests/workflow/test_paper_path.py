@@ -19,7 +19,7 @@ from lrdm.results.scores import THIS_RUN, dataset_label
 from lrdm.results.tables import INPUT_ROW, MAIN_REPORTED_TABLES
 from lrdm.workflow import RESTORATION_GRID_IMAGES, restoration_grid_images
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 DATASETS = ["raindrop", "rain1400"]
 SPECS = ["full", "poly_decrease-p3"]

@@ -16,7 +16,7 @@ from lrdm.errors import LrdmError
 from lrdm.results import readme, tables
 from lrdm.results.scores import read_scores, summarize
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 FRAGMENTS = REPO / "results" / "readme"
 #: Blocks the README must carry: the embedded default's tables, the claims, the protocols.

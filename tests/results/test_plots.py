@@ -153,7 +153,7 @@ def test_loss_comparison_draws_every_run_of_a_dataset_on_one_log_axes(tmp_path):
     (tmp_path / "empty.csv").write_text("step,loss,seconds\n")
     with pytest.raises(ValueError, match="empty.csv: no losses logged"):
         plots.plot_loss_comparison({"x": tmp_path / "empty.csv"}, tmp_path / "fig" / "x", "x")
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "smoke.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "smoke.yaml").read_text())
     assert loss_comparison_paths(config) == [
         f"results/figures/losses/{dataset}.png" for dataset in ("synthetic_blur", "synthetic_rain")
     ]
