@@ -32,7 +32,7 @@ PUBLIC_API: dict[str, str] = {
     "q_sample": "lrdm.core.diffusion",
     "sample": "lrdm.core.sampling",
     "score": "lrdm.evaluation.metrics",
-    "load_model": "lrdm.training.trainer",
+    "load_model": "lrdm.training.rundir",
     "lrdm_test_resize": "lrdm.evaluation.protocols.lrdm_y",
 }
 """Each public name and the module that defines it."""

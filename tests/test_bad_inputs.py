@@ -39,7 +39,8 @@ from lrdm.errors import (
     TrainingDiverged,
 )
 from lrdm.files import sha256_file, write_png
-from lrdm.training.trainer import list_checkpoints, load_model, train
+from lrdm.training.rundir import list_checkpoints, load_model
+from lrdm.training.trainer import train
 from lrdm.workflow import check_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,8 @@ from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.files import write_png
-from lrdm.training.trainer import CHANNELS_LAST_DEVICES, SEED_STRIDE, load_model
+from lrdm.training.rundir import CHANNELS_LAST_DEVICES, load_model
+from lrdm.training.trainer import SEED_STRIDE
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
 
 Entry = TypeVar("Entry")
@@ -81,7 +82,7 @@ def restore(
 ) -> torch.Tensor:
     """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] of any size -> ``(B, 3, H, W)`` in [-1, 1], the whole batch at
     once under ``torch.inference_mode``; on CUDA the input goes in channels_last, the layout of the network
-    :func:`lrdm.training.trainer.load_model` returns there (its convolutions run fastest so)."""
+    :func:`lrdm.training.rundir.load_model` returns there (its convolutions run fastest so)."""
     padded, (height, width) = pad_to_multiple(x_in, network.downsample_factor)
     if padded.device.type in CHANNELS_LAST_DEVICES:
         padded = padded.contiguous(memory_format=torch.channels_last)

@@ -49,7 +49,7 @@ from lrdm.evaluation.restore_plan import (
     plan_restore,
 )
 from lrdm.files import stable_key, write_png
-from lrdm.training.trainer import load_model
+from lrdm.training.rundir import load_model
 
 __all__ = ["AUTO", "DEFAULT_BATCH", "DEFAULT_MAX_MEMORY", "DEFAULT_OUT", "DEFAULT_STEPS", "DEFAULT_TILE"]
 OUTPUT_SUFFIX = ".png"

@@ -48,7 +48,8 @@ from lrdm.data.index import read_index, sha256_mismatch
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import make_synthetic_dataset
 from lrdm.evaluation.metrics import score_batch
-from lrdm.training.trainer import LOSS_FILE, StepBatches, train
+from lrdm.training.rundir import LOSS_FILE
+from lrdm.training.trainer import StepBatches, train
 from lrdm.vocab import OFFICIAL_BACKBONE, RankSpec, check_choice
 
 

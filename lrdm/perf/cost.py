@@ -129,7 +129,7 @@ def saved_bytes(state: dict[str, Any]) -> int:
 
 
 def checkpoint_state(network: TermNetwork, config: TrainConfig) -> dict[str, Any]:
-    """The structure of ``checkpoints/step-N.pt`` (:func:`lrdm.training.trainer._save_checkpoint`) on ``meta``:
+    """The structure of ``checkpoints/step-N.pt`` (:func:`lrdm.training.rundir.save_checkpoint`) on ``meta``:
     the model, the EMA (as the trainer builds it) and Adam after one step."""
     with META:
         ema = EMA(network, beta=config.ema_decay, update_after_step=config.ema_start,

@@ -29,7 +29,8 @@ from lrdm.core.device import pick_device
 from lrdm.core.nets import compile_unets
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import make_synthetic_dataset
-from lrdm.training.trainer import LOSS_FILE, load_model, train
+from lrdm.training.rundir import LOSS_FILE, load_model
+from lrdm.training.trainer import train
 
 QUALITY_MODEL = {
     "crop": 32,

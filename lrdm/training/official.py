@@ -11,7 +11,7 @@ the objective where the heads determine it (two heads: ``pred_res_noise``).  Ove
 single-output network (``share_encoder = -1``) needs ``objective`` (``pred_res`` or ``pred_noise``), and an
 override that contradicts the checkpoint is refused, naming the key.
 
-The result is a normal run directory (``model.pt`` as :func:`lrdm.training.trainer.load_model` reads it,
+The result is a normal run directory (``model.pt`` as :func:`lrdm.training.rundir.load_model` reads it,
 ``config.yaml``).  The import refuses (:func:`check_run_dir`) a directory that holds a trained run
 (:data:`TRAINED_RUN_MARKS`) or already a ``model.pt`` / ``config.yaml``, unless ``force``; it never writes into
 an existing file named as the directory.
@@ -33,7 +33,7 @@ from lrdm.core.schedules import residual_schedule
 from lrdm.core.unetres import CONDITION_CHANNELS
 from lrdm.errors import CheckpointError, ConfigError
 from lrdm.files import save_torch
-from lrdm.training.trainer import CHECKPOINT_DIR, CONFIG_FILE, LOSS_FILE, MODEL_FILE
+from lrdm.training.rundir import CHECKPOINT_DIR, CONFIG_FILE, LOSS_FILE, MODEL_FILE
 from lrdm.vocab import OFFICIAL_BACKBONE
 
 OFFICIAL_KEYS = ("step", "model", "ema")

@@ -20,18 +20,7 @@ Data: ``data_workers`` DataLoader worker processes prepare the next batches (dec
 the current step runs, into pinned memory when training on a GPU; each step's batch is still a function of
 ``(seed, step)`` alone, so the weights do not depend on the number of workers.
 
-Run directory layout::
-
-    run_dir/.lock                 held (``flock``) by the one trainer of this directory; holds its PID
-    run_dir/config.yaml           resolved TrainConfig (a different config is refused, or with
-                                  ``restart_on_change`` starts afresh; more ``steps`` alone continue)
-    run_dir/checkpoints/step-N.pt model, EMA, optimiser and step (the last ``keep_checkpoints`` kept;
-                                  one that does not load is renamed ``step-N.pt.corrupt``)
-    run_dir/superseded/<time>/    the files of an earlier config, set aside by a restart
-    run_dir/losses.csv            step, loss, seconds (appended; truncated to the checkpoint on resume)
-    run_dir/tensorboard/          the same losses as TensorBoard scalars (config key ``tensorboard: true``)
-    run_dir/validation.csv        step, val_psnr, val_ssim every ``val_every`` steps (config key; 0: none)
-    run_dir/model.pt              final EMA weights + config (the output the sampler reads)
+The run directory (its files, lock, changed configs, checkpoints, ``load_model``) is :mod:`lrdm.training.rundir`.
 """
 
 from __future__ import annotations
@@ -39,18 +28,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import importlib.util
-import io
 import logging
 import math
-import os
-import pickle
-import re
 import statistics
 import time
 from collections import deque
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 from accelerate import Accelerator
@@ -58,48 +43,42 @@ from ema_pytorch import EMA
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from lrdm.config import TrainConfig, load_config, save_config
+from lrdm.config import TrainConfig
+from lrdm.core.device import pick_device
 from lrdm.core.lowrank import PCABasis, fit_pca_basis
-from lrdm.core.nets import TermNetwork, compile_unets
+from lrdm.core.nets import compile_unets
 from lrdm.core.process import build_network, build_process
 from lrdm.core.schedules import check_timesteps
 from lrdm.data.paired import PairedImageDataset, sample_batch
-from lrdm.errors import CheckpointError, ConfigError, TrainingDiverged
-from lrdm.files import exclusive_lock, save_torch, write_text
+from lrdm.errors import ConfigError, TrainingDiverged
+from lrdm.files import exclusive_lock, save_torch
 from lrdm.training.progress import progress_line
+from lrdm.training.rundir import (
+    BASIS_FILE,
+    LOCK_FILE,
+    LOSS_COLUMNS,
+    LOSS_FILE,
+    MODEL_FILE,
+    TENSORBOARD_DIR,
+    VALIDATION_COLUMNS,
+    VALIDATION_FILE,
+    list_checkpoints,
+    open_run_dir,
+    save_checkpoint,
+    start_log,
+)
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
-MODEL_FILE = "model.pt"
-CONFIG_FILE = "config.yaml"
-LOSS_FILE = "losses.csv"
-TENSORBOARD_DIR = "tensorboard"
-"""Folder of the run directory that holds the TensorBoard event files (config key ``tensorboard``)."""
-LOSS_COLUMNS = ("step", "loss", "seconds")
-VALIDATION_FILE = "validation.csv"
-VALIDATION_COLUMNS = ("step", "val_psnr", "val_ssim")
-"""``validation.csv`` (config key ``val_every``): RGB PSNR (peak 1) and SSIM (scikit-image, channel-wise, data
-range 1) of the EMA model on the first ``val_images`` test images, a quick indicator, not an evaluation protocol."""
-BASIS_FILE = "basis.pt"
 SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
 BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
 PREFETCH_BATCHES = 2  # batches each data worker prepares ahead
-LOCK_FILE = ".lock"
-SUPERSEDED_DIR = "superseded"  # files of an earlier config, set aside by a restart
-CORRUPT_SUFFIX = ".corrupt"  # appended to a checkpoint that does not load
-CONTINUABLE_KEYS = ("steps",)  # keys whose increase continues a run instead of restarting it
 LOSS_HISTORY = 100  # recent losses whose median the divergence test compares against
 MIN_LOSS_HISTORY = 4  # losses seen before the divergence test uses divergence_factor
 EARLY_DIVERGENCE_FACTOR = 1e6
 """Until :data:`MIN_LOSS_HISTORY` losses are recorded (the first steps of a run, or of a resume whose losses.csv holds
 fewer), a loss above this multiple (or ``divergence_factor`` if larger) of the median of the losses before it is
 divergence: a jump by 10^6 stops training at any step, from the second on."""
-CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer")
-MODEL_KEYS = ("config", "ema")
-CHANNELS_LAST_DEVICES = ("cuda",)
-"""Devices on which a loaded model runs in channels_last (tensor-core convolutions; on the CPU it does not pay)."""
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -172,119 +151,10 @@ def batch_loader(batches: StepBatches, start: int, end: int, workers: int, pin_m
     )
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    folder = run_dir / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [(int(m[1]), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
-    return sorted(found)
-
-
 def resolve_mixed_precision(config: TrainConfig, accelerator_device: torch.device) -> str:
     if config.mixed_precision == "auto":
         return "bf16" if accelerator_device.type == "cuda" else "no"
     return config.mixed_precision
-
-
-def config_changes(run_dir: Path, config: TrainConfig) -> list[str]:
-    """Keys in which ``config`` differs from the one saved in ``run_dir`` (none when nothing is saved)."""
-    path = run_dir / CONFIG_FILE
-    if not path.exists():
-        return []
-    saved = load_config(path).to_dict()
-    current = config.to_dict()
-    return sorted(k for k in current if saved.get(k) != current[k])
-
-
-def set_aside(run_dir: Path) -> Path:
-    """Moves every file of ``run_dir`` (but the lock and earlier set-aside files) to a new
-    ``run_dir/superseded/<UTC time>/`` and returns that folder."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    aside = run_dir / SUPERSEDED_DIR / stamp
-    aside.mkdir(parents=True)
-    for entry in run_dir.iterdir():
-        if entry.name not in (LOCK_FILE, SUPERSEDED_DIR):
-            os.replace(entry, aside / entry.name)
-    return aside
-
-
-def reconcile_run_dir(run_dir: Path, config: TrainConfig, restart_on_change: bool) -> None:
-    """Makes ``run_dir`` hold only files of ``config``: continues when only ``steps`` grew, otherwise (a
-    changed config) raises :class:`ConfigError`, or with ``restart_on_change`` sets the old files aside."""
-    differing = config_changes(run_dir, config)
-    if not differing:
-        return
-    found = list_checkpoints(run_dir)
-    if set(differing) <= set(CONTINUABLE_KEYS) and (not found or found[-1][0] <= config.steps):
-        logger.warning("%s: steps raised to %d; continuing from the newest checkpoint", run_dir, config.steps)
-        return
-    if not restart_on_change:
-        raise ConfigError(
-            f"{run_dir / CONFIG_FILE} was written by a run with a different config (keys {differing}); "
-            "use a new run directory, delete the old one, or restart it (lrdm train --restart-on-change)"
-        )
-    aside = set_aside(run_dir)
-    logger.warning("%s: config changed (keys %s); the old files are set aside in %s, starting afresh",
-                   run_dir, differing, aside)  # fmt: skip
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
-def load_checkpoint(path: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Loads a checkpoint (``weights_only``) that must hold ``keys``; any failure names the file.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: truncated, not a PyTorch file, refused by the safe unpickler, or lacking ``keys``.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if refused is None:
-            raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint (it does not unpickle)") from None
-        raise CheckpointError(
-            f"{path} was refused by the safe loader (weights_only=True): it holds a {refused[1]} object, not only "
-            "tensors and plain containers; load only checkpoints written by lrdm"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({_first_line(err)})") from None
-    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise CheckpointError(f"{path} is not a checkpoint of this package: it lacks {missing}")
-    return state
-
-
-def load_resume_state(run_dir: Path, resume_from: str | Path | None, set_aside_corrupt: bool) -> dict[str, Any] | None:
-    """State to resume from: ``resume_from`` if given (must load), else the newest checkpoint of ``run_dir``
-    that loads.  Newer ones that do not load are renamed ``*.corrupt`` (when ``set_aside_corrupt``: the main
-    process) and reported."""
-    if resume_from is not None:
-        return load_checkpoint(Path(resume_from), CHECKPOINT_KEYS)
-    skipped = []
-    for _, path in reversed(list_checkpoints(run_dir)):
-        try:
-            state = load_checkpoint(path, CHECKPOINT_KEYS)
-        except CheckpointError as err:
-            if set_aside_corrupt:
-                corrupt = path.with_name(path.name + CORRUPT_SUFFIX)
-                os.replace(path, corrupt)
-                logger.warning("%s; renamed it to %s", err, corrupt.name)
-            skipped.append(path)
-            continue
-        if skipped and set_aside_corrupt:
-            logger.warning("resuming %s from %s: newer checkpoint(s) %s did not load", run_dir, path,
-                           ", ".join(str(p) for p in skipped))  # fmt: skip
-        return state
-    if skipped and set_aside_corrupt:
-        logger.warning("no checkpoint of %s loads (%s); starting from step 0", run_dir,
-                       ", ".join(str(p) for p in skipped))  # fmt: skip
-    return None
 
 
 def divergence(loss: float, history: deque[float], factor: float) -> str | None:
@@ -331,18 +201,6 @@ def _diverged(reason: str, step: int, run_dir: Path) -> TrainingDiverged:
         f"{reason} at step {step} of {run_dir}; no model.pt was written; the last good checkpoint is "
         f"{last[-1][1] if last else 'none (no checkpoint written yet)'}"
     )
-
-
-def _truncate_loss_log(path: Path, last_step: int, columns: tuple[str, ...] = LOSS_COLUMNS) -> None:
-    if not path.exists():
-        return
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, text.getvalue())
 
 
 def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABasis:
@@ -413,10 +271,9 @@ def train(
         raise ValueError(f"data_workers must be >= 0, got {data_workers}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cpu_only = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-    probe = torch.device("cpu" if cpu_only else "cuda")
+    probe = pick_device(config.device)
     accelerator = Accelerator(
-        cpu=cpu_only,
+        cpu=probe.type == "cpu",
         mixed_precision=resolve_mixed_precision(config, probe),
         log_with=tensorboard_tracker(config),
         project_dir=run_dir,
@@ -428,6 +285,22 @@ def train(
             config, run_dir, accelerator, resume_from, stop_after, progress, data_workers, compile_model,
             restart_on_change,
         )  # fmt: skip
+
+
+@dataclass
+class _Training:
+    """What one run trains with, built (and resumed) by :func:`_setup`."""
+
+    config: TrainConfig
+    run_dir: Path
+    accelerator: Accelerator
+    dataset: PairedImageDataset
+    process: Any
+    network: torch.nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    start: int  # the step the run resumes from
+    share: int  # samples of each micro-batch that this process trains on
 
 
 def _train_locked(
@@ -442,15 +315,50 @@ def _train_locked(
     restart_on_change: bool,
 ) -> Path:
     """:func:`train` once the main process holds the run directory's lock."""
-    state = None
-    if accelerator.is_main_process:
-        reconcile_run_dir(run_dir, config, restart_on_change)
-        (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
-        save_config(config, run_dir / CONFIG_FILE)
-        state = load_resume_state(run_dir, resume_from, set_aside_corrupt=True)
+    state = open_run_dir(run_dir, config, accelerator, resume_from, restart_on_change)
+    run = _setup(config, run_dir, accelerator, state, compile_model)
+    val_items = _start_logs(run)
     accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        state = load_resume_state(run_dir, resume_from, set_aside_corrupt=False)
+
+    run.ema.to(accelerator.device)
+    run.network, run.optimizer = accelerator.prepare(run.network, run.optimizer)
+    end = config.steps if stop_after is None else min(config.steps, run.start + stop_after)
+    began = time.perf_counter()
+    bar = tqdm(
+        range(run.start, end),
+        initial=run.start,
+        total=config.steps,
+        desc=run_dir.name,
+        disable=(not accelerator.is_main_process) if progress is None else not progress,
+    )
+    mine = process_shard(config.batch_size, config.grad_accum, run.share, accelerator.process_index)
+    if data_workers and run.start < end:
+        run.dataset.preload()  # one decoded copy, shared by the forked workers
+    batches = StepBatches(run.dataset, config.batch_size * config.grad_accum, run.process.T, config.seed, mine)
+    loader = batch_loader(batches, run.start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
+    log_path = run_dir / LOSS_FILE
+    history = recorded_losses(log_path)  # a resumed run is judged against the losses before it
+    with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
+        for step, drawn in zip(bar, loader):
+            mean_loss = _train_step(run, step, drawn, history)
+            done = step + 1
+            if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
+                _log_loss(run, done, mean_loss, time.perf_counter() - began, log_handle)
+                bar.set_postfix(loss=f"{mean_loss:.4f}")
+            if val_items and done % config.val_every == 0:
+                scores = _validate(run, done, val_items)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", val_psnr=f"{scores['val_psnr']:.2f}")
+            if done % config.checkpoint_every == 0 or done == end:
+                save_checkpoint(accelerator, run.network, run.ema, run.optimizer, done, run_dir, config)
+    bar.close()
+    return _finish(run, end)
+
+
+def _setup(
+    config: TrainConfig, run_dir: Path, accelerator: Accelerator, state: dict[str, Any] | None, compile_model: bool
+) -> _Training:
+    """Seeds the initial weights and builds the dataset, the process, the network, its EMA and the optimizer,
+    resumed from ``state`` when given."""
     if config.tensorboard:  # after a changed config's old files (its event files too) were set aside
         accelerator.init_trackers(TENSORBOARD_DIR)
     torch.manual_seed(config.seed)  # initial weights
@@ -498,127 +406,80 @@ def _train_locked(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    log_path = run_dir / LOSS_FILE
-    if accelerator.is_main_process:
-        _truncate_loss_log(log_path, start)
-        if not log_path.exists():
-            write_text(log_path, ",".join(LOSS_COLUMNS) + "\n")
-    validation_path = run_dir / VALIDATION_FILE
-    val_items: list[dict[str, Any]] = []
-    if config.val_every and accelerator.is_main_process:
-        _truncate_loss_log(validation_path, start, VALIDATION_COLUMNS)
-        if not validation_path.exists():
-            write_text(validation_path, ",".join(VALIDATION_COLUMNS) + "\n")
-        test = PairedImageDataset(config.index, split="test", crop=None, flip=False, cache=False)
-        val_items = [test[i] for i in range(min(config.val_images, len(test)))]
-    accelerator.wait_for_everyone()
+    return _Training(config, run_dir, accelerator, dataset, process, network, ema, optimizer, start, share)
 
-    ema.to(accelerator.device)
-    network, optimizer = accelerator.prepare(network, optimizer)
-    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    began = time.perf_counter()
-    bar = tqdm(
-        range(start, end),
-        initial=start,
-        total=config.steps,
-        desc=run_dir.name,
-        disable=(not accelerator.is_main_process) if progress is None else not progress,
-    )
-    mine = process_shard(config.batch_size, config.grad_accum, share, accelerator.process_index)
-    if data_workers and start < end:
-        dataset.preload()  # one decoded copy, shared by the forked workers
-    batches = StepBatches(dataset, config.batch_size * config.grad_accum, process.T, config.seed, mine)
-    loader = batch_loader(batches, start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
-    history = recorded_losses(log_path)  # a resumed run is judged against the losses before it
-    with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
-        writer = csv.writer(log_handle) if log_handle is not None else None
-        for step, drawn in zip(bar, loader):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
-            micro_batches = zip(*(v.to(accelerator.device, non_blocking=True).chunk(config.grad_accum) for v in drawn))
-            mean_loss = 0.0
-            for micro, (x0, x_in, t, noise) in enumerate(micro_batches):
-                last_micro = micro == config.grad_accum - 1
-                # gradients are averaged across processes once, at the last micro-batch
-                with contextlib.nullcontext() if last_micro else accelerator.no_sync(network):
-                    with accelerator.autocast():
-                        loss = process.loss(network, x0, x_in, t, noise) / config.grad_accum
-                    mean_loss += accelerator.reduce(loss.detach(), reduction="mean").item()
-                    if not math.isfinite(mean_loss):  # before its backward pass; the optimizer has not stepped
-                        raise _diverged(f"loss became {mean_loss}", step + 1, run_dir)
-                    accelerator.backward(loss)
-            if (reason := divergence(mean_loss, history, config.divergence_factor)) is not None:
-                raise _diverged(reason, step + 1, run_dir)
-            history.append(mean_loss)
-            accelerator.clip_grad_norm_(network.parameters(), config.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if not weights_finite(network):
-                raise _diverged("non-finite weights appeared", step + 1, run_dir)
-            ema.update()
-            done = step + 1
-            if accelerator.is_main_process and (done % config.log_every == 0 or done == end):
-                elapsed = time.perf_counter() - began
-                writer.writerow([done, f"{mean_loss:.6g}", f"{elapsed:.3f}"])
-                logger.info("%s: %s", run_dir, progress_line(done, config.steps, mean_loss, done - start, elapsed))
-                if config.tensorboard:
-                    accelerator.log({"loss": mean_loss}, step=done)
-                log_handle.flush()
-                bar.set_postfix(loss=f"{mean_loss:.4f}")
-            if val_items and done % config.val_every == 0:
-                scores = validation_scores(ema.ema_model, process, val_items, config.val_steps, config.seed)
-                with open(validation_path, "a", newline="") as handle:
-                    csv.writer(handle).writerow([done, *(f"{scores[k]:.6g}" for k in VALIDATION_COLUMNS[1:])])
-                if config.tensorboard:
-                    accelerator.log(scores, step=done)
-                bar.set_postfix(loss=f"{mean_loss:.4f}", val_psnr=f"{scores['val_psnr']:.2f}")
-            if done % config.checkpoint_every == 0 or done == end:
-                _save_checkpoint(accelerator, network, ema, optimizer, done, run_dir, config)
-    bar.close()
-    if config.tensorboard:
-        accelerator.end_training()
-    model_path = run_dir / MODEL_FILE
-    if end == config.steps and accelerator.is_main_process:
-        save_torch({"config": config.to_dict(), "ema": ema.ema_model.state_dict(), "step": end}, model_path)
-    accelerator.wait_for_everyone()
+
+def _start_logs(run: _Training) -> list[dict[str, Any]]:
+    """Readies ``losses.csv`` (and ``validation.csv``) to continue from the run's start step (the main process) and
+    returns the validation images (none on the other processes, or without ``val_every``)."""
+    if not run.accelerator.is_main_process:
+        return []
+    start_log(run.run_dir / LOSS_FILE, run.start, LOSS_COLUMNS)
+    if not run.config.val_every:
+        return []
+    start_log(run.run_dir / VALIDATION_FILE, run.start, VALIDATION_COLUMNS)
+    test = PairedImageDataset(run.config.index, split="test", crop=None, flip=False, cache=False)
+    return [test[i] for i in range(min(run.config.val_images, len(test)))]
+
+
+def _train_step(run: _Training, step: int, drawn: tuple[torch.Tensor, ...], history: deque[float]) -> float:
+    """One optimizer step on the global batch ``drawn`` (its ``grad_accum`` micro-batches); returns its mean loss.
+
+    Raises:
+        TrainingDiverged: the loss is non-finite or exploded (:func:`divergence`), or the weights became non-finite.
+    """
+    config, accelerator, network, optimizer = run.config, run.accelerator, run.network, run.optimizer
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, step)
+    micro_batches = zip(*(v.to(accelerator.device, non_blocking=True).chunk(config.grad_accum) for v in drawn))
+    mean_loss = 0.0
+    for micro, (x0, x_in, t, noise) in enumerate(micro_batches):
+        last_micro = micro == config.grad_accum - 1
+        # gradients are averaged across processes once, at the last micro-batch
+        with contextlib.nullcontext() if last_micro else accelerator.no_sync(network):
+            with accelerator.autocast():
+                loss = run.process.loss(network, x0, x_in, t, noise) / config.grad_accum
+            mean_loss += accelerator.reduce(loss.detach(), reduction="mean").item()
+            if not math.isfinite(mean_loss):  # before its backward pass; the optimizer has not stepped
+                raise _diverged(f"loss became {mean_loss}", step + 1, run.run_dir)
+            accelerator.backward(loss)
+    if (reason := divergence(mean_loss, history, config.divergence_factor)) is not None:
+        raise _diverged(reason, step + 1, run.run_dir)
+    history.append(mean_loss)
+    accelerator.clip_grad_norm_(network.parameters(), config.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if not weights_finite(network):
+        raise _diverged("non-finite weights appeared", step + 1, run.run_dir)
+    run.ema.update()
+    return mean_loss
+
+
+def _log_loss(run: _Training, done: int, mean_loss: float, elapsed: float, log_handle: TextIO) -> None:
+    """Appends step ``done``'s loss to ``losses.csv`` (open as ``log_handle``), the log and TensorBoard."""
+    csv.writer(log_handle).writerow([done, f"{mean_loss:.6g}", f"{elapsed:.3f}"])
+    logger.info("%s: %s", run.run_dir, progress_line(done, run.config.steps, mean_loss, done - run.start, elapsed))
+    if run.config.tensorboard:
+        run.accelerator.log({"loss": mean_loss}, step=done)
+    log_handle.flush()
+
+
+def _validate(run: _Training, done: int, val_items: list[dict[str, Any]]) -> dict[str, float]:
+    """Scores the EMA model on ``val_items`` after step ``done`` into ``validation.csv`` (and TensorBoard)."""
+    scores = validation_scores(run.ema.ema_model, run.process, val_items, run.config.val_steps, run.config.seed)
+    with open(run.run_dir / VALIDATION_FILE, "a", newline="") as handle:
+        csv.writer(handle).writerow([done, *(f"{scores[k]:.6g}" for k in VALIDATION_COLUMNS[1:])])
+    if run.config.tensorboard:
+        run.accelerator.log(scores, step=done)
+    return scores
+
+
+def _finish(run: _Training, end: int) -> Path:
+    """Ends the trackers and, when the run reached ``steps``, writes ``model.pt`` (the EMA weights); -> its path."""
+    if run.config.tensorboard:
+        run.accelerator.end_training()
+    model_path = run.run_dir / MODEL_FILE
+    if end == run.config.steps and run.accelerator.is_main_process:
+        save_torch({"config": run.config.to_dict(), "ema": run.ema.ema_model.state_dict(), "step": end}, model_path)
+    run.accelerator.wait_for_everyone()
     return model_path
-
-
-def _save_checkpoint(
-    accelerator: Accelerator, network, ema: EMA, optimizer, step: int, run_dir: Path, config: TrainConfig
-) -> None:
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return
-    state = {
-        "step": step,
-        "model": accelerator.unwrap_model(network).state_dict(),
-        "ema": ema.state_dict(),
-        "optimizer": optimizer.state_dict(),
-    }
-    save_torch(state, run_dir / CHECKPOINT_DIR / f"step-{step:08d}.pt")
-    for _, old in list_checkpoints(run_dir)[: -config.keep_checkpoints]:
-        old.unlink()
-
-
-def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, TermNetwork, Any]:
-    """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``; on CUDA the
-    network is in channels_last (:data:`CHANNELS_LAST_DEVICES`)."""
-    model_path = Path(model_path)
-    state = load_checkpoint(model_path, MODEL_KEYS)
-    try:
-        config = TrainConfig.from_dict(state["config"])
-    except ValueError as err:
-        raise CheckpointError(f"{model_path} holds an invalid run config: {err}") from None
-    basis_path = model_path.parent / BASIS_FILE
-    basis = PCABasis.load(basis_path) if config.basis == "dataset_pca" else None
-    process = build_process(config, basis)
-    network = build_network(config, process)
-    try:
-        network.load_state_dict(state["ema"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{model_path}: its weights do not fit its config ({_first_line(err)})") from None
-    network = network.to(device).eval()
-    if torch.device(device).type in CHANNELS_LAST_DEVICES:
-        network = network.to(memory_format=torch.channels_last)
-    return config, network, process

@@ -5,7 +5,8 @@ import torch
 
 from lrdm.core.convunet import ConvUNet, timestep_features
 from lrdm.core.nets import ConditionalUNets, build_term_network, count_parameters
-from lrdm.training.trainer import load_model, train
+from lrdm.training.rundir import load_model
+from lrdm.training.trainer import train
 
 
 def test_terms_are_split_from_one_unet_or_given_one_each():

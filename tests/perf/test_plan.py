@@ -15,7 +15,8 @@ from lrdm.config import TrainConfig
 from lrdm.core.process import build_network, build_process
 from lrdm.perf.cost import checkpoint_bytes, forward_flops, meta_network, model_file_bytes, train_step_flops
 from lrdm.plan import parse_job_stats
-from lrdm.training.trainer import CHECKPOINT_DIR, MODEL_FILE, train
+from lrdm.training.rundir import CHECKPOINT_DIR, MODEL_FILE
+from lrdm.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 16

@@ -16,7 +16,8 @@ import yaml
 from lrdm.config import load_config, save_config
 from lrdm.targets import Run
 from lrdm.training.launch import free_port, launch_command
-from lrdm.training.trainer import MODEL_FILE, list_checkpoints, load_checkpoint, train
+from lrdm.training.rundir import MODEL_FILE, list_checkpoints, load_checkpoint
+from lrdm.training.trainer import train
 from lrdm.workflow import check_train_gpus, run_config
 
 # The gradient of the two half-batch means, averaged by DDP, equals the full-batch mean up to float rounding.

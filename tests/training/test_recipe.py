@@ -9,7 +9,8 @@ import torch
 from lrdm.config import TrainConfig
 from lrdm.core.nets import OfficialTermNetwork
 from lrdm.data.paired import OFFICIAL_PAD_BLOCK, PairedImageDataset, official_resize
-from lrdm.training.trainer import load_checkpoint, load_model, process_shard, train
+from lrdm.training.rundir import load_checkpoint, load_model
+from lrdm.training.trainer import process_shard, train
 
 ACCUMULATION_TOLERANCE = 1e-4
 """The same mean loss summed in two halves: float32 rounding only, which Adam's division by a small second

@@ -15,15 +15,13 @@ from lrdm.core.nets import ConditionalUNets
 from lrdm.core.process import RDDMProcess
 from lrdm.data.paired import PairedImageDataset
 from lrdm.errors import ConfigError
+from lrdm.training.rundir import list_checkpoints, load_checkpoint, load_model
 from lrdm.training.trainer import (
     StepBatches,
     TrainingDiverged,
     batch_loader,
     draw_batch,
     learning_rate,
-    list_checkpoints,
-    load_checkpoint,
-    load_model,
     step_generator,
     train,
 )
@@ -121,12 +119,12 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     import lrdm.training.trainer as tr
     from lrdm.config import load_config
-    original = tr._save_checkpoint
+    original = tr.save_checkpoint
     def save_then_die(accelerator, network, ema, optimizer, step, run_dir, config):
         original(accelerator, network, ema, optimizer, step, run_dir, config)
         if step == 4:
             os.kill(os.getpid(), signal.SIGKILL)
-    tr._save_checkpoint = save_then_die
+    tr.save_checkpoint = save_then_die
     tr.train(load_config(sys.argv[1]), sys.argv[2], progress=False)
     """
 )
@@ -245,7 +243,7 @@ def test_tensorboard_logs_the_losses_and_validation(tiny_config, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from lrdm.training.trainer import LOSS_FILE, TENSORBOARD_DIR, VALIDATION_FILE
+    from lrdm.training.rundir import LOSS_FILE, TENSORBOARD_DIR, VALIDATION_FILE
 
     run_dir = tmp_path / "tb"
     config = tiny_config.replace(steps=4, tensorboard=True, val_every=2, val_images=2, val_steps=1)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from lrdm.results.plots import plot_loss_comparison
-from lrdm.training.trainer import LOSS_FILE
+from lrdm.training.rundir import LOSS_FILE
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
