@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, spec_ranks
 from lrdm.core.precision import full_precision, lifted
-from lrdm.core.prediction import Prediction, PredictionFn, clip_to_image
+from lrdm.core.prediction import Prediction, PredictionFn, TrainingExample, clip_to_image
 from lrdm.core.schedules import ResidualSchedule, gather
 from lrdm.vocab import FULL_RANK, LOSSES, OBJECTIVES, RankSpec, check_choice
 
@@ -180,10 +180,7 @@ def loss_distance(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.
 
 def training_loss(
     network: PredictionFn,
-    x0: torch.Tensor,
-    x_in: torch.Tensor,
-    t: torch.Tensor,
-    noise: torch.Tensor,
+    example: TrainingExample,
     schedule: ResidualSchedule,
     objective: str = "pred_res_noise",
     loss: str = "l1",
@@ -193,11 +190,11 @@ def training_loss(
     """Scalar training loss: L1 or L2 (mean over elements), summed over the predicted terms.
 
     Args:
-        x0, x_in: ``(B, C, H, W)`` clean target and degraded input in [-1, 1].
-        t: ``(B,)`` timesteps in ``[0, T-1]``; noise: ``(B, C, H, W)`` standard Gaussian.
+        example: ``(x0, x_in, t, noise)``, see :class:`lrdm.core.prediction.TrainingExample`.
     """
     check_objective(objective)
     check_loss(loss)
+    x0, x_in, t, noise = example
     with full_precision(x0.device):  # the targets and I_t in float32; only the network runs under autocast
         residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
         x_t = q_sample(x0, residual, t, noise, schedule)

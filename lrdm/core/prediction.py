@@ -32,6 +32,19 @@ class Prediction(NamedTuple):
         return {name: value for name, value in zip(self._fields, self) if value is not None}
 
 
+class TrainingExample(NamedTuple):
+    """A training batch as both processes' losses take it (the network's input side of the contract).
+
+    ``x0``, ``x_in``: ``(B, C, H, W)`` clean target and degraded input in [-1, 1]; ``t``: ``(B,)`` integer
+    timesteps in ``[0, T-1]``; ``noise``: ``(B, C, H, W)`` standard Gaussian.
+    """
+
+    x0: torch.Tensor
+    x_in: torch.Tensor
+    t: torch.Tensor
+    noise: torch.Tensor
+
+
 TERMS: tuple[str, ...] = Prediction._fields
 """The names a network may predict: the fields of :class:`Prediction`."""
 

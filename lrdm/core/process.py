@@ -15,7 +15,7 @@ from lrdm.config import TrainConfig
 from lrdm.core import diffusion, resshift, sampling
 from lrdm.core.lowrank import PCABasis, Projector
 from lrdm.core.nets import TermNetwork, build_term_network
-from lrdm.core.prediction import PredictionFn
+from lrdm.core.prediction import PredictionFn, TrainingExample
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
 
@@ -65,10 +65,7 @@ class RDDMProcess:
     def loss(self, network, x0, x_in, t, noise):
         return diffusion.training_loss(
             network,
-            x0,
-            x_in,
-            t,
-            noise,
+            TrainingExample(x0, x_in, t, noise),
             self.schedule,
             self.objective,
             self.loss_name,
@@ -96,7 +93,7 @@ class ResShiftProcess:
 
     def loss(self, network, x0, x_in, t, noise):
         return resshift.training_loss(
-            network, x0, x_in, t, noise, self.schedule, self.loss_name, self.rank_spec, self.projector
+            network, TrainingExample(x0, x_in, t, noise), self.schedule, self.loss_name, self.rank_spec, self.projector
         )
 
     def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None, callback=None):

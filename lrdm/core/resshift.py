@@ -37,7 +37,7 @@ import torch
 from lrdm.core.diffusion import check_loss, loss_distance, project_residual
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector
 from lrdm.core.precision import full_precision, lifted
-from lrdm.core.prediction import Prediction, PredictionFn, clip_to_image
+from lrdm.core.prediction import Prediction, PredictionFn, TrainingExample, clip_to_image
 from lrdm.core.sampling import Generators, standard_normal, start_point, step_pairs
 from lrdm.core.schedules import check_timesteps, gather
 from lrdm.vocab import FULL_RANK, RankSpec
@@ -215,10 +215,7 @@ def predicted_x0(prediction: Prediction) -> torch.Tensor:
 
 def training_loss(
     network: PredictionFn,
-    x0: torch.Tensor,
-    x_in: torch.Tensor,
-    t: torch.Tensor,
-    noise: torch.Tensor,
+    example: TrainingExample,
     schedule: ResShiftSchedule,
     loss: str = "l2",
     rank_spec: RankSpec = FULL_RANK,
@@ -230,11 +227,11 @@ def training_loss(
 
     Args:
         network: ``network(x_t, t, x_in) -> Prediction(x0=pred_x0)``, ``pred_x0`` ``(B, C, H, W)``.
-        x0, x_in: ``(B, C, H, W)`` clean target and degraded input in [-1, 1].
-        t: ``(B,)`` integer timesteps in ``[0, T-1]``; noise: ``(B, C, H, W)`` standard Gaussian.
+        example: ``(x0, x_in, t, noise)``, see :class:`lrdm.core.prediction.TrainingExample`.
         loss: ``"l2"`` (ResShift's MSE) or ``"l1"``; mean over elements, float32.
     """
     check_loss(loss)
+    x0, x_in, t, noise = example
     with full_precision(x0.device):
         residual = project_residual(x_in - x0, t, schedule.T, rank_spec, projector)
         x_t = _q_sample(x0, residual, t, noise, schedule)

@@ -11,7 +11,7 @@ from lrdm.core.diffusion import (
     training_loss,
 )
 from lrdm.core.lowrank import project_low_rank, spec_ranks
-from lrdm.core.prediction import Prediction
+from lrdm.core.prediction import Prediction, TrainingExample
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
 
@@ -79,11 +79,12 @@ def test_training_loss_zero_for_oracle_and_targets_projected_residual(objective,
     spec = RankSpec.parse("fixed-r2")
     projected = project_low_rank(x_in - x0, 2)
     oracle = OracleNetwork(projected, noise, objective)
-    assert training_loss(oracle, x0, x_in, t, noise, s, objective, loss, spec).item() == pytest.approx(0.0, abs=1e-12)
+    example = TrainingExample(x0, x_in, t, noise)
+    assert training_loss(oracle, example, s, objective, loss, spec).item() == pytest.approx(0.0, abs=1e-12)
     if objective != "pred_noise":
         # the full residual is the wrong target under a low-rank forward process
         full = OracleNetwork(x_in - x0, noise, objective)
-        assert training_loss(full, x0, x_in, t, noise, s, objective, loss, spec).item() > 1e-3
+        assert training_loss(full, TrainingExample(x0, x_in, t, noise), s, objective, loss, spec).item() > 1e-3
 
 
 def test_training_loss_value_for_zero_network():
@@ -91,10 +92,10 @@ def test_training_loss_value_for_zero_network():
     x0, x_in, noise = images(4)
     t = torch.tensor([5, 6])
     zero = lambda x_t, t, x_in: Prediction(torch.zeros_like(x_t), torch.zeros_like(x_t))  # noqa: E731
-    got = training_loss(zero, x0, x_in, t, noise, s, "pred_res_noise", "l1")
+    got = training_loss(zero, TrainingExample(x0, x_in, t, noise), s, "pred_res_noise", "l1")
     want = (x_in - x0).abs().mean() + noise.abs().mean()
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
-    got = training_loss(zero, x0, x_in, t, noise, s, "pred_res_noise", "l2")
+    got = training_loss(zero, TrainingExample(x0, x_in, t, noise), s, "pred_res_noise", "l2")
     want = ((x_in - x0) ** 2).mean() + (noise**2).mean()
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
 
@@ -114,8 +115,8 @@ def test_invalid_objective_and_loss_list_choices():
     x0, x_in, noise = images()
     net = OracleNetwork(x_in - x0, noise)
     with pytest.raises(ValueError, match="valid choices: pred_res_noise, pred_res, pred_noise"):
-        training_loss(net, x0, x_in, torch.tensor([1, 2]), noise, s, objective="pred_x0")
+        training_loss(net, TrainingExample(x0, x_in, torch.tensor([1, 2]), noise), s, objective="pred_x0")
     with pytest.raises(ValueError, match="valid choices: l1, l2"):
-        training_loss(net, x0, x_in, torch.tensor([1, 2]), noise, s, loss="huber")
+        training_loss(net, TrainingExample(x0, x_in, torch.tensor([1, 2]), noise), s, loss="huber")
     with pytest.raises(ValueError, match="objective 'pred_res' predicts"):  # the network does not fit the objective
-        training_loss(net, x0, x_in, torch.tensor([1, 2]), noise, s, objective="pred_res")
+        training_loss(net, TrainingExample(x0, x_in, torch.tensor([1, 2]), noise), s, objective="pred_res")

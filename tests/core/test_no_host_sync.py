@@ -18,7 +18,7 @@ from lrdm.config import TrainConfig
 from lrdm.core import lowrank
 from lrdm.core.diffusion import q_sample, training_loss
 from lrdm.core.lowrank import fit_pca_basis, project_low_rank, spec_ranks
-from lrdm.core.prediction import Prediction
+from lrdm.core.prediction import Prediction, TrainingExample
 from lrdm.core.process import build_network, build_process
 from lrdm.core.sampling import sample
 from lrdm.core.schedules import residual_schedule
@@ -120,7 +120,7 @@ def test_q_sample_and_training_targets_read_nothing_back():
         return Prediction(x_t - x_in, x_t * 0.5)
 
     spec = RankSpec.parse("poly_decrease-p3")
-    assert sync_ops(lambda: training_loss(network, x0, x_in, t, noise, schedule, rank_spec=spec)) == []
+    assert sync_ops(lambda: training_loss(network, TrainingExample(x0, x_in, t, noise), schedule, rank_spec=spec)) == []
 
 
 @pytest.mark.parametrize("objective", ["pred_res_noise", "pred_res", "pred_noise"])
@@ -198,7 +198,7 @@ def test_training_targets_and_sampler_arithmetic_stay_float32_under_autocast():
             return Prediction(out[:, :3], out[:, 3:])
 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss = training_loss(network, x0, x_in, t, noise, schedule, rank_spec=spec).detach()
+            loss = training_loss(network, TrainingExample(x0, x_in, t, noise), schedule, rank_spec=spec).detach()
             restored = sample(network, x_in, schedule, 3, x_T=x_in)
         return seen["x_t"], loss, restored, seen["out_dtype"]
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lrdm.core.diffusion import project_residual
-from lrdm.core.prediction import Prediction
+from lrdm.core.prediction import Prediction, TrainingExample
 from lrdm.core.resshift import (
     ResShiftSchedule,
     q_posterior,
@@ -326,7 +326,7 @@ def test_training_loss_oracle_zero(spec, loss):
         seen["x_t"] = x_t
         return Prediction(x0=x0)
 
-    value = training_loss(network, x0, x_in, t, noise, sched, loss=loss, rank_spec=rank_spec)
+    value = training_loss(network, TrainingExample(x0, x_in, t, noise), sched, loss=loss, rank_spec=rank_spec)
     assert value.ndim == 0 and float(value) == 0.0
     expected = q_sample(x0, project_residual(x_in - x0, t, sched.T, rank_spec), t, noise, sched)
     torch.testing.assert_close(seen["x_t"], expected, rtol=0, atol=0)
@@ -343,9 +343,9 @@ def test_training_loss_zero_network():
     def zero(x_t, t_, x_in_):
         return Prediction(x0=torch.zeros_like(x_t))
 
-    l1 = training_loss(zero, x0, x_in, t, noise, sched, loss="l1")
-    l2 = training_loss(zero, x0, x_in, t, noise, sched)  # default: ResShift's MSE
+    l1 = training_loss(zero, TrainingExample(x0, x_in, t, noise), sched, loss="l1")
+    l2 = training_loss(zero, TrainingExample(x0, x_in, t, noise), sched)  # default: ResShift's MSE
     assert math.isclose(float(l1), float(x0.abs().mean()), rel_tol=1e-6)
     assert math.isclose(float(l2), float((x0**2).mean()), rel_tol=1e-6)
     with pytest.raises(ValueError, match="loss"):
-        training_loss(zero, x0, x_in, t, noise, sched, loss="huber")
+        training_loss(zero, TrainingExample(x0, x_in, t, noise), sched, loss="huber")
