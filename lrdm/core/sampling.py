@@ -40,6 +40,17 @@ def step_pairs(T: int, steps: int) -> list[tuple[int, int]]:
     return list(zip(times[:-1], times[1:]))
 
 
+SEED_STRIDE = 1_000_003
+"""A large prime separating seed streams: per test image (:func:`image_generator`) and, in training, per step and
+per process (``lrdm.training.trainer``)."""
+
+
+def image_generator(seed: int, image_number: int, device: torch.device | str) -> torch.Generator:
+    """Generator of the start noise for test image ``image_number`` (evaluation, restoring, training's validation):
+    an image's noise does not depend on which or how many other images are restored with it."""
+    return torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + image_number)
+
+
 Generators = torch.Generator | Sequence[torch.Generator] | None
 """One generator for the whole batch, one per sample (so each sample's draws do not depend on the batch it is
 in: batch 1 and batch N give the same noise), or none (torch's global generator)."""

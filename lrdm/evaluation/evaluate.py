@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lrdm.core.device import pick_device
+from lrdm.core.sampling import image_generator
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_model_space, to_unit_float
 from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.files import write_png
 from lrdm.training.rundir import CHANNELS_LAST_DEVICES, load_model
-from lrdm.training.trainer import SEED_STRIDE
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
 
 Entry = TypeVar("Entry")
@@ -58,12 +58,6 @@ def check_resize(resize: int | str | None) -> None:
         return
     if isinstance(resize, bool) or not isinstance(resize, int) or resize < 1:
         raise ValueError(f"resize must be None, a positive integer or {LRDM_TRANSFORM!r}, got {resize!r}")
-
-
-def image_generator(seed: int, image_number: int, device: torch.device) -> torch.Generator:
-    """Generator of the start noise for test image ``image_number``: scores do not depend on which or
-    how many other images are evaluated."""
-    return torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + image_number)
 
 
 def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -163,7 +157,8 @@ def evaluate_run(model_path: str | Path, index: str | Path, steps: int, **option
     ``options`` are the keyword arguments of :func:`evaluate_protocols` (``split``, ``protocol``, ``eta``,
     ``seed``, ``device``, ``save_dir``, ``limit``, ``resize``, ``batch``, ``progress``) with their defaults.
 
-    The start noise of image ``i`` comes from :func:`image_generator`.  ``resize`` is RDDM's policy: the input
+    The start noise of image ``i`` comes from :func:`lrdm.core.sampling.image_generator`.  ``resize`` is RDDM's
+    policy: the input
     is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
     output's size for scoring; the ``protocol`` column then reads e.g. ``rgb@256``.  ``resize="lrdm"`` is the
     LRDM test transform: input and ground truth both go through :func:`lrdm_test_resize` (column

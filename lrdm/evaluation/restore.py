@@ -7,7 +7,7 @@ first padded by replicating its edge).  How each image goes through the network 
 down linearly over the overlap at each tile edge, and how many images of one size (or tiles of one image) at a time.
 
 The start noise of image ``i`` (its position in the sorted file list) comes from its own generator
-(:func:`lrdm.evaluation.evaluate.image_generator`; tile ``j`` of a tiled image from :func:`tile_generator`), so
+(:func:`lrdm.core.sampling.image_generator`; tile ``j`` of a tiled image from :func:`tile_generator`), so
 the outputs do not depend on the batch size.  Outputs are PNGs with the inputs' stems, written atomically, in the
 input's mode: a grayscale input (PIL modes ``L``, ``LA``, ``1``) comes back grayscale, the mean of the restored
 channels.  An unreadable image, or one that does not fit the bound, is reported by name and skipped; the others
@@ -31,10 +31,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lrdm.core.device import pick_device
+from lrdm.core.sampling import image_generator
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space, to_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.evaluate import image_generator, restore, same_size_batches
+from lrdm.evaluation.evaluate import restore, same_size_batches
 from lrdm.evaluation.restore_plan import (
     AUTO,
     DEFAULT_BATCH,

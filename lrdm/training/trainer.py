@@ -48,6 +48,7 @@ from lrdm.core.device import pick_device
 from lrdm.core.lowrank import PCABasis, fit_pca_basis
 from lrdm.core.nets import compile_unets
 from lrdm.core.process import build_network, build_process
+from lrdm.core.sampling import SEED_STRIDE, image_generator
 from lrdm.core.schedules import check_timesteps
 from lrdm.data.paired import PairedImageDataset, sample_batch
 from lrdm.errors import ConfigError, TrainingDiverged
@@ -70,7 +71,6 @@ from lrdm.training.rundir import (
 
 logger = logging.getLogger(__name__)
 
-SEED_STRIDE = 1_000_003  # large prime separating per-step seed streams of different ranks
 BASIS_STREAM = SEED_STRIDE - 1  # stream index of the crops that fit the dataset_pca basis
 PREFETCH_BATCHES = 2  # batches each data worker prepares ahead
 LOSS_HISTORY = 100  # recent losses whose median the divergence test compares against
@@ -216,7 +216,7 @@ def fit_basis_for_run(config: TrainConfig, dataset: PairedImageDataset) -> PCABa
 def validation_scores(network, process, items: list[dict[str, Any]], steps: int, seed: int) -> dict[str, float]:
     """Mean RGB PSNR (peak 1) and SSIM of ``network`` on test ``items`` (cropped to the network's multiple), each
     image's start noise from its own generator -> ``{"val_psnr", "val_ssim"}``."""
-    from skimage.metrics import structural_similarity
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     factor = network.downsample_factor
     device = next(network.parameters()).device
@@ -224,11 +224,11 @@ def validation_scores(network, process, items: list[dict[str, Any]], steps: int,
     for number, item in enumerate(items):
         height, width = (size - size % factor for size in item["input"].shape[-2:])
         x_in = item["input"][None, :, :height, :width].to(device)
-        generator = torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + number)
+        generator = image_generator(seed, number, device)
         out = process.sample(network, x_in, steps, generator=generator)[0]
         pred = ((out.clamp(-1, 1) + 1) / 2).movedim(0, -1).double().cpu().numpy()
         target = ((item["target"][:, :height, :width] + 1) / 2).movedim(0, -1).double().numpy()
-        psnrs.append(10 * math.log10(1.0 / max(float(((pred - target) ** 2).mean()), 1e-12)))
+        psnrs.append(float(peak_signal_noise_ratio(target, pred, data_range=1.0)))
         ssims.append(float(structural_similarity(pred, target, channel_axis=-1, data_range=1.0)))
     return {"val_psnr": sum(psnrs) / len(psnrs), "val_ssim": sum(ssims) / len(ssims)}
 
