@@ -19,7 +19,7 @@ import torch
 
 from lrdm.config import TrainConfig
 from lrdm.core.process import build_network, build_process
-from lrdm.evaluation.evaluate import restore
+from lrdm.evaluation.inference import restore
 from lrdm.evaluation.restore import MAXRSS_UNIT
 from lrdm.vocab import BACKBONES
 

@@ -271,8 +271,8 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-memory", type=memory_value, default=rp.DEFAULT_MAX_MEMORY,
                    help="memory bound of the whole process (K, M, G: binary); tiles and batch follow it")  # fmt: skip
     p.add_argument("--tile", type=tile_value, default=rp.AUTO,
-                   help=f"tile side for larger images (pixels); auto: whole up to {rp.DEFAULT_TILE}, else the "
-                   "largest tile that fits --max-memory")  # fmt: skip
+                   help=f"tile side for larger images (pixels); auto: {rp.TILE_PER_TRAINING_SIDE}x the side the run "
+                   "trained on (images within it whole), smaller where --max-memory asks")  # fmt: skip
     p.add_argument("--overlap", type=overlap_value, default=rp.AUTO,
                    help=f"pixels shared by neighbouring tiles; auto: tile / {rp.OVERLAP_FRACTION}")  # fmt: skip
     p.add_argument("--no-tiles", action="store_true", help="restore every image whole, whatever its size")

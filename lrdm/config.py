@@ -44,6 +44,7 @@ class TrainConfig:
     crop: int = 256  # side of the random training crops (unused when resize is set)
     resize: int | None = None  # official view: whole images padded and resized to resize x resize, no crops
     flip: bool = True
+    residual_scale: tuple[float, float] | None = None  # augmentation: I_in -> I_0 + λ(I_in - I_0), λ ~ U(low, high)
     process: str = "rddm"
     T: int = 1000
     beta2_sum: float = 1.0
@@ -129,6 +130,12 @@ class TrainConfig:
             )
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"config key 'ema_decay' must lie in [0, 1), got {self.ema_decay!r}", "ema_decay")
+        if self.residual_scale is not None and not 0 <= self.residual_scale[0] <= self.residual_scale[1]:
+            raise ConfigError(
+                "config key 'residual_scale' must be [low, high] with 0 <= low <= high, "
+                f"got {list(self.residual_scale)}",
+                "residual_scale",
+            )
         if self.max_rank is not None:
             _positive_int("max_rank", self.max_rank)
         if self.resize is not None:
@@ -169,6 +176,7 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["dim_mults"] = list(self.dim_mults)
         out["adam_betas"] = list(self.adam_betas)
+        out["residual_scale"] = None if self.residual_scale is None else list(self.residual_scale)
         return out
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -55,7 +55,12 @@ class ResBlock(nn.Module):
 
 class MidAttention(nn.Module):
     """Pre-normalised multi-head self-attention over all ``H*W`` positions, added to its input: the one
-    global operation of the network, at its coarsest level, ``(B, c, H, W)`` -> same."""
+    global operation of the network, at its coarsest level, ``(B, c, H, W)`` -> same.
+
+    The projections are those of an ``nn.MultiheadAttention`` (its parameter names, so trained runs load), but the
+    attention itself is :func:`torch.nn.functional.scaled_dot_product_attention`: fused kernels (flash or
+    memory-efficient on a GPU, the blocked flash kernel on a CPU) that never hold the ``(H·W)²`` score matrix,
+    3.7x faster than ``nn.MultiheadAttention``'s own path at 9,600 positions on one CPU thread (issue 28)."""
 
     def __init__(self, channels: int, heads: int = ATTENTION_HEADS) -> None:
         super().__init__()
@@ -64,9 +69,13 @@ class MidAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        tokens = self.norm(x).flatten(2).transpose(1, 2)
-        out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-        return x + out.transpose(1, 2).reshape(b, c, h, w)
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, H·W, c)
+        q, k, v = F.linear(tokens, self.attention.in_proj_weight, self.attention.in_proj_bias).chunk(3, dim=-1)
+        heads = self.attention.num_heads
+        # (B, heads, H·W, c / heads), contiguous: on a CPU, strided inputs send the call to the math kernel
+        q, k, v = (part.unflatten(-1, (heads, c // heads)).transpose(1, 2).contiguous() for part in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)  # (B, H·W, c)
+        return x + self.attention.out_proj(out).transpose(1, 2).reshape(b, c, h, w)
 
 
 class ConvUNet(nn.Module):

@@ -36,9 +36,18 @@ UNET_BACKBONES: dict[str, type[nn.Module]] = {"ddpm_unet": Unet, "conv_unet": Co
 """The backbones :class:`ConditionalUNets` builds, by name; each is called as ``unet(x, time)``."""
 
 
+FUSED_ATTENTION_OPTIONS: dict[str, dict[str, bool]] = {"ddpm_unet": {"flash_attn": True}, "conv_unet": {}}
+"""Constructor options that make each backbone's full attention use
+:func:`torch.nn.functional.scaled_dot_product_attention` (``conv_unet`` always does); they add no parameters."""
+
+
 def _unet(backbone: str, dim: int, dim_mults: tuple[int, ...], out_channels: int) -> nn.Module:
     return UNET_BACKBONES[backbone](
-        dim=dim, dim_mults=tuple(dim_mults), channels=2 * IMAGE_CHANNELS, out_dim=out_channels
+        dim=dim,
+        dim_mults=tuple(dim_mults),
+        channels=2 * IMAGE_CHANNELS,
+        out_dim=out_channels,
+        **FUSED_ATTENTION_OPTIONS[backbone],
     )
 
 

@@ -165,7 +165,11 @@ class LinearAttention(nn.Module):
 
 
 class SoftmaxAttention(nn.Module):
-    """Full softmax attention over positions (``HEADS`` × ``HEAD_DIM``), output 1×1 conv."""
+    """Full softmax attention over positions (``HEADS`` × ``HEAD_DIM``), output 1×1 conv.
+
+    ``softmax(q·kᵀ/√d)·v`` as the official network computes it with two einsums, here through
+    :func:`torch.nn.functional.scaled_dot_product_attention`, whose fused kernels never hold the ``n²`` score
+    matrix, so memory grows linearly in pixels (issue 28; the official fixtures match as before)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -175,9 +179,9 @@ class SoftmaxAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
-        q, k, v = (split_heads(part) for part in self.to_qkv(x).chunk(3, dim=1))
-        sim = torch.einsum("bhdi,bhdj->bhij", q * HEAD_DIM**-0.5, k)
-        out = torch.einsum("bhij,bhdj->bhid", sim.softmax(dim=-1), v)  # (B, heads, n, d)
+        # (B, heads, n, d), contiguous: on a CPU, strided inputs send the call to the math kernel (the n² matrix)
+        q, k, v = (split_heads(part).transpose(-2, -1).contiguous() for part in self.to_qkv(x).chunk(3, dim=1))
+        out = F.scaled_dot_product_attention(q, k, v, scale=HEAD_DIM**-0.5)  # (B, heads, n, d)
         return self.to_out(out.permute(0, 1, 3, 2).reshape(batch, -1, height, width))
 
 

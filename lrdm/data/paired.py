@@ -138,6 +138,8 @@ class PairedImageDataset(torch.utils.data.Dataset):
         crop: Square crop side, or ``None`` for full images.
         resize: Side of the official whole-image view (:func:`official_resize`), instead of a crop.
         flip: Random horizontal flips (only when a generator is given).
+        residual_scale: ``(low, high)``: with a generator, the input becomes ``I_0 + λ (I_in - I_0)`` with
+            ``λ ~ U(low, high)`` drawn per item, the same degradation made lighter (``λ < 1``) or stronger; None: off.
         cache: Keep decoded uint8 images in memory after the first read.
         root: Folder for relative paths of a DataFrame index (default: current folder).
 
@@ -154,6 +156,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
         cache: bool = False,
         root: str | os.PathLike[str] | None = None,
         resize: int | None = None,
+        residual_scale: tuple[float, float] | None = None,
     ) -> None:
         if isinstance(index, pd.DataFrame):
             missing = [col for col in REQUIRED_INDEX_COLUMNS if col not in index.columns]
@@ -177,6 +180,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
         self.split = split
         self.crop = crop
         self.flip = flip
+        self.residual_scale = residual_scale
         self.cache = cache
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         self.has_mask = "mask" in rows.columns and bool(rows["mask"].notna().all())
@@ -244,8 +248,8 @@ class PairedImageDataset(torch.utils.data.Dataset):
     def get_item(self, i: int, generator: torch.Generator | None = None) -> dict[str, Any]:
         """Item ``i``, cropped/flipped with randomness drawn only from ``generator``.
 
-        Draw order per item (fixed, for resumability): crop top, crop left, flip.
-        Without a generator: centre crop, no flip.
+        Draw order per item (fixed, for resumability): crop top, crop left, flip, residual scale.
+        Without a generator: centre crop, no flip, the input as it is.
         """
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
@@ -274,9 +278,15 @@ class PairedImageDataset(torch.utils.data.Dataset):
         if flip:
             inp, tgt = inp[:, ::-1], tgt[:, ::-1]
             mask = mask[:, ::-1] if mask is not None else None
+        target = to_model_space(tgt)
+        degraded = to_model_space(inp)
+        if self.residual_scale is not None and generator is not None:
+            low, high = self.residual_scale
+            scale = low + (high - low) * float(torch.rand((1,), generator=generator))
+            degraded = target + scale * (degraded - target)
         item: dict[str, Any] = {
-            "input": to_model_space(inp),
-            "target": to_model_space(tgt),
+            "input": degraded,
+            "target": target,
             "image_id": str(self.rows.iloc[i]["image_id"]),
         }
         if mask is not None:

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lrdm.core.device import pick_device
-from lrdm.core.sampling import image_generator
-from lrdm.data.paired import PairedImageDataset, from_model_space, to_model_space, to_unit_float
+from lrdm.data.paired import PairedImageDataset, from_model_space, to_unit_float
 from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
+from lrdm.evaluation.inference import Sampling, network_shape, restore_planned, same_size_batches
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
+from lrdm.evaluation.restore_plan import AUTO, RestorePlan, TileRequest, plan_restore
 from lrdm.files import write_png
-from lrdm.training.rundir import CHANNELS_LAST_DEVICES, load_model
+from lrdm.training.rundir import load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
-
-Entry = TypeVar("Entry")
-"""Whatever :func:`same_size_batches` groups (evaluation entries, image numbers)."""
 
 LRDM_TRANSFORM = "lrdm"
 """``resize`` value selecting the LRDM test transform (:func:`lrdm.evaluation.protocols.lrdm_y.lrdm_test_resize`)."""
@@ -58,30 +56,6 @@ def check_resize(resize: int | str | None) -> None:
         return
     if isinstance(resize, bool) or not isinstance(resize, int) or resize < 1:
         raise ValueError(f"resize must be None, a positive integer or {LRDM_TRANSFORM!r}, got {resize!r}")
-
-
-def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pads ``(B, C, H, W)`` on the bottom/right so H and W divide by ``factor``; returns the
-    padded tensor and the original ``(H, W)``."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = -height % factor, -width % factor
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    return x, (height, width)
-
-
-@torch.inference_mode()
-def restore(
-    network, process, x_in: torch.Tensor, steps: int, eta: float = 0.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] of any size -> ``(B, 3, H, W)`` in [-1, 1], the whole batch at
-    once under ``torch.inference_mode``; on CUDA the input goes in channels_last, the layout of the network
-    :func:`lrdm.training.rundir.load_model` returns there (its convolutions run fastest so)."""
-    padded, (height, width) = pad_to_multiple(x_in, network.downsample_factor)
-    if padded.device.type in CHANNELS_LAST_DEVICES:
-        padded = padded.contiguous(memory_format=torch.channels_last)
-    out = process.sample(network, padded, steps, eta=eta, generator=generator)
-    return out[..., :height, :width]
 
 
 def parse_protocol_label(label: str) -> tuple[str, int | str | None]:
@@ -126,39 +100,16 @@ def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> 
     return restored
 
 
-def degraded_shape(entry: dict[str, Any]) -> Hashable:
-    """The size an evaluation entry is batched by: the shape of its ``degraded`` image."""
-    return entry["degraded"].shape
-
-
-def same_size_batches(
-    entries: Iterable[Entry], batch: int | Callable[[Hashable], int], size: Callable[[Entry], Hashable] = degraded_shape
-) -> Iterator[list[Entry]]:
-    """Consecutive entries of one ``size`` (by default the shape of their ``degraded`` image), ``batch`` at most at
-    a time (a number, or a function of the size), in order (only one batch is held in memory)."""
-    group: list[Entry] = []
-    key: Hashable = None
-    limit = 0
-    for entry in entries:
-        if group and (len(group) == limit or size(entry) != key):
-            yield group
-            group = []
-        if not group:
-            key = size(entry)
-            limit = batch(key) if callable(batch) else batch
-        group.append(entry)
-    if group:
-        yield group
-
-
 def evaluate_run(model_path: str | Path, index: str | Path, steps: int, **options: Any) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
 
     ``options`` are the keyword arguments of :func:`evaluate_protocols` (``split``, ``protocol``, ``eta``,
-    ``seed``, ``device``, ``save_dir``, ``limit``, ``resize``, ``batch``, ``progress``) with their defaults.
+    ``seed``, ``device``, ``save_dir``, ``limit``, ``resize``, ``batch``, ``tile``, ``progress``) with their defaults.
 
-    The start noise of image ``i`` comes from :func:`lrdm.core.sampling.image_generator`.  ``resize`` is RDDM's
-    policy: the input
+    Each image goes through the network as ``lrdm restore`` sends it (:mod:`lrdm.evaluation.inference`): whole
+    when it is within the tile policy's side, else in tiles (``tile``: ``"auto"``, the policy of
+    :func:`lrdm.evaluation.restore_plan.auto_tile`; a side in pixels; or None, whole images).  The start noise of
+    image ``i`` comes from :func:`lrdm.core.sampling.image_generator`.  ``resize`` is RDDM's policy: the input
     is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
     output's size for scoring; the ``protocol`` column then reads e.g. ``rgb@256``.  ``resize="lrdm"`` is the
     LRDM test transform: input and ground truth both go through :func:`lrdm_test_resize` (column
@@ -188,6 +139,7 @@ def evaluate_protocols(
     limit: int | None = None,
     resize: int | str | None = None,
     batch: int = 1,
+    tile: int | str | None = AUTO,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`evaluate_run`, and the same restored images scored once more under each of ``scorings``.
@@ -210,6 +162,8 @@ def evaluate_protocols(
     model_path = Path(model_path)
     dev = pick_device(device)
     config, network, process = load_model(model_path, dev)
+    request, shape = TileRequest(tile, AUTO, batch), network_shape(config, network)
+    sampling = Sampling(steps, seed, eta)
     rank = config.rank
     dataset = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)
     count = len(dataset) if limit is None else min(limit, len(dataset))
@@ -233,6 +187,7 @@ def evaluate_protocols(
         item = dataset[i]
         degraded, target = protocol_inputs(item, resize)
         mask = item["mask"][0].numpy() > 0 if "mask" in item else None
+        height, width = degraded.shape[:2]
         return {
             "number": i,
             "image_id": str(item["image_id"]),
@@ -240,6 +195,7 @@ def evaluate_protocols(
             "degraded": degraded,
             "target": target,
             "mask": mask,
+            "plan": plan_restore(height, width, shape, math.inf, request, name=str(dataset.rows.iloc[i]["input"])),
         }
 
     def score_one(entry: dict[str, Any], restored: torch.Tensor, seconds: float) -> None:
@@ -263,11 +219,10 @@ def evaluate_protocols(
             )
 
     bar = tqdm(total=count, desc=f"evaluate {model_path.parent.name} steps {steps}", unit="img", disable=not progress)
-    for group in same_size_batches((load(i) for i in range(count)), batch):
-        x_in = to_model_space(np.stack([entry["degraded"] for entry in group])).to(dev)
-        generators = [image_generator(seed, entry["number"], dev) for entry in group]
+    for group in same_size_batches((load(i) for i in range(count)), _plan_batch, _plan_key):
         began = time.perf_counter()
-        restored = restore(network, process, x_in, steps, eta=eta, generator=generators)
+        images, numbers = [entry["degraded"] for entry in group], [entry["number"] for entry in group]
+        restored = restore_planned(network, process, images, numbers, sampling, group[0]["plan"], dev)
         check_finite(restored, model_path, ", ".join(f"image {e['image_id']!r} ({e['file']})" for e in group))
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -277,6 +232,17 @@ def evaluate_protocols(
         bar.update(len(group))
     bar.close()
     return _score_frame(rows), _score_frame(further)
+
+
+def _plan_key(entry: dict[str, Any]) -> Hashable:
+    """Entries restored together: whole images of one size and plan; a tiled image alone."""
+    plan: RestorePlan = entry["plan"]
+    return (entry["degraded"].shape, plan) if plan.tile is None else ("tiled", entry["number"])
+
+
+def _plan_batch(key: Hashable) -> int:
+    """How many entries of ``key`` (:func:`_plan_key`) go together: the plan's batch for whole images."""
+    return key[1].batch if key[0] != "tiled" else 1
 
 
 def protocol_inputs(item: dict[str, Any], resize: int | str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -345,13 +311,14 @@ def restore_rows(
     seed: int = 0,
     device: str = "auto",
     resize: int | str | None = None,
+    tile: int | str | None = AUTO,
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, float]]]:
     """Restores the test images ``image_numbers`` with several runs (LRDM Fig. 7, the restoration grids).
 
     Returns, per image, uint8 ``(H, W, 3)`` images keyed ``GT``, ``Input`` and each label of ``models``, and
     the PSNR of every image but ``GT`` against it, scored as :func:`evaluate_run` scores it under ``protocol`` and
-    ``resize`` (the same test-time transform and noise, so the same PSNR as the image's score row); the
-    images shown are the transformed ones.  Each model is loaded once.
+    ``resize`` (the same test-time transform, noise and ``tile`` policy, so the same PSNR as the image's score
+    row); the images shown are the transformed ones.  Each model is loaded once.
     """
     check_resize(resize)
     dev = pick_device(device)
@@ -365,10 +332,11 @@ def restore_rows(
         for (degraded, target), mask in zip(pairs, masks)
     ]
     for label, model_path in models.items():
-        _, network, process = load_model(model_path, dev)
+        config, network, process = load_model(model_path, dev)
+        shape, request, sampling = network_shape(config, network), TileRequest(tile, AUTO, 1), Sampling(steps, seed)
         for number, item, (degraded, target), mask, row, psnr in zip(image_numbers, items, pairs, masks, rows, psnrs):
-            x_in = to_model_space(degraded)[None].to(dev)
-            restored = restore(network, process, x_in, steps, generator=image_generator(seed, number, dev))
+            plan = plan_restore(*degraded.shape[:2], shape, math.inf, request, name=f"image {item['image_id']!r}")
+            restored = restore_planned(network, process, [degraded], [number], sampling, plan, dev)
             check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
             row[label] = from_model_space(restored[0].cpu())
             psnr[label] = score_restored(restored[0], degraded, target, protocol, resize, mask)[0]["psnr"]
@@ -379,6 +347,6 @@ def restore_examples(
     models: dict[str, str | Path], index: str | Path, steps: int, image_number: int = 0, **options: Any
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs; ``options`` are the keyword
-    arguments of :func:`restore_rows` (``split``, ``protocol``, ``seed``, ``device``, ``resize``)."""
+    arguments of :func:`restore_rows` (``split``, ``protocol``, ``seed``, ``device``, ``resize``, ``tile``)."""
     rows, psnrs = restore_rows(models, index, steps, [image_number], **options)
     return rows[0], psnrs[0]

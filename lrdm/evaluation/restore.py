@@ -1,14 +1,13 @@
 """Restore your own images (no ground truth) with a trained run: ``lrdm restore``.
 
-One image or a folder of images, any size and aspect ratio: each image is padded to the network's multiple and
-cropped back (:func:`lrdm.evaluation.evaluate.restore`; a side smaller than the multiple, down to one pixel, is
-first padded by replicating its edge).  How each image goes through the network fits the memory bound
-``max_memory`` (:mod:`lrdm.evaluation.restore_plan`): whole, or in overlapping tiles blended with weights that ramp
-down linearly over the overlap at each tile edge, and how many images of one size (or tiles of one image) at a time.
+One image or a folder of images, any size and aspect ratio, through the path the evaluation takes too
+(:mod:`lrdm.evaluation.inference`: padded to the network's multiple and cropped back, whole or in overlapping
+tiles).  How each image goes through the network follows the tile policy and fits the memory bound ``max_memory``
+(:mod:`lrdm.evaluation.restore_plan`): whole or in tiles, and how many images of one size (or tiles of one image)
+at a time.
 
-The start noise of image ``i`` (its position in the sorted file list) comes from its own generator
-(:func:`lrdm.core.sampling.image_generator`; tile ``j`` of a tiled image from :func:`tile_generator`), so
-the outputs do not depend on the batch size.  Outputs are PNGs with the inputs' stems, written atomically, in the
+The start noise of image ``i`` (its position in the sorted file list) comes from its own generator, so the outputs
+do not depend on the batch size.  Outputs are PNGs with the inputs' stems, written atomically, in the
 input's mode: a grayscale input (PIL modes ``L``, ``LA``, ``1``) comes back grayscale, the mean of the restored
 channels.  An unreadable image, or one that does not fit the bound, is reported by name and skipped; the others
 are still written.
@@ -26,33 +25,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
 from lrdm.core.device import pick_device
-from lrdm.core.sampling import image_generator
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
-from lrdm.data.paired import from_model_space, to_model_space
+from lrdm.data.paired import from_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.evaluate import restore, same_size_batches
+from lrdm.evaluation.inference import Sampling, network_shape, restore_planned, same_size_batches
 from lrdm.evaluation.restore_plan import (
     AUTO,
     DEFAULT_BATCH,
     DEFAULT_MAX_MEMORY,
     DEFAULT_OUT,
     DEFAULT_STEPS,
-    DEFAULT_TILE,
-    NetworkShape,
     RestorePlan,
+    TileRequest,
     format_bytes,
     parse_memory,
     plan_restore,
 )
-from lrdm.files import stable_key, write_png
+from lrdm.files import write_png
 from lrdm.training.rundir import load_model
 
-__all__ = ["AUTO", "DEFAULT_BATCH", "DEFAULT_MAX_MEMORY", "DEFAULT_OUT", "DEFAULT_STEPS", "DEFAULT_TILE"]
+__all__ = ["AUTO", "DEFAULT_BATCH", "DEFAULT_MAX_MEMORY", "DEFAULT_OUT", "DEFAULT_STEPS"]
 OUTPUT_SUFFIX = ".png"
 GRAY_MODES = ("L", "LA", "1")
 """PIL modes of the inputs that are written back grayscale."""
@@ -109,34 +105,6 @@ def list_images(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Offsets of tiles of side ``tile`` covering ``[0, length)`` with at least ``overlap`` shared pixels; the
-    last tile ends at ``length``.  ``length <= tile`` gives one tile at 0."""
-    if overlap >= tile:
-        raise ValueError(f"tile overlap {overlap} must be smaller than the tile {tile}")
-    if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return [*starts, length - tile]
-
-
-def blend_weights(height: int, width: int, overlap: int) -> torch.Tensor:
-    """``(height, width)`` weights of one tile: 1 inside, ramping down linearly to ``1 / (overlap + 1)`` over
-    the ``overlap`` pixels at each edge, so that overlapping tiles cross-fade."""
-
-    def ramp(n: int) -> torch.Tensor:
-        i = torch.arange(n, dtype=torch.float32)
-        return torch.minimum((i + 1) / (overlap + 1), (n - i) / (overlap + 1)).clamp(max=1.0)
-
-    return ramp(height)[:, None] * ramp(width)[None, :]
-
-
-def tile_generator(seed: int, image_number: int, tile_number: int, device: torch.device) -> torch.Generator:
-    """Generator of the start noise of tile ``tile_number`` of image ``image_number`` (independent of the batch)."""
-    return torch.Generator(device=device).manual_seed(stable_key(f"{seed}/{image_number}/{tile_number}"))
-
-
 def check_out_folder(out: Path, files: Sequence[Path]) -> None:
     """Refuses an ``--out`` that is an existing file, or a folder that is or contains one of the inputs (their
     restorations would overwrite them), naming it; raises ``FileExistsError``."""
@@ -164,22 +132,6 @@ def check_finite_weights(network: torch.nn.Module, model_path: Path) -> None:
             raise CheckpointError(f"{model_path}: its weights hold NaN or inf values (first in {name!r})")
 
 
-def pad_small(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Replicates the bottom row / right column of ``(B, C, H, W)`` until each side is at least ``factor``
-    (reflect padding, used for the rest of the multiple, needs a side longer than its padding)."""
-    pad_h, pad_w = max(0, factor - x.shape[-2]), max(0, factor - x.shape[-1])
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-
-
-def restore_small_safe(
-    network, process, x_in: torch.Tensor, steps: int, eta: float, generators: list[torch.Generator]
-) -> torch.Tensor:
-    """:func:`lrdm.evaluation.evaluate.restore` of ``x_in`` of any size, down to 1 × 1 (see :func:`pad_small`)."""
-    height, width = x_in.shape[-2:]
-    out = restore(network, process, pad_small(x_in, network.downsample_factor), steps, eta=eta, generator=generators)
-    return out[..., :height, :width]
-
-
 def as_input_mode(image: np.ndarray, gray: bool) -> np.ndarray:
     """A restored uint8 RGB image in its input's mode: grayscale inputs get the rounded mean of the channels."""
     if not gray:
@@ -199,56 +151,6 @@ def checked_uint8(out: torch.Tensor, model_path: Path, names: Sequence[str]) -> 
     if not bool(torch.isfinite(out).all()):
         raise NonFiniteOutputError(f"{model_path} restored {', '.join(names)} to NaN or inf values")
     return from_model_space(out.cpu())
-
-
-def restore_batch(
-    network,
-    process,
-    images: Sequence[np.ndarray],
-    numbers: Sequence[int],
-    steps: int,
-    seed: int,
-    device: torch.device,
-    eta: float = 0.0,
-) -> torch.Tensor:
-    """Restores uint8 ``(H, W, 3)`` images of one size together; image ``numbers[b]`` draws its noise from
-    :func:`image_generator` -> ``(B, 3, H, W)`` in [-1, 1]."""
-    x_in = to_model_space(np.stack(images)).to(device)
-    generators = [image_generator(seed, number, device) for number in numbers]
-    return restore_small_safe(network, process, x_in, steps, eta, generators)
-
-
-def restore_tiled(
-    network,
-    process,
-    image: np.ndarray,
-    number: int,
-    steps: int,
-    seed: int,
-    device: torch.device,
-    tile: int,
-    overlap: int,
-    batch: int = DEFAULT_BATCH,
-    eta: float = 0.0,
-) -> torch.Tensor:
-    """Restores one uint8 image in overlapping ``tile × tile`` tiles (``batch`` at a time), blended with
-    :func:`blend_weights` -> ``(1, 3, H, W)`` in [-1, 1].  Tiles are converted from the uint8 image one batch at a
-    time, so the float32 copies of the image are only the blended sum and its weights."""
-    height, width = image.shape[:2]
-    tile_h, tile_w = min(tile, height), min(tile, width)
-    corners = [(top, left) for top in tile_starts(height, tile, overlap) for left in tile_starts(width, tile, overlap)]
-    total = torch.zeros(1, image.shape[2], height, width, device=device)
-    weight_sum = torch.zeros(height, width, device=device)
-    weights = blend_weights(tile_h, tile_w, overlap).to(device)
-    for first in range(0, len(corners), batch):
-        chunk = list(enumerate(corners))[first : first + batch]
-        crops = to_model_space(np.stack([image[t : t + tile_h, c : c + tile_w] for _, (t, c) in chunk])).to(device)
-        generators = [tile_generator(seed, number, j, device) for j, _ in chunk]
-        out = restore_small_safe(network, process, crops, steps, eta, generators)
-        for k, (_, (t, c)) in enumerate(chunk):
-            total[..., t : t + tile_h, c : c + tile_w] += out[k] * weights
-            weight_sum[t : t + tile_h, c : c + tile_w] += weights
-    return total.div_(weight_sum)
 
 
 def restore_images(
@@ -293,7 +195,9 @@ def restore_images(
             f"--max-memory {format_bytes(bound)}: the process holds {format_bytes(resident_bytes())} once "
             f"{model_path} is loaded; raise --max-memory"
         )
-    shape = NetworkShape(config.backbone, config.dim, network.downsample_factor)
+    shape = network_shape(config, network)
+    request = TileRequest(tile, overlap, batch)
+    sampling = Sampling(steps, seed, eta)
     summary = RestoreSummary()
     began = time.perf_counter()
     plans: dict[Path, RestorePlan] = {}
@@ -301,7 +205,7 @@ def restore_images(
     for number, file in enumerate(files):
         try:
             height, width = header_size(file)
-            plan = plan_restore(height, width, shape, budget, batch, tile, overlap, name=str(file))
+            plan = plan_restore(height, width, shape, budget, request, name=str(file))
         except (DataError, MemoryBudgetError) as err:
             summary.failed[file] = str(err)
             continue
@@ -329,12 +233,7 @@ def restore_images(
             continue
         plan = plans[files[ok[0]]]
         try:
-            if plan.tile is not None:
-                restored = restore_tiled(
-                    network, process, images[0], ok[0], steps, seed, dev, plan.tile, plan.overlap, plan.batch, eta
-                )
-            else:
-                restored = restore_batch(network, process, images, ok, steps, seed, dev, eta)
+            restored = restore_planned(network, process, images, ok, sampling, plan, dev)
         except RuntimeError as err:  # torch's allocator: the memory model was short for this image
             if OUT_OF_MEMORY not in str(err):
                 raise

@@ -1,25 +1,32 @@
-"""How ``lrdm restore`` fits in memory: its defaults, a model of the memory one tile takes, and the plan (tile side,
-overlap, batch) for each image.  Torch-free, so ``lrdm --help`` builds its parser without importing torch.
+"""How images go through the network: the tile policy, a model of the memory one tile takes, and the plan (tile
+side, overlap, batch) for each image.  ``lrdm restore`` and the ``evaluate`` rule both plan with it.  Torch-free, so
+``lrdm --help`` builds its parser without importing torch.
 
-**The memory model.**  Restoring ``b`` tiles of ``h × w`` pixels (padded to the network's multiple ``f``) takes
-about ``b · (attention · N² + pixel · h · w)`` bytes above the loaded model, where ``N = (h/f)·(w/f)`` is the
-number of positions at the network's coarsest level: every backbone attends over all of them there, so the score
-matrix grows with the square of the tile's area.  ``pixel`` grows with the width ``dim``.  The constants
+**The tile policy** (issue 28).  Every backbone attends over all positions of its coarsest level, so on a whole
+image the network's time grows with the square of the pixels, while the networks of this package train on crops
+(the embedded default's on 32², whose coarsest level has 8 × 8 positions).  ``--tile auto`` therefore restores an
+image in tiles of :func:`auto_tile` pixels, :data:`TILE_PER_TRAINING_SIDE` times the side the network trained on
+(its ``crop``, or its ``resize``), within [:data:`MIN_AUTO_TILE`, :data:`MAX_AUTO_TILE`]; an image no larger than
+that in either side is restored whole.  The measurement behind the factor is in the README ("Restoring your own
+images": PSNR and seconds per image, whole and in tiles, on Rain12).
+
+**The memory model.**  Attention runs through ``scaled_dot_product_attention``, whose fused kernels never hold the
+score matrix, so restoring ``b`` tiles of ``h × w`` pixels (padded to the network's multiple) takes about ``b ·
+pixel · h · w`` bytes above the loaded model, ``pixel = pixel_fixed + pixel_per_dim · dim``.  The constants
 (:data:`MEMORY_MODELS`) were fitted to the growth of the peak resident memory (``ru_maxrss``) over the loaded
 model's, restoring one square tile once on a CPU (``benchmarks/restore_memory.py BACKBONE TILE``; MiB, ``dim`` 16
-with ``dim_mults`` (1, 2, 4), or 64 with (1, 2, 4, 8)):
+with ``dim_mults`` (1, 2, 4) unless stated):
 
-* conv_unet, dim 16: 22 (64 px), 40 (128), 110 (192), 296 (256), 552 (256, batch 2), 677 (320), 1362 (384);
-  dim 64: 81 (128);
-* ddpm_unet, dim 16: 89 (128), 559 (256); dim 64: 109 (128);
-* rddm_unetres, dim 16: 79 (128), 558 (256); dim 64: 100 (128).
+* conv_unet: 33 (128 px), 60 (256), 160 (512); dim 64: 59 (128);
+* ddpm_unet: 89 (128), 279 (256);
+* rddm_unetres: 76 (128), 259 (256), 1001 (512); dim 64 with (1, 2, 4, 8): 491 (256).
 
-The model is within 0.96–1.32× of each (the 64-pixel tile aside, whose 22 MiB are the allocator's
-:data:`BATCH_OVERHEAD`) and is used with the margin :data:`MEMORY_MARGIN`.  The whole image's own buffers (input,
-blended sum, output) add :data:`IMAGE_BYTES_PER_PIXEL` per pixel.
+The model is within 0.9–1.3× of each and is used with the margin :data:`MEMORY_MARGIN`; the allocator's
+:data:`BATCH_OVERHEAD` covers the small tiles.  The whole image's own buffers (input, blended sum, output) add
+:data:`IMAGE_BYTES_PER_PIXEL` per pixel.
 
-**The plan.**  With ``--tile auto`` (the default) an image no larger than :data:`DEFAULT_TILE` in either side is
-restored whole if it fits; otherwise it is restored in the largest tile of :data:`TILE_CANDIDATES` that fits,
+**The plan.**  With ``--tile auto`` (the default) an image within :func:`auto_tile` is restored whole if it fits;
+otherwise it is restored in tiles of the largest side up to :func:`auto_tile` (:data:`TILE_CANDIDATES`) that fits,
 with an overlap of ``tile // OVERLAP_FRACTION`` unless ``--overlap`` is given.  The batch is the largest one up to
 ``--batch`` that fits.  An image that cannot fit even in the smallest tile, one at a time, is refused with
 :class:`lrdm.errors.MemoryBudgetError` naming it.
@@ -37,12 +44,16 @@ from lrdm.vocab import BACKBONES
 DEFAULT_STEPS = 5
 DEFAULT_BATCH = 4
 """Most images (or tiles) restored together; fewer where the memory bound asks for it."""
-DEFAULT_TILE = 512
-"""Largest tile side in pixels, and the largest side of an image restored whole under ``--tile auto``."""
+TILE_PER_TRAINING_SIDE = 4
+"""``--tile auto``'s side in multiples of the side the network trained on (README, "Restoring your own images")."""
+MIN_AUTO_TILE = 64
+"""Smallest side :func:`auto_tile` gives: below it the seams take a large share of every tile."""
+MAX_AUTO_TILE = 512
+"""Largest side :func:`auto_tile` gives (the paper's 256² networks get 512-pixel tiles)."""
 AUTO = "auto"
 """The value of ``--tile`` and ``--overlap`` that lets the plan choose."""
 TILE_CANDIDATES: tuple[int, ...] = (512, 448, 384, 320, 256, 192, 160, 128, 96, 64)
-"""Tile sides ``--tile auto`` tries, largest first."""
+"""Tile sides ``--tile auto`` falls back to, largest first, where :func:`auto_tile` does not fit the memory bound."""
 OVERLAP_FRACTION = 8
 """``--overlap auto`` is the tile side divided by this (64 pixels for a 512-pixel tile)."""
 DEFAULT_OUT = "restored"
@@ -56,24 +67,21 @@ _MEMORY_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[KMGT]?
 
 @dataclass(frozen=True)
 class MemoryModel:
-    """Bytes one restored tile takes: ``attention`` per squared coarsest-level position, ``pixel_fixed +
-    pixel_per_dim · dim`` per pixel."""
+    """Bytes one restored tile takes: ``pixel_fixed + pixel_per_dim · dim`` per (padded) pixel."""
 
-    attention: float
     pixel_fixed: float
     pixel_per_dim: float
 
     def tile_bytes(self, height: int, width: int, factor: int, dim: int) -> float:
         """Bytes for one ``height × width`` tile (padded to a multiple of ``factor``) of a network of width ``dim``."""
         padded_h, padded_w = math.ceil(height / factor) * factor, math.ceil(width / factor) * factor
-        positions = (padded_h // factor) * (padded_w // factor)
-        return self.attention * positions**2 + (self.pixel_fixed + self.pixel_per_dim * dim) * padded_h * padded_w
+        return (self.pixel_fixed + self.pixel_per_dim * dim) * padded_h * padded_w
 
 
 MEMORY_MODELS: dict[str, MemoryModel] = {
-    "conv_unet": MemoryModel(attention=16.0, pixel_fixed=600.0, pixel_per_dim=72.0),
-    "ddpm_unet": MemoryModel(attention=20.0, pixel_fixed=3400.0, pixel_per_dim=80.0),
-    "rddm_unetres": MemoryModel(attention=20.0, pixel_fixed=2600.0, pixel_per_dim=60.0),
+    "conv_unet": MemoryModel(pixel_fixed=100.0, pixel_per_dim=35.0),
+    "ddpm_unet": MemoryModel(pixel_fixed=3400.0, pixel_per_dim=80.0),
+    "rddm_unetres": MemoryModel(pixel_fixed=3000.0, pixel_per_dim=75.0),
 }
 """Fitted per backbone (see the module docstring); one entry per name in :data:`lrdm.vocab.BACKBONES`."""
 MEMORY_MARGIN = 1.25
@@ -128,35 +136,53 @@ class RestorePlan:
 
 @dataclass(frozen=True)
 class NetworkShape:
-    """What the memory of a restore depends on: the backbone, its width ``dim`` and its multiple ``factor``."""
+    """What a restore's plan depends on: the backbone, its width ``dim``, its multiple ``factor`` and the side of
+    the images it trained on (``training_side``: its config's ``resize``, else its ``crop``)."""
 
     backbone: str
     dim: int
     factor: int
+    training_side: int
+
+    @property
+    def auto_tile(self) -> int:
+        return auto_tile(self.training_side, self.factor)
+
+
+def auto_tile(training_side: int, factor: int) -> int:
+    """``--tile auto``'s side for a network trained on ``training_side``-pixel images whose sides must divide by
+    ``factor``: :data:`TILE_PER_TRAINING_SIDE` times ``training_side``, within [:data:`MIN_AUTO_TILE`,
+    :data:`MAX_AUTO_TILE`], rounded down to a multiple of ``factor``."""
+    side = min(MAX_AUTO_TILE, max(MIN_AUTO_TILE, TILE_PER_TRAINING_SIDE * training_side))
+    return max(factor, side // factor * factor)
 
 
 def _fits(model: MemoryModel, shape: NetworkShape, height: int, width: int, budget: float, batch: int) -> int:
     """The largest batch up to ``batch`` whose tiles of ``height × width`` fit in ``budget`` bytes (0: none)."""
     one = MEMORY_MARGIN * model.tile_bytes(height, width, shape.factor, shape.dim)
-    return min(batch, int(budget // one)) if one > 0 else batch
+    return batch if one <= 0 or math.isinf(budget) else min(batch, int(budget // one))
+
+
+@dataclass(frozen=True)
+class TileRequest:
+    """What the user asked for: ``tile`` (:data:`AUTO`, a side in pixels, or None for whole images), ``overlap``
+    (:data:`AUTO` or pixels) and the most images (or tiles) per forward pass, ``batch``."""
+
+    tile: int | str | None = AUTO
+    overlap: int | str = AUTO
+    batch: int = DEFAULT_BATCH
 
 
 def plan_restore(
-    height: int,
-    width: int,
-    shape: NetworkShape,
-    budget: float,
-    batch: int = DEFAULT_BATCH,
-    tile: int | str | None = AUTO,
-    overlap: int | str = AUTO,
-    name: str = "image",
+    height: int, width: int, shape: NetworkShape, budget: float, request: TileRequest, name: str = "image"
 ) -> RestorePlan:
-    """The plan for an image of ``height × width`` within ``budget`` bytes above the loaded model.
+    """The plan for an image of ``height × width`` within ``budget`` bytes above the loaded model (``math.inf``:
+    the tile policy alone, as the evaluation plans on a GPU).
 
-    ``tile``: :data:`AUTO`, a side in pixels, or None (whole).  ``overlap``: :data:`AUTO` or pixels.  Raises
-    :class:`lrdm.errors.MemoryBudgetError` naming ``name`` when nothing fits, ``ValueError`` for an overlap not
-    smaller than the tile."""
+    Raises :class:`lrdm.errors.MemoryBudgetError` naming ``name`` when nothing fits, ``ValueError`` for an overlap
+    not smaller than the tile."""
     model = memory_model(shape.backbone)
+    tile, overlap, batch = request.tile, request.overlap, request.batch
     room = budget - BATCH_OVERHEAD - IMAGE_BYTES_PER_PIXEL * height * width
 
     def planned(side: int | None) -> RestorePlan | None:
@@ -190,14 +216,15 @@ def plan_restore(
         if plan is None:
             raise MemoryBudgetError(_over(name, height, width, f"in {tile}-pixel tiles", need(int(tile)), budget))
         return plan
-    if max(height, width) <= DEFAULT_TILE and (plan := planned(None)) is not None:
+    largest = shape.auto_tile
+    if max(height, width) <= largest and (plan := planned(None)) is not None:
         return plan
-    for side in TILE_CANDIDATES:
+    sides = (largest, *(side for side in TILE_CANDIDATES if side < largest))
+    for side in sides:
         if (plan := planned(side)) is not None:
             return plan
-    smallest = TILE_CANDIDATES[-1]
     raise MemoryBudgetError(
-        _over(name, height, width, f"even in {smallest}-pixel tiles", need(smallest), budget, False)
+        _over(name, height, width, f"even in {sides[-1]}-pixel tiles", need(sides[-1]), budget, False)
     )
 
 

@@ -376,6 +376,7 @@ def _setup(
         crop=None if config.resize is not None else config.crop,
         resize=config.resize,
         flip=config.flip,
+        residual_scale=config.residual_scale,
         cache=True,
     )
     basis = None

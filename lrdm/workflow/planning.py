@@ -15,6 +15,7 @@ from typing import Any
 
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
+from lrdm.evaluation.restore_plan import AUTO as AUTO_TILE
 from lrdm.layout import resources_folder, results_folder
 from lrdm.targets import (
     SCORE_TARGETS,
@@ -276,5 +277,11 @@ def eval_gpus(config: dict[str, Any]) -> int:
 def eval_batch(config: dict[str, Any]) -> int:
     """Test images of one size restored together (config key ``eval_batch``)."""
     return int(config.get("eval_batch", DEFAULT_EVAL_BATCH))
+
+
+def eval_tile(config: dict[str, Any]) -> int | str | None:
+    """How evaluations send large test images through the network (config key ``eval_tile``: ``auto``, a tile
+    side, or None for whole images; :mod:`lrdm.evaluation.restore_plan`)."""
+    return config.get("eval_tile", AUTO_TILE)
 
 

@@ -454,3 +454,23 @@ def test_dataset_corrupt_and_missing_files(tmp_path, rain_set):
         ds[0]
     with pytest.raises(FileNotFoundError, match=Path(train.loc[1, "target"]).name):
         ds[1]
+
+
+def test_residual_scale_makes_the_same_degradation_lighter(rain_set):
+    """``residual_scale``: the input becomes ``I_0 + λ (I_in - I_0)``, λ drawn per item after the crop and flip."""
+    plain = PairedImageDataset(rain_set / INDEX_FILENAME, "train", crop=PATCH // 2, flip=True)
+    scaled = PairedImageDataset(
+        rain_set / INDEX_FILENAME, "train", crop=PATCH // 2, flip=True, residual_scale=(0.25, 1)
+    )
+    a = plain.get_item(0, torch.Generator().manual_seed(3))
+    b = scaled.get_item(0, torch.Generator().manual_seed(3))
+    assert torch.equal(a["target"], b["target"])  # the same crop and flip: λ is drawn last
+    ratio = (b["input"] - b["target"]).sum() / (a["input"] - a["target"]).sum()
+    assert 0.25 <= float(ratio) <= 1
+    torch.testing.assert_close(b["input"], a["target"] + ratio * (a["input"] - a["target"]), atol=1e-5, rtol=0)
+    fixed = PairedImageDataset(rain_set / INDEX_FILENAME, "train", crop=PATCH // 2, residual_scale=(0.5, 0.5))
+    torch.testing.assert_close(fixed[0]["input"], plain[0]["input"])  # no generator: evaluation view, unscaled
+    half = fixed.get_item(0, torch.Generator().manual_seed(0))
+    unscaled = PairedImageDataset(rain_set / INDEX_FILENAME, "train", crop=PATCH // 2)
+    same = unscaled.get_item(0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(half["input"], same["target"] + 0.5 * (same["input"] - same["target"]))

@@ -1,27 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from lrdm.cli import main
-from lrdm.evaluation.evaluate import (
-    RESULT_COLUMNS,
-    evaluate_run,
-    pad_to_multiple,
-    restore_examples,
-    restore_rows,
-    same_size_batches,
-)
+from lrdm.evaluation.evaluate import RESULT_COLUMNS, evaluate_run, restore_examples, restore_rows
 from lrdm.training.trainer import train
-
-
-def test_pad_to_multiple_reflects_and_reports_size():
-    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(2, 3, 5, 7)
-    padded, size = pad_to_multiple(x, 4)
-    assert padded.shape == (2, 3, 8, 8) and size == (5, 7)
-    assert torch.equal(padded[..., :5, :7], x)
-    same, _ = pad_to_multiple(x[..., :4, :4], 4)
-    assert same.shape == (2, 3, 4, 4)
 
 
 @pytest.fixture(scope="module")
@@ -271,14 +254,3 @@ def test_evaluate_rule_asks_for_a_gpu_with_training():
 
     assert eval_gpus({"train_gpus": 4}) == 1 and eval_gpus({}) == 1
     assert eval_batch({"eval_batch": 8}) == 8 and eval_batch({}) == 1
-
-
-def test_same_size_batches_keep_order_and_split_at_a_new_size_or_a_full_batch():
-    shapes = [(2, 2), (2, 2), (2, 2), (3, 3), (2, 2)]
-    entries = [{"degraded": np.zeros(shape), "number": i} for i, shape in enumerate(shapes)]
-    got = [[entry["number"] for entry in group] for group in same_size_batches(entries, 2)]
-    assert got == [[0, 1], [2], [3], [4]]
-    size_of = {0: "a", 1: "a", 2: "a", 3: None, 4: None, 5: "b"}
-    batch_of = {"a": 3, None: 1, "b": 5}
-    batches = same_size_batches(list(size_of), batch_of.__getitem__, size_of.__getitem__)
-    assert list(batches) == [[0, 1, 2], [3], [4], [5]]

@@ -11,12 +11,13 @@ from PIL import Image
 from lrdm.cli import ERROR_EXIT, main
 from lrdm.data.images import load_rgb
 from lrdm.errors import MemoryBudgetError
-from lrdm.evaluation.restore import blend_weights, list_images, restore_images, tile_starts
+from lrdm.evaluation.restore import list_images, restore_images
 from lrdm.evaluation.restore_plan import (
-    DEFAULT_TILE,
     MEMORY_MODELS,
     TILE_CANDIDATES,
     NetworkShape,
+    TileRequest,
+    auto_tile,
     parse_memory,
     plan_restore,
 )
@@ -47,18 +48,6 @@ def photos(tmp_path):
     (folder / "truncated.png").write_bytes(good[: len(good) // 2])
     (folder / "notes.txt").write_text("not an image")
     return folder
-
-
-def test_tiles_cover_the_image_with_the_overlap():
-    for length in (1, 31, 32, 33, 70, 100):
-        starts = tile_starts(length, TILE, OVERLAP)
-        covered = np.zeros(length, bool)
-        for start in starts:
-            covered[start : start + TILE] = True
-        assert covered.all() and starts[-1] + min(TILE, length) == length
-        assert all(b - a <= TILE - OVERLAP for a, b in zip(starts, starts[1:]))
-    weights = blend_weights(TILE, TILE, OVERLAP)
-    assert weights.min() > 0 and weights[TILE // 2, TILE // 2] == 1 and weights[0, 0] < weights[OVERLAP, OVERLAP]
 
 
 def test_folder_of_odd_sizes_with_a_truncated_file(model, photos, tmp_path, capsys):
@@ -208,28 +197,36 @@ def test_memory_sizes_parse():
 def test_every_backbone_has_a_memory_model():
     assert set(MEMORY_MODELS) == set(BACKBONES)
     with pytest.raises(ValueError, match="unet9"):
-        plan_restore(10, 10, NetworkShape("unet9", 16, 4), 1e9)
+        plan_restore(10, 10, NetworkShape("unet9", 16, 4, 32), 1e9, TileRequest())
+
+
+def test_auto_tile_follows_the_training_side():
+    assert auto_tile(32, 4) == 128 and auto_tile(256, 8) == 512 and auto_tile(8, 4) == 64
+    assert auto_tile(30, 8) == 120 and auto_tile(1000, 16) == 512
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_the_plan_fits_the_bound_and_uses_it(backbone):
-    shape = NetworkShape(backbone, 16, 4)
+    shape = NetworkShape(backbone, 16, 4, 32)
     budget = 3 * 1024**3  # 4 GB less a loaded model
-    for height, width in ((1, 1), (399, 600), (768, 1024), (3000, 4000)):
-        plan = plan_restore(height, width, shape, budget, batch=4)
+    largest = shape.auto_tile
+    for height, width in ((1, 1), (128, 100), (399, 600), (768, 1024), (3000, 4000)):
+        plan = plan_restore(height, width, shape, budget, TileRequest(batch=4))
         assert plan.expected_bytes <= budget and 1 <= plan.batch <= 4
-        if max(height, width) <= DEFAULT_TILE:
+        if max(height, width) <= largest:
             assert plan.tile is None
         else:
-            assert plan.tile in TILE_CANDIDATES and 0 < plan.overlap < plan.tile
-            for bigger in (side for side in TILE_CANDIDATES if side > plan.tile):  # the largest tile that fits
-                with pytest.raises(MemoryBudgetError):
-                    plan_restore(height, width, shape, budget, batch=4, tile=bigger)
-    # the bound halves: tiles shrink or the batch drops, never past the bound
-    small = plan_restore(3000, 4000, shape, budget / 2, batch=4)
-    large = plan_restore(3000, 4000, shape, budget, batch=4)
-    assert small.expected_bytes <= budget / 2 and (small.tile, small.batch) <= (large.tile, large.batch)
+            assert plan.tile == largest and 0 < plan.overlap < plan.tile
+    # the bound shrinks: tiles shrink or the batch drops, never past the bound
+    large = plan_restore(3000, 4000, shape, budget, TileRequest(batch=4))
+    for bound in (budget / 2, 880 * 1024**2):  # the image alone takes 4000 × 3000 × 64 bytes (768 MiB)
+        small = plan_restore(3000, 4000, shape, bound, TileRequest(batch=4))
+        assert small.expected_bytes <= bound and (small.tile, small.batch) <= (large.tile, large.batch)
+        assert small.tile in (largest, *TILE_CANDIDATES)
+        for bigger in (side for side in TILE_CANDIDATES if small.tile < side <= largest):  # the largest that fits
+            with pytest.raises(MemoryBudgetError):
+                plan_restore(3000, 4000, shape, bound, TileRequest(tile=bigger, batch=1))
     with pytest.raises(MemoryBudgetError, match="photo.png: 4000×3000 cannot be restored"):
-        plan_restore(3000, 4000, shape, 1024**2, name="photo.png")
+        plan_restore(3000, 4000, shape, 1024**2, TileRequest(), name="photo.png")
     with pytest.raises(MemoryBudgetError, match="--no-tiles"):
-        plan_restore(3000, 4000, shape, budget, tile=None, name="photo.png")
+        plan_restore(3000, 4000, shape, budget, TileRequest(tile=None), name="photo.png")

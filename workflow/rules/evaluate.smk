@@ -1,7 +1,7 @@
 # Sampling + scoring per (run, steps): one Parquet row per test image, and the same restored images under
 # the further protocols of the `protocols` target (an empty file when it asks for none). Evaluation runs on a GPU
 # whenever training does (the same `gpu` resource as train.smk, one GPU), restoring `eval_batch` test images of
-# one size at a time.
+# one size at a time, and images larger than the tile policy's side in tiles (`eval_tile`), as `lrdm restore` does.
 
 EVAL_GPUS = W.eval_gpus(config)
 
@@ -19,6 +19,7 @@ rule evaluate:
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
         scorings=lambda wildcards: W.protocol_scorings(config, wildcards.dataset),
         batch=W.eval_batch(config),
+        tile=W.eval_tile(config),
         max_test_images=lambda wildcards: config["datasets"][wildcards.dataset].get("max_test_images"),
     threads: config.get("train_threads", 1)
     resources:

@@ -65,6 +65,7 @@ rule rank_grid_figure:
         labels=lambda wildcards: W.rank_grid_labels(config),
         protocol=lambda wildcards: config["datasets"][W.rank_grid_dataset(config)]["protocol"],
         resize=lambda wildcards: config["datasets"][W.rank_grid_dataset(config)].get("eval_resize"),
+        tile=W.eval_tile(config),
     threads: config.get("train_threads", 1)
     resources:
         gpu=EVAL_GPUS,  # restores test images with trained runs after training: on a GPU like evaluate
@@ -88,6 +89,7 @@ rule restoration_grid_figure:
         labels=lambda wildcards: [label for label, _ in W.restoration_grid_runs(config, wildcards.dataset)],
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
+        tile=W.eval_tile(config),
         images=lambda wildcards: W.restoration_grid_images(config, wildcards.dataset),
     threads: config.get("train_threads", 1)
     resources:

@@ -15,6 +15,7 @@ frame, protocols = evaluate_protocols(
     resize=snakemake.params.resize,  # noqa: F821
     batch=snakemake.params.batch,  # noqa: F821
     limit=snakemake.params.max_test_images,  # noqa: F821
+    tile=snakemake.params.tile,  # noqa: F821
     progress=True,
 )
 frame.to_parquet(snakemake.output.scores, index=False)  # noqa: F821

@@ -15,6 +15,7 @@ images, psnrs = restore_examples(
     steps=params.steps,
     protocol=params.protocol,  # the rank-sweep table's scoring of this dataset
     resize=params.resize,
+    tile=params.tile,  # as the evaluate rule: the same PSNRs as the score rows
 )
 out = Path(snakemake.output.png).with_suffix("")  # noqa: F821
 print(plot_rank_grid(images, out, psnrs, protocol_label(params.protocol, params.resize)))

@@ -18,6 +18,7 @@ rows, psnrs = restore_rows(
     image_numbers=range(min(params.images, test_images)),  # the first images, all of a smaller test split
     protocol=params.protocol,
     resize=params.resize,  # the main table's scoring: the same transform, so the same PSNRs as its score rows
+    tile=params.tile,  # as the evaluate rule: the same PSNRs as the score rows
 )
 out = Path(snakemake.output.png).with_suffix("")  # noqa: F821
 scoring = protocol_label(params.protocol, params.resize)
