@@ -73,6 +73,7 @@ def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], work
     from lrdm.evaluation.evaluate import evaluate_run
     from lrdm.plan import merged_config
     from lrdm.targets import Run
+    from lrdm.training.rundir import model_from_checkpoint
     from lrdm.training.trainer import train
     from lrdm.workflow.planning import run_config
 
@@ -93,7 +94,8 @@ def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], work
         losses = pd.read_csv(run_dir / "losses.csv")
         for step in steps:
             checkpoint = run_dir / "checkpoints" / f"step-{step:08d}.pt"
-            frame = evaluate_run(checkpoint if checkpoint.exists() else run_dir / "model.pt", index, sampling)
+            model = model_from_checkpoint(checkpoint, resolved, run_dir / f"model-{step}.pt")
+            frame = evaluate_run(model, index, sampling)
             seconds = float(losses.loc[losses["step"] <= step, "seconds"].max())
             rows.append(
                 {

@@ -236,6 +236,19 @@ def save_checkpoint(
         old.unlink()
 
 
+EMA_PREFIX = "ema_model."
+"""Prefix of the EMA network's weights in a checkpoint's ``ema`` state (``ema_pytorch.EMA.state_dict``)."""
+
+
+def model_from_checkpoint(checkpoint: str | Path, config: TrainConfig, model_path: str | Path) -> Path:
+    """Writes the EMA network of a periodic checkpoint as a model file (``model.pt``'s keys, for
+    :func:`load_model`), e.g. to score a run part-way through its training; -> ``model_path``."""
+    state = load_checkpoint(Path(checkpoint), ("ema", "step"))
+    weights = {key[len(EMA_PREFIX) :]: value for key, value in state["ema"].items() if key.startswith(EMA_PREFIX)}
+    save_torch({"config": config.to_dict(), "ema": weights, "step": state["step"]}, Path(model_path))
+    return Path(model_path)
+
+
 def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> tuple[TrainConfig, TermNetwork, Any]:
     """Loads a trained run's EMA network and process: -> ``(config, network in eval mode, process)``; on CUDA the
     network is in channels_last (:data:`CHANNELS_LAST_DEVICES`)."""
