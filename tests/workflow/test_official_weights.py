@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from lrdm.errors import ManualDownloadRequired
+from lrdm.files import sha256_file
 from lrdm.vocab import OFFICIAL_RUN
 from lrdm.workflow import (
     check_config,
@@ -105,4 +106,8 @@ def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
     assert set(scores["objective"]) == {"pred_res_noise"} and set(scores["steps"]) == {2}
     assert set(scores["protocol"]) == {"derain_y"} and scores["psnr"].notna().all()
     run = yaml.safe_load((tmp_path / f"results/cfg/runs/synthetic_rain/{OFFICIAL_RUN}/config.yaml").read_text())
-    assert run["extra"] == {"dataset": "synthetic_rain", "official_checkpoint": str(CHECKPOINT)}
+    assert run["extra"] == {
+        "dataset": "synthetic_rain",
+        "official_checkpoint": str(CHECKPOINT),
+        "official_sha256": sha256_file(CHECKPOINT),
+    }
