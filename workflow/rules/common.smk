@@ -24,7 +24,7 @@ def spectrum_summary_if_auto(wildcards):
 
 
 def official_input(wildcards):
-    """What rule import_official reads: a Hub entry's download record (rule download_official), or a placed
+    """What import_official reads: a Hub entry's download record (from download_official), or a placed
     checkpoint once it is there (else none: the job then fails with the manual-download message)."""
     entry = W.official_weights(config)[wildcards.dataset]
     if W.is_hub_entry(entry):
