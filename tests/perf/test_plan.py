@@ -153,4 +153,4 @@ def test_plan_lists_hub_weights_as_downloaded_by_the_workflow_and_counts_their_e
     assert "(https://huggingface.co/jun0519/lrdm), 2.50 GB" in text
     restoring = frame[frame["section"] == "restoring"].pivot(index="item", columns="quantity", values="value")
     assert list(restoring.index) == ["evaluate_official/synthetic_rain/steps2"]
-    assert float(restoring["restore_tflop"].iloc[0]) > 0 and int(restoring["test_images"].iloc[0]) > 0
+    assert float(restoring["restore_tflop"].iloc[0]) > 0
