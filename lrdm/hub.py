@@ -6,7 +6,8 @@ for gated repositories.
 :func:`hub_download` returns the cached file with the sha256 of its bytes; a configured sha256 that differs is a
 :class:`~lrdm.errors.ChecksumError` naming both, a file the repository does not hold a
 :class:`~lrdm.errors.DownloadError` listing the repository's checkpoint files.  ``HF_ENDPOINT`` is read when a
-download starts (not when ``huggingface_hub`` was imported), so a test can point it at a local server.
+download starts (not when ``huggingface_hub`` was imported), so a test can point it at a local server; so is
+``HF_HUB_CACHE``.
 
 This module is imported while Snakemake builds the DAG: it never imports torch, and huggingface_hub only inside
 the functions that download.
@@ -27,6 +28,7 @@ from lrdm.files import sha256_file
 HUB_URL = "https://huggingface.co"
 """The public Hub: where a repository's page is, whatever ``HF_ENDPOINT`` the downloads use."""
 ENDPOINT_VARIABLE = "HF_ENDPOINT"
+CACHE_VARIABLE = "HF_HUB_CACHE"
 OFFLINE_VARIABLE = "HF_HUB_OFFLINE"
 REPO_TYPES = ("model", "dataset")
 DEFAULT_REVISION = "main"
@@ -120,6 +122,13 @@ def hub_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
+def hub_cache(cache_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """``cache_dir``, else ``HF_HUB_CACHE`` as it is now, else None (the library's default under ``HF_HOME``)."""
+    if cache_dir is not None:
+        return str(cache_dir)
+    return os.environ.get(CACHE_VARIABLE) or None
+
+
 def offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` asks for the cache only (read now, as huggingface_hub reads it)."""
     return os.environ.get(OFFLINE_VARIABLE, "").strip().upper() in ("1", "ON", "YES", "TRUE")
@@ -173,7 +182,7 @@ def hub_download(file: HubFile, cache_dir: str | os.PathLike[str] | None = None)
             file.filename,
             revision=file.revision,
             repo_type=file.repo_type,
-            cache_dir=cache_dir,
+            cache_dir=hub_cache(cache_dir),
             endpoint=hub_endpoint(),
             local_files_only=offline(),
         )
@@ -218,6 +227,6 @@ def cached_file(file: HubFile, cache_dir: str | os.PathLike[str] | None = None) 
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(
-        file.repo_id, file.filename, cache_dir=cache_dir, revision=file.revision, repo_type=file.repo_type
+        file.repo_id, file.filename, cache_dir=hub_cache(cache_dir), revision=file.revision, repo_type=file.repo_type
     )
     return Path(found) if isinstance(found, str) else None
