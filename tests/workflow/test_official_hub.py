@@ -99,3 +99,24 @@ def test_a_hub_entry_is_downloaded_imported_with_its_sha256_and_rank_settings_an
     )
     downloads = len(mock_hub.state.downloads())
     assert snakemake(tmp_path, config, "main_table").returncode == 0 and len(mock_hub.state.downloads()) == downloads
+
+
+def test_an_entry_is_either_placed_or_on_the_hub_and_says_so_in_one_line():
+    from lrdm.errors import ConfigError
+    from lrdm.schema import checked_config
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    good = smoke({"hub": HUB, "filename": "model-120.pt", "revision": "main", "sha256": "a" * 64, "size": 10})
+    assert checked_config(good, schema)["official_weights"]["synthetic_rain"]["hub"] == HUB
+    dropped = smoke({"hub": HUB, "filename": "model-120.pt"})
+    dropped["official_weights"]["synthetic_rain"] = None  # an overlay drops an entry with null
+    checked_config(dropped, schema)
+    for entry, expected in (
+        ({"hub": HUB, "filename": "m.pt", "file": "x.pt", "page": "p"}, "either file and page (placed by hand)"),
+        ({"hub": HUB}, "or hub and filename (downloaded from the Hugging Face Hub)"),
+        ({"hub": "lrdm", "filename": "m.pt"}, "official_weights.synthetic_rain.hub: 'lrdm' does not match"),
+        ({"hub": HUB, "filename": "m.pt", "sha256": "ABC"}, "official_weights.synthetic_rain.sha256: 'ABC'"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            checked_config(smoke(entry), schema)
+        assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
