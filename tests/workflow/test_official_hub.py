@@ -120,3 +120,21 @@ def test_an_entry_is_either_placed_or_on_the_hub_and_says_so_in_one_line():
         with pytest.raises(ConfigError) as err:
             checked_config(smoke(entry), schema)
         assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_the_import_refuses_a_download_record_whose_file_is_gone_or_changed(tmp_path):
+    from lrdm.errors import ChecksumError, DownloadError
+    from lrdm.workflow import read_download_record
+
+    cached = tmp_path / "blob"
+    cached.write_bytes(b"weights")
+    record = tmp_path / "download.json"
+    fields = {"source": f"hf://{HUB}/model-120.pt@main", "path": str(cached)}
+    record.write_text(json.dumps({**fields, "sha256": hashlib.sha256(b"weights").hexdigest()}))
+    assert read_download_record(record)["path"] == str(cached)
+    cached.write_bytes(b"other bytes")
+    with pytest.raises(ChecksumError, match=hashlib.sha256(b"other bytes").hexdigest()):
+        read_download_record(record)
+    cached.unlink()
+    with pytest.raises(DownloadError, match="no longer in the Hugging Face cache; delete"):
+        read_download_record(record)
