@@ -68,6 +68,7 @@ JOB_STATS = "Job stats:"
 TRAIN_RULE = "train"
 RESTORE_RULES = ("evaluate", "evaluate_official")
 """Rules that restore a test split (wildcards ``dataset`` and ``steps``)."""
+OFFICIAL_RESTORE_RULE = "evaluate_official"
 COST_KEYS = ("process", "objective", "backbone", "network", "dim", "dim_mults", "batch_size", "grad_accum",
              "keep_checkpoints", "resize", "crop", "T")  # fmt: skip
 """TrainConfig keys that decide a run's network and its costs: runs equal in these share one count."""
@@ -288,6 +289,19 @@ def _run_configs(config: dict[str, Any], jobs: list[Job]) -> list[tuple[str, Any
     return runs
 
 
+def official_run_config(config: dict[str, Any], dataset: str) -> Any:
+    """The config an ``official_weights`` import will most likely resolve to, before the checkpoint is there: the
+    dataset's full-rank run of the default process (``train``, the dataset's ``train``), with the entry's ``set``
+    keys over it.  What the plan counts an official evaluation's network with."""
+    from lrdm.config import TrainConfig
+    from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS
+    from lrdm.workflow import Run, dataset_index_path, official_weights, run_values
+
+    run = Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, "full", int(config["seeds"][0]))
+    values = run_values(config, run, dataset_index_path(config, dataset), None)
+    return TrainConfig.from_dict({**values, **official_weights(config)[dataset].get("set", {})})
+
+
 def _cost_key(run: Any, eval_hw: tuple[int, int]) -> tuple:
     values = run.to_dict()
     return tuple(str(values[key]) for key in COST_KEYS) + (eval_hw,)
@@ -299,9 +313,12 @@ def _gpu_hours(flops: float, tflops: float) -> float:
 
 def missing_files(config: dict[str, Any], jobs: list[Job]) -> pd.DataFrame:
     """Dataset archives (of the datasets the dry run prepares) and official weights (of the datasets it
-    imports) that are not in place, with where each goes and where it comes from."""
+    imports) that are not in place, with where each goes and where it comes from: a Hub entry whose download the
+    dry run plans is listed as downloaded by the workflow, with its size where the entry gives it (``size``) and
+    its place in the Hugging Face cache where it is already there (no request to the Hub)."""
     from lrdm.data.registry import load_registry
-    from lrdm.workflow import official_weights
+    from lrdm.hub import cached_file
+    from lrdm.workflow import is_hub_entry, official_hub_file, official_source, official_weights
 
     downloads = Path(config["downloads"])
     rows = []
@@ -315,12 +332,21 @@ def missing_files(config: dict[str, Any], jobs: list[Job]) -> pd.DataFrame:
                 how = f"by hand, from {source.page}" if source.manual else f"downloaded by the workflow: {source.url}"
                 rows.append({"what": f"dataset {name}", "file": str(place), "from": how})
     for job in jobs:
+        if job.rule == "download_official":  # a Hub entry whose download the workflow has not recorded yet
+            name = job.wildcards.get("dataset")
+            file = official_hub_file(config, name)
+            cached = cached_file(file)
+            size = official_weights(config)[name].get("size")
+            known = f", {size / GIGA:.2f} GB" if size else ", size known once downloaded"
+            rows.append({"what": f"official_weights.{name}", "file": file.describe(),
+                         "from": official_source(config, name)
+                         + (f"; already in the Hugging Face cache: {cached}" if cached else known)})  # fmt: skip
         if job.rule == "import_official":
             name = job.wildcards.get("dataset")
             entry = official_weights(config).get(name, {})
-            if not Path(entry["file"]).is_file():
+            if not is_hub_entry(entry) and not Path(entry["file"]).is_file():
                 rows.append({"what": f"official_weights.{name}.file", "file": entry["file"],
-                             "from": f"by hand, from {entry.get('page', '?')}"})  # fmt: skip
+                             "from": official_source(config, name)})  # fmt: skip
     return pd.DataFrame(rows, columns=["what", "file", "from"])
 
 
@@ -383,7 +409,11 @@ def make_plan(configfiles: Sequence[str | Path], target: str = DEFAULT_TARGET, t
         w = job.wildcards
         name, steps = w["dataset"], int(w["steps"])
         run_cfg = run_by_dir.get((name, w.get("process"), w.get("objective"), w.get("rank_spec"), w.get("seed")))
-        if run_cfg is None:  # a run trained earlier, or imported official weights: the dataset's first run
+        if run_cfg is None and job.rule == OFFICIAL_RESTORE_RULE:
+            run_cfg = official_run_config(config, name)
+            notes.append(f"{job.rule} {name}: the network counted is the config's train network with the "
+                         f"official_weights.{name}.set keys (the checkpoint decides it at import)")  # fmt: skip
+        if run_cfg is None:  # a run trained earlier: the dataset's first run
             run_cfg = next((r for n, r in runs if n == name), None)
         if run_cfg is None:
             notes.append(f"{job.rule} {name} steps {steps}: no run of this plan to count its network")
@@ -404,7 +434,7 @@ def make_plan(configfiles: Sequence[str | Path], target: str = DEFAULT_TARGET, t
     else:
         paper = next(iter(costs.values()), None)
         measured = None
-        if paper is not None and Path(gpu_check).is_file():
+        if paper is not None and runs and Path(gpu_check).is_file():
             first = runs[0][1]
             measured = measured_tflops(gpu_check, paper.step_flops / (first.batch_size * first.grad_accum))
         if measured is not None:

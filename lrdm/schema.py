@@ -31,6 +31,8 @@ REF_PREFIX = "#/definitions/"
 """How the schema's ``$ref`` values name its ``definitions``."""
 MAX_MESSAGE = 300
 """Characters of jsonschema's message kept (it quotes the offending value, which may be a whole section)."""
+DESCRIBED_VALIDATORS = ("pattern", "oneOf")
+"""Violations whose message adds the schema node's ``description`` (what the pattern or the alternatives mean)."""
 CLOSE_MATCH_CUTOFF = 0.6
 """difflib similarity above which an unknown key is offered a known one (``trian`` -> ``train``)."""
 
@@ -120,7 +122,7 @@ def schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "required" and isinstance(error.validator_value, list):
         missing = [key for key in error.validator_value if key not in _mapping(error.instance)]
         return f"config key {dotted([*where, missing[0] if missing else '?'])}: missing (it is required)"
-    described = error.schema.get("description") if error.validator == "pattern" else None
+    described = error.schema.get("description") if error.validator in DESCRIBED_VALIDATORS else None
     message = error.message if len(error.message) <= MAX_MESSAGE else error.message[:MAX_MESSAGE] + "…"
     return f"config key {dotted(where) or '(top level)'}: {message}" + (f" ({described})" if described else "")
 

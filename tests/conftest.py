@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -145,3 +146,217 @@ def server():
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------------------------------
+# A local stand-in for the Hugging Face Hub (127.0.0.1 only): the endpoints huggingface_hub's hf_hub_download
+# and list_repo_files call (HEAD/GET .../resolve/<revision>/<file> with Range, GET /api/<type>s/<repo>/tree/<rev>)
+# --------------------------------------------------------------------------------------------------
+
+HUB_RESOLVE_RE = re.compile(r"^/(?:(datasets)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+HUB_TREE_RE = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)/tree/([^/?]+)")
+
+
+@dataclass
+class HubState:
+    """Repositories served (``(repo_type, repo_id) -> {filename: bytes}``, all at one commit), failure modes,
+    and every request received."""
+
+    repos: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    commit: str = "0123456789abcdef0123456789abcdef01234567"
+    cut_after: int | None = None  # the first file body sent stops after this many bytes, then the connection drops
+    requests: list[dict[str, str | None]] = field(default_factory=list)
+    cut_done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, repo_id: str, filename: str, body: bytes, repo_type: str = "model") -> None:
+        self.repos.setdefault((repo_type, repo_id), {})[filename] = body
+
+    def downloads(self) -> list[dict[str, str | None]]:
+        """The GET requests for file bodies."""
+        return [r for r in self.requests if r["method"] == "GET" and "/resolve/" in str(r["path"])]
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    """The subset of the Hub's HTTP API that downloads and file listings use."""
+
+    server: _HubServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
+        pass
+
+    def _error(self, code: int, error_code: str | None = None) -> None:
+        self.send_response(code)
+        if error_code:
+            self.send_header("X-Error-Code", error_code)
+            self.send_header("X-Error-Message", error_code)
+        self.send_header("X-Repo-Commit", self.server.state.commit)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _repo(self, repo_type: str, repo_id: str, revision: str) -> dict[str, bytes] | None:
+        state = self.server.state
+        files = state.repos.get((repo_type, repo_id))
+        if files is None:
+            self._error(404, "RepoNotFound")
+            return None
+        if revision not in ("main", state.commit):
+            self._error(404, "RevisionNotFound")
+            return None
+        return files
+
+    def _resolve(self, head: bool) -> None:
+        import hashlib
+
+        state = self.server.state
+        with state.lock:
+            state.requests.append(
+                {"method": "HEAD" if head else "GET", "path": self.path, "range": self.headers.get("Range")}
+            )
+        path = self.path.split("?")[0]
+        tree = HUB_TREE_RE.match(path)
+        if tree and not head:
+            repo_type = "dataset" if tree.group(1) == "datasets" else "model"
+            files = self._repo(repo_type, tree.group(2), tree.group(3))
+            if files is None:
+                return
+            listing = [
+                {"type": "file", "path": name, "size": len(body), "oid": hashlib.sha1(body).hexdigest()}
+                for name, body in sorted(files.items())
+            ]
+            payload = json.dumps(listing).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        match = HUB_RESOLVE_RE.match(path)
+        if match is None:
+            self._error(404)
+            return
+        repo_type = "dataset" if match.group(1) else "model"
+        files = self._repo(repo_type, match.group(2), match.group(3))
+        if files is None:
+            return
+        body = files.get(match.group(4))
+        if body is None:
+            self._error(404, "EntryNotFound")
+            return
+        start = 0
+        range_header = self.headers.get("Range")
+        if range_header and not head:
+            found = RANGE_RE.match(range_header)
+            assert found, f"unexpected Range header {range_header!r}"
+            start = int(found.group(1))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header("X-Repo-Commit", state.commit)
+        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(chunk)))
+        self.end_headers()
+        if head:
+            return
+        with state.lock:
+            cut = state.cut_after is not None and not state.cut_done
+            state.cut_done = state.cut_done or cut
+        if cut:
+            self.wfile.write(chunk[: state.cut_after])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(chunk)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler API
+        self._resolve(head=True)
+
+    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler API
+        self._resolve(head=False)
+
+
+class _HubServer(ThreadingHTTPServer):
+    daemon_threads = True
+    state: HubState
+
+
+@dataclass
+class MockHub:
+    state: HubState
+    endpoint: str
+    cache: str  # HF_HUB_CACHE of the subprocesses; in-process calls pass it (huggingface_hub read it at import)
+
+
+@pytest.fixture
+def mock_hub(monkeypatch, tmp_path, no_proxy):
+    """A local Hub at ``HF_ENDPOINT``, with an empty Hugging Face cache of its own (``HF_HUB_CACHE``)."""
+    httpd = _HubServer(("127.0.0.1", 0), HubHandler)
+    httpd.state = HubState()
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    cache = str(tmp_path / "hf-cache")
+    monkeypatch.setenv("HF_HUB_CACHE", cache)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        yield MockHub(httpd.state, endpoint, cache)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def lrdm_trainer_checkpoint(path, dim: int = 8, dim_mults=(1, 2), T: int = 100, beta2_sum: float = 1.0, seed: int = 0):
+    """Writes a checkpoint laid out as the official LRDM (and RDDM) ``Trainer.save`` writes it: ``step, model,
+    opt, ema, scaler``, the EMA copy of ``ResidualDiffusion`` under ``ema['ema_model.*']`` (12 float32 schedule
+    buffers, then the two-network ``UnetRes`` under ``model.unet0`` / ``model.unet1``), a tiny network.  Returns
+    the EMA network's state_dict."""
+    import torch
+
+    from lrdm.core.schedules import residual_schedule
+    from lrdm.core.unetres import UnetRes
+
+    torch.manual_seed(seed)
+    net = UnetRes(dim=dim, dim_mults=tuple(dim_mults), share_encoder=0)
+    for tensor in net.state_dict().values():  # away from the initialisation, so a wrong load shows
+        tensor.add_(0.01 * torch.randn_like(tensor))
+    s = residual_schedule(T=T, beta2_sum=beta2_sum)
+    beta2_prev = torch.cat([torch.ones(1, dtype=torch.float64), s.beta2_bar[:-1]])
+    alpha_prev = torch.cat([torch.ones(1, dtype=torch.float64), s.alpha_bar[:-1]])
+    posterior = s.beta2 * beta2_prev / s.beta2_bar
+    posterior[0] = 0
+    buffers = {
+        "alphas": s.alpha,
+        "alphas_cumsum": s.alpha_bar,
+        "one_minus_alphas_cumsum": 1 - s.alpha_bar,
+        "betas2": s.beta2,
+        "betas": s.beta2.sqrt(),
+        "betas2_cumsum": s.beta2_bar,
+        "betas_cumsum": s.beta_bar,
+        "posterior_mean_coef1": beta2_prev / s.beta2_bar,
+        "posterior_mean_coef2": (s.beta2 * alpha_prev - beta2_prev * s.alpha) / s.beta2_bar,
+        "posterior_mean_coef3": s.beta2 / s.beta2_bar,
+        "posterior_variance": posterior,
+        "posterior_log_variance_clipped": posterior.clamp(min=1e-20).log(),
+    }
+    diffusion = {name: value.float() for name, value in buffers.items()}
+    diffusion.update({f"model.{name}": value.clone() for name, value in net.state_dict().items()})
+    raw = {name: value + 0.5 if value.is_floating_point() else value for name, value in diffusion.items()}
+    ema = {"initted": torch.tensor(True), "step": torch.tensor(120)}
+    ema.update({f"online_model.{name}": value for name, value in raw.items()})
+    ema.update({f"ema_model.{name}": value for name, value in diffusion.items()})
+    torch.save({"step": 120, "model": raw, "opt": {"state": {}, "param_groups": []}, "ema": ema, "scaler": None}, path)
+    return net.state_dict()
+
+
+@pytest.fixture
+def trainer_checkpoint():
+    """:func:`lrdm_trainer_checkpoint`, for tests that write a tiny official-layout checkpoint."""
+    return lrdm_trainer_checkpoint

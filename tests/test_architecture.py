@@ -28,6 +28,7 @@ LAYERS = {
     "lrdm.config": 1,
     "lrdm.layout": 1,
     "lrdm.joblog": 1,
+    "lrdm.hub": 1,
     "lrdm.core": 2,
     "lrdm.data": 2,
     "lrdm.training": 3,

@@ -105,6 +105,68 @@ def _scheduled_ranks(
     return k.clamp(1, max_rank).to(dtype=torch.long)
 
 
+SCHEDULED_KINDS = ("lin_increase", "lin_decrease", "poly_increase", "poly_decrease")
+"""Rank schedulers that depend on ``t`` (those whose official arithmetic can differ from Eq. 15-19 here)."""
+COMPARED_ORDERS = (1, 2, 3, 4, 5)
+"""Polynomial orders of LRDM Tab. 4, compared by :func:`rank_differences`."""
+
+
+def official_ranks(
+    kind: str, t: torch.Tensor, T: int, image_size: int, order: int = DEFAULT_ORDER, rank: int | None = None
+) -> torch.Tensor:
+    """How many singular values the official LRDM training (``p_losses`` with ``enable_res_low_rank``) keeps at
+    timesteps ``t`` on ``image_size × image_size`` images: a re-derivation of its arithmetic, for measuring the
+    differences from :func:`rank_schedule` (README, "The authors' LRDM weights").
+
+    The official code computes ``d = t / T`` and the envelope in float32, scales by ``image_size`` (not the
+    image's ``min(H, W)``), takes no ``clamp``, writes ``poly_increase`` as ``ceil(1 - envelope · size)`` (the
+    precedence slip) and slices ``U[:, :, :k]``: a ``k ≤ 0`` keeps ``size + k`` values (none at ``k = 0``, an
+    all-zero residual), a ``k`` above ``size`` keeps all.  ``fixed``: ``rank``; ``full``: ``image_size``.
+    Returns a LongTensor of ``t``'s shape.
+    """
+    _check_kind(kind)
+    t = torch.as_tensor(t)
+    if kind == "full":
+        return torch.full_like(t, image_size, dtype=torch.long)
+    if kind == "fixed":
+        return torch.full_like(t, min(int(rank or 0), image_size), dtype=torch.long)
+    d = t.to(torch.float32) / T
+    if kind.startswith("poly"):
+        p = float(order)
+        a, b, c = -(p + 1) * (p + 2) / 2, p * (p + 2), -p * (p + 1) / 2
+        shape = 1 + a * d**p + b * d ** (p + 1) + c * d ** (p + 2)
+        shape = torch.where(d < 1, shape, torch.zeros_like(d))
+        k = torch.ceil(1 - shape * image_size) if kind == "poly_increase" else torch.ceil(shape * image_size)
+    else:
+        k = torch.ceil(d * image_size) if kind == "lin_increase" else torch.ceil((1 - d) * image_size)
+    k = k.long()
+    return torch.where(k >= 0, k.clamp(max=image_size), (image_size + k).clamp(min=0))
+
+
+def rank_differences(T: int = 1000, image_size: int = 256) -> list[dict[str, object]]:
+    """Per scheduler (and order): how many timesteps ``t ∈ [0, T-1]`` :func:`official_ranks` differs from
+    :func:`rank_schedule` (``max_rank = image_size``) at, how many of them keep no singular value at all in the
+    official code, the largest ``|ours - official|`` and the first and last differing ``(t, ours, official)``."""
+    t = torch.arange(T)
+    rows: list[dict[str, object]] = []
+    for kind in SCHEDULED_KINDS:
+        for order in COMPARED_ORDERS if kind.startswith("poly") else (DEFAULT_ORDER,):
+            ours = rank_schedule(kind, t, T, image_size, order=order)
+            theirs = official_ranks(kind, t, T, image_size, order=order)
+            differ = (ours != theirs).nonzero().flatten().tolist()
+            point = [(t, int(ours[t]), int(theirs[t])) for t in (differ[:1] + differ[-1:])]
+            rows.append({
+                "scheduler": kind,
+                "order": order if kind.startswith("poly") else None,
+                "timesteps_differing": len(differ),
+                "official_zero_rank": int((theirs[differ] == 0).sum()) if differ else 0,
+                "largest_gap": int((ours - theirs).abs().max()),
+                "first (t, ours, official)": point[0] if point else None,
+                "last (t, ours, official)": point[-1] if point else None,
+            })  # fmt: skip
+    return rows
+
+
 def spec_ranks(spec: RankSpec, t: torch.Tensor, T: int, height: int, width: int) -> torch.Tensor:
     """``k(t)`` ``(B,)`` of a rank spec for a batch of timesteps on images of size ``height × width``.
 

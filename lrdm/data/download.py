@@ -1,6 +1,9 @@
 """Downloading dataset archives: resumable, retried, verified against the registry's size and sha256.
 
-:func:`fetch` puts a verified archive at ``downloads_dir / source.filename``.  HTTP(S)
+:func:`fetch` puts a verified archive at ``downloads_dir / source.filename``.  An archive hosted on the
+Hugging Face Hub (``https://huggingface.co/datasets/<owner>/<name>/resolve/<revision>/<file>``) is fetched by
+:func:`lrdm.hub.hub_download` into the Hugging Face cache, the one the authors' weights use (its resume, its
+``HF_HUB_OFFLINE``, its token), and ``downloads_dir / source.filename`` becomes a link to it.  Other HTTP(S)
 downloads go to ``<filename>.part`` first, resume from it with a ``Range`` request after
 an interruption, are retried with exponential back-off on transient failures, and are
 renamed to the final name (``os.replace``) only after their size and sha256 match the
@@ -28,6 +31,7 @@ from tqdm import tqdm
 from lrdm.data.archives import archive_stem, check_archive
 from lrdm.errors import ChecksumError, CorruptArchiveError, DownloadError, ManualDownloadRequired
 from lrdm.files import sha256_file
+from lrdm.hub import HubFile, hub_download, hub_file_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +206,9 @@ def fetch(
         raise ManualDownloadRequired(_manual_message(source, dest))
     assert source.url is not None  # for type checkers: is_manual covers url None
     downloads_dir.mkdir(parents=True, exist_ok=True)
+    hub_file = hub_file_from_url(source.url)
+    if hub_file is not None:
+        return _fetch_from_hub(source, hub_file, dest)
     part = dest.with_name(dest.name + PART_SUFFIX)
 
     attempt = 0
@@ -229,6 +236,21 @@ def fetch(
 
     _verify(part, source)  # deletes the .part on mismatch
     os.replace(part, dest)
+    _check_unpinned_archive(dest, source)
+    return dest
+
+
+def _fetch_from_hub(source: Source, file: HubFile, dest: Path) -> Path:
+    """``dest`` as a link to ``file`` in the Hugging Face cache (downloaded there first if needed), verified
+    against ``source``'s size and sha256 (a mismatch removes the link, not the cached file)."""
+    cached = hub_download(file).path
+    if dest.is_symlink():  # a link whose cached file is gone
+        dest.unlink()
+    link = dest.with_name(dest.name + PART_SUFFIX)
+    link.unlink(missing_ok=True)
+    link.symlink_to(cached)
+    _verify(link, source)
+    os.replace(link, dest)
     _check_unpinned_archive(dest, source)
     return dest
 

@@ -23,6 +23,11 @@ Transcription notes (checked against each paper's prose where the prose quotes a
   repeated in RDDM Tab. 6 (SM-Res-N there is the two-network variant) and agree; the ISTD MAE of SM-Res
   and SM-Res-N agrees with RDDM Tab. 5; the LOL column is confirmed by the prose only for SM-N (16.30 dB).
 * Fig. 6 and Fig. 8 are plots; only the points the prose quotes are recorded (tables ``… (prose)``).
+
+One record is not from a paper: the LRDM repository's README (github.com/JF-Tan/LRDM, "Pre-trained Models
+Checking") says that its ``eval.py configs/rain1400.yml`` on the released Rain1400 checkpoint (Hugging Face Hub
+``jun0519/lrdm``, ``model-120.pt``) prints Average PSNR 34.40480469099684 and Average SSIM 0.9542205011891243,
+table :data:`LRDM_README`, source :data:`README_SOURCE`, beside the main table's row of those weights evaluated here.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ import pandas as pd
 
 from lrdm.vocab import check_choice
 
-#: Value of the ``source`` column for every reported record.
+#: Value of the ``source`` column for every record quoted from a paper.
 REPORTED_SOURCE = "reported by the paper"
+#: Value of the ``source`` column of the LRDM README's record (:data:`LRDM_README`).
+README_SOURCE = "reported by the LRDM README"
 
 LRDM_TAB1 = "LRDM Tab. 1"
 LRDM_TAB2 = "LRDM Tab. 2"
@@ -44,9 +51,11 @@ LRDM_TAB5 = "LRDM Tab. 5"
 LRDM_FIG6_PROSE = "LRDM Fig. 6 (prose)"
 LRDM_FIG8_PROSE = "LRDM Fig. 8 (prose)"
 RDDM_TAB1 = "RDDM Tab. 1"
+LRDM_README = "LRDM README (released checkpoint)"
 
 #: Every table identifier present in :func:`reported_frame`.
 REPORTED_TABLES = (
+    LRDM_README,
     LRDM_TAB1,
     LRDM_TAB2,
     LRDM_TAB3,
@@ -182,6 +191,12 @@ _FIG8_PROSE = (  # (dataset, scheduler, sampling steps, PSNR)
     ("rain1400", "poly_decrease", 2, 34.65),
 )
 
+
+#: The LRDM README's released-checkpoint row: (method, dataset, PSNR, SSIM), as its eval.py prints them.
+_LRDM_README_ROW = ("LRDM, official weights (its README)", "rain1400", 34.40480469099684, 0.9542205011891243)
+#: The released Rain1400 config (configs/rain1400.yml): a fixed rank 100, 5 sampling steps.
+_LRDM_README_RANK = 100
+_LRDM_README_STEPS = 5
 
 LRDM_PROTOCOL = "lrdm_y@lrdm256"
 """How the LRDM paper measured every number it reports: its trainer's test, on images padded and resized to
@@ -334,6 +349,24 @@ def reported_records() -> list[dict[str, Any]]:
                 **common,
             )
         )
+    method, dataset, psnr, ssim = _LRDM_README_ROW
+    rows.append(
+        _record(
+            "LRDM",
+            LRDM_README,
+            dataset,
+            method,
+            process="rddm",
+            scheduler="fixed",
+            rank=_LRDM_README_RANK,
+            low_rank=True,
+            steps=_LRDM_README_STEPS,
+            psnr=psnr,
+            ssim=ssim,
+            source=README_SOURCE,
+            note="github.com/JF-Tan/LRDM README: eval.py configs/rain1400.yml on model-120.pt (hf.co/jun0519/lrdm)",
+        )
+    )
     return rows
 
 

@@ -27,12 +27,14 @@ from lrdm.evaluation.columns import SCORE_KEY_COLUMNS
 from lrdm.results.degraded import input_rows
 from lrdm.results.render import STD_SUFFIX, clean_value
 from lrdm.results.reported import (
+    LRDM_README,
     LRDM_TAB1,
     LRDM_TAB2,
     LRDM_TAB3,
     LRDM_TAB4,
     LRDM_TAB5,
     RDDM_TAB1,
+    README_SOURCE,
     REPORTED_SOURCE,
     reported_frame,
 )
@@ -87,10 +89,13 @@ METHOD_LABELS = {
     ("resshift", False): "ResShift",
     ("resshift", True): "ResShift + Low-Rank",
 }
-#: Row name of the authors' weights evaluated here (score rows of run :data:`lrdm.vocab.OFFICIAL_RUN`).
+#: Row name of the authors' RDDM weights evaluated here (score rows of run :data:`lrdm.vocab.OFFICIAL_RUN`).
 OFFICIAL_LABEL = "RDDM, official weights (evaluated here)"
+#: Row name of the authors' LRDM weights evaluated here (official rows whose import set a rank spec).
+LRDM_OFFICIAL_LABEL = "LRDM, official weights (evaluated here)"
+OFFICIAL_SUFFIX = ", official weights (evaluated here)"
 #: Reported tables shown beside our rows by :func:`main_table` by default.
-MAIN_REPORTED_TABLES = (LRDM_TAB1, LRDM_TAB2)
+MAIN_REPORTED_TABLES = (LRDM_TAB1, LRDM_TAB2, LRDM_README)
 
 #: Label of the degraded-input row of :func:`rank_sweep_table`.
 INPUT_ROW = "input (degraded)"
@@ -109,7 +114,7 @@ def _reported_wide(
     rows: dict[tuple[Hashable, ...], dict[str, Any]] = {}
     for record in reported.to_dict("records"):
         labels = key(record)
-        row = rows.setdefault(tuple(clean_value(v) for v in labels.values()), {**labels, "source": REPORTED_SOURCE})
+        row = rows.setdefault(tuple(clean_value(v) for v in labels.values()), {**labels, "source": record["source"]})
         for metric in metrics:
             value = clean_value(record[metric])
             if value is not None:
@@ -480,6 +485,12 @@ def method_label(process: str, rank_spec: str, objective: str | None = None, eta
     return f"{base} ({', '.join(details)})"
 
 
+def official_label(process: str, rank_spec: str) -> str:
+    """Row name of the authors' weights: :data:`OFFICIAL_LABEL` (RDDM) or :data:`LRDM_OFFICIAL_LABEL` (weights
+    trained with a low-rank forward process, whose import recorded the rank spec)."""
+    return METHOD_LABELS.get((process, rank_spec != FULL_RANK_ROW), process) + OFFICIAL_SUFFIX
+
+
 def main_table(
     scores: pd.DataFrame,
     datasets: Sequence[str] | None = None,
@@ -499,34 +510,41 @@ def main_table(
     reported for several datasets (even from different tables) is one row.  Only runs of ``process`` and
     ``objective`` are used (None: any; labels then name them).  Raises ValueError when ``scores`` holds
     none of ``datasets``.  Score rows of the authors' weights (run :data:`lrdm.vocab.OFFICIAL_RUN`, imported by
-    the workflow's ``official_weights``) make one row :data:`OFFICIAL_LABEL`, whatever their process and
-    objective, between the paper's rows and our trained ones; before it, one :data:`INPUT_ROW` row per protocol:
-    the degraded test inputs scored as our runs were (:func:`lrdm.results.degraded.input_rows`).
+    the workflow's ``official_weights``) make one row per kind of weights (:func:`official_label`: RDDM's, or
+    LRDM's when their import recorded a rank spec), whatever their objective, between the paper's rows and our
+    trained ones; before them, one :data:`INPUT_ROW` row per protocol: the degraded test inputs scored as our runs
+    were (:func:`lrdm.results.degraded.input_rows`).  With official rows and no trained ones (``specs: []``) the
+    table holds the official, input and reported rows.
     """
     require_columns(scores, SCORE_KEY_COLUMNS, "main_table")
     wanted = dataset_order(datasets) if datasets is not None else dataset_order(scores["dataset"].astype(str).unique())
     is_official = (scores["run"].astype(str) == OFFICIAL_RUN).to_numpy()
     official = scores[is_official & scores["dataset"].isin(wanted).to_numpy()]
     scores = scores[~is_official]
-    frame = select_rows(
-        scores,
-        lambda f: f["dataset"].isin(wanted),
-        f"rows for dataset(s) {wanted}",
-        "main_table",
-        steps,
-        process,
-        objective,
-    )
-    optional = varying_keys(frame, ("eta",))
-    row_keys = ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional]
-    ours, _ = wide_frame(frame, row_keys)
+    only_official = not official.empty and not scores["dataset"].isin(wanted).any()
     labels = labels or {}
-    ours["method"] = [
-        labels.get(r["rank_spec"])
-        or method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if optional else None)
-        for r in ours.to_dict("records")
-    ]
-    ours["protocol"] = _protocols_of_rows(frame, ours, row_keys)
+    if only_official:  # e.g. an overlay that keeps only the official weights' row (README, first GPU hour)
+        official = select_steps(official, steps)
+        frame, optional, ours = official, [], pd.DataFrame()
+    else:
+        frame = select_rows(
+            scores,
+            lambda f: f["dataset"].isin(wanted),
+            f"rows for dataset(s) {wanted}",
+            "main_table",
+            steps,
+            process,
+            objective,
+        )
+        optional = varying_keys(frame, ("eta",))
+        row_keys = ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional]
+        ours, _ = wide_frame(frame, row_keys)
+        ours["method"] = [
+            labels.get(r["rank_spec"])
+            or method_label(r["process"], r["rank_spec"], r["objective"], r["eta"] if optional else None)
+            for r in ours.to_dict("records")
+        ]
+        ours["protocol"] = _protocols_of_rows(frame, ours, row_keys)
     reported_parts = [
         _reported_wide(name, wanted, lambda r: {"method": r["method"], "protocol": r["protocol"]})
         for name in reported_tables
@@ -537,20 +555,31 @@ def main_table(
         for method in reported_frame(name)["method"]:
             paper_order.setdefault(method, len(paper_order))
     parts = [ours, input_rows(frame, wanted, dataset_metric, THIS_RUN, INPUT_ROW)]
+    official_labels: list[str] = []
     if not official.empty:
         official = select_steps(official, steps)
-        official_row, _ = wide_frame(official, [])
-        official_row["method"] = OFFICIAL_LABEL
-        official_row["protocol"] = _protocols_of_rows(official, official_row, [])
-        parts.append(official_row)
+        names = [official_label(str(p), str(r)) for p, r in zip(official["process"], official["rank_spec"])]
+        for name in dict.fromkeys(names):
+            group = official[[n == name for n in names]]
+            official_row, _ = wide_frame(group, [])
+            official_row["method"] = name
+            official_row["protocol"] = _protocols_of_rows(group, official_row, [])
+            parts.append(official_row)
+            official_labels.append(name)
     if reported_parts:
         reported = pd.concat(reported_parts, ignore_index=True)
         parts.append(reported.groupby(["method", "protocol"], sort=False, dropna=False).first().reset_index())
-    used = steps_used(pd.concat([frame, official]) if not official.empty else frame)
+    used = steps_used(official if only_official else pd.concat([frame, official]) if not official.empty else frame)
+    quoted = " and ".join(f"'{name}'" for name in official_labels)
     caption = (
         "Comparison with the paper (LRDM Tab. 1/2 layout): rows marked "
         f"'{REPORTED_SOURCE}' are quoted from the paper, rows marked '{THIS_RUN}' were measured here"
-        + ("" if official.empty else f" ('{OFFICIAL_LABEL}': the authors' released checkpoint, scored here)")
+        + ("" if official.empty else f" ({quoted}: the authors' released checkpoint, scored here)")
+        + (
+            f"; '{README_SOURCE}': what the LRDM repository's README says its eval.py prints for that checkpoint"
+            if any(README_SOURCE in set(part["source"]) for part in reported_parts)
+            else ""
+        )
         + f"; '{INPUT_ROW}': the degraded test inputs, scored as the runs under each protocol"
         + "; the protocol column says how each row was scored (README, 'How each paper measured'). "
         + steps_text(used)
@@ -561,8 +590,8 @@ def main_table(
     def sort_key(row: pd.Series) -> tuple[Any, ...]:
         if row["source"] != THIS_RUN:
             return (0, paper_order.get(row["method"], len(paper_order)))
-        if row["method"] in (INPUT_ROW, OFFICIAL_LABEL):  # the inputs under each protocol, then the authors' weights
-            return (1, row["method"] != INPUT_ROW, _text_or_empty(row["protocol"]))
+        if row["method"] == INPUT_ROW or row["method"] in official_labels:  # the inputs, then the authors' weights
+            return (1, row["method"] != INPUT_ROW, _text_or_empty(row["protocol"]), row["method"])
         full = row["rank_spec"] == "full"
         return (
             2,

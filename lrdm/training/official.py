@@ -32,7 +32,7 @@ from lrdm.core.process import build_network, build_process
 from lrdm.core.schedules import residual_schedule
 from lrdm.core.unetres import CONDITION_CHANNELS
 from lrdm.errors import CheckpointError, ConfigError
-from lrdm.files import save_torch
+from lrdm.files import save_torch, sha256_file
 from lrdm.training.rundir import CHECKPOINT_DIR, CONFIG_FILE, LOSS_FILE, MODEL_FILE
 from lrdm.vocab import OFFICIAL_BACKBONE
 
@@ -187,9 +187,12 @@ def same_value(key: str, given: Any, inferred: Any) -> bool:
     return given == inferred
 
 
-def resolve_config(inferred: dict[str, Any], overrides: dict[str, Any], path: Path) -> TrainConfig:
+def resolve_config(
+    inferred: dict[str, Any], overrides: dict[str, Any], path: Path, provenance: dict[str, Any] | None = None
+) -> TrainConfig:
     """Merges ``overrides`` into the inferred keys; a contradiction or a missing objective raises
-    :class:`lrdm.errors.ConfigError` naming the key."""
+    :class:`lrdm.errors.ConfigError` naming the key.  ``extra`` records the checkpoint's path and
+    ``provenance`` (e.g. its sha256 and where it was downloaded from)."""
     for key, value in overrides.items():
         if key in inferred and not same_value(key, value, inferred[key]):
             raise ConfigError(
@@ -211,7 +214,7 @@ def resolve_config(inferred: dict[str, Any], overrides: dict[str, Any], path: Pa
                 "objective",
             )
     values = {**overrides, **inferred}
-    values["extra"] = {**values.get("extra", {}), "official_checkpoint": str(path)}
+    values["extra"] = {**values.get("extra", {}), "official_checkpoint": str(path), **(provenance or {})}
     try:
         return TrainConfig.from_dict(values)
     except ValueError as err:
@@ -260,9 +263,18 @@ def check_run_dir(run_dir: Path, force: bool = False) -> None:
 
 
 def import_checkpoint(
-    checkpoint: str | Path, run_dir: str | Path, overrides: dict[str, Any] | None = None, force: bool = False
+    checkpoint: str | Path,
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Writes ``run_dir/model.pt`` and ``run_dir/config.yaml`` from an official checkpoint's EMA weights.
+
+    The config's ``extra`` records the checkpoint's path, the sha256 of its bytes (``official_sha256``) and
+    ``provenance`` (where a download came from).  The checkpoint records no rank settings (the official LRDM
+    sampler never projects; only its training did): ``overrides`` set them (``rank_spec``), so the score rows
+    name the weights' training (an LRDM row when ``rank_spec`` is not ``full``).
 
     Returns the path of ``model.pt``.  Raises ``FileExistsError`` (:func:`check_run_dir`; ``force`` overwrites),
     :class:`lrdm.errors.CheckpointError` (unreadable, foreign, missing keys, shape mismatch) or
@@ -273,7 +285,8 @@ def import_checkpoint(
     check_run_dir(run_dir, force)
     state = read_checkpoint(path)
     weights = ema_weights(state, path)
-    config = resolve_config(inferred_config(weights, path), dict(overrides or {}), path)
+    provenance = {"official_sha256": sha256_file(path), **(provenance or {})}
+    config = resolve_config(inferred_config(weights, path), dict(overrides or {}), path, provenance)
     network = build_network(config, build_process(config))
     load_weights(network, network_weights(weights), path)
     model_path = run_dir / MODEL_FILE

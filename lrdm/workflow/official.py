@@ -1,16 +1,26 @@
-"""The authors' weights (top-level config key ``official_weights``): official RDDM checkpoints placed by hand,
-imported as ``runs/<dataset>/official`` and evaluated like a trained run for the main table."""
+"""The authors' weights (top-level config key ``official_weights``): official RDDM checkpoints placed by hand
+(``file``, ``page``) or LRDM/RDDM checkpoints on the Hugging Face Hub (``hub``, ``filename``, optional
+``revision``, ``sha256``), downloaded by the workflow (:mod:`lrdm.hub`), imported as ``runs/<dataset>/official``
+and evaluated like a trained run for the main table."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from lrdm.hub import DEFAULT_REVISION, HubFile
 from lrdm.targets import enabled_targets
 from lrdm.vocab import OFFICIAL_RUN
 
 OFFICIAL_EXPECTED = "an official RDDM Trainer checkpoint: a model-N.pt holding step, model, opt, ema, scaler"
 """What a placed official file must be (the missing-file message says so)."""
 OFFICIAL_REASON = "the authors publish their weights behind links on their page, not at a download URL"
+HUB_KEY = "hub"
+"""The key that makes an ``official_weights`` entry a Hub source (else ``file`` placed by hand)."""
+DOWNLOAD_RECORD = "download.json"
+"""What the download rule writes per dataset (``<resources>/official/<dataset>/download.json``): the Hub file,
+the commit it resolved to, its place in the Hugging Face cache, its sha256 and size (:meth:`HubDownload.record`)."""
 
 
 def official_weights(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -18,6 +28,60 @@ def official_weights(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     overrides of its import (:func:`lrdm.training.official.import_checkpoint`)."""
     entries = config.get("official_weights") or {}
     return {name: entry for name, entry in entries.items() if entry is not None}
+
+
+def is_hub_entry(entry: dict[str, Any]) -> bool:
+    """Whether an ``official_weights`` entry names a Hub file (downloaded by the workflow)."""
+    return HUB_KEY in entry
+
+
+def official_hub_file(config: dict[str, Any], dataset: str) -> HubFile:
+    """The Hub file of the dataset's ``official_weights`` entry; ValueError naming the key for a placed one."""
+    entry = official_weights(config)[dataset]
+    if not is_hub_entry(entry):
+        raise ValueError(f"config key official_weights.{dataset}: names a file placed by hand, not a Hub file")
+    return HubFile(
+        repo_id=entry[HUB_KEY],
+        filename=entry["filename"],
+        revision=entry.get("revision", DEFAULT_REVISION),
+        sha256=entry.get("sha256"),
+    )
+
+
+def official_record_path(resources: str, dataset: str) -> str:
+    """Where the download rule records the dataset's downloaded Hub file (:data:`DOWNLOAD_RECORD`)."""
+    return f"{resources}/official/{dataset}/{DOWNLOAD_RECORD}"
+
+
+def official_source(config: dict[str, Any], dataset: str) -> str:
+    """Where the dataset's official weights come from, for messages and the plan."""
+    entry = official_weights(config)[dataset]
+    if is_hub_entry(entry):
+        file = official_hub_file(config, dataset)
+        return f"downloaded by the workflow from the Hugging Face Hub: {file.describe()} ({file.page})"
+    return f"by hand, from {entry.get('page', '?')}"
+
+
+def read_download_record(path: str | Path) -> dict[str, Any]:
+    """The download rule's record (:data:`DOWNLOAD_RECORD`) with its file checked: the file still in the
+    Hugging Face cache and of the sha256 recorded; else :class:`lrdm.errors.DownloadError` (gone) or
+    :class:`lrdm.errors.ChecksumError` (changed), naming the record, the file and both hashes."""
+    from lrdm.errors import ChecksumError, DownloadError
+    from lrdm.files import sha256_file
+
+    record = json.loads(Path(path).read_text())
+    file = Path(record["path"])
+    if not file.is_file():
+        raise DownloadError(
+            f"{path}: the downloaded file {file} ({record['source']}) is no longer in the Hugging Face cache; "
+            f"delete {path} (or run Snakemake with -R download_official) to download it again"
+        )
+    digest = sha256_file(file)
+    if digest != record["sha256"]:
+        raise ChecksumError(
+            f"{file}: sha256 {digest} differs from the sha256 {record['sha256']} recorded at its download in {path}"
+        )
+    return record
 
 
 def official_datasets(config: dict[str, Any]) -> list[str]:
@@ -39,6 +103,11 @@ def unused_official_weights(config: dict[str, Any]) -> list[str]:
     ]
 
 
+def official_model_path(results: str, dataset: str) -> str:
+    """The imported run's ``model.pt`` (rule import_official)."""
+    return f"{results}/runs/{dataset}/{OFFICIAL_RUN}/model.pt"
+
+
 def official_score_path(results: str, dataset: str, steps: int | str) -> str:
     return f"{results}/scores/{dataset}/{OFFICIAL_RUN}/steps{steps}.parquet"
 
@@ -49,9 +118,8 @@ def official_overrides(config: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 
 def placed_official_file(config: dict[str, Any], dataset: str) -> str:
-    """The dataset's placed official checkpoint; :class:`lrdm.errors.ManualDownloadRequired` naming the file,
-    its page and where to put it when it is not there (as a missing manual dataset archive)."""
-    from pathlib import Path
+    """The dataset's placed official checkpoint (an entry with ``file``); :class:`lrdm.errors.ManualDownloadRequired`
+    naming the file, its page and where to put it when it is not there (as a missing manual dataset archive)."""
 
     from lrdm.data.download import manual_file_message
     from lrdm.errors import ManualDownloadRequired

@@ -27,7 +27,7 @@ from lrdm.targets import (
     target_evaluations,
 )
 from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, FULL_RANK
-from lrdm.workflow.official import official_datasets, official_score_path, official_weights
+from lrdm.workflow.official import official_datasets, official_model_path, official_score_path, official_weights
 
 LRDM_SCORING = "lrdm_y@lrdm256"
 """How the LRDM paper scores (its test transform, then ``lrdm_y``); see ``lrdm.evaluation.evaluate``."""
@@ -214,17 +214,24 @@ def restoration_grid_images(config: dict[str, Any], dataset: str) -> int:
 
 def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[str, str]]:
     """(label, model path) of each main-table run of ``dataset`` (first seed) for its restoration grid:
-    ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``."""
+    ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``; then the
+    authors' weights where ``official_weights`` has the dataset (``LRDM, official weights`` when their import sets
+    a rank spec, else ``RDDM, official weights``)."""
     spec = config["targets"]["main_table"]
     labels = spec.get("labels", {})
     results = results_folder(config)
-    return [
+    runs = [
         (
             labels.get(rank_spec, "RDDM (full rank)" if rank_spec == FULL_RANK.name else f"LRDM ({rank_spec})"),
             Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, int(config["seeds"][0])).model(results),
         )
         for rank_spec in spec["specs"]
     ]
+    if dataset in official_datasets(config):
+        rank_spec = official_weights(config)[dataset].get("set", {}).get("rank_spec", FULL_RANK.name)
+        kind = "RDDM" if rank_spec == FULL_RANK.name else "LRDM"
+        runs.append((f"{kind}, official weights", official_model_path(results, dataset)))
+    return runs
 
 
 def rank_grid_models(config: dict[str, Any]) -> list[str]:

@@ -268,3 +268,26 @@ def test_gram_solver_error_bound_on_degenerate_spectra():
 def test_unknown_solver_lists_choices():
     with pytest.raises(ValueError, match="valid choices: svd, gram"):
         project_low_rank(torch.zeros(1, 1, 4, 4), 2, solver="qr")
+
+
+def test_the_official_lrdm_rank_arithmetic_differs_only_where_the_readme_says():
+    """README, "The authors' LRDM weights": at 256², T=1000 the official poly_decrease keeps no singular value
+    (float32 cancellation) at its last 1-3 timesteps where Eq. 19 here keeps 1; its poly_increase (the precedence
+    slip, read through Python's slicing) keeps one more than Eq. 18 for most t and collapses to 1-2 near t = T;
+    lin_increase keeps none at t = 0; lin_decrease and the released fixed rank 100 agree everywhere."""
+    from lrdm.core.lowrank import official_ranks, rank_differences
+
+    t = torch.arange(1000)
+    ours = rank_schedule("poly_decrease", t, 1000, 256, order=3)
+    theirs = official_ranks("poly_decrease", t, 1000, 256, order=3)
+    assert theirs[997:].tolist() == [0, 0, 0] and ours[997:].tolist() == [1, 1, 1]
+    assert torch.equal(ours[:997], theirs[:997])
+    ours_i = rank_schedule("poly_increase", t, 1000, 256, order=3)
+    theirs_i = official_ranks("poly_increase", t, 1000, 256, order=3)
+    bulk = (ours_i > 1) & (ours_i < 200)
+    assert torch.equal(theirs_i[bulk], ours_i[bulk] + 1) and theirs_i[-1] == 1 and ours_i[-1] == 256
+    assert torch.equal(official_ranks("fixed", t, 1000, 256, rank=100), torch.full((1000,), 100))
+    rows = {(r["scheduler"], r["order"]): r for r in rank_differences()}
+    assert rows[("lin_decrease", None)]["timesteps_differing"] == 0
+    assert rows[("lin_increase", None)]["first (t, ours, official)"] == (0, 1, 0)
+    assert rows[("poly_decrease", 3)]["timesteps_differing"] == rows[("poly_decrease", 3)]["official_zero_rank"] == 3

@@ -1,8 +1,8 @@
 """Official RDDM fixtures (produced by running nachifur/RDDM): the official backbone, the checkpoint import and
 the official sampler agree with the official code's outputs.
 
-The fixtures live in ``../shared/fixtures/official-rddm/<case>/`` (checkpoint.pt, expected.pt, case.json);
-the tests are skipped where that folder is absent.
+The fixtures live in ``../shared/fixtures/official-rddm/<case>/`` (checkpoint.pt, expected.pt, case.json); a clone
+without ``../shared`` uses the slim copy of the smallest case in ``tests/fixtures/official-rddm/``.
 """
 
 from __future__ import annotations
@@ -20,17 +20,23 @@ from lrdm.cli import main
 from lrdm.core.nets import count_parameters
 from lrdm.core.unetres import UnetRes
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "official-rddm"
-if not FIXTURES.is_dir():  # a worktree's checkout sits beside shared/; the main checkout may hold it inside
-    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official-rddm"
-CASES = {"res_noise_2net": None, "res_1net": "pred_res"}
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "official-rddm"  # a worktree's checkout sits beside shared/
+if not FIXTURES.is_dir():  # the main checkout may hold it inside; a clone on its own has the slim copy
+    FIXTURES = REPO / "shared" / "fixtures" / "official-rddm"
+if not FIXTURES.is_dir():
+    FIXTURES = REPO / "tests" / "fixtures" / "official-rddm"
+SMALLEST = "res_1net"
+"""The case every checkout has (tests/fixtures/official-rddm: a slim copy, see its README)."""
+OBJECTIVES = {"res_noise_2net": None, SMALLEST: "pred_res"}
 """Fixture case -> the objective to pass with --set (None: the checkpoint determines it)."""
+CASES = {case: objective for case, objective in OBJECTIVES.items() if (FIXTURES / case).is_dir()}
+"""The cases present: both beside the shared set, the smallest in a clone on its own."""
 ATOL = 1e-4  # the issue's tolerance; the official code's own spread across CPU thread counts is up to 6e-5
 STEPS = (1, 2, 5, 10)
 PAPER_PARAMETERS = 72_522_374
 WRONG_WEIGHTS_MIN_DIFF = 0.1  # the raw (non-EMA) weights miss the expected outputs by more than this
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"official fixtures not found at {FIXTURES}")
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +113,7 @@ def test_sampler_matches_official_ddim_sample(case, imported):
 
 def test_truncated_and_foreign_checkpoints_name_the_file(tmp_path, capsys):
     truncated = tmp_path / "truncated.pt"
-    data = (FIXTURES / "res_1net" / "checkpoint.pt").read_bytes()
+    data = (FIXTURES / SMALLEST / "checkpoint.pt").read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     assert main(["import-checkpoint", str(truncated), "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
@@ -123,7 +129,7 @@ def test_truncated_and_foreign_checkpoints_name_the_file(tmp_path, capsys):
 
 
 def edited_checkpoint(tmp_path: Path, edit) -> Path:
-    state = torch.load(FIXTURES / "res_1net" / "checkpoint.pt", weights_only=True)
+    state = torch.load(FIXTURES / SMALLEST / "checkpoint.pt", weights_only=True)
     edit(state["ema"])
     path = tmp_path / "edited.pt"
     torch.save(state, path)
@@ -145,7 +151,7 @@ def test_missing_keys_and_shape_mismatch_name_the_parameter(tmp_path, capsys):
 
 
 def test_overrides_contradicting_the_checkpoint_or_a_missing_objective_fail(tmp_path, capsys):
-    checkpoint = str(FIXTURES / "res_1net" / "checkpoint.pt")
+    checkpoint = str(FIXTURES / SMALLEST / "checkpoint.pt")
     assert main(["import-checkpoint", checkpoint, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "--set objective=pred_res" in err and "pred_noise" in err and checkpoint in err
@@ -169,7 +175,7 @@ def test_shared_encoder_checkpoint_round_trip(tmp_path):
     network imports as ``network: one_net`` with the same weights and outputs."""
     torch.manual_seed(0)
     source = UnetRes(dim=8, dim_mults=(1, 2), share_encoder=1)
-    buffers = torch.load(FIXTURES / "res_noise_2net" / "checkpoint.pt", weights_only=True)["ema"]
+    buffers = torch.load(FIXTURES / SMALLEST / "checkpoint.pt", weights_only=True)["ema"]
     ema = {k: v for k, v in buffers.items() if k.startswith("ema_model.") and not k.startswith("ema_model.model.")}
     ema.update({f"ema_model.model.{k}": v for k, v in source.state_dict().items()})
     path = tmp_path / "shared.pt"
@@ -187,7 +193,7 @@ def test_shared_encoder_checkpoint_round_trip(tmp_path):
 def test_imported_run_evaluates_like_a_trained_run(rain_index, tmp_path):
     out = tmp_path / "scores.parquet"
     run = tmp_path / "run"
-    assert import_case("res_noise_2net", run) == 0
+    assert import_case(SMALLEST, run) == 0
     args = ["evaluate", "--model", str(run / "model.pt"), "--index", str(rain_index), "--steps", "2", "--out", str(out)]
     assert main([*args, "--device", "cpu"]) == 0
     scores = pd.read_parquet(out)
@@ -199,23 +205,23 @@ def test_import_refuses_a_trained_run_or_existing_files_unless_forced(tmp_path, 
     (trained / "checkpoints").mkdir(parents=True)
     (trained / "losses.csv").write_text("step,loss,seconds\n1,0.5,0.1\n")
     (trained / "model.pt").write_bytes(b"the trained model")
-    assert import_case("res_1net", trained) == 2
+    assert import_case(SMALLEST, trained) == 2
     err = capsys.readouterr().err
     assert err.startswith("lrdm import-checkpoint: error: --out ") and len(err.strip().splitlines()) == 1
     assert str(trained) in err and "trained run (checkpoints, losses.csv)" in err and "--force" in err
     assert (trained / "model.pt").read_bytes() == b"the trained model"
 
     plain = tmp_path / "plain"
-    assert import_case("res_1net", plain) == 0
+    assert import_case(SMALLEST, plain) == 0
     capsys.readouterr()
-    assert import_case("res_1net", plain) == 2
+    assert import_case(SMALLEST, plain) == 2
     assert "model.pt and config.yaml already exist; pass --force" in capsys.readouterr().err
-    assert import_case("res_1net", plain, "--force") == 0
+    assert import_case(SMALLEST, plain, "--force") == 0
 
     a_file = tmp_path / "model.pt"
     a_file.write_bytes(b"x")
     for extra in ((), ("--force",)):
-        assert import_case("res_1net", a_file, *extra) == 2
+        assert import_case(SMALLEST, a_file, *extra) == 2
         assert f"--out {a_file}: is an existing file" in capsys.readouterr().err
-    assert import_case("res_1net", trained, "--force") == 0
+    assert import_case(SMALLEST, trained, "--force") == 0
     assert lrdm.load_model(trained / "model.pt")[0].objective == "pred_res"

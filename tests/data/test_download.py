@@ -447,3 +447,25 @@ def test_not_an_archive(tmp_path):
     junk.write_bytes(os.urandom(100))
     with pytest.raises(ValueError, match="junk.bin"):
         extract(junk, tmp_path / "out")
+
+
+def test_an_archive_on_the_hugging_face_hub_goes_through_its_client_and_cache(mock_hub, tmp_path):
+    """GoPro and RealBlur are huggingface.co/datasets/... URLs: hf_hub_download fetches them into the Hugging Face
+    cache the official weights use, and the downloads folder links to the cached file; a wrong pin removes the
+    link and names both hashes; a lost link is made again from the warm cache without a request."""
+    data = os.urandom(50_000)
+    mock_hub.state.add("snah/GOPRO_Large", "GOPRO_Large.zip", data, repo_type="dataset")
+    url = "https://huggingface.co/datasets/snah/GOPRO_Large/resolve/main/GOPRO_Large.zip"
+    wrong = Source("GOPRO_Large.zip", url=url, sha256="0" * 64, size=len(data))
+    with pytest.raises(ChecksumError, match=f"got sha256 {_sha(data)}"):
+        fetch(wrong, tmp_path / "downloads", progress=False)
+    assert not (tmp_path / "downloads" / "GOPRO_Large.zip").exists()
+    source = Source("GOPRO_Large.zip", url=url, sha256=_sha(data), size=len(data))
+    path = fetch(source, tmp_path / "downloads", progress=False)
+    assert path == tmp_path / "downloads" / "GOPRO_Large.zip" and path.read_bytes() == data
+    assert path.is_symlink() and str(path.resolve()).startswith(str(Path(mock_hub.cache).resolve()))
+    gets = [r["path"] for r in mock_hub.state.downloads()]
+    assert gets == ["/datasets/snah/GOPRO_Large/resolve/main/GOPRO_Large.zip"]  # once: the pinned fetch was cached
+    path.unlink()  # the link is gone, the cache is warm: no new download
+    assert fetch(source, tmp_path / "downloads", progress=False).read_bytes() == data
+    assert len(mock_hub.state.downloads()) == 1

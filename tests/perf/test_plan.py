@@ -129,3 +129,28 @@ def test_the_dry_run_merges_every_config_file_in_order():
     words = snakemake_command(["config/paper.yaml", "first.yaml"], "main_table", "Snakefile")
     assert words[words.index("--configfile") :] == ["--configfile", "config/paper.yaml", "first.yaml"]
     assert words.count("--configfile") == 1 and words.index("main_table") < words.index("--configfile")
+
+
+def test_plan_lists_hub_weights_as_downloaded_by_the_workflow_and_counts_their_evaluation(tmp_path, monkeypatch):
+    """An ``official_weights`` entry on the Hub with no trained run beside it (the README's first GPU hour): the
+    missing-files table names it as downloaded by the workflow, with its source and configured size, and its
+    evaluation is counted with the train network and the entry's ``set``."""
+    monkeypatch.chdir(tmp_path)
+    overlay = tmp_path / "official.yaml"
+    overlay.write_text(
+        "targets: {main_table: {datasets: [synthetic_rain], specs: []}}\n"
+        "official_weights: {synthetic_rain: {hub: jun0519/lrdm, filename: model-120.pt, size: 2500000000,"
+        " set: {rank_spec: fixed-r4}}}\n"
+    )
+    code = main(["plan", "main_table", "--configfile", str(REPO / "config" / "smoke.yaml"), str(overlay),
+                 "--snakefile", str(REPO / "Snakefile"), "--tflops", "1"])  # fmt: skip
+    assert code == 0
+    frame = pd.read_csv(tmp_path / "results" / "smoke" / "plan.csv")
+    missing = frame[frame["section"] == "missing"].set_index("item")["quantity"]
+    assert missing["official_weights.synthetic_rain"] == "hf://jun0519/lrdm/model-120.pt@main"
+    text = (tmp_path / "results" / "smoke" / "plan.md").read_text()
+    assert "downloaded by the workflow from the Hugging Face Hub: hf://jun0519/lrdm/model-120.pt@main" in text
+    assert "(https://huggingface.co/jun0519/lrdm), 2.50 GB" in text
+    restoring = frame[frame["section"] == "restoring"].pivot(index="item", columns="quantity", values="value")
+    assert list(restoring.index) == ["evaluate_official/synthetic_rain/steps2"]
+    assert float(restoring["restore_tflop"].iloc[0]) > 0

@@ -11,10 +11,11 @@ import pytest
 
 from lrdm.results import tables
 from lrdm.results.render import write_table
-from lrdm.results.reported import REPORTED_SOURCE, REPORTED_TABLES, reported_frame
+from lrdm.results.reported import LRDM_README, README_SOURCE, REPORTED_SOURCE, REPORTED_TABLES, reported_frame
 from lrdm.results.scores import read_scores, select_steps, summarize
 from lrdm.results.tables import (
     INPUT_ROW,
+    LRDM_OFFICIAL_LABEL,
     OFFICIAL_LABEL,
     feasibility_table,
     main_table,
@@ -415,6 +416,27 @@ def test_main_table_adds_the_official_weights_row_beside_ours_and_the_papers(sco
     assert OFFICIAL_LABEL in table.attrs["caption"] and OFFICIAL_LABEL not in ours.attrs["caption"]
 
 
+def test_lrdm_official_weights_make_their_own_row_beside_the_readmes_and_may_stand_alone(scores):
+    """Official rows whose import recorded a rank spec are LRDM's weights: a row of their own (beside an RDDM
+    official row), next to the LRDM README's number on Rain1400; without trained runs the table still builds."""
+    base = scores[(scores["dataset"] == "raindrop") & (scores["rank_spec"] == "full") & (scores["seed"] == 0)]
+    base = base[(base["process"] == "rddm") & (base["objective"] == "pred_res_noise")]
+    rddm = base.assign(run=OFFICIAL_RUN)
+    lrdm_rows = base.assign(run=OFFICIAL_RUN, dataset="rain1400", rank_spec="fixed-r100", psnr=base["psnr"] + 2.0)
+    table = main_table(pd.concat([scores, rddm, lrdm_rows], ignore_index=True), ["raindrop", "rain1400"], steps=5)
+    rows = table.set_index("method")
+    assert rows.loc[OFFICIAL_LABEL, "source"] == rows.loc[LRDM_OFFICIAL_LABEL, "source"] == "this run"
+    at_5 = lrdm_rows[lrdm_rows["steps"] == 5]
+    assert rows.loc[LRDM_OFFICIAL_LABEL, "Rain1400 PSNR"] == pytest.approx(at_5["psnr"].mean())
+    assert math.isnan(rows.loc[LRDM_OFFICIAL_LABEL, "Raindrop PSNR"])
+    readme = rows.loc["LRDM, official weights (its README)"]
+    assert readme["source"] == README_SOURCE and readme["Rain1400 PSNR"] == 34.40480469099684
+    assert LRDM_OFFICIAL_LABEL in table.attrs["caption"] and README_SOURCE in table.attrs["caption"]
+    alone = main_table(lrdm_rows, ["rain1400"], steps=5)
+    assert list(alone[alone["source"] == "this run"]["method"]) == [INPUT_ROW, LRDM_OFFICIAL_LABEL]
+    assert alone.set_index("method").loc[LRDM_OFFICIAL_LABEL, "Rain1400 PSNR"] == pytest.approx(at_5["psnr"].mean())
+
+
 def test_main_table_names_the_protocol_of_every_row(scores):
     protocol = scores["dataset"].map({"raindrop": "lrdm_y@lrdm256", "synthetic_rain": "derain_y"})
     table = main_table(scores.assign(protocol=protocol), ["raindrop", "synthetic_rain"], steps=5)
@@ -528,7 +550,11 @@ def test_reported_numbers_match_the_prose():
 def test_reported_frame_shape_and_labels():
     frame = reported_frame()
     assert set(frame["table"]) == set(REPORTED_TABLES)
-    assert set(frame["source"]) == {REPORTED_SOURCE}
+    assert set(frame["source"]) == {REPORTED_SOURCE, README_SOURCE}
+    readme = frame[frame["source"] == README_SOURCE]  # the LRDM README's released checkpoint, not a paper table
+    assert list(readme["table"]) == [LRDM_README] and list(readme["dataset"]) == ["rain1400"]
+    assert (readme.iloc[0]["psnr"], readme.iloc[0]["ssim"]) == (34.40480469099684, 0.9542205011891243)
+    assert readme.iloc[0]["protocol"] == "lrdm_y@lrdm256" and readme.iloc[0]["rank"] == 100
     assert len(reported_frame("LRDM Tab. 1")) == 22
     assert len(reported_frame("LRDM Tab. 2")) == 20
     assert len(reported_frame("LRDM Tab. 4")) == 20

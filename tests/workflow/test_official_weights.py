@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from lrdm.errors import ManualDownloadRequired
+from lrdm.files import sha256_file
 from lrdm.vocab import OFFICIAL_RUN
 from lrdm.workflow import (
     check_config,
@@ -24,10 +25,12 @@ from lrdm.workflow import (
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PAGE = "https://github.com/nachifur/RDDM"
-FIXTURES = REPO.parent / "shared" / "fixtures" / "official-rddm"
-if not FIXTURES.is_dir():  # a worktree's checkout sits beside shared/; the main checkout may hold it inside
+FIXTURES = REPO.parent / "shared" / "fixtures" / "official-rddm"  # a worktree's checkout sits beside shared/
+if not FIXTURES.is_dir():  # the main checkout may hold it inside; a clone on its own has the slim copy
     FIXTURES = REPO / "shared" / "fixtures" / "official-rddm"
-CHECKPOINT = FIXTURES / "res_noise_2net" / "checkpoint.pt"
+if not FIXTURES.is_dir():
+    FIXTURES = REPO / "tests" / "fixtures" / "official-rddm"
+CHECKPOINT = FIXTURES / "res_1net" / "checkpoint.pt"  # one output network: the import needs objective pred_res
 
 
 def smoke(official=None):
@@ -84,7 +87,6 @@ def snakemake(tmp_path, config, *targets):
     )
 
 
-@pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"official fixture not found at {CHECKPOINT}")
 def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
     missing = smoke({"synthetic_rain": {"file": "resources/official/rddm.pt", "page": PAGE}})
     plan = snakemake(tmp_path, missing, "-n", "main_table")
@@ -96,13 +98,17 @@ def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
     assert "ManualDownloadRequired" in failed.stderr and expected in failed.stderr, failed.stderr[-3000:]
     assert expected in (tmp_path / "logs/cfg/official/synthetic_rain/import.log").read_text()
 
-    config = smoke({"synthetic_rain": {"file": str(CHECKPOINT), "page": PAGE}})
+    config = smoke({"synthetic_rain": {"file": str(CHECKPOINT), "page": PAGE, "set": {"objective": "pred_res"}}})
     target = f"results/cfg/scores/synthetic_rain/{OFFICIAL_RUN}/steps2.parquet"
     proc = snakemake(tmp_path, config, target)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     scores = pd.read_parquet(tmp_path / target)
     assert set(scores["run"]) == {OFFICIAL_RUN} and set(scores["dataset"]) == {"synthetic_rain"}
-    assert set(scores["objective"]) == {"pred_res_noise"} and set(scores["steps"]) == {2}
+    assert set(scores["objective"]) == {"pred_res"} and set(scores["steps"]) == {2}
     assert set(scores["protocol"]) == {"derain_y"} and scores["psnr"].notna().all()
     run = yaml.safe_load((tmp_path / f"results/cfg/runs/synthetic_rain/{OFFICIAL_RUN}/config.yaml").read_text())
-    assert run["extra"] == {"dataset": "synthetic_rain", "official_checkpoint": str(CHECKPOINT)}
+    assert run["extra"] == {
+        "dataset": "synthetic_rain",
+        "official_checkpoint": str(CHECKPOINT),
+        "official_sha256": sha256_file(CHECKPOINT),
+    }

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from lrdm.results.reported import REPORTED_SOURCE, reported_frame
+from lrdm.results.reported import README_SOURCE, REPORTED_SOURCE, reported_frame
 from lrdm.results.scores import THIS_RUN, dataset_label
 from lrdm.results.tables import INPUT_ROW, MAIN_REPORTED_TABLES
 from lrdm.workflow import RESTORATION_GRID_IMAGES, restoration_grid_images
@@ -28,7 +28,7 @@ PAPER_SCORING = "lrdm_y@lrdm256"
 OVERLAY = {
     "targets": {"main_table": {"datasets": DATASETS, "specs": SPECS}},
     "sampling": {"steps": 1},  # each network call of the paper's test transform is a 256 x 256 image
-    "official_weights": {"raindrop": None},  # the authors' checkpoint is not placed here: its row is dropped
+    "official_weights": {"raindrop": None, "rain1400": None},  # no authors' checkpoints here: their rows dropped
     "datasets": {
         "raindrop": {"expected_pairs": "any"},
         "rain1400": {"expected_pairs": "any", "max_test_images": RAIN1400_TEST_LIMIT},
@@ -102,7 +102,7 @@ def test_paper_config_main_table_end_to_end_on_fake_archives(tmp_path):
     # the paper's reported rows of these datasets, each with its protocol
     reported = pd.concat([reported_frame(name) for name in MAIN_REPORTED_TABLES])
     reported = reported[reported["dataset"].isin(DATASETS)]
-    quoted = table[table["source"] == REPORTED_SOURCE]
+    quoted = table[table["source"].isin([REPORTED_SOURCE, README_SOURCE])]  # the papers' and the LRDM README's
     assert set(quoted["method"]) == set(reported["method"])
     assert set(zip(quoted["method"], quoted["protocol"])) == set(zip(reported["method"], reported["protocol"]))
     # our rows: one per spec, scored under the paper's protocol, and the degraded input under it

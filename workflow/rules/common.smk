@@ -23,7 +23,10 @@ def spectrum_summary_if_auto(wildcards):
     return []
 
 
-def placed_official_input(wildcards):
-    """The official checkpoint of ``wildcards.dataset`` once it is placed (rule import_official), else none."""
-    path = W.official_weights(config)[wildcards.dataset]["file"]
-    return [path] if os.path.isfile(path) else []
+def official_input(wildcards):
+    """What import_official reads: a Hub entry's download record (from download_official), or a placed
+    checkpoint once it is there (else none: the job then fails with the manual-download message)."""
+    entry = W.official_weights(config)[wildcards.dataset]
+    if W.is_hub_entry(entry):
+        return [W.official_record_path(RESOURCES, wildcards.dataset)]
+    return [entry["file"]] if os.path.isfile(entry["file"]) else []

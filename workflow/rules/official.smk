@@ -1,12 +1,26 @@
-# The authors' weights (config key official_weights), placed by hand: each is imported into a run directory
-# (lrdm.training.official) and evaluated by the evaluate rule's own script and settings, for the main
-# table's "RDDM, official weights (evaluated here)" rows. The import has an input only once the file is
-# placed, so a dry run plans it either way; a missing file fails the job with the manual-download message.
+# The authors' weights (config key official_weights), placed by hand or downloaded from the Hugging Face Hub
+# (lrdm.hub, into the Hugging Face cache): each is imported into a run directory (lrdm.training.official) and
+# evaluated by the evaluate rule's own script and settings, for the main table's "RDDM/LRDM, official weights
+# (evaluated here)" rows. A placed file is an input only once it is there, so a dry run plans the import either
+# way; a missing file fails the job with the manual-download message.
+
+
+rule download_official:
+    output:
+        record=f"{RESOURCES}/official/{{dataset}}/{W.DOWNLOAD_RECORD}",
+    params:
+        entry=lambda wildcards: W.official_params(config, wildcards.dataset),  # an edited entry downloads again
+    conda:
+        "../envs/lrdm.yaml"
+    log:
+        f"{LOGS}/official/{{dataset}}/download.log",
+    script:
+        "../scripts/download_official.py"
 
 
 rule import_official:
     input:
-        checkpoint=placed_official_input,
+        checkpoint=official_input,
     output:
         model=f"{RESULTS}/runs/{{dataset}}/{V.OFFICIAL_RUN}/model.pt",
     params:
