@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import yaml
 
 import lrdm
-from lrdm.errors import ConfigError, LrdmError
+from lrdm.errors import STOPPED_EXIT, ConfigError, LrdmError, TrainingStopped
 from lrdm.evaluation import restore_plan as rp
 from lrdm.vocab import BACKBONES, DEVICES
 
@@ -439,12 +439,15 @@ def one_line(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; every refusal is one line ``lrdm <command>: error: …`` on stderr, exit status
-    :data:`ERROR_EXIT`; Ctrl-C is one line too, exit status :data:`INTERRUPTED_EXIT`."""
+    :data:`ERROR_EXIT`; Ctrl-C is one line too, exit status :data:`INTERRUPTED_EXIT`.  ``lrdm train`` stopped by a
+    signal has printed its own line (where it checkpointed) and exits with :data:`lrdm.errors.STOPPED_EXIT`."""
     args = build_parser().parse_args(argv)
     prefix = f"lrdm {args.command}: error:"
     try:
         check_device_available(getattr(args, "device", None))
         code = args.func(args)
+    except TrainingStopped:
+        return STOPPED_EXIT
     except KeyboardInterrupt:
         print(f"{prefix} interrupted (Ctrl-C)", file=sys.stderr)
         return INTERRUPTED_EXIT

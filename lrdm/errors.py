@@ -8,6 +8,11 @@ run), so callers that catch the built-in keep working.
 
 from __future__ import annotations
 
+STOPPED_EXIT = 75
+"""Exit status of ``lrdm train`` (and of a Snakemake ``train`` job) stopped by a signal after writing its checkpoint:
+sysexits.h's EX_TEMPFAIL, "a temporary failure; the user is invited to retry": the next run resumes there. Snakemake's
+``retries`` resubmit any failed job; a SLURM cluster may also requeue by it (``RequeueExit=75`` in slurm.conf)."""
+
 
 class LrdmError(Exception):
     """Root of every error this package raises on purpose."""
@@ -53,6 +58,13 @@ class ManualDownloadRequired(DownloadError):
 class TrainingDiverged(LrdmError, FloatingPointError):
     """The training loss became non-finite or exploded, or the weights became non-finite; the message names
     the last good checkpoint."""
+
+
+class TrainingStopped(LrdmError):
+    """Training stopped on a signal (SIGTERM, SIGINT, SIGUSR1) after its optimiser step in flight and wrote a
+    checkpoint there: not a failure, the next run resumes from it. Commands exit with :data:`STOPPED_EXIT`."""
+
+    exit_status = STOPPED_EXIT
 
 
 class CheckpointError(DataError):

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import io
 import os
+import re
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -39,9 +40,32 @@ LOCK_PID_BYTES = 32
 """Bytes of a lock file read for the holder's PID."""
 
 
+TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<uuid>[0-9a-f]{32})\.tmp$")
+"""Name of a temporary file of :func:`temporary_sibling`: ``.<name>.<pid>.<uuid>.tmp``."""
+
+
 def temporary_sibling(path: Path) -> Path:
     """A unique hidden temporary name next to ``path`` (same folder, so the rename is atomic)."""
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
+def remove_temporaries(folder: Path) -> tuple[int, int]:
+    """Removes the temporary files of :func:`atomic_path` left in ``folder`` (not its subfolders) by writers that
+    were killed (``kill -9``, a node lost) before they could clean up: ``-> (files removed, bytes freed)``.
+
+    Only for a folder whose writers all hold one lock that the caller holds now (a run directory): a temporary
+    there is then nobody's work in progress, whatever its PID (PIDs are reused, and a requeued job runs elsewhere).
+    """
+    removed = freed = 0
+    if not folder.is_dir():
+        return removed, freed
+    for entry in folder.iterdir():
+        if not TEMPORARY_NAME.match(entry.name) or not entry.is_file():
+            continue
+        size = entry.stat().st_size
+        entry.unlink(missing_ok=True)
+        removed, freed = removed + 1, freed + size
+    return removed, freed
 
 
 def _fsync(path: Path) -> None:

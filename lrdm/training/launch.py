@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from lrdm.config import TrainConfig, save_config
+from lrdm.errors import STOPPED_EXIT, TrainingStopped
+from lrdm.training.stopping import signal_name, stop_on_signals
 from lrdm.training.trainer import train
 
 GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE")
@@ -89,6 +91,11 @@ def train_run(
     temporary file and runs :func:`launch_command` (GPUs, or CPU processes when the run's device is ``cpu`` or
     CUDA is missing); a job that sees fewer GPUs than ``gpus`` raises ``ValueError`` naming ``train_gpus``.
     ``data_workers``, ``compile_model`` and ``restart_on_change``: as in :func:`lrdm.training.trainer.train`.
+
+    A stop signal (:mod:`lrdm.training.stopping`) raises :class:`TrainingStopped` once the run checkpointed: in this
+    process by :func:`~lrdm.training.trainer.train`; with several processes, this one only waits for them (they get
+    the signal as it does: Ctrl-C reaches the foreground process group, SLURM signals every process of the job step,
+    and the launcher passes it on) and reports their stop.
     """
     options = {"data_workers": data_workers, "compile_model": compile_model, "restart_on_change": restart_on_change}
     if gpus == 1:
@@ -110,4 +117,14 @@ def train_run(
         save_config(config, config_path)
         command = launch_command(str(config_path), str(run_dir), gpus, cpu=cpu, port=free_port(), **options)
         print("launch:", shlex.join(command), flush=True)
-        subprocess.run(command, stdout=sys.stdout, stderr=subprocess.STDOUT, env=env, check=True)
+        with stop_on_signals() as stop:  # waits for the processes, which checkpoint and stop on the same signal
+            done = subprocess.run(command, stdout=sys.stdout, stderr=subprocess.STDOUT, env=env)
+    if done.returncode == 0:
+        return
+    if stop.signum is not None or done.returncode == STOPPED_EXIT:
+        how = f"by {signal_name(stop.signum)}" if stop.signum is not None else "by a signal"
+        raise TrainingStopped(
+            f"the {gpus} processes of {run_dir} stopped {how} (exit status {done.returncode}); their checkpoint "
+            "and line are above; the next run resumes there"
+        )
+    raise subprocess.CalledProcessError(done.returncode, command)

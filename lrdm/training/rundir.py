@@ -6,13 +6,17 @@ Layout::
     run_dir/config.yaml           resolved TrainConfig (a different config is refused, or with
                                   ``restart_on_change`` starts afresh; more ``steps`` alone continue)
     run_dir/checkpoints/step-N.pt model, EMA, optimiser and step (the last ``keep_checkpoints`` kept;
-                                  one that does not load is renamed ``step-N.pt.corrupt``)
+                                  one that does not load is renamed ``step-N.pt.corrupt``); also written
+                                  at the step where a signal stopped the run (lrdm.training.stopping)
     run_dir/superseded/<time>/    the files of an earlier config, set aside by a restart
     run_dir/losses.csv            step, loss, seconds (appended; truncated to the checkpoint on resume)
     run_dir/tensorboard/          the same losses as TensorBoard scalars (config key ``tensorboard: true``)
     run_dir/validation.csv        step, val_psnr, val_ssim every ``val_every`` steps (config key; 0: none)
     run_dir/basis.pt              the ``dataset_pca`` basis (config key ``basis``)
     run_dir/model.pt              final EMA weights + config (the output the sampler reads)
+
+A writer killed mid-write (``kill -9``, a lost node) leaves its temporary file (``.step-N.pt.<pid>.<uuid>.tmp``,
+:mod:`lrdm.files`); the next trainer of the directory removes them once it holds the lock, and logs the bytes freed.
 
 The training loop itself is :mod:`lrdm.training.trainer`.
 """
@@ -38,7 +42,7 @@ from lrdm.core.lowrank import PCABasis
 from lrdm.core.nets import TermNetwork
 from lrdm.core.process import build_network, build_process
 from lrdm.errors import CheckpointError, ConfigError
-from lrdm.files import save_torch, write_text
+from lrdm.files import remove_temporaries, save_torch, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,23 @@ CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer")
 MODEL_KEYS = ("config", "ema")
 CHANNELS_LAST_DEVICES = ("cuda",)
 """Devices on which a loaded model runs in channels_last (tensor-core convolutions; on the CPU it does not pay)."""
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """``run_dir/checkpoints/step-N.pt`` of ``step`` (zero-padded, so the names sort by step)."""
+    return run_dir / CHECKPOINT_DIR / f"step-{step:08d}.pt"
+
+
+def remove_stale_temporaries(run_dir: Path) -> tuple[int, int]:
+    """Removes the temporary files that killed writers left in ``run_dir`` and its ``checkpoints/`` (the caller
+    holds the run's lock, which every writer of these folders holds), logging how many bytes that freed:
+    ``-> (files, bytes)``."""
+    counts = [remove_temporaries(folder) for folder in (run_dir, run_dir / CHECKPOINT_DIR)]
+    files, freed = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    if files:
+        logger.warning("%s: removed %d stale temporary file(s) of killed writers, %d bytes freed (%.1f MB)",
+                       run_dir, files, freed, freed / 1e6)  # fmt: skip
+    return files, freed
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -186,6 +207,7 @@ def open_run_dir(
     saves the config) and returns the state every process resumes from (None: start at step 0)."""
     state = None
     if accelerator.is_main_process:
+        remove_stale_temporaries(run_dir)
         reconcile_run_dir(run_dir, config, restart_on_change)
         (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
         save_config(config, run_dir / CONFIG_FILE)
@@ -219,21 +241,23 @@ def truncate_log(path: Path, last_step: int, columns: tuple[str, ...] = LOSS_COL
 
 def save_checkpoint(
     accelerator: Accelerator, network, ema: EMA, optimizer, step: int, run_dir: Path, config: TrainConfig
-) -> None:
+) -> Path:
     """Writes ``checkpoints/step-N.pt`` of ``step`` (the main process, after every process got there) and
-    deletes all but the last ``keep_checkpoints``."""
+    deletes all but the last ``keep_checkpoints``; -> its path (on every process)."""
+    path = checkpoint_path(run_dir, step)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
-        return
+        return path
     state = {
         "step": step,
         "model": accelerator.unwrap_model(network).state_dict(),
         "ema": ema.state_dict(),
         "optimizer": optimizer.state_dict(),
     }
-    save_torch(state, run_dir / CHECKPOINT_DIR / f"step-{step:08d}.pt")
+    save_torch(state, path)
     for _, old in list_checkpoints(run_dir)[: -config.keep_checkpoints]:
         old.unlink()
+    return path
 
 
 EMA_PREFIX = "ema_model."

@@ -20,6 +20,10 @@ Data: ``data_workers`` DataLoader worker processes prepare the next batches (dec
 the current step runs, into pinned memory when training on a GPU; each step's batch is still a function of
 ``(seed, step)`` alone, so the weights do not depend on the number of workers.
 
+A signal (SIGTERM, SIGINT, SIGUSR1) stops a run cleanly: the optimiser step in flight finishes, every process
+agreeing on it, a checkpoint is written there (bit-exact resume, as from a periodic one), one line says where, and
+:class:`~lrdm.errors.TrainingStopped` is raised (:mod:`lrdm.training.stopping`).
+
 The run directory (its files, lock, changed configs, checkpoints, ``load_model``) is :mod:`lrdm.training.rundir`.
 """
 
@@ -31,6 +35,7 @@ import importlib.util
 import logging
 import math
 import statistics
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -51,7 +56,7 @@ from lrdm.core.process import build_network, build_process
 from lrdm.core.sampling import SEED_STRIDE, image_generator
 from lrdm.core.schedules import check_timesteps
 from lrdm.data.paired import PairedImageDataset, sample_batch
-from lrdm.errors import ConfigError, TrainingDiverged
+from lrdm.errors import ConfigError, TrainingDiverged, TrainingStopped
 from lrdm.files import exclusive_lock, save_torch
 from lrdm.training.progress import progress_line
 from lrdm.training.rundir import (
@@ -68,6 +73,7 @@ from lrdm.training.rundir import (
     save_checkpoint,
     start_log,
 )
+from lrdm.training.stopping import StopRequest, agreed_stop, ignore_stop_signals, signal_name, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +154,7 @@ def batch_loader(batches: StepBatches, start: int, end: int, workers: int, pin_m
         num_workers=workers,
         pin_memory=pin_memory,
         prefetch_factor=PREFETCH_BATCHES if workers else None,
+        worker_init_fn=ignore_stop_signals if workers else None,  # the main process stops them
     )
 
 
@@ -265,11 +272,31 @@ def train(
     saved in ``run_dir`` is refused, or with ``restart_on_change`` starts afresh (the old files set aside);
     more ``steps`` alone continue.  The main process holds ``run_dir``'s lock throughout (a second trainer
     raises :class:`RunLockedError`).  Raises :class:`TrainingDiverged` on a non-finite or exploding loss
-    (``divergence_factor``) or non-finite weights, without writing ``model.pt``.
+    (``divergence_factor``) or non-finite weights, without writing ``model.pt``.  SIGTERM, SIGINT or SIGUSR1
+    (:data:`~lrdm.training.stopping.STOP_SIGNALS`) stop it after the step in flight with a checkpoint there and
+    one line on stderr: :class:`TrainingStopped` (a second SIGINT: ``KeyboardInterrupt`` at once).
     """
     if data_workers < 0:
         raise ValueError(f"data_workers must be >= 0, got {data_workers}")
-    run_dir = Path(run_dir)
+    with stop_on_signals() as stop:
+        return _train_signalled(
+            config, Path(run_dir), stop, resume_from, stop_after, progress, data_workers, compile_model,
+            restart_on_change,
+        )  # fmt: skip
+
+
+def _train_signalled(
+    config: TrainConfig,
+    run_dir: Path,
+    stop: StopRequest,
+    resume_from: str | Path | None,
+    stop_after: int | None,
+    progress: bool | None,
+    data_workers: int,
+    compile_model: bool,
+    restart_on_change: bool,
+) -> Path:
+    """:func:`train` while the stop signals only set ``stop``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     probe = pick_device(config.device)
     accelerator = Accelerator(
@@ -282,7 +309,7 @@ def train(
         if accelerator.is_main_process:
             stack.enter_context(exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}"))
         return _train_locked(
-            config, run_dir, accelerator, resume_from, stop_after, progress, data_workers, compile_model,
+            config, run_dir, accelerator, stop, resume_from, stop_after, progress, data_workers, compile_model,
             restart_on_change,
         )  # fmt: skip
 
@@ -307,6 +334,7 @@ def _train_locked(
     config: TrainConfig,
     run_dir: Path,
     accelerator: Accelerator,
+    stop: StopRequest,
     resume_from: str | Path | None,
     stop_after: int | None,
     progress: bool | None,
@@ -338,6 +366,7 @@ def _train_locked(
     loader = batch_loader(batches, run.start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
     log_path = run_dir / LOSS_FILE
     history = recorded_losses(log_path)  # a resumed run is judged against the losses before it
+    stopped_by = None
     with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log_handle:
         for step, drawn in zip(bar, loader):
             mean_loss = _train_step(run, step, drawn, history)
@@ -348,10 +377,33 @@ def _train_locked(
             if val_items and done % config.val_every == 0:
                 scores = _validate(run, done, val_items)
                 bar.set_postfix(loss=f"{mean_loss:.4f}", val_psnr=f"{scores['val_psnr']:.2f}")
-            if done % config.checkpoint_every == 0 or done == end:
-                save_checkpoint(accelerator, run.network, run.ema, run.optimizer, done, run_dir, config)
+            periodic = done % config.checkpoint_every == 0 or done == end
+            if periodic:
+                checkpoint = save_checkpoint(accelerator, run.network, run.ema, run.optimizer, done, run_dir, config)
+            if done < end and (stopped_by := agreed_stop(stop, accelerator)) is not None:
+                if not periodic:  # the same writer as the periodic checkpoints: the resume is bit-exact
+                    checkpoint = save_checkpoint(
+                        accelerator, run.network, run.ema, run.optimizer, done, run_dir, config
+                    )
+                break
     bar.close()
+    if stopped_by is not None:
+        raise _stopped(run, stopped_by, done, checkpoint)
     return _finish(run, end)
+
+
+def _stopped(run: _Training, signum: int, done: int, checkpoint: Path) -> TrainingStopped:
+    """Ends the trackers and prints (the main process) the one line of a run stopped by ``signum`` after step
+    ``done`` with its ``checkpoint``; -> the error to raise."""
+    if run.config.tensorboard:
+        run.accelerator.end_training()
+    line = (
+        f"stopped by {signal_name(signum)} at step {done} of {run.run_dir}; checkpoint {checkpoint}; "
+        "the next run resumes there"
+    )
+    if run.accelerator.is_main_process:
+        print(line, file=sys.stderr, flush=True)
+    return TrainingStopped(line)
 
 
 def _setup(

@@ -307,3 +307,139 @@ def test_smoke_config_through_the_slurm_profile_matches_a_local_run(slurm_cluste
         b = torch.load(on_slurm / model.relative_to(local), weights_only=True)["ema"]
         assert all(torch.equal(a[k], b[k]) for k in a), model
     print(f"SLURM run {slurm_seconds:.1f} s, whole test {time.perf_counter() - began:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A train job stopped by SLURM comes back and resumes
+
+STOP_WINDOW_SECONDS = 40
+"""How long each run trains, at least: slurmctld sends the --signal warning at its periodic time-limit check (every
+30 s), so the run whose time limit the test shortens must still be training up to 30 s later."""
+RATE_MARGIN = 1.5
+"""The jobs may train faster than the calibration measured (a machine whose load drops): the steps allow for it."""
+STOP_GRACE = 90
+"""The test profile's --signal=TERM@90: once the test cuts a running job's time limit to 2 minutes, the warning is due
+at slurmctld's next check (within 30 s), well before the limit itself (whose SIGTERM would end it as TIMEOUT)."""
+STOP_PATTERN = re.compile(r"stopped by SIGTERM at step (\d+) of (\S+); checkpoint (\S+); the next run resumes there")
+
+
+def steps_for(seconds, config, run):
+    """Steps the run trains in about ``seconds`` on this machine (one thread, as the jobs): its rate over a few
+    steps, measured here; each run of the test trains long enough, on a fast machine or a slow one."""
+    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.training.trainer import train
+    from lrdm.workflow import run_config
+
+    folder = Path(config["resources"]) / "calibration"
+    dataset = config["datasets"][run.dataset]
+    make_synthetic_dataset(folder, dataset["task"], size=dataset["size"], seed=0,
+                           patches_per_image=dataset["patches_per_image"],
+                           test_patches_per_image=dataset["test_patches_per_image"])  # fmt: skip
+    probe = run_config(config, run, str(folder / "index.parquet"), max_rank=config["max_rank"]).replace(steps=20)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        began = time.perf_counter()
+        train(probe, folder / "run", progress=False)
+        rate = probe.steps / (time.perf_counter() - began)
+    finally:
+        torch.set_num_threads(previous)
+    return int(rate * seconds)
+
+
+def wait_for(condition, seconds, what, proc):
+    deadline = time.monotonic() + seconds
+    while not (found := condition()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out = proc.stdout.read() if proc.poll() is not None else ""
+            pytest.fail(f"no {what} after {seconds} s:\n{out[-4000:]}")
+        time.sleep(0.5)
+    return found
+
+
+def logged_steps(run_dir):
+    path = run_dir / "losses.csv"
+    return [int(line.split(",")[0]) for line in path.read_text().splitlines()[1:]] if path.exists() else []
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_train_jobs_stopped_by_scancel_and_by_their_time_limit_come_back_and_resume(slurm_cluster, tmp_path):
+    """Two train jobs: one sent SIGTERM (`scancel --signal=TERM`, as at preemption), one whose time limit is cut to 2
+    minutes mid-training (the profile's --signal sends SIGTERM ahead of it). Both checkpoint and stop, Snakemake's
+    retries submit them again, they resume, and their model.pt equals an uninterrupted local run's, bit for bit."""
+    from lrdm.targets import target_evaluations
+
+    began = time.perf_counter()
+    on_slurm = tmp_path / "slurm"
+    on_slurm.mkdir()
+    config = trimmed_smoke_config()
+    config.update(results="results", resources="resources")
+    runs = sorted({evaluation.trained for evaluation in target_evaluations(config, "schedulers")}, key=str)
+    assert len(runs) == 2
+    steps = max(100, steps_for(RATE_MARGIN * STOP_WINDOW_SECONDS, {**config, "resources": str(tmp_path)}, runs[0]))
+    config["train"].update(steps=steps, checkpoint_every=10 * steps, log_every=1)  # checkpoints: the stop and the end
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    targets = [run.model("results") for run in runs]
+
+    real = yaml.safe_load(PROFILE.read_text())
+    assert real["retries"] >= 1 and re.fullmatch(r"--signal=TERM@\d+", real["set-resources"]["train"]["slurm_extra"])
+    profile = local_cluster_profile(tmp_path / "profile")
+    settings = yaml.safe_load((profile / "profile.yaml").read_text())
+    settings["set-resources"]["train"]["slurm_extra"] = f"--signal=TERM@{STOP_GRACE}"
+    (profile / "profile.yaml").write_text(yaml.safe_dump(settings))
+    env = {**ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{ENV.get('PATH', '')}"}
+
+    command = [*SNAKEMAKE, "-d", str(on_slurm), "--configfile", str(config_path), "--workflow-profile", str(profile)]
+    with subprocess.Popen([*command, *targets], cwd=on_slurm, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True) as proc:  # fmt: skip
+        try:
+            def running_train_jobs():
+                jobs = {}
+                for job in slurm_jobs().values():
+                    comment = job.get("Comment", "")
+                    if comment.startswith("rule_train") and job["JobState"] == "RUNNING":
+                        jobs.update({run: job["JobId"] for run in runs if f"_{run.rank_spec}_" in comment})
+                return jobs if len(jobs) == len(runs) else None
+
+            first = wait_for(running_train_jobs, 240, "two running train jobs", proc)
+            for run in runs:  # both train already: the signal lands mid-training
+                wait_for(lambda run=run: len(logged_steps(on_slurm / run.folder("results"))) >= 3, 120,
+                         f"training steps of {run}", proc)  # fmt: skip
+            cancelled, timed = (first[run] for run in runs)
+            subprocess.run(["scancel", "--signal=TERM", cancelled], check=True, timeout=30, env=ENV)
+            subprocess.run(["scontrol", "update", f"JobId={timed}", "TimeLimit=2"], check=True, timeout=30, env=ENV)
+            out, _ = proc.communicate(timeout=SNAKEMAKE_TIMEOUT)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    slurm_seconds = time.perf_counter() - began
+    (tmp_path / "slurm-run.log").write_text(out)
+    jobs = slurm_jobs()
+    assert proc.returncode == 0, out[-6000:] + "\n" + "\n".join(str(j) for j in jobs.values())
+
+    train_jobs = [job for job in jobs.values() if job.get("Comment", "").startswith("rule_train")]
+    assert sorted(job["JobState"] for job in train_jobs) == ["COMPLETED", "COMPLETED", "FAILED", "FAILED"], train_jobs
+    assert {jobs[cancelled]["JobState"], jobs[timed]["JobState"]} == {"FAILED"}
+    assert jobs[timed]["TimeLimit"] == "00:02:00"
+    logs = "\n".join(p.read_text() for p in (on_slurm / ".snakemake" / "slurm_logs").rglob("*.log"))  # per job
+    stops = {(on_slurm / m[2]).resolve(): int(m[1]) for m in STOP_PATTERN.finditer(logs)}  # relative to -d
+    for run in runs:
+        folder = (on_slurm / run.folder("results")).resolve()
+        assert 3 <= stops.get(folder, -1) < steps, (run, stops)  # stopped mid-training, by SIGTERM
+        assert logged_steps(folder) == list(range(1, steps + 1)), "resumed after the stop: no step lost or repeated"
+
+    local = tmp_path / "local"
+    local.mkdir()
+    code, local_out = run_snakemake(
+        [*targets, "-d", str(local), "--configfile", str(config_path), "--cores", "2", "--set-threads", "train=1"],
+        cwd=local,
+    )
+    assert code == 0, local_out[-6000:]
+    for target in targets:
+        a = torch.load(local / target, weights_only=True)["ema"]
+        b = torch.load(on_slurm / target, weights_only=True)["ema"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), target
+    print(f"{steps} steps per run; stopped at {sorted(stops.values())}; SLURM run {slurm_seconds:.1f} s, "
+          f"whole test {time.perf_counter() - began:.1f} s")  # fmt: skip
