@@ -124,19 +124,40 @@ def provenance_line(info: Mapping[str, str], target: str = "readme_tables", comm
 # --------------------------------------------------------------------------------------------------
 
 
-def scores_frame(scores: pd.DataFrame, protocols: Mapping[str, str], steps: int) -> pd.DataFrame:
-    """One row per dataset's degraded input and per run (mean over test images, then seeds) at ``steps`` sampling
-    steps: dataset, protocol, run, PSNR, SSIM and the PSNR gain over the input.  ``protocols``: each dataset's."""
-    frame = select_steps(scores, steps)
-    summary = summarize(frame, ["dataset", "process", "objective", "rank_spec"])
+MACHINE_SPREAD_DB = 0.6
+"""How far one row of the one-seed scores table moved when the embedded default's ``all`` was run again on another
+machine: up to 0.6 dB per row between an Intel and an AMD CPU (issue 32), with the rows reordered by score; the
+claims table's directions (three seeds) held on both machines."""
+
+
+def scores_summary(scores: pd.DataFrame, steps: int) -> pd.DataFrame:
+    """Per run at ``steps`` sampling steps (mean over test images, then seeds; :func:`summarize`): ``dataset,
+    process, objective, rank_spec, psnr_mean, ssim_mean, input_psnr_mean, input_ssim_mean, n_seeds`` and
+    ``gain_psnr``, the PSNR gain over the degraded input."""
+    summary = summarize(select_steps(scores, steps), ["dataset", "process", "objective", "rank_spec"])
+    return summary.assign(gain_psnr=summary["psnr_mean"] - summary["input_psnr_mean"])
+
+
+def scores_frame(summary: pd.DataFrame, protocols: Mapping[str, str], order: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """The README's scores table from :func:`scores_summary`: per dataset its degraded input, then its runs, in
+    ``order`` (``[dataset, process, objective, rank_spec]`` of each run in the config's order,
+    :func:`lrdm.workflow.runs_in_config_order`), never by score; columns dataset, protocol, run, PSNR, SSIM and
+    the PSNR gain over the input.  ``protocols``: each dataset's.  Raises ValueError for a run not in ``order``."""
+    keys = ["dataset", "process", "objective", "rank_spec"]
+    position = {tuple(key): index for index, key in enumerate(order)}
+    unordered = [tuple(k) for k in summary[keys].itertuples(index=False) if tuple(k) not in position]
+    if unordered:
+        raise ValueError(f"scores_frame: run {'/'.join(unordered[0])} is not in the config's order")
+    ranked = summary.assign(position=[position[tuple(k)] for k in summary[keys].itertuples(index=False)])
+    ranked = ranked.sort_values("position", kind="stable")
     rows = []
-    for dataset, part in summary.groupby("dataset", sort=True):
+    for dataset in dict.fromkeys(ranked["dataset"]):
+        part = ranked[ranked["dataset"] == dataset]
         first = part.iloc[0]
         rows.append(
             {"dataset": dataset, "protocol": protocols[dataset], "run": "degraded input",
              "PSNR": first["input_psnr_mean"], "SSIM": first["input_ssim_mean"], GAIN_COLUMN: None}
         )  # fmt: skip
-        part = part.sort_values(["psnr_mean", "rank_spec"], ascending=[False, True])
         for record in part.to_dict("records"):
             rows.append(
                 {
@@ -145,17 +166,43 @@ def scores_frame(scores: pd.DataFrame, protocols: Mapping[str, str], steps: int)
                     "run": method_label(record["process"], record["rank_spec"], record["objective"]),
                     "PSNR": record["psnr_mean"],
                     "SSIM": record["ssim_mean"],
-                    GAIN_COLUMN: record["psnr_mean"] - record["input_psnr_mean"],
+                    GAIN_COLUMN: record["gain_psnr"],
                 }
             )
     return pd.DataFrame(rows)
 
 
+def scores_caption(summary: pd.DataFrame, steps: int) -> str:
+    """The scores table's caption: what it averages, that its rows follow the config and are no ranking, how far
+    another machine moved a one-seed row (:data:`MACHINE_SPREAD_DB`), and where to compare methods instead."""
+    seeds = sorted(set(summary["n_seeds"].astype(int)))
+    order = (
+        "Rows follow the config (datasets as listed under `datasets`, each dataset's runs in the order its targets "
+        "name them), not the scores: the table is not a ranking."
+    )
+    if seeds == [1]:
+        return (
+            f"Mean test scores at {steps} sampling steps, one training seed per run. {order} Trained again on "
+            f"another machine, a row moved by up to {MACHINE_SPREAD_DB} dB (an AMD against an Intel CPU, issue 32) "
+            "and the rows reordered, while the claims table's directions (several seeds, paired) held on both: "
+            "compare methods there, not here."
+        )
+    return (
+        f"Mean test scores at {steps} sampling steps, mean over {'/'.join(map(str, seeds))} training seeds per run. "
+        f"{order} Compare methods in the claims table (paired by seed, a 95 % interval each)."
+    )
+
+
+def scores_fragment(table: pd.DataFrame, caption: str) -> str:
+    """Fragment ``scores``: the caption in bold, then :func:`scores_frame`'s table."""
+    return f"**{caption}**\n\n" + to_markdown(table)
+
+
 def gains_text(table: pd.DataFrame) -> str:
-    """One bullet per dataset of :func:`scores_frame`: how many runs beat the input, the range of gains, and the
-    runs below it."""
+    """One bullet per dataset of :func:`scores_frame`, in its order: how many runs beat the input, the range of
+    gains, and the runs below it."""
     lines = []
-    for dataset, part in table.groupby("dataset", sort=True):
+    for dataset, part in table.groupby("dataset", sort=False):
         runs = part[part[GAIN_COLUMN].notna()]
         gains = runs[GAIN_COLUMN].astype(float)
         below = runs[gains <= 0]

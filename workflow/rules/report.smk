@@ -155,6 +155,7 @@ rule readme_tables:
         losses=[f"{README_DIR}/losses_{d}.png" for d in README_LOSSES],
     params:
         steps=README_STEPS,
+        order=W.runs_in_config_order(config),
         protocols={name: dataset["protocol"] for name, dataset in config["datasets"].items()},
         benchmarks=W.benchmark_paths(config, README_EVALUATIONS),
         configfiles=README_CONFIGFILES,

@@ -10,10 +10,11 @@ inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  #
 folder = Path(outputs.scores).parent
 info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
 footer = readme.provenance_line(info)
-scores = readme.scores_frame(read_scores(inputs.scores), params.protocols, params.steps)
+summary = readme.scores_summary(read_scores(inputs.scores), params.steps)
+scores = readme.scores_frame(summary, params.protocols, params.order)
 tables_md = {
     "setup": to_markdown(readme.run_setup_frame(Path(m).parent for m in inputs.models)),
-    "scores": to_markdown(scores),
+    "scores": readme.scores_fragment(scores, readme.scores_caption(summary, params.steps)),
     "timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
 }
 if inputs.protocols:
