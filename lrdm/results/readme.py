@@ -5,9 +5,10 @@ to ``results/readme/<name>.md`` (that folder is tracked by git) and copies the f
 ``readme_claims`` adds the claims fragments once ``claims`` has been run.  Each fragment ends with a line naming the
 commit, the machine and the date it was generated on (:func:`provenance_line`).
 
-README.md holds each fragment between ``<!-- generated: <name> -->`` and ``<!-- end generated -->``;
-``python -m lrdm.results.readme --update README.md`` replaces every such block with its fragment and
-``--check README.md`` lists the blocks that differ (``tests/results/test_readme.py`` runs the check).
+README.md and the pages under ``docs/`` hold each fragment between ``<!-- generated: <name> -->`` and
+``<!-- end generated -->`` (each block in one of them); ``python -m lrdm.results.readme --update README.md docs/*.md``
+replaces every such block with its fragment and ``--check README.md docs/*.md`` lists the blocks that differ
+(``tests/results/test_readme.py`` runs the check).
 
 The tables reuse :mod:`lrdm.results.scores` (``summarize``, ``select_steps``), :mod:`lrdm.results.tables`
 (``method_label``, ``protocols_table``) and :mod:`lrdm.results.render` (``to_markdown``): the README shows the
@@ -88,7 +89,7 @@ def provenance(
 ) -> dict[str, str]:
     """What a fragment was generated from and on: ``config`` (``configfiles`` in the order they were merged),
     ``commit`` of the code in ``repo`` (with ``+ uncommitted changes`` when a tracked file outside ``ignore``
-    differs from it: the fragments and the README they go into do not count), ``cpu`` (model and cores), ``gpu``
+    differs from it: the fragments and the documents they go into do not count), ``cpu`` (model and cores), ``gpu``
     (``nvidia-smi`` names, or ``no GPU``) and ``date`` (UTC)."""
     commit = _query(["git", "rev-parse", "HEAD"], repo)
     if commit is None:
@@ -446,15 +447,30 @@ def update_readme(text: str, folder: str | os.PathLike[str]) -> str:
     return BLOCK_PATTERN.sub(replace, text)
 
 
+def documents_blocks(texts: Mapping[str, str]) -> dict[str, str]:
+    """The generated blocks of several documents (path -> text), block name -> the path holding it.  Raises
+    ConfigError for a block name used in two documents (or twice in one)."""
+    where: dict[str, str] = {}
+    for path, text in texts.items():
+        for name in readme_blocks(text):
+            if name in where:
+                raise ConfigError(f"README block {name!r} appears in {where[name]} and in {path}", name)
+            where[name] = path
+    return where
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lrdm.results.readme (--update | --check) README.md [--folder results/readme]``."""
+    """``python -m lrdm.results.readme (--update | --check) README.md [docs/*.md ...] [--folder results/readme]``."""
     parser = argparse.ArgumentParser(
         prog="python -m lrdm.results.readme",
-        description="Replace (--update) or compare (--check) the README's generated blocks with results/readme/.",
+        description="Replace (--update) or compare (--check) the generated blocks of the README and the docs/ pages "
+        "with results/readme/.",
     )
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--update", metavar="README", help="rewrite the README's generated blocks in place")
-    mode.add_argument("--check", metavar="README", help="exit 1 when a generated block differs from its fragment")
+    mode.add_argument("--update", metavar="FILE", nargs="+", help="rewrite the files' generated blocks in place")
+    mode.add_argument(
+        "--check", metavar="FILE", nargs="+", help="exit 1 when a generated block differs from its fragment"
+    )
     mode.add_argument(
         "--plan-summary",
         action="store_true",
@@ -468,17 +484,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_text(path, plan_summary(args.folder))
             print(f"wrote {path}")
             return 0
-        readme = Path(args.update or args.check)
-        text = readme.read_text()
+        documents = [Path(name) for name in (args.update or args.check)]
+        texts = {str(path): path.read_text() for path in documents}
+        documents_blocks(texts)  # each block in one place
         if args.check:
-            stale = stale_blocks(text, args.folder)
-            for name in stale:
-                print(f"{readme}: block {name!r} differs from {fragment_path(args.folder, name)}", file=sys.stderr)
+            stale = [(path, name) for path in documents for name in stale_blocks(texts[str(path)], args.folder)]
+            for path, name in stale:
+                print(f"{path}: block {name!r} differs from {fragment_path(args.folder, name)}", file=sys.stderr)
             return 1 if stale else 0
-        updated = update_readme(text, args.folder)
-        if updated != text:
-            write_text(readme, updated)
-        print(f"{readme}: {len(readme_blocks(updated))} generated block(s) up to date")
+        updated = {str(path): update_readme(texts[str(path)], args.folder) for path in documents}
+        for path in documents:
+            if updated[str(path)] != texts[str(path)]:
+                write_text(path, updated[str(path)])
+            print(f"{path}: {len(readme_blocks(updated[str(path)]))} generated block(s) up to date")
         return 0
     except (OSError, LrdmError) as error:
         print(f"python -m lrdm.results.readme: error: {error}", file=sys.stderr)

@@ -18,9 +18,13 @@ from lrdm.results.scores import read_scores, summarize
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
+"""Where the generated blocks are: the README and the pages under docs/."""
 FRAGMENTS = REPO / "results" / "readme"
-#: Blocks the README must carry: the embedded default's tables, the claims, the protocols.
-EXPECTED_BLOCKS = {"setup", "scores", "gains", "timing", "restorations", "losses", "protocols", "claims"}
+#: Blocks the README must carry: the scores, read beside the claims.
+README_BLOCKS = {"scores", "gains", "restorations", "losses", "claims", "claims_verdicts"}
+#: Blocks the README and docs/ must carry together: the embedded default's tables, the claims, the protocols, the plan.
+EXPECTED_BLOCKS = README_BLOCKS | {"setup", "timing", "protocols", "claims_seeds", "claims_timing", "plan_summary"}
 
 
 def run_tool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -36,14 +40,39 @@ def tool(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_readme_blocks_equal_the_committed_generated_fragments():
-    blocks = readme.readme_blocks(README.read_text())
-    assert EXPECTED_BLOCKS <= set(blocks)
-    for name in blocks:
+def test_readme_and_docs_blocks_equal_the_committed_generated_fragments():
+    where = readme.documents_blocks({str(path): path.read_text() for path in DOCUMENTS})
+    assert EXPECTED_BLOCKS <= set(where)
+    assert README_BLOCKS <= set(readme.readme_blocks(README.read_text()))
+    for name in where:
         assert (FRAGMENTS / f"{name}.md").is_file(), f"results/readme/{name}.md is not committed"
-    checked = run_tool("--check", "README.md")
+    paths = [str(path.relative_to(REPO)) for path in DOCUMENTS]
+    checked = run_tool("--check", *paths)
     assert checked.returncode == 0, checked.stderr
-    assert readme.stale_blocks(README.read_text(), FRAGMENTS) == []
+    for path in DOCUMENTS:
+        assert readme.stale_blocks(path.read_text(), FRAGMENTS) == [], path
+
+
+def test_check_and_update_take_several_documents_and_refuse_a_block_in_two(tmp_path, capsys):
+    folder = tmp_path / "fragments"
+    readme.write_fragments({"scores": "| a |\n", "claims": "| b |\n"}, folder)
+    first, second = tmp_path / "README.md", tmp_path / "page.md"
+    first.write_text("<!-- generated: scores -->\nold\n<!-- end generated -->\n")
+    second.write_text("<!-- generated: claims -->\nold\n<!-- end generated -->\n")
+    code, err = tool(capsys, "--check", str(first), str(second), "--folder", str(folder))
+    assert code == 1 and f"{first}: block 'scores'" in err and f"{second}: block 'claims'" in err
+    assert tool(capsys, "--update", str(first), str(second), "--folder", str(folder))[0] == 0
+    assert second.read_text() == "<!-- generated: claims -->\n| b |\n<!-- end generated -->\n"
+    second.write_text(first.read_text())
+    code, err = tool(capsys, "--check", str(first), str(second), "--folder", str(folder))
+    assert code == 2 and f"README block 'scores' appears in {first} and in {second}" in err
+
+
+def test_images_the_readme_shows_are_committed_and_linked_from_the_readme():
+    text = README.read_text()
+    assert readme.readme_blocks(text)["restorations"] and readme.readme_blocks(text)["losses"]
+    for path in DOCUMENTS[1:]:  # image paths are relative to the repository root: only the README can show them
+        assert "restorations" not in readme.readme_blocks(path.read_text()), path
 
 
 def test_images_the_generated_blocks_show_are_committed():
@@ -208,8 +237,8 @@ def test_claims_timing_counts_only_the_jobs_claims_adds_to_all():
 
 
 def readme_python_blocks(section: str) -> list[str]:
-    """The ```python blocks of the README section whose heading is ``section``."""
-    text = README.read_text()
+    """The ```python blocks of the docs/results.md section whose heading is ``section``."""
+    text = (REPO / "docs" / "results.md").read_text()
     start = text.index(f"## {section}\n")
     end = text.find("\n## ", start + 1)
     return re.findall(r"```python\n(.*?)```", text[start:end], re.DOTALL)

@@ -125,8 +125,8 @@ rule loss_comparison_figure:
         "../scripts/loss_comparison.py"
 
 
-# The README's measured numbers (README: "Numbers in this README"): fragments under results/readme/, tracked by
-# git, that `python -m lrdm.results.readme --update README.md` copies between the README's markers.
+# The measured numbers of the README and docs/ (docs/results.md): fragments under results/readme/, tracked by git,
+# that `python -m lrdm.results.readme --update README.md docs/*.md` copies between their markers.
 
 README_DIR = f"{RESULTS}/readme"
 README_STEPS = int(config["sampling"]["steps"])

@@ -8,7 +8,8 @@ from lrdm.workflow import log_to_file
 log_to_file(snakemake.log)  # noqa: F821
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 folder = Path(outputs.scores).parent
-info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
+documents = [folder, Path(params.repo) / "README.md", Path(params.repo) / "docs"]  # where the fragments go
+info = readme.provenance(params.configfiles, params.repo, ignore=documents)
 footer = readme.provenance_line(info)
 summary = readme.scores_summary(read_scores(inputs.scores), params.steps)
 scores = readme.scores_frame(summary, params.protocols, params.order)
