@@ -1,13 +1,7 @@
 """lrdm: Low-Rank Residual Diffusion Models (LRDM) on top of Residual Denoising Diffusion Models (RDDM).
 
-The package is layered; each layer imports only the ones above it in this list:
-
-* ``lrdm.vocab``, ``lrdm.errors``, ``lrdm.files``, ``lrdm.config``: names, errors, atomic writes, run config
-  (torch-free);
-* ``lrdm.core``: the mathematics (schedules, low rank, diffusion, sampling, ResShift, processes, networks);
-* ``lrdm.data``: synthetic and real datasets, the index, downloads;
-* ``lrdm.training``, then ``lrdm.evaluation``, then ``lrdm.results`` and ``lrdm.perf``;
-* ``lrdm.workflow`` (torch-free glue for the Snakefile) and ``lrdm.cli``.
+The package's layers and modules are described in ``docs/package.md``, and checked against the code by
+``tests/test_docs.py``.
 
 The stable public API (the names in :data:`PUBLIC_API`) is importable from here, so modules can move
 without breaking users:

@@ -1,9 +1,11 @@
-"""``lrdm`` command line: thin wrappers the Snakemake workflow calls.
+"""``lrdm`` command line: the package's functions outside Snakemake (the workflow's rules call the same functions
+from their scripts, not this command; a training job on several GPUs starts ``lrdm.cli train`` under accelerate).
 
 lrdm make-data --task rain --out resources/synthetic/rain
 lrdm train --config run.yaml --run-dir results/runs/NAME [--set key=value ...]
 lrdm evaluate --model results/runs/NAME/model.pt --index INDEX --steps 5 --out scores.parquet
 lrdm import-checkpoint OFFICIAL.pt --out results/runs/NAME [--set objective=pred_res ...]
+lrdm datasets [--json | --prepare NAME]   # the registry of real datasets
 lrdm bench --preset cpu --out results/bench/cpu.parquet
 lrdm quality --steps 300 --out results/bench/quality.parquet
 lrdm restore --model results/runs/NAME/model.pt --input photos/ --out restored/

@@ -35,6 +35,22 @@ NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 """A decimal number as text: what YAML 1.2 reads as a float but PyYAML (YAML 1.1) leaves a string, e.g. ``1e-3``."""
 
 
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "loss": LOSSES,
+    "basis": BASES,
+    "projection_solver": SOLVERS,
+    "network": NETWORKS,
+    "backbone": BACKBONES,
+    "alpha_shape": SHAPES,
+    "beta2_shape": SHAPES,
+    "lr_schedule": LR_SCHEDULES,
+    "mixed_precision": MIXED_PRECISION,
+    "device": DEVICES,
+}
+"""The :class:`TrainConfig` fields that take one of a closed set of names, and the set (``process`` and
+``objective``, whose choices depend on the process, are checked beside them)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of one training run.  Defaults are the LRDM paper's (RDDM code base) except the
@@ -43,47 +59,47 @@ class TrainConfig:
     index: str = ""  # Parquet index of paired images (see lrdm.data)
     crop: int = 256  # side of the random training crops (unused when resize is set)
     resize: int | None = None  # official view: whole images padded and resized to resize x resize, no crops
-    flip: bool = True
+    flip: bool = True  # random horizontal flips (probability 0.5) of the training pairs
     residual_scale: tuple[float, float] | None = None  # augmentation: I_in -> I_0 + λ(I_in - I_0), λ ~ U(low, high)
-    process: str = "rddm"
-    T: int = 1000
-    beta2_sum: float = 1.0
-    alpha_shape: str = "decreasing"
-    beta2_shape: str = "increasing"
+    process: str = "rddm"  # forward process: rddm (RDDM, and LRDM with a low rank_spec) or resshift (LRDM Tab. 5)
+    T: int = 1000  # diffusion timesteps
+    beta2_sum: float = 1.0  # sum of RDDM's noise schedule beta² over the T steps (RDDM Eq. 18; sum_scale there)
+    alpha_shape: str = "decreasing"  # shape of the residual schedule alpha over t (RDDM Eq. 18)
+    beta2_shape: str = "increasing"  # shape of the noise schedule beta² over t (RDDM Eq. 18)
     kappa: float = 2.0  # ResShift noise scale
     resshift_power: float = 0.3  # ResShift schedule exponent p
-    objective: str = "pred_res_noise"
-    loss: str = "l1"
-    rank_spec: str = "full"
+    objective: str = "pred_res_noise"  # what the network predicts (RDDM §4.3): SM-Res-N, SM-Res, SM-N; pred_x0
+    loss: str = "l1"  # training loss on the predictions
+    rank_spec: str = "full"  # the residual's rank over t (LRDM Eq. 15-19): full, fixed-rN, lin_*, poly_*-pN
     max_rank: int | None = None  # R_m; None = min(H, W)
-    basis: str = "svd"
+    basis: str = "svd"  # the low-rank basis: each residual's own SVD, or dataset_pca (one basis for the data)
     projection_solver: str = "svd"  # per-image Q_k: svd (reference) or gram (float64 eigendecomposition)
-    network: str = "two_net"
+    network: str = "two_net"  # two_net: one UNet per predicted term; one_net: one UNet with a head per term
     backbone: str = "ddpm_unet"  # ddpm_unet | rddm_unetres (the official RDDM UnetRes) | conv_unet (lrdm.core.convunet)
-    dim: int = 64
-    dim_mults: tuple[int, ...] = (1, 2, 4, 8)
-    steps: int = 120_000
-    batch_size: int = 1
+    dim: int = 64  # channels of the UNet's first level
+    dim_mults: tuple[int, ...] = (1, 2, 4, 8)  # channel multiple of each level; crop and resize divide by 2^(levels-1)
+    steps: int = 120_000  # optimiser steps; raising it alone continues a run from its newest checkpoint
+    batch_size: int = 1  # images per micro-batch, the global batch over train_gpus processes
     grad_accum: int = 1  # micro-batches of batch_size per optimizer step (official deraining recipe: 2)
-    lr: float = 8e-5
+    lr: float = 8e-5  # Adam learning rate
     lr_schedule: str = "constant"  # constant (the official code's) | cosine: decays to 0 at the last step
     lr_warmup: int = 0  # steps of linear warm-up from lr / lr_warmup to lr (0: none)
-    adam_betas: tuple[float, float] = (0.9, 0.99)
-    grad_clip: float = 1.0
-    ema_decay: float = 0.995
-    ema_update_every: int = 10
-    ema_start: int = 100
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
+    adam_betas: tuple[float, float] = (0.9, 0.99)  # Adam betas (the official code's)
+    grad_clip: float = 1.0  # gradient-norm clip
+    ema_decay: float = 0.995  # decay of the EMA weights that model.pt holds
+    ema_update_every: int = 10  # optimiser steps between EMA updates
+    ema_start: int = 100  # step from which the EMA follows the weights (before: a copy of them)
+    checkpoint_every: int = 1000  # steps between checkpoints (a killed run resumes from the newest)
+    keep_checkpoints: int = 2  # newest checkpoints kept
     divergence_factor: float = 1000.0  # a loss above this multiple of its running median is divergence
-    log_every: int = 50
+    log_every: int = 50  # steps between lines of losses.csv and the log's progress lines
     tensorboard: bool = False  # also log the losses to TensorBoard (accelerate's tracker) in run_dir/tensorboard
     val_every: int = 0  # every N steps: PSNR/SSIM of the EMA model on val_images test images (0: never)
     val_images: int = 4  # test images of the periodic validation
     val_steps: int = 2  # sampling steps of the periodic validation
-    seed: int = 0
-    mixed_precision: str = "auto"
-    device: str = "auto"
+    seed: int = 0  # seeds the weights and every batch, crop, timestep and noise draw (by seed and step)
+    mixed_precision: str = "auto"  # auto: bf16 autocast of the network on CUDA, fp32 elsewhere; no: fp32; bf16
+    device: str = "auto"  # auto: cuda where torch sees a GPU, else cpu
     extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance (dataset name, ...)
 
     def __post_init__(self) -> None:
@@ -92,16 +108,8 @@ class TrainConfig:
             check_type(item.name, getattr(self, item.name), hints[item.name])
         check_choice(self.process, PROCESSES, "process", key="process")
         check_choice(self.objective, PROCESS_OBJECTIVES[self.process], "objective", key="objective")
-        check_choice(self.loss, LOSSES, "loss", key="loss")
-        check_choice(self.basis, BASES, "basis", key="basis")
-        check_choice(self.projection_solver, SOLVERS, "projection_solver", key="projection_solver")
-        check_choice(self.network, NETWORKS, "network", key="network")
-        check_choice(self.backbone, BACKBONES, "backbone", key="backbone")
-        check_choice(self.alpha_shape, SHAPES, "alpha_shape", key="alpha_shape")
-        check_choice(self.beta2_shape, SHAPES, "beta2_shape", key="beta2_shape")
-        check_choice(self.lr_schedule, LR_SCHEDULES, "lr_schedule", key="lr_schedule")
-        check_choice(self.mixed_precision, MIXED_PRECISION, "mixed_precision", key="mixed_precision")
-        check_choice(self.device, DEVICES, "device", key="device")
+        for key, choices in FIELD_CHOICES.items():
+            check_choice(getattr(self, key), choices, key, key=key)
         for key in (
             "crop",
             "T",

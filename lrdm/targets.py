@@ -4,8 +4,9 @@ An entry (:class:`Target`) holds everything the workflow needs to know about its
 Snakemake target and the key under ``targets`` in the config), a caption (what it reproduces), its report
 category, the evaluations it needs (the (run, steps) pairs whose scores it reads; none for figure-only targets),
 the files it makes (a table named after it when it has a builder, its figures, other files), the builder of its
-table and the plotter of its scores figure.  The Snakefile's target rules (``common.smk``), the report
-categories (``report.smk``), the table script and the scores-figure script all read :data:`TARGETS`: adding an
+table and the plotter of its scores figure.  The Snakefile's target rules and report categories
+(``workflow/rules/report.smk``), the outputs each target needs (``target_outputs`` in ``common.smk``), the table
+script and the scores-figure script all read :data:`TARGETS`: adding an
 artefact means adding one entry here and its block under ``targets`` in ``workflow/schemas/config.schema.yaml``.
 
 This module is imported while Snakemake builds the DAG, so it imports neither torch, pandas nor matplotlib:
@@ -358,7 +359,7 @@ TARGETS: dict[str, Target] = {
             claims_evaluations,
             Ref("lrdm.results.claims", "claims_table"),
             claims_args,
-            in_all=False,  # trains every run again on several seeds (README: their budget)
+            in_all=False,  # trains every run again on several seeds (docs/results.md: their budget)
         ),
     )
 }

@@ -1,5 +1,6 @@
-"""Packaging and the README, verbatim: every third-party import is a declared dependency, every module imports,
-every `snakemake` command of the README's code blocks builds its DAG as written, and `snakemake --lint` is clean."""
+"""Packaging and the docs, verbatim: every third-party import is a declared dependency, every module imports,
+every `snakemake` command of the code blocks of the README and of docs/*.md builds its DAG as written, and
+`snakemake --lint` is clean."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from lrdm.files import write_png
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lrdm"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-README = (ROOT / "README.md").read_text()
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = "\n".join(path.read_text() for path in DOCUMENTS)
+"""The README and the docs/ pages: their commands run from the repository root as written."""
 WORKFLOW_FILES = ("Snakefile", "config", "profiles", "workflow")
 """What a README command needs in its working directory (the package itself comes from the environment)."""
 DRY_RUN_TIMEOUT_S = 300

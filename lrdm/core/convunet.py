@@ -4,7 +4,7 @@ Residual blocks of two 3x3 convolutions with SiLU, the timestep applied as a per
 the first convolution, strided-convolution downsampling, nearest-neighbour upsampling and skip
 concatenations; one self-attention layer at the coarsest level.  Unlike denoising-diffusion-pytorch's
 ``Unet`` it has no attention at the finer levels and no normalisation in its residual blocks, so a training
-step costs about 0.4x that of a ``Unet`` of the same ``dim`` (README, "What the embedded default produces").
+step costs about 0.4x that of a ``Unet`` of the same ``dim`` (docs/results.md).
 Not the paper's network (that is ``rddm_unetres``).
 """
 

@@ -116,7 +116,7 @@ def official_ranks(
 ) -> torch.Tensor:
     """How many singular values the official LRDM training (``p_losses`` with ``enable_res_low_rank``) keeps at
     timesteps ``t`` on ``image_size × image_size`` images: a re-derivation of its arithmetic, for measuring the
-    differences from :func:`rank_schedule` (README, "The authors' LRDM weights").
+    differences from :func:`rank_schedule` (docs/paper.md, "The authors' LRDM weights").
 
     The official code computes ``d = t / T`` and the envelope in float32, scales by ``image_size`` (not the
     image's ``min(H, W)``), takes no ``clamp``, writes ``poly_increase`` as ``ceil(1 - envelope · size)`` (the

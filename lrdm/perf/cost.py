@@ -4,7 +4,7 @@ device (shapes only, no data), so that the paper's 72.5 M-parameter network at 2
 * :func:`train_step_flops`: FLOPs of one optimiser step (``grad_accum`` micro-batches of ``batch_size``
   images, forward and backward of the network), counted by ``torch.utils.flop_counter.FlopCounterMode``;
 * :func:`forward_flops`: FLOPs of one network call on one image; a restore at ``n`` sampling steps calls the
-  network ``n`` times (both samplers call it once per step; ``tests/perf/test_plan.py`` checks it against a real
+  network ``n`` times (both samplers call it once per step; ``tests/test_plan.py`` checks it against a real
   restore);
 * :func:`saved_activation_bytes`: the tensors autograd keeps for the backward pass of one micro-batch
   (``torch.autograd.graph.saved_tensors_hooks``), parameters left out;

@@ -5,9 +5,10 @@ to ``results/readme/<name>.md`` (that folder is tracked by git) and copies the f
 ``readme_claims`` adds the claims fragments once ``claims`` has been run.  Each fragment ends with a line naming the
 commit, the machine and the date it was generated on (:func:`provenance_line`).
 
-README.md holds each fragment between ``<!-- generated: <name> -->`` and ``<!-- end generated -->``;
-``python -m lrdm.results.readme --update README.md`` replaces every such block with its fragment and
-``--check README.md`` lists the blocks that differ (``tests/results/test_readme.py`` runs the check).
+README.md and the pages under ``docs/`` hold each fragment between ``<!-- generated: <name> -->`` and
+``<!-- end generated -->`` (each block in one of them); ``python -m lrdm.results.readme --update README.md docs/*.md``
+replaces every such block with its fragment and ``--check README.md docs/*.md`` lists the blocks that differ
+(``tests/results/test_readme.py`` runs the check).
 
 The tables reuse :mod:`lrdm.results.scores` (``summarize``, ``select_steps``), :mod:`lrdm.results.tables`
 (``method_label``, ``protocols_table``) and :mod:`lrdm.results.render` (``to_markdown``): the README shows the
@@ -88,7 +89,7 @@ def provenance(
 ) -> dict[str, str]:
     """What a fragment was generated from and on: ``config`` (``configfiles`` in the order they were merged),
     ``commit`` of the code in ``repo`` (with ``+ uncommitted changes`` when a tracked file outside ``ignore``
-    differs from it: the fragments and the README they go into do not count), ``cpu`` (model and cores), ``gpu``
+    differs from it: the fragments and the documents they go into do not count), ``cpu`` (model and cores), ``gpu``
     (``nvidia-smi`` names, or ``no GPU``) and ``date`` (UTC)."""
     commit = _query(["git", "rev-parse", "HEAD"], repo)
     if commit is None:
@@ -124,19 +125,40 @@ def provenance_line(info: Mapping[str, str], target: str = "readme_tables", comm
 # --------------------------------------------------------------------------------------------------
 
 
-def scores_frame(scores: pd.DataFrame, protocols: Mapping[str, str], steps: int) -> pd.DataFrame:
-    """One row per dataset's degraded input and per run (mean over test images, then seeds) at ``steps`` sampling
-    steps: dataset, protocol, run, PSNR, SSIM and the PSNR gain over the input.  ``protocols``: each dataset's."""
-    frame = select_steps(scores, steps)
-    summary = summarize(frame, ["dataset", "process", "objective", "rank_spec"])
+MACHINE_SPREAD_DB = 0.6
+"""How far one row of the one-seed scores table moved when the embedded default's ``all`` was run again on another
+machine: up to 0.6 dB per row between an Intel and an AMD CPU (issue 32), with the rows reordered by score; the
+claims table's directions (three seeds) held on both machines."""
+
+
+def scores_summary(scores: pd.DataFrame, steps: int) -> pd.DataFrame:
+    """Per run at ``steps`` sampling steps (mean over test images, then seeds; :func:`summarize`): ``dataset,
+    process, objective, rank_spec, psnr_mean, ssim_mean, input_psnr_mean, input_ssim_mean, n_seeds`` and
+    ``gain_psnr``, the PSNR gain over the degraded input."""
+    summary = summarize(select_steps(scores, steps), ["dataset", "process", "objective", "rank_spec"])
+    return summary.assign(gain_psnr=summary["psnr_mean"] - summary["input_psnr_mean"])
+
+
+def scores_frame(summary: pd.DataFrame, protocols: Mapping[str, str], order: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """The README's scores table from :func:`scores_summary`: per dataset its degraded input, then its runs, in
+    ``order`` (``[dataset, process, objective, rank_spec]`` of each run in the config's order,
+    :func:`lrdm.workflow.runs_in_config_order`), never by score; columns dataset, protocol, run, PSNR, SSIM and
+    the PSNR gain over the input.  ``protocols``: each dataset's.  Raises ValueError for a run not in ``order``."""
+    keys = ["dataset", "process", "objective", "rank_spec"]
+    position = {tuple(key): index for index, key in enumerate(order)}
+    unordered = [tuple(k) for k in summary[keys].itertuples(index=False) if tuple(k) not in position]
+    if unordered:
+        raise ValueError(f"scores_frame: run {'/'.join(unordered[0])} is not in the config's order")
+    ranked = summary.assign(position=[position[tuple(k)] for k in summary[keys].itertuples(index=False)])
+    ranked = ranked.sort_values("position", kind="stable")
     rows = []
-    for dataset, part in summary.groupby("dataset", sort=True):
+    for dataset in dict.fromkeys(ranked["dataset"]):
+        part = ranked[ranked["dataset"] == dataset]
         first = part.iloc[0]
         rows.append(
             {"dataset": dataset, "protocol": protocols[dataset], "run": "degraded input",
              "PSNR": first["input_psnr_mean"], "SSIM": first["input_ssim_mean"], GAIN_COLUMN: None}
         )  # fmt: skip
-        part = part.sort_values(["psnr_mean", "rank_spec"], ascending=[False, True])
         for record in part.to_dict("records"):
             rows.append(
                 {
@@ -145,17 +167,43 @@ def scores_frame(scores: pd.DataFrame, protocols: Mapping[str, str], steps: int)
                     "run": method_label(record["process"], record["rank_spec"], record["objective"]),
                     "PSNR": record["psnr_mean"],
                     "SSIM": record["ssim_mean"],
-                    GAIN_COLUMN: record["psnr_mean"] - record["input_psnr_mean"],
+                    GAIN_COLUMN: record["gain_psnr"],
                 }
             )
     return pd.DataFrame(rows)
 
 
+def scores_caption(summary: pd.DataFrame, steps: int) -> str:
+    """The scores table's caption: what it averages, that its rows follow the config and are no ranking, how far
+    another machine moved a one-seed row (:data:`MACHINE_SPREAD_DB`), and where to compare methods instead."""
+    seeds = sorted(set(summary["n_seeds"].astype(int)))
+    order = (
+        "Rows follow the config (datasets as listed under `datasets`, each dataset's runs in the order its targets "
+        "name them), not the scores: the table is not a ranking."
+    )
+    if seeds == [1]:
+        return (
+            f"Mean test scores at {steps} sampling steps, one training seed per run. {order} Trained again on "
+            f"another machine, a row moved by up to {MACHINE_SPREAD_DB} dB (an AMD against an Intel CPU, issue 32) "
+            "and the rows reordered, while the claims table's directions (several seeds, paired) held on both: "
+            "compare methods there, not here."
+        )
+    return (
+        f"Mean test scores at {steps} sampling steps, mean over {'/'.join(map(str, seeds))} training seeds per run. "
+        f"{order} Compare methods in the claims table (paired by seed, a 95 % interval each)."
+    )
+
+
+def scores_fragment(table: pd.DataFrame, caption: str) -> str:
+    """Fragment ``scores``: the caption in bold, then :func:`scores_frame`'s table."""
+    return f"**{caption}**\n\n" + to_markdown(table)
+
+
 def gains_text(table: pd.DataFrame) -> str:
-    """One bullet per dataset of :func:`scores_frame`: how many runs beat the input, the range of gains, and the
-    runs below it."""
+    """One bullet per dataset of :func:`scores_frame`, in its order: how many runs beat the input, the range of
+    gains, and the runs below it."""
     lines = []
-    for dataset, part in table.groupby("dataset", sort=True):
+    for dataset, part in table.groupby("dataset", sort=False):
         runs = part[part[GAIN_COLUMN].notna()]
         gains = runs[GAIN_COLUMN].astype(float)
         below = runs[gains <= 0]
@@ -399,15 +447,30 @@ def update_readme(text: str, folder: str | os.PathLike[str]) -> str:
     return BLOCK_PATTERN.sub(replace, text)
 
 
+def documents_blocks(texts: Mapping[str, str]) -> dict[str, str]:
+    """The generated blocks of several documents (path -> text), block name -> the path holding it.  Raises
+    ConfigError for a block name used in two documents (or twice in one)."""
+    where: dict[str, str] = {}
+    for path, text in texts.items():
+        for name in readme_blocks(text):
+            if name in where:
+                raise ConfigError(f"README block {name!r} appears in {where[name]} and in {path}", name)
+            where[name] = path
+    return where
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lrdm.results.readme (--update | --check) README.md [--folder results/readme]``."""
+    """``python -m lrdm.results.readme (--update | --check) README.md [docs/*.md ...] [--folder results/readme]``."""
     parser = argparse.ArgumentParser(
         prog="python -m lrdm.results.readme",
-        description="Replace (--update) or compare (--check) the README's generated blocks with results/readme/.",
+        description="Replace (--update) or compare (--check) the generated blocks of the README and the docs/ pages "
+        "with results/readme/.",
     )
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--update", metavar="README", help="rewrite the README's generated blocks in place")
-    mode.add_argument("--check", metavar="README", help="exit 1 when a generated block differs from its fragment")
+    mode.add_argument("--update", metavar="FILE", nargs="+", help="rewrite the files' generated blocks in place")
+    mode.add_argument(
+        "--check", metavar="FILE", nargs="+", help="exit 1 when a generated block differs from its fragment"
+    )
     mode.add_argument(
         "--plan-summary",
         action="store_true",
@@ -421,17 +484,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_text(path, plan_summary(args.folder))
             print(f"wrote {path}")
             return 0
-        readme = Path(args.update or args.check)
-        text = readme.read_text()
+        documents = [Path(name) for name in (args.update or args.check)]
+        texts = {str(path): path.read_text() for path in documents}
+        documents_blocks(texts)  # each block in one place
         if args.check:
-            stale = stale_blocks(text, args.folder)
-            for name in stale:
-                print(f"{readme}: block {name!r} differs from {fragment_path(args.folder, name)}", file=sys.stderr)
+            stale = [(path, name) for path in documents for name in stale_blocks(texts[str(path)], args.folder)]
+            for path, name in stale:
+                print(f"{path}: block {name!r} differs from {fragment_path(args.folder, name)}", file=sys.stderr)
             return 1 if stale else 0
-        updated = update_readme(text, args.folder)
-        if updated != text:
-            write_text(readme, updated)
-        print(f"{readme}: {len(readme_blocks(updated))} generated block(s) up to date")
+        updated = {str(path): update_readme(texts[str(path)], args.folder) for path in documents}
+        for path in documents:
+            if updated[str(path)] != texts[str(path)]:
+                write_text(path, updated[str(path)])
+            print(f"{path}: {len(readme_blocks(updated[str(path)]))} generated block(s) up to date")
         return 0
     except (OSError, LrdmError) as error:
         print(f"python -m lrdm.results.readme: error: {error}", file=sys.stderr)

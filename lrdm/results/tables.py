@@ -523,7 +523,7 @@ def main_table(
     scores = scores[~is_official]
     only_official = not official.empty and not scores["dataset"].isin(wanted).any()
     labels = labels or {}
-    if only_official:  # e.g. an overlay that keeps only the official weights' row (README, first GPU hour)
+    if only_official:  # e.g. an overlay that keeps only the official weights' row (docs/paper.md, the first GPU hour)
         official = select_steps(official, steps)
         frame, optional, ours = official, [], pd.DataFrame()
     else:
@@ -581,7 +581,7 @@ def main_table(
             else ""
         )
         + f"; '{INPUT_ROW}': the degraded test inputs, scored as the runs under each protocol"
-        + "; the protocol column says how each row was scored (README, 'How each paper measured'). "
+        + "; the protocol column says how each row was scored (docs/protocols.md). "
         + steps_text(used)
         + " "
         + AVERAGING_TEXT

@@ -156,6 +156,20 @@ def all_evaluations(config: dict[str, Any]) -> list[Evaluation]:
     return sorted(found, key=astuple)
 
 
+def runs_in_config_order(config: dict[str, Any]) -> list[list[str]]:
+    """The ``[dataset, process, objective, rank_spec]`` of every run that ``all`` trains, in the config's order:
+    datasets as listed under ``datasets``, each dataset's runs in the order the targets (as written under
+    ``targets``) first name them.  The README's scores table lists its rows in this order, not by score."""
+    all_scored = [name for name in all_targets(config) if name in SCORE_TARGETS]
+    ordered = [name for name in config.get("targets", {}) if name in all_scored]
+    keys: dict[tuple[str, str, str, str], None] = {}
+    for name in ordered:
+        for evaluation in target_evaluations(config, name):
+            keys.setdefault((evaluation.dataset, evaluation.process, evaluation.objective, evaluation.rank_spec))
+    datasets = list(config.get("datasets", {}))
+    return [list(key) for key in sorted(keys, key=lambda key: datasets.index(key[0]))]
+
+
 def loss_comparison_runs(config: dict[str, Any], dataset: str) -> list[Run]:
     """The runs of ``dataset`` that ``all`` trains, sorted by folder."""
     return sorted({e.trained for e in all_evaluations(config) if e.dataset == dataset}, key=lambda run: run.path)

@@ -18,9 +18,13 @@ from lrdm.results.scores import read_scores, summarize
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
+"""Where the generated blocks are: the README and the pages under docs/."""
 FRAGMENTS = REPO / "results" / "readme"
-#: Blocks the README must carry: the embedded default's tables, the claims, the protocols.
-EXPECTED_BLOCKS = {"setup", "scores", "gains", "timing", "restorations", "losses", "protocols", "claims"}
+#: Blocks the README must carry: the scores, read beside the claims.
+README_BLOCKS = {"scores", "gains", "restorations", "losses", "claims", "claims_verdicts"}
+#: Blocks the README and docs/ must carry together: the embedded default's tables, the claims, the protocols, the plan.
+EXPECTED_BLOCKS = README_BLOCKS | {"setup", "timing", "protocols", "claims_seeds", "claims_timing", "plan_summary"}
 
 
 def run_tool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -36,14 +40,39 @@ def tool(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_readme_blocks_equal_the_committed_generated_fragments():
-    blocks = readme.readme_blocks(README.read_text())
-    assert EXPECTED_BLOCKS <= set(blocks)
-    for name in blocks:
+def test_readme_and_docs_blocks_equal_the_committed_generated_fragments():
+    where = readme.documents_blocks({str(path): path.read_text() for path in DOCUMENTS})
+    assert EXPECTED_BLOCKS <= set(where)
+    assert README_BLOCKS <= set(readme.readme_blocks(README.read_text()))
+    for name in where:
         assert (FRAGMENTS / f"{name}.md").is_file(), f"results/readme/{name}.md is not committed"
-    checked = run_tool("--check", "README.md")
+    paths = [str(path.relative_to(REPO)) for path in DOCUMENTS]
+    checked = run_tool("--check", *paths)
     assert checked.returncode == 0, checked.stderr
-    assert readme.stale_blocks(README.read_text(), FRAGMENTS) == []
+    for path in DOCUMENTS:
+        assert readme.stale_blocks(path.read_text(), FRAGMENTS) == [], path
+
+
+def test_check_and_update_take_several_documents_and_refuse_a_block_in_two(tmp_path, capsys):
+    folder = tmp_path / "fragments"
+    readme.write_fragments({"scores": "| a |\n", "claims": "| b |\n"}, folder)
+    first, second = tmp_path / "README.md", tmp_path / "page.md"
+    first.write_text("<!-- generated: scores -->\nold\n<!-- end generated -->\n")
+    second.write_text("<!-- generated: claims -->\nold\n<!-- end generated -->\n")
+    code, err = tool(capsys, "--check", str(first), str(second), "--folder", str(folder))
+    assert code == 1 and f"{first}: block 'scores'" in err and f"{second}: block 'claims'" in err
+    assert tool(capsys, "--update", str(first), str(second), "--folder", str(folder))[0] == 0
+    assert second.read_text() == "<!-- generated: claims -->\n| b |\n<!-- end generated -->\n"
+    second.write_text(first.read_text())
+    code, err = tool(capsys, "--check", str(first), str(second), "--folder", str(folder))
+    assert code == 2 and f"README block 'scores' appears in {first} and in {second}" in err
+
+
+def test_images_the_readme_shows_are_committed_and_linked_from_the_readme():
+    text = README.read_text()
+    assert readme.readme_blocks(text)["restorations"] and readme.readme_blocks(text)["losses"]
+    for path in DOCUMENTS[1:]:  # image paths are relative to the repository root: only the README can show them
+        assert "restorations" not in readme.readme_blocks(path.read_text()), path
 
 
 def test_images_the_generated_blocks_show_are_committed():
@@ -87,17 +116,66 @@ def test_update_refuses_a_missing_fragment_or_end_marker_in_one_line(tmp_path, c
     assert doc.read_text() == text  # nothing rewritten
 
 
+def run_order(scores: pd.DataFrame) -> list[list[str]]:
+    """Every run of ``scores`` in the order ``make_scores`` wrote them (the order a config would name them)."""
+    keys = scores[["dataset", "process", "objective", "rank_spec"]].drop_duplicates()
+    return [list(key) for key in keys.itertuples(index=False)]
+
+
 def test_scores_fragment_holds_the_tables_means_and_the_gain_over_the_input():
     scores = make_scores(datasets=("synthetic_rain",), seeds=(0, 1), steps=(1, 5))
-    frame = readme.scores_frame(scores, {"synthetic_rain": "derain_y"}, steps=5)
-    summary = summarize(scores[scores["steps"] == 5], ["dataset", "process", "objective", "rank_spec"])
-    full = summary[(summary["rank_spec"] == "full") & (summary["process"] == "rddm")]
+    summary = readme.scores_summary(scores, steps=5)
+    frame = readme.scores_frame(summary, {"synthetic_rain": "derain_y"}, run_order(scores))
+    expected = summarize(scores[scores["steps"] == 5], ["dataset", "process", "objective", "rank_spec"])
+    full = expected[(expected["rank_spec"] == "full") & (expected["process"] == "rddm")]
     full = full[full["objective"] == "pred_res_noise"].iloc[0]
     row = frame[frame["run"] == "RDDM (ours, full)"].iloc[0]
     assert row["PSNR"] == pytest.approx(full["psnr_mean"])
     assert row[readme.GAIN_COLUMN] == pytest.approx(full["psnr_mean"] - full["input_psnr_mean"])
     assert frame.iloc[0]["run"] == "degraded input" and frame.iloc[0]["PSNR"] == pytest.approx(full["input_psnr_mean"])
-    assert len(frame) == 1 + summary.shape[0]
+    assert len(frame) == 1 + expected.shape[0]
+
+
+def test_scores_rows_follow_the_config_not_the_scores():
+    scores = make_scores(datasets=("synthetic_rain", "raindrop"), seeds=(0,), steps=(5,))
+    summary = readme.scores_summary(scores, steps=5)
+    order = run_order(scores)[::-1]  # the config names them in another order than make_scores wrote them
+    frame = readme.scores_frame(summary, {"synthetic_rain": "derain_y", "raindrop": "derain_y"}, order)
+    runs = frame[frame["run"] != "degraded input"]
+    labels = [(d, tables.method_label(p, r, o)) for d, p, o, r in order]
+    assert list(zip(runs["dataset"], runs["run"])) == labels
+    assert list(dict.fromkeys(frame["dataset"])) == ["raindrop", "synthetic_rain"]
+    assert not runs["PSNR"].is_monotonic_decreasing  # the fixtures' scores would order them otherwise
+    with pytest.raises(ValueError, match="synthetic_rain/rddm/pred_res_noise/full is not in the config's order"):
+        readme.scores_frame(
+            summary,
+            {"synthetic_rain": "derain_y", "raindrop": "derain_y"},
+            [key for key in order if key != ["synthetic_rain", "rddm", "pred_res_noise", "full"]],
+        )
+
+
+def test_scores_caption_says_one_seed_the_measured_spread_and_where_to_compare():
+    scores = make_scores(datasets=("synthetic_rain",), seeds=(0,), steps=(5,))
+    caption = readme.scores_caption(readme.scores_summary(scores, steps=5), steps=5)
+    assert "5 sampling steps, one training seed per run" in caption
+    assert f"up to {readme.MACHINE_SPREAD_DB} dB" in caption and "not a ranking" in caption
+    assert "claims table" in caption
+    several = readme.scores_caption(readme.scores_summary(make_scores(seeds=(0, 1, 2), steps=(5,)), 5), 5)
+    assert "mean over 3 training seeds per run" in several and "dB" not in several
+
+
+def test_runs_in_config_order_follow_the_datasets_then_the_targets_as_written():
+    import yaml
+
+    from lrdm.workflow import all_evaluations, runs_in_config_order
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    order = runs_in_config_order(config)
+    assert [key[0] for key in order] == sorted((key[0] for key in order), key=list(config["datasets"]).index)
+    rain = [key[3] for key in order if key[0] == "synthetic_rain" and key[2] == "pred_res_noise"]
+    assert rain[:4] == ["full", "fixed-r2", "fixed-r4", "fixed-r16"]  # rank_sweep is the first scored target
+    trained = {(e.dataset, e.process, e.objective, e.rank_spec) for e in all_evaluations(config)}
+    assert sorted(map(tuple, order)) == sorted(trained) and len(order) == len(trained)
 
 
 def test_gains_text_names_the_runs_at_or_below_the_input():
@@ -159,8 +237,8 @@ def test_claims_timing_counts_only_the_jobs_claims_adds_to_all():
 
 
 def readme_python_blocks(section: str) -> list[str]:
-    """The ```python blocks of the README section whose heading is ``section``."""
-    text = README.read_text()
+    """The ```python blocks of the docs/results.md section whose heading is ``section``."""
+    text = (REPO / "docs" / "results.md").read_text()
     start = text.index(f"## {section}\n")
     end = text.find("\n## ", start + 1)
     return re.findall(r"```python\n(.*?)```", text[start:end], re.DOTALL)

@@ -125,8 +125,8 @@ rule loss_comparison_figure:
         "../scripts/loss_comparison.py"
 
 
-# The README's measured numbers (README: "Numbers in this README"): fragments under results/readme/, tracked by
-# git, that `python -m lrdm.results.readme --update README.md` copies between the README's markers.
+# The measured numbers of the README and docs/ (docs/results.md): fragments under results/readme/, tracked by git,
+# that `python -m lrdm.results.readme --update README.md docs/*.md` copies between their markers.
 
 README_DIR = f"{RESULTS}/readme"
 README_STEPS = int(config["sampling"]["steps"])
@@ -155,6 +155,7 @@ rule readme_tables:
         losses=[f"{README_DIR}/losses_{d}.png" for d in README_LOSSES],
     params:
         steps=README_STEPS,
+        order=W.runs_in_config_order(config),
         protocols={name: dataset["protocol"] for name, dataset in config["datasets"].items()},
         benchmarks=W.benchmark_paths(config, README_EVALUATIONS),
         configfiles=README_CONFIGFILES,

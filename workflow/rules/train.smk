@@ -1,7 +1,7 @@
 # One training run per (dataset, process, objective, rank_spec, seed). Checkpoints live beside the
 # declared output (not declared themselves), so a killed or failed job resumes where it stopped.
 # A run uses `train_gpus` GPUs (config key, default 1): the `gpu` resource below (what SLURM allocates); the
-# script starts one process per GPU of that resource (`accelerate launch`), sharing each global batch (README);
+# script starts one process per GPU of that resource (`accelerate launch`), sharing each global batch (docs/cluster.md);
 # W.check_config (Snakefile) checks that train_gpus divides every run's batch_size.
 
 TRAIN_GPUS = W.train_gpus(config)
@@ -23,7 +23,7 @@ rule train:
         "../envs/lrdm.yaml"
     log:
         f"{LOGS}/train/{RUN}.log",
-    benchmark:  # wall time and peak RSS of the job (README: "What `all` costs")
+    benchmark:  # wall time and peak RSS of the job (docs/results.md)
         f"{RESULTS}/benchmarks/train/{RUN}.tsv"
     script:
         "../scripts/train.py"

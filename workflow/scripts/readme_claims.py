@@ -10,7 +10,8 @@ from lrdm.workflow import log_to_file
 log_to_file(snakemake.log)  # noqa: F821
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 folder = Path(outputs.claims).parent
-info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
+documents = [folder, Path(params.repo) / "README.md", Path(params.repo) / "docs"]  # where the fragments go
+info = readme.provenance(params.configfiles, params.repo, ignore=documents)
 footer = readme.provenance_line(info, "readme_claims")
 claims = pd.read_csv(inputs.table)
 scores = read_scores(inputs.scores)

@@ -8,12 +8,14 @@ from lrdm.workflow import log_to_file
 log_to_file(snakemake.log)  # noqa: F821
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 folder = Path(outputs.scores).parent
-info = readme.provenance(params.configfiles, params.repo, ignore=[folder, Path(params.repo) / "README.md"])
+documents = [folder, Path(params.repo) / "README.md", Path(params.repo) / "docs"]  # where the fragments go
+info = readme.provenance(params.configfiles, params.repo, ignore=documents)
 footer = readme.provenance_line(info)
-scores = readme.scores_frame(read_scores(inputs.scores), params.protocols, params.steps)
+summary = readme.scores_summary(read_scores(inputs.scores), params.steps)
+scores = readme.scores_frame(summary, params.protocols, params.order)
 tables_md = {
     "setup": to_markdown(readme.run_setup_frame(Path(m).parent for m in inputs.models)),
-    "scores": to_markdown(scores),
+    "scores": readme.scores_fragment(scores, readme.scores_caption(summary, params.steps)),
     "timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
 }
 if inputs.protocols:

@@ -10,7 +10,7 @@ from lrdm.config import save_config
 from lrdm.errors import DataError
 from lrdm.joblog import CONSOLE_PREFIX, error_line
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_script(code: str, cwd: Path) -> subprocess.CompletedProcess:

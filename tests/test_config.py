@@ -14,7 +14,7 @@ from lrdm.config import TrainConfig, load_config
 from lrdm.errors import ConfigError
 from lrdm.schema import load_schema, numbers_from_text
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TINY = {"crop": 16, "dim": 8, "dim_mults": [1, 2], "batch_size": 2, "T": 10, "steps": 1, "checkpoint_every": 1}
 
 

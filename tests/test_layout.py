@@ -11,7 +11,7 @@ import pytest
 from lrdm.errors import ConfigError
 from lrdm.layout import Layout, config_name, layout, results_folder
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "config" / "config.yaml"
 FILE_LINE = re.compile(r"^\s+(?:output|log): (.*)$", re.MULTILINE)
 

@@ -20,7 +20,7 @@ from lrdm.plan import parse_job_stats
 from lrdm.training.rundir import CHECKPOINT_DIR, MODEL_FILE
 from lrdm.training.trainer import train
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SIZE = 16
 TOY = dict(dim=8, dim_mults=(1, 2), crop=SIZE, batch_size=2, grad_accum=2, T=100, rank_spec="full")
 DISK_TOLERANCE = 0.01
