@@ -1,10 +1,10 @@
 """Seconds and peak memory per image of ``lrdm restore`` and of the evaluation, by image size (issue 28).
 
     python benchmarks/real_images.py [--out results/benchmarks/real_images.parquet] [--networks conv_unet,paper]
-                                     [--sizes 64x64,128x128,...] [--steps 5] [--threads 1]
+                                     [--sizes 64x64,128x128,...] [--steps 5] [--paper-steps 1] [--threads 1]
 
 For each network (the embedded default's ``conv_unet``, and the paper's ``rddm_unetres``, dim 64, (1, 2, 4, 8),
-two nets, trained on 256²), each image size and each way of restoring, one fresh process (``ru_maxrss`` only grows)
+two nets, trained on 256²), each image size and each way of restoring, one fresh process (the peak only grows)
 restores one image of that size with a run of that network (one optimiser step from its initialisation: time and
 memory do not depend on the weights) and reports the seconds and the peak resident memory:
 
@@ -41,8 +41,9 @@ NETWORKS = {
     "paper": {"backbone": "rddm_unetres", "dim": 64, "dim_mults": [1, 2, 4, 8], "network": "two_net", "resize": 256},
 }
 """The networks, as their run configs set them: the embedded default's and the paper's (config/paper.yaml)."""
-PAPER_MAX_PIXELS = 1200 * 1600
-"""The paper network is timed up to this size on a CPU (4000×3000 would take about an hour per way)."""
+PAPER_MAX_PIXELS = 320 * 480
+"""The paper network is timed up to this size, at ``--paper-steps``, on a CPU (one 512-pixel tile of it takes about
+a minute a step on one core)."""
 BEFORE_MAX_PIXELS = 320 * 480
 """``before`` (whole images, explicit attention) runs up to this size; above, it needs too much memory."""
 SCORE_BYTES = 4
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--networks", default=",".join(NETWORKS))
     parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for h, w in SIZES), help="WIDTHxHEIGHT,...")
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="sampling steps of the conv_unet cases")
+    parser.add_argument("--paper-steps", type=int, default=1, help="sampling steps of the paper network's cases")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case, in a fresh process
     args = parser.parse_args(argv)
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.case:
         case = json.loads(args.case)
-        result = run_case(case["model"], case["height"], case["width"], case["way"], case["mode"], args.steps)
+        result = run_case(case["model"], case["height"], case["width"], case["way"], case["mode"], case["steps"])
         print(json.dumps(result))
         return 0
     networks = args.networks.split(",")
@@ -159,13 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         models = {network: str(make_model(network, Path(tmp) / network)) for network in networks}
         for case in cases(networks, sizes):
             pixels = case["height"] * case["width"]
-            row = {**case, "pixels": pixels, "steps": args.steps, "threads": args.threads}
+            steps = args.paper_steps if case["network"] == "paper" else args.steps
+            row = {**case, "pixels": pixels, "steps": steps, "threads": args.threads}
             if case["mode"] == "before" and pixels > BEFORE_MAX_PIXELS:
                 score_bytes = SCORE_BYTES * coarsest_positions(case["network"], case["height"], case["width"]) ** 2
                 rows.append({**row, "seconds": np.nan, "peak_rss_mb": np.nan, "skipped": f"{score_bytes / MIB:.0f}"})
                 continue
-            command = [sys.executable, __file__, "--steps", str(args.steps), "--threads", str(args.threads)]
-            command += ["--case", json.dumps({**case, "model": models[case["network"]]})]
+            command = [sys.executable, __file__, "--threads", str(args.threads)]
+            command += ["--case", json.dumps({**case, "steps": steps, "model": models[case["network"]]})]
             done = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ.copy())
             result = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append({**row, **result, "skipped": ""})
@@ -190,7 +193,8 @@ def write_fragment(frame: pd.DataFrame, source: Path) -> Path:
         value / per_pixel.get((network, way), np.nan)
         for value, network, way in zip(table["seconds_per_megapixel"], table["network"], table["way"])
     ]
-    shown = table[["network", "way", "mode", "size", "seconds", "time per pixel / 128²", "peak_rss_mb", "skipped"]]
+    columns = ["network", "steps", "way", "mode", "size", "seconds", "time per pixel / 128²", "peak_rss_mb", "skipped"]
+    shown = table[columns]
     names = {"seconds": "seconds per image", "peak_rss_mb": "peak RSS (MB)", "skipped": "not run: score matrix (MiB)"}
     shown = shown.rename(columns=names)
     folder = source.parent.parent / README_FOLDER

@@ -3,7 +3,7 @@
 
     python benchmarks/restore_memory.py BACKBONE TILE [--batch B] [--steps S] [--dim D] [--dim-mults 1,2,4]
 
-Run it once per tile size (a fresh process each time: ``ru_maxrss`` only grows).  It builds the network with
+Run it once per tile size (a fresh process each time: the peak only grows).  It builds the network with
 random weights (memory does not depend on them), restores a warm-up 8 × 8 image, then ``B`` random tiles, and
 prints the growth of the peak resident set size over the warm-up's: the bytes one batch of tiles takes above the
 loaded model.
@@ -12,7 +12,6 @@ loaded model.
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import torch
@@ -20,7 +19,7 @@ import torch
 from lrdm.config import TrainConfig
 from lrdm.core.process import build_network, build_process
 from lrdm.evaluation.inference import restore
-from lrdm.evaluation.restore import MAXRSS_UNIT
+from lrdm.evaluation.restore import resident_bytes
 from lrdm.vocab import BACKBONES
 
 WARM_UP_SIDE = 8
@@ -44,10 +43,10 @@ def main() -> None:
     network = build_network(config, process).eval()
     x = torch.rand(args.batch, 3, args.tile, args.tile) * 2 - 1
     restore(network, process, x[:, :, :WARM_UP_SIDE, :WARM_UP_SIDE], 1)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * MAXRSS_UNIT
+    base = resident_bytes()
     began = time.perf_counter()
     restore(network, process, x, args.steps, generator=[torch.Generator().manual_seed(i) for i in range(args.batch)])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * MAXRSS_UNIT
+    peak = resident_bytes()
     print(
         f"{args.backbone} dim={args.dim} dim_mults={mults} tile={args.tile} batch={args.batch}: "
         f"model {base / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB, tiles {(peak - base) / MIB:.0f} MiB, "

@@ -13,7 +13,7 @@ images": PSNR and seconds per image, whole and in tiles, on Rain12).
 **The memory model.**  Attention runs through ``scaled_dot_product_attention``, whose fused kernels never hold the
 score matrix, so restoring ``b`` tiles of ``h × w`` pixels (padded to the network's multiple) takes about ``b ·
 pixel · h · w`` bytes above the loaded model, ``pixel = pixel_fixed + pixel_per_dim · dim``.  The constants
-(:data:`MEMORY_MODELS`) were fitted to the growth of the peak resident memory (``ru_maxrss``) over the loaded
+(:data:`MEMORY_MODELS`) were fitted to the growth of the peak resident memory (``VmHWM``) over the loaded
 model's, restoring one square tile once on a CPU (``benchmarks/restore_memory.py BACKBONE TILE``; MiB, ``dim`` 16
 with ``dim_mults`` (1, 2, 4) unless stated):
 

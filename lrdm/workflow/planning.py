@@ -72,10 +72,13 @@ def canonical(value: Any) -> str:
 
 
 def run_layers(config: dict[str, Any], dataset: str, process: str) -> list[tuple[str, dict[str, Any]]]:
-    """``(config key, overrides)`` that make up a run's config, outermost first: ``train``, then the dataset's
-    ``train`` overrides, then the process's (``processes.<name>``)."""
+    """``(config key, overrides)`` that make up a run's config, outermost first: ``train``, then those of the
+    dataset's source (``train_by_source.<source>``), then the dataset's ``train`` overrides, then the process's
+    (``processes.<name>``)."""
+    source = config["datasets"][dataset].get("source")
     return [
         ("train", config.get("train", {})),
+        (f"train_by_source.{source}", (config.get("train_by_source") or {}).get(source) or {}),
         (f"datasets.{dataset}.train", config["datasets"][dataset].get("train", {})),
         (f"processes.{process}", config.get("processes", {}).get(process, {})),
     ]
