@@ -7,8 +7,8 @@ image the network's time grows with the square of the pixels, while the networks
 (the embedded default's on 32², whose coarsest level has 8 × 8 positions).  ``--tile auto`` therefore restores an
 image in tiles of :func:`auto_tile` pixels, :data:`TILE_PER_TRAINING_SIDE` times the side the network trained on
 (its ``crop``, or its ``resize``), within [:data:`MIN_AUTO_TILE`, :data:`MAX_AUTO_TILE`]; an image no larger than
-that in either side is restored whole.  The measurement behind the factor is in the README ("Restoring your own
-images": PSNR and seconds per image, whole and in tiles, on Rain12).
+that in either side is restored whole.  The measurement behind the factor is in ``docs/restoring.md`` (PSNR and
+seconds per image, whole and in tiles, on Rain12: ``benchmarks/real_tiles.py``).
 
 **The memory model.**  Attention runs through ``scaled_dot_product_attention``, whose fused kernels never hold the
 score matrix, so restoring ``b`` tiles of ``h × w`` pixels (padded to the network's multiple) takes about ``b ·
@@ -45,7 +45,7 @@ DEFAULT_STEPS = 5
 DEFAULT_BATCH = 4
 """Most images (or tiles) restored together; fewer where the memory bound asks for it."""
 TILE_PER_TRAINING_SIDE = 4
-"""``--tile auto``'s side in multiples of the side the network trained on (README, "Restoring your own images")."""
+"""``--tile auto``'s side in multiples of the side the network trained on (``docs/restoring.md``)."""
 MIN_AUTO_TILE = 64
 """Smallest side :func:`auto_tile` gives: below it the seams take a large share of every tile."""
 MAX_AUTO_TILE = 512
