@@ -92,12 +92,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     then constant (the official recipe) or cosine-decayed to 0 at ``config.steps``.  A pure function of the step,
     so a resumed run continues on the same curve."""
     warm = min(1.0, (step + 1) / config.lr_warmup) if config.lr_warmup else 1.0
-    if config.lr_schedule == "constant":
-        decay = 1.0
-    elif config.lr_schedule == "cosine":
-        decay = 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
-    else:
-        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
+    cosine = config.lr_schedule == "cosine"  # else "constant": TrainConfig admits only LR_SCHEDULES
+    decay = 0.5 * (1.0 + math.cos(math.pi * step / config.steps)) if cosine else 1.0
     return config.lr * warm * decay
 
 
@@ -247,7 +243,8 @@ def tensorboard_tracker(config: TrainConfig) -> str | None:
         return None
     if importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
-            "config key 'tensorboard' is true but the tensorboard package is missing: pip install -e '.[tensorboard]'"
+            "config key 'tensorboard' is true but the tensorboard package is missing: pip install -e '.[tensorboard]'",
+            "tensorboard",
         )
     return "tensorboard"
 
