@@ -52,6 +52,7 @@ from lrdm.config import TrainConfig
 from lrdm.core.device import pick_device
 from lrdm.core.lowrank import PCABasis, fit_pca_basis
 from lrdm.core.nets import compile_unets
+from lrdm.core.prediction import TrainingExample
 from lrdm.core.process import build_network, build_process
 from lrdm.core.sampling import SEED_STRIDE, image_generator
 from lrdm.core.schedules import check_timesteps
@@ -483,12 +484,12 @@ def _train_step(run: _Training, step: int, drawn: tuple[torch.Tensor, ...], hist
         group["lr"] = learning_rate(config, step)
     micro_batches = zip(*(v.to(accelerator.device, non_blocking=True).chunk(config.grad_accum) for v in drawn))
     mean_loss = 0.0
-    for micro, (x0, x_in, t, noise) in enumerate(micro_batches):
+    for micro, tensors in enumerate(micro_batches):
         last_micro = micro == config.grad_accum - 1
         # gradients are averaged across processes once, at the last micro-batch
         with contextlib.nullcontext() if last_micro else accelerator.no_sync(network):
             with accelerator.autocast():
-                loss = run.process.loss(network, x0, x_in, t, noise) / config.grad_accum
+                loss = run.process.loss(network, TrainingExample(*tensors)) / config.grad_accum
             mean_loss += accelerator.reduce(loss.detach(), reduction="mean").item()
             if not math.isfinite(mean_loss):  # before its backward pass; the optimizer has not stepped
                 raise _diverged(f"loss became {mean_loss}", step + 1, run.run_dir)
