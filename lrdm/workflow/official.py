@@ -45,12 +45,15 @@ def official_hub_file(config: dict[str, Any], dataset: str) -> HubFile:
             f"config key official_weights.{dataset}: names a file placed by hand, not a Hub file",
             f"official_weights.{dataset}",
         )
-    return HubFile(
-        repo_id=entry[HUB_KEY],
-        filename=entry["filename"],
-        revision=entry.get("revision", DEFAULT_REVISION),
-        sha256=entry.get("sha256"),
-    )
+    try:
+        return HubFile(
+            repo_id=entry[HUB_KEY],
+            filename=entry["filename"],
+            revision=entry.get("revision", DEFAULT_REVISION),
+            sha256=entry.get("sha256"),
+        )
+    except ValueError as err:  # HubFile checks its own fields
+        raise ConfigError(f"config key official_weights.{dataset}: {err}", f"official_weights.{dataset}") from None
 
 
 def official_record_path(resources: str, dataset: str) -> str:
