@@ -26,7 +26,7 @@ try:  # a config error ends with one line naming the key (Snakemake's validate w
     config.update(S.checked_config(config, os.path.join(workflow.basedir, SCHEMA)))  # numbers as text -> floats
     validate(config, SCHEMA)  # fills the schema's defaults
     W.check_config(config)
-except (LrdmError, ValueError) as err:
+except LrdmError as err:
     sys.exit(str(err))
 RESULTS = LAYOUT.results
 RESOURCES = LAYOUT.resources

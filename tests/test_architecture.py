@@ -134,11 +134,13 @@ def test_registry_file_errors_name_the_entry_and_key(tmp_path):
     text = (PACKAGE / "data" / registry.REGISTRY_FILE).read_text()
     bad = tmp_path / "registry.yaml"
     bad.write_text(text.replace("beta2_sum: 0.01\n  parser: gopro", "beta2_sum: -1\n  parser: gopro"))
-    with pytest.raises(ConfigError, match=r"registry\.yaml: gopro/beta2_sum: -1"):
+    with pytest.raises(ConfigError, match=r"registry\.yaml: gopro/beta2_sum: -1") as info:
         registry.load_registry(bad)
+    assert info.value.key == "gopro/beta2_sum"
     bad.write_text(text.replace("parser: istd", "parser: ISTD"))
-    with pytest.raises(ConfigError, match=r"dataset 'istd': unknown parser 'ISTD'"):
+    with pytest.raises(ConfigError, match=r"dataset 'istd': unknown parser 'ISTD'") as info:
         registry.load_registry(bad)
+    assert info.value.key == "istd.parser"
     bad.write_text(text.replace("  task: shadow\n", "  task: shadow\n  colour: red\n"))
     with pytest.raises(ConfigError, match=r"istd: Additional properties are not allowed \('colour'"):
         registry.load_registry(bad)

@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lrdm.cli import main
 from lrdm.config import TrainConfig
+from lrdm.core.prediction import TrainingExample
 from lrdm.core.process import build_network, build_process
 from lrdm.perf.cost import checkpoint_bytes, forward_flops, meta_network, model_file_bytes, train_step_flops
 from lrdm.plan import parse_job_stats
@@ -41,7 +42,8 @@ def _real_step_and_restore_flops(config: TrainConfig, steps: int) -> tuple[int, 
             module.flash = False
     with FlopCounterMode(display=False) as step, sdpa_kernel(SDPBackend.MATH):
         for _ in range(config.grad_accum):
-            (process.loss(network, x, x.flip(0), t, torch.randn_like(x)) / config.grad_accum).backward()
+            example = TrainingExample(x, x.flip(0), t, torch.randn_like(x))
+            (process.loss(network, example) / config.grad_accum).backward()
     with torch.no_grad(), FlopCounterMode(display=False) as restore, sdpa_kernel(SDPBackend.MATH):
         process.sample(network, x[:1], steps)
     return step.get_total_flops(), restore.get_total_flops()

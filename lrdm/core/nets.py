@@ -16,6 +16,8 @@ for ResShift).  The paper's size is ``dim=64, dim_mults=(1, 2, 4, 8)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from denoising_diffusion_pytorch.denoising_diffusion_pytorch import Unet
 from torch import nn
@@ -117,27 +119,71 @@ def share_encoder_for(terms: tuple[str, ...], network: str) -> int:
     return NETWORK_SHARE_ENCODER[network]
 
 
-class OfficialTermNetwork(UnetRes):
-    """The official ``UnetRes`` behind the :class:`Prediction` interface of :class:`ConditionalUNets`.
+OFFICIAL_UNET = "unet"
+"""The attribute of :class:`OfficialTermNetwork` holding its ``UnetRes``; left out of the state_dict's names."""
+
+
+class OfficialTermNetwork(nn.Module):
+    """The official ``UnetRes`` (held as :attr:`unet`) behind the :class:`Prediction` interface of
+    :class:`ConditionalUNets`.
 
     ``forward(x_t, t, x_in)`` feeds ``concat(x_t, x_in)`` and the raw integer ``t`` to the official network
     and names its outputs (official head order: residual, noise).  The state_dict is the official
-    ``UnetRes``'s.
+    ``UnetRes``'s: its names carry no ``unet.`` prefix (:func:`official_names`, :func:`held_names`), so official
+    checkpoints load as they are.
     """
 
     def __init__(
         self, terms: tuple[str, ...], network: str = "two_net", dim: int = 64, dim_mults: tuple[int, ...] = (1, 2, 4, 8)
     ) -> None:
-        super().__init__(dim=dim, dim_mults=dim_mults, share_encoder=share_encoder_for(terms, network))
+        super().__init__()
+        self.unet = UnetRes(dim=dim, dim_mults=dim_mults, share_encoder=share_encoder_for(terms, network))
         self.terms = tuple(terms)
         self.network = network
         self.downsample_factor = 2 ** (len(dim_mults) - 1)
+        self.register_state_dict_post_hook(official_names)
+        self.register_load_state_dict_pre_hook(held_names)
+
+    @property
+    def share_encoder(self) -> int:
+        """The official ``share_encoder`` mode of :attr:`unet`."""
+        return self.unet.share_encoder
+
+    @property
+    def unets(self) -> tuple[nn.Module, ...]:
+        """The independently compilable parts of :attr:`unet` (:func:`compile_unets`)."""
+        return self.unet.unets
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_in: torch.Tensor) -> Prediction:
         """``x_t``, ``x_in``: ``(B, 3, H, W)`` in [-1, 1]; ``t``: ``(B,)`` integer steps -> :class:`Prediction`
         setting :attr:`terms`, each ``(B, 3, H, W)``."""
-        outputs = super().forward(torch.cat([x_t, x_in], dim=1), t.long())
+        outputs = self.unet(torch.cat([x_t, x_in], dim=1), t.long())
         return Prediction(**dict(zip(self.terms, outputs)))
+
+
+def official_names(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    """State-dict post-hook of :class:`OfficialTermNetwork`: ``<prefix>unet.<name>`` -> ``<prefix><name>`` in
+    place, in order (its entries are the last ones written)."""
+    held = f"{prefix}{OFFICIAL_UNET}."
+    for key in [key for key in state_dict if key.startswith(held)]:
+        state_dict[prefix + key[len(held) :]] = state_dict.pop(key)
+
+
+def held_names(
+    module: nn.Module,
+    state_dict: dict[str, Any],
+    prefix: str,
+    local_metadata: Any,
+    strict: bool,
+    missing_keys: list[str],
+    unexpected_keys: list[str],
+    error_msgs: list[str],
+) -> None:
+    """Load-state-dict pre-hook of :class:`OfficialTermNetwork`, the inverse of :func:`official_names`:
+    ``<prefix><name>`` -> ``<prefix>unet.<name>`` in place."""
+    held = f"{prefix}{OFFICIAL_UNET}."
+    for key in [key for key in state_dict if key.startswith(prefix) and not key.startswith(held)]:
+        state_dict[held + key[len(prefix) :]] = state_dict.pop(key)
 
 
 TermNetwork = ConditionalUNets | OfficialTermNetwork

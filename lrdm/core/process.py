@@ -16,6 +16,7 @@ from lrdm.core import diffusion, resshift, sampling
 from lrdm.core.lowrank import PCABasis, Projector
 from lrdm.core.nets import TermNetwork, build_term_network
 from lrdm.core.prediction import PredictionFn, TrainingExample
+from lrdm.core.sampling import Generators
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
 
@@ -27,9 +28,9 @@ class Process(Protocol):
     terms: tuple[str, ...]
     T: int
 
-    def loss(
-        self, network: PredictionFn, x0: torch.Tensor, x_in: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
-    ) -> torch.Tensor: ...
+    def loss(self, network: PredictionFn, example: TrainingExample) -> torch.Tensor:
+        """The scalar training loss of ``network`` on one batch ``example`` (:class:`TrainingExample`: ``x0``,
+        ``x_in``, ``noise`` ``(B, 3, H, W)``, ``t`` ``(B,)``)."""
 
     def sample(
         self,
@@ -37,7 +38,7 @@ class Process(Protocol):
         x_in: torch.Tensor,
         steps: int,
         eta: float = 0.0,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         clip: bool = True,
         x_T: torch.Tensor | None = None,
         callback: Callable[[dict[str, Any]], object] | None = None,
@@ -62,10 +63,10 @@ class RDDMProcess:
         predicts_res, predicts_noise = diffusion.predicted_terms(config.objective)
         self.terms = tuple(name for name, used in (("res", predicts_res), ("noise", predicts_noise)) if used)
 
-    def loss(self, network, x0, x_in, t, noise):
+    def loss(self, network: PredictionFn, example: TrainingExample) -> torch.Tensor:
         return diffusion.training_loss(
             network,
-            TrainingExample(x0, x_in, t, noise),
+            example,
             self.schedule,
             self.objective,
             self.loss_name,
@@ -73,7 +74,17 @@ class RDDMProcess:
             self.projector,
         )
 
-    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None, callback=None):
+    def sample(
+        self,
+        network: PredictionFn,
+        x_in: torch.Tensor,
+        steps: int,
+        eta: float = 0.0,
+        generator: Generators = None,
+        clip: bool = True,
+        x_T: torch.Tensor | None = None,
+        callback: Callable[[dict[str, Any]], object] | None = None,
+    ) -> torch.Tensor:
         return sampling.sample(
             network, x_in, self.schedule, steps, eta=eta, generator=generator, clip=clip, x_T=x_T, callback=callback
         )
@@ -91,12 +102,20 @@ class ResShiftProcess:
         self.rank_spec: RankSpec = config.rank
         self.projector = Projector(solver=config.projection_solver, basis=basis)
 
-    def loss(self, network, x0, x_in, t, noise):
-        return resshift.training_loss(
-            network, TrainingExample(x0, x_in, t, noise), self.schedule, self.loss_name, self.rank_spec, self.projector
-        )
+    def loss(self, network: PredictionFn, example: TrainingExample) -> torch.Tensor:
+        return resshift.training_loss(network, example, self.schedule, self.loss_name, self.rank_spec, self.projector)
 
-    def sample(self, network, x_in, steps, eta=0.0, generator=None, clip=True, x_T=None, callback=None):
+    def sample(
+        self,
+        network: PredictionFn,
+        x_in: torch.Tensor,
+        steps: int,
+        eta: float = 0.0,
+        generator: Generators = None,
+        clip: bool = True,
+        x_T: torch.Tensor | None = None,
+        callback: Callable[[dict[str, Any]], object] | None = None,
+    ) -> torch.Tensor:
         if eta != 0.0:
             raise ValueError("ResShift's sampler is its posterior chain; eta applies to process 'rddm' only")
         return resshift.sample(

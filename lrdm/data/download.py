@@ -47,7 +47,6 @@ DOWNLOAD_CHUNK_BYTES = 1 << 20
 USER_AGENT = "lrdm-downloader/1.0 (python-urllib)"
 #: HTTP statuses worth retrying besides 5xx (request timeout, rate limited).
 RETRYABLE_4XX = frozenset({408, 429})
-HTTP_OK = 200
 HTTP_PARTIAL_CONTENT = 206
 HTTP_RANGE_NOT_SATISFIABLE = 416
 HTTP_SERVER_ERROR_MIN = 500

@@ -48,7 +48,7 @@ MAX_LISTED = 20
 def stem_regex(template: str, key: str) -> re.Pattern[str]:
     """``"{id}_rain"`` -> a regex matching whole stems, capturing the id; ``key`` names the config key in errors."""
     if template.count(ID_FIELD) != 1:
-        raise ConfigError(f"config key {key}: {template!r} must contain {ID_FIELD} exactly once")
+        raise ConfigError(f"config key {key}: {template!r} must contain {ID_FIELD} exactly once", key)
     before, after = template.split(ID_FIELD)
     return re.compile(f"^{re.escape(before)}(?P<id>.+){re.escape(after)}$")
 
@@ -108,17 +108,22 @@ def pair_folders(spec: Mapping[str, Any], name: str) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for split in SPLITS:
         if split not in spec:
-            raise ConfigError(f"config key {key}.{split} is missing: give {{input: DIR, target: DIR}}")
+            raise ConfigError(
+                f"config key {key}.{split} is missing: give {{input: DIR, target: DIR}}", f"{key}.{split}"
+            )
         images = {}
         for role in ROLES:
             folder = Path(spec[split][role]).resolve()
             if not folder.is_dir():
-                raise ConfigError(f"config key {key}.{split}.{role}: folder {spec[split][role]} does not exist")
+                raise ConfigError(
+                    f"config key {key}.{split}.{role}: folder {spec[split][role]} does not exist",
+                    f"{key}.{split}.{role}",
+                )
             images[role] = folder_images(folder, regexes[role], problems)
         for role, other in (ROLES, ROLES[::-1]):
             for image_id in sorted(set(images[role]) - set(images[other])):
                 if images[role][image_id] is not None:  # an ambiguous id is already listed
-                        problems.append(f"{images[role][image_id]} has no {other} (id {image_id!r})")
+                    problems.append(f"{images[role][image_id]} has no {other} (id {image_id!r})")
         for image_id in sorted(set(images["input"]) & set(images["target"])):
             pair = {role: images[role][image_id] for role in ROLES}
             if None in pair.values():

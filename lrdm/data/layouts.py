@@ -334,8 +334,6 @@ def _resolve_listed(rel: str, list_dir: Path, root: Path) -> Path:
     return second if second.exists() else first
 
 
-ISTD_SUFFIXES = {"shadow": "_A", "mask": "_B", "free": "_C"}
-
 
 def parse_istd(root: Path) -> pd.DataFrame:
     """ISTD (Wang et al. 2018): ``{split}/{split}_A`` shadow, ``_B`` mask, ``_C`` shadow-free.

@@ -298,7 +298,8 @@ def prepare_folders(name: str, spec: Mapping[str, Any], index_dir: str | os.Path
         DataError: Unmatched files, ambiguous ids or size mismatches (all listed).
     """
     if "folders" not in spec:
-        raise ConfigError(f"config key datasets.{name}.folders is missing (source 'folders')")
+        key = f"datasets.{name}.folders"
+        raise ConfigError(f"config key {key} is missing (source 'folders')", key)
     index_dir = Path(index_dir)
     pairs = pair_folders(spec["folders"], name)
     frame = pairs_index(pairs.drop(columns=["height", "width"]), name, spec["task"], index_dir)

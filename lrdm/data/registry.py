@@ -76,14 +76,21 @@ class DatasetEntry:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"dataset {self.name!r}: task must be one of {TASKS}, got {self.task!r}")
+            raise ConfigError(
+                f"dataset {self.name!r}: task must be one of {TASKS}, got {self.task!r}", f"{self.name}.task"
+            )
         if self.protocol not in PROTOCOLS:
-            raise ValueError(f"dataset {self.name!r}: protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+            raise ConfigError(
+                f"dataset {self.name!r}: protocol must be one of {PROTOCOLS}, got {self.protocol!r}",
+                f"{self.name}.protocol",
+            )
         if not self.beta2_sum > 0:
-            raise ValueError(f"dataset {self.name!r}: beta2_sum must be > 0, got {self.beta2_sum}")
+            raise ConfigError(
+                f"dataset {self.name!r}: beta2_sum must be > 0, got {self.beta2_sum}", f"{self.name}.beta2_sum"
+            )
         names = [s.filename for s in self.sources]
         if len(set(names)) != len(names):
-            raise ValueError(f"dataset {self.name!r}: source file names repeat: {names}")
+            raise ConfigError(f"dataset {self.name!r}: source file names repeat: {names}", f"{self.name}.sources")
 
     @property
     def raw_folder(self) -> str:
@@ -94,7 +101,9 @@ def _entry(name: str, values: Mapping[str, Any]) -> DatasetEntry:
     parser = values["parser"]
     if parser not in PARSERS:
         known = ", ".join(PARSERS)
-        raise ConfigError(f"{REGISTRY_FILE}: dataset {name!r}: unknown parser {parser!r}; parsers: {known}")
+        raise ConfigError(
+            f"{REGISTRY_FILE}: dataset {name!r}: unknown parser {parser!r}; parsers: {known}", f"{name}.parser"
+        )
     verified = bool(values.get("verified", False))
     notes = values.get("notes", "")
     if not verified:
@@ -129,15 +138,16 @@ def load_registry(path: str | Path | None = None) -> dict[str, DatasetEntry]:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as err:
         key = "/".join(str(part) for part in err.absolute_path) or "(top level)"
-        raise ConfigError(f"{where}: {key}: {err.message}") from None
+        raise ConfigError(f"{where}: {key}: {err.message}", key) from None
     try:
         return {name: _entry(name, values) for name, values in data.items()}
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {err}") from None
+        raise ConfigError(f"{where}: {err}", getattr(err, "key", None)) from None
 
 
 REGISTRY: dict[str, DatasetEntry] = load_registry()
 """The real benchmarks, by name."""
+
 
 def get_entry(name: str, registry: Mapping[str, DatasetEntry] | None = None) -> DatasetEntry:
     """Registry entry ``name``; ValueError listing the known names otherwise."""

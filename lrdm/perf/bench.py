@@ -42,6 +42,7 @@ from lrdm.config import TrainConfig
 from lrdm.core.device import pick_device
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector, project_low_rank, spec_ranks
 from lrdm.core.nets import check_backbone, compile_unets
+from lrdm.core.prediction import TrainingExample
 from lrdm.core.process import build_network, build_process
 from lrdm.core.schedules import DEFAULT_T
 from lrdm.data.index import read_index, sha256_mismatch
@@ -238,7 +239,7 @@ def _train_step(case: BenchCase, mode: StepMode, device: torch.device, generator
     def step() -> None:
         for data in micro:
             with _autocast(device, mode.autocast):
-                loss = process.loss(network, data["x0"], data["x_in"], data["t"], data["noise"]) / mode.grad_accum
+                loss = process.loss(network, TrainingExample(**data)) / mode.grad_accum
             loss.backward()
         if mode.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(network.parameters(), mode.grad_clip)

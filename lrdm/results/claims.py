@@ -25,7 +25,6 @@ from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, FULL_RANK
 
 CONFIDENCE = 0.95
 CONFIRMED, CONTRADICTED, WITHIN_NOISE = "confirmed", "contradicted", "within noise"
-VERDICTS = (CONFIRMED, CONTRADICTED, WITHIN_NOISE)
 MIN_SEEDS = 2
 """A t-interval needs at least two seeds (the config asks three, as issue 14 does)."""
 

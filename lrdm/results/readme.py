@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lrdm.errors import ConfigError, LrdmError
+from lrdm.errors import DataError, LrdmError
 from lrdm.files import write_bytes, write_text
 from lrdm.results.claims import claims_from_spec, side_psnr
 from lrdm.results.render import to_markdown
@@ -377,18 +377,18 @@ def copy_files(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[s
 
 
 def readme_blocks(text: str) -> dict[str, str]:
-    """The generated blocks of a README, name -> content.  Raises ConfigError for a start marker without its end
+    """The generated blocks of a README, name -> content.  Raises :class:`DataError` for a start marker without its end
     marker or a name used twice."""
     blocks: dict[str, str] = {}
     for match in BLOCK_PATTERN.finditer(text):
         name = match.group(1)
         if name in blocks:
-            raise ConfigError(f"README block {name!r} appears twice", name)
+            raise DataError(f"README block {name!r} appears twice")
         blocks[name] = match.group(2)
     starts = re.findall(r"<!-- generated: ([a-z0-9_]+) -->", text)
     unclosed = [name for name in starts if name not in blocks]
     if unclosed:
-        raise ConfigError(f"README block {unclosed[0]!r} has no '{BLOCK_END}' line after it", unclosed[0])
+        raise DataError(f"README block {unclosed[0]!r} has no '{BLOCK_END}' line after it")
     return blocks
 
 
@@ -403,7 +403,9 @@ def plan_summary(folder: str | os.PathLike[str], targets: Sequence[str] = PLAN_T
     for target in targets:
         path = Path(folder) / f"plan_{target}.csv"
         if not path.is_file():
-            raise ConfigError(f"{path}: no plan of {target!r}; run `lrdm plan {target} --configfile config/paper.yaml`")
+            raise FileNotFoundError(
+                f"{path}: no plan of {target!r}; run `lrdm plan {target} --configfile config/paper.yaml`"
+            )
         frame = pd.read_csv(path)
         total = frame[frame["section"] == "total"].set_index("quantity")["value"]
         rows.append(
@@ -427,7 +429,9 @@ def fragment_path(folder: str | os.PathLike[str], name: str) -> Path:
 def _fragment(folder: str | os.PathLike[str], name: str) -> str:
     path = fragment_path(folder, name)
     if not path.is_file():
-        raise ConfigError(f"{path}: no generated fragment for README block {name!r}; run `snakemake readme_tables`")
+        raise FileNotFoundError(
+            f"{path}: no generated fragment for README block {name!r}; run `snakemake readme_tables`"
+        )
     return path.read_text()
 
 
@@ -449,12 +453,12 @@ def update_readme(text: str, folder: str | os.PathLike[str]) -> str:
 
 def documents_blocks(texts: Mapping[str, str]) -> dict[str, str]:
     """The generated blocks of several documents (path -> text), block name -> the path holding it.  Raises
-    ConfigError for a block name used in two documents (or twice in one)."""
+    :class:`DataError` for a block name used in two documents (or twice in one)."""
     where: dict[str, str] = {}
     for path, text in texts.items():
         for name in readme_blocks(text):
             if name in where:
-                raise ConfigError(f"README block {name!r} appears in {where[name]} and in {path}", name)
+                raise DataError(f"README block {name!r} appears in {where[name]} and in {path}")
             where[name] = path
     return where
 

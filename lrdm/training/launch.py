@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lrdm.config import TrainConfig, save_config
-from lrdm.errors import STOPPED_EXIT, TrainingStopped
+from lrdm.errors import STOPPED_EXIT, ConfigError, TrainingStopped
 from lrdm.training.stopping import signal_name, stop_on_signals
 from lrdm.training.trainer import train
 
@@ -104,10 +104,11 @@ def train_run(
         return
     cpu = config.device == "cpu" or not torch.cuda.is_available()
     if not cpu and torch.cuda.device_count() < gpus:
-        raise ValueError(
+        raise ConfigError(
             f"this run asks for {gpus} GPUs (config key train_gpus, the train rule's gpu resource) but the job "
             f"sees {torch.cuda.device_count()} "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')})"
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')})",
+            "train_gpus",
         )
     if cpu:
         print(f"no CUDA device: training on {gpus} CPU processes (gloo)")

@@ -130,7 +130,8 @@ def reconcile_run_dir(run_dir: Path, config: TrainConfig, restart_on_change: boo
     if not restart_on_change:
         raise ConfigError(
             f"{run_dir / CONFIG_FILE} was written by a run with a different config (keys {differing}); "
-            "use a new run directory, delete the old one, or restart it (lrdm train --restart-on-change)"
+            "use a new run directory, delete the old one, or restart it (lrdm train --restart-on-change)",
+            differing[0],
         )
     aside = set_aside(run_dir)
     logger.warning("%s: config changed (keys %s); the old files are set aside in %s, starting afresh",

@@ -52,6 +52,7 @@ from lrdm.config import TrainConfig
 from lrdm.core.device import pick_device
 from lrdm.core.lowrank import PCABasis, fit_pca_basis
 from lrdm.core.nets import compile_unets
+from lrdm.core.prediction import TrainingExample
 from lrdm.core.process import build_network, build_process
 from lrdm.core.sampling import SEED_STRIDE, image_generator
 from lrdm.core.schedules import check_timesteps
@@ -92,12 +93,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     then constant (the official recipe) or cosine-decayed to 0 at ``config.steps``.  A pure function of the step,
     so a resumed run continues on the same curve."""
     warm = min(1.0, (step + 1) / config.lr_warmup) if config.lr_warmup else 1.0
-    if config.lr_schedule == "constant":
-        decay = 1.0
-    elif config.lr_schedule == "cosine":
-        decay = 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
-    else:
-        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
+    cosine = config.lr_schedule == "cosine"  # else "constant": TrainConfig admits only LR_SCHEDULES
+    decay = 0.5 * (1.0 + math.cos(math.pi * step / config.steps)) if cosine else 1.0
     return config.lr * warm * decay
 
 
@@ -247,7 +244,8 @@ def tensorboard_tracker(config: TrainConfig) -> str | None:
         return None
     if importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
-            "config key 'tensorboard' is true but the tensorboard package is missing: pip install -e '.[tensorboard]'"
+            "config key 'tensorboard' is true but the tensorboard package is missing: pip install -e '.[tensorboard]'",
+            "tensorboard",
         )
     return "tensorboard"
 
@@ -486,12 +484,12 @@ def _train_step(run: _Training, step: int, drawn: tuple[torch.Tensor, ...], hist
         group["lr"] = learning_rate(config, step)
     micro_batches = zip(*(v.to(accelerator.device, non_blocking=True).chunk(config.grad_accum) for v in drawn))
     mean_loss = 0.0
-    for micro, (x0, x_in, t, noise) in enumerate(micro_batches):
+    for micro, tensors in enumerate(micro_batches):
         last_micro = micro == config.grad_accum - 1
         # gradients are averaged across processes once, at the last micro-batch
         with contextlib.nullcontext() if last_micro else accelerator.no_sync(network):
             with accelerator.autocast():
-                loss = run.process.loss(network, x0, x_in, t, noise) / config.grad_accum
+                loss = run.process.loss(network, TrainingExample(*tensors)) / config.grad_accum
             mean_loss += accelerator.reduce(loss.detach(), reduction="mean").item()
             if not math.isfinite(mean_loss):  # before its backward pass; the optimizer has not stepped
                 raise _diverged(f"loss became {mean_loss}", step + 1, run.run_dir)

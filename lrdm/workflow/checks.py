@@ -135,8 +135,6 @@ def dataset_runs(config: dict[str, Any]) -> Iterable[tuple[str, str, TrainConfig
                 where = key_origin(config, name, process, err.key)
                 raise ConfigError(f"config key {where} is invalid: {err} (dataset {name!r}, process {process})",
                                   where) from None  # fmt: skip
-            except ValueError as err:
-                raise ValueError(f"config for dataset {name!r} (process {process}): {err}") from None
 
 
 def key_origin(config: dict[str, Any], dataset: str, process: str, key: str | None) -> str:

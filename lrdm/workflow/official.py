@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lrdm.errors import ConfigError
 from lrdm.hub import DEFAULT_REVISION, HubFile
 from lrdm.targets import enabled_targets
 from lrdm.vocab import OFFICIAL_RUN
@@ -36,16 +37,23 @@ def is_hub_entry(entry: dict[str, Any]) -> bool:
 
 
 def official_hub_file(config: dict[str, Any], dataset: str) -> HubFile:
-    """The Hub file of the dataset's ``official_weights`` entry; ValueError naming the key for a placed one."""
+    """The Hub file of the dataset's ``official_weights`` entry; :class:`ConfigError` naming the key for a placed
+    one."""
     entry = official_weights(config)[dataset]
     if not is_hub_entry(entry):
-        raise ValueError(f"config key official_weights.{dataset}: names a file placed by hand, not a Hub file")
-    return HubFile(
-        repo_id=entry[HUB_KEY],
-        filename=entry["filename"],
-        revision=entry.get("revision", DEFAULT_REVISION),
-        sha256=entry.get("sha256"),
-    )
+        raise ConfigError(
+            f"config key official_weights.{dataset}: names a file placed by hand, not a Hub file",
+            f"official_weights.{dataset}",
+        )
+    try:
+        return HubFile(
+            repo_id=entry[HUB_KEY],
+            filename=entry["filename"],
+            revision=entry.get("revision", DEFAULT_REVISION),
+            sha256=entry.get("sha256"),
+        )
+    except ValueError as err:  # HubFile checks its own fields
+        raise ConfigError(f"config key official_weights.{dataset}: {err}", f"official_weights.{dataset}") from None
 
 
 def official_record_path(resources: str, dataset: str) -> str:

@@ -148,7 +148,7 @@ def test_process_training_step_and_sampling_read_nothing_back(backbone):
     t = torch.tensor([3, 700])
 
     def step() -> None:  # Adam's step is left out: on the CPU it reads its step counter, a CPU tensor on CUDA too
-        process.loss(network, x0, x_in, t, noise).backward()
+        process.loss(network, TrainingExample(x0, x_in, t, noise)).backward()
 
     assert sync_ops(step) == []
     assert all(p.grad is not None for p in network.parameters())
@@ -240,7 +240,7 @@ def test_training_step_and_sampling_do_not_sync_on_cuda(backbone, monkeypatch):
 
     def step() -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = process.loss(network, x0, x_in, t, noise)
+            loss = process.loss(network, TrainingExample(x0, x_in, t, noise))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

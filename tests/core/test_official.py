@@ -17,7 +17,7 @@ import torch
 
 import lrdm
 from lrdm.cli import main
-from lrdm.core.nets import count_parameters
+from lrdm.core.nets import OfficialTermNetwork, count_parameters
 from lrdm.core.unetres import UnetRes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,6 +168,25 @@ def test_overrides_contradicting_the_checkpoint_or_a_missing_objective_fail(tmp_
     x_in = torch.zeros(1, 3, 8, 8)
     with torch.no_grad():
         assert torch.isfinite(process.sample(network, x_in, 2, generator=torch.Generator().manual_seed(0))).all()
+
+
+OFFICIAL_LAYOUTS = [(("res", "noise"), "two_net", 0), (("res", "noise"), "one_net", 1), (("res",), "two_net", -1)]
+
+
+@pytest.mark.parametrize(("terms", "network", "share_encoder"), OFFICIAL_LAYOUTS)
+def test_official_term_network_keeps_the_official_names(terms, network, share_encoder):
+    """The held ``UnetRes`` adds no prefix: the state_dict is the official one, key for key and in order, and
+    an official state_dict loads strictly (nested under another module too)."""
+    torch.manual_seed(0)
+    official = UnetRes(dim=8, dim_mults=(1, 2), share_encoder=share_encoder)
+    held = OfficialTermNetwork(terms, network=network, dim=8, dim_mults=(1, 2))
+    assert held.share_encoder == share_encoder
+    assert list(held.state_dict()) == list(official.state_dict())
+    held.load_state_dict(official.state_dict())
+    assert all(torch.equal(held.state_dict()[k], v) for k, v in official.state_dict().items())
+    outer = torch.nn.ModuleDict({"model": held})
+    assert list(outer.state_dict()) == [f"model.{k}" for k in official.state_dict()]
+    outer.load_state_dict({f"model.{k}": v for k, v in official.state_dict().items()})
 
 
 def test_shared_encoder_checkpoint_round_trip(tmp_path):

@@ -68,10 +68,15 @@ def test_every_problem_is_listed_by_name(tmp_path):
     assert message.startswith("datasets.mine.folders: 4 problem(s)")
     for name in ("7_rain.png has no target", "9_clean.png has no input", "0_rain.jpg and 0_rain.png", "size mismatch"):
         assert name in message, message
-    with pytest.raises(ConfigError, match=r"datasets.mine.folders.test.target"):
+    with pytest.raises(ConfigError, match=r"datasets.mine.folders.test.target") as info:
         pair_folders({**spec, "test": {"input": spec["test"]["input"], "target": str(tmp_path / "nowhere")}}, "mine")
-    with pytest.raises(ConfigError, match=r"pattern.input"):
+    assert info.value.key == "datasets.mine.folders.test.target"
+    with pytest.raises(ConfigError, match=r"pattern.input") as info:
         pair_folders({**spec, "pattern": {"input": "rain", "target": "{id}"}}, "mine")
+    assert info.value.key == "datasets.mine.folders.pattern.input"
+    with pytest.raises(ConfigError, match=r"datasets.mine.folders.train is missing") as info:
+        pair_folders({"test": spec["test"]}, "mine")
+    assert info.value.key == "datasets.mine.folders.train"
 
 
 def test_index_has_sha256_and_the_splits(tmp_path):

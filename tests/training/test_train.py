@@ -177,8 +177,9 @@ def test_missing_explicit_checkpoint_and_changed_config_are_errors(tiny_config, 
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
         train(tiny_config, tmp_path / "r", resume_from=tmp_path / "nowhere.pt", progress=False)
     train(tiny_config.replace(steps=2), tmp_path / "s", progress=False)
-    with pytest.raises(ValueError, match=r"different config \(keys \['lr'\]\)"):
+    with pytest.raises(ConfigError, match=r"different config \(keys \['lr'\]\)") as info:
         train(tiny_config.replace(steps=2, lr=5e-4), tmp_path / "s", progress=False)
+    assert info.value.key == "lr"
 
 
 def test_load_model_restores_ema_network(tiny_config, tmp_path):

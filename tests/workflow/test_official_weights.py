@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lrdm.errors import ManualDownloadRequired
+from lrdm.errors import ConfigError, ManualDownloadRequired
 from lrdm.files import sha256_file
 from lrdm.vocab import OFFICIAL_RUN
 from lrdm.workflow import (
@@ -21,6 +21,7 @@ from lrdm.workflow import (
     placed_official_file,
     target_score_paths,
 )
+from lrdm.workflow.official import official_hub_file
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -112,3 +113,13 @@ def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
         "official_checkpoint": str(CHECKPOINT),
         "official_sha256": sha256_file(CHECKPOINT),
     }
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [({"file": "x.pt"}, "placed by hand"), ({"hub": "no-owner", "filename": "x.pt"}, "owner/name")],
+)
+def test_official_hub_file_names_the_config_key(entry, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        official_hub_file({"official_weights": {"synthetic_rain": entry}}, "synthetic_rain")
+    assert info.value.key == "official_weights.synthetic_rain"
