@@ -198,7 +198,8 @@ def write_fragment(frame: pd.DataFrame, source: Path) -> Path:
     names = {"seconds": "seconds per image", "peak_rss_mb": "peak RSS (MB)", "skipped": "not run: score matrix (MiB)"}
     shown = shown.rename(columns=names)
     folder = source.parent.parent / README_FOLDER
-    footer = provenance_line(provenance([]), command=f"python benchmarks/real_images.py --out {source}")
+    command = "python benchmarks/real_images.py" + ("" if str(source) == DEFAULT_OUT else f" --out {source}")
+    footer = provenance_line(provenance([]), command=command)
     return write_fragments({FRAGMENT: to_markdown(shown)}, folder, footer)[0]
 
 

@@ -20,6 +20,7 @@ under ``derain_y`` at the config's sampling steps, through the evaluation's tile
 from __future__ import annotations
 
 import argparse
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -139,12 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     frame = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(args.out, index=False)
-    write_outputs(frame, Path(args.out), " ".join(f"--recipe {r!r}" for r in args.recipe or []))
+    options = f"--steps {args.steps} " + " ".join(f"--recipe {shlex.quote(r)}" for r in args.recipe or [])
+    write_outputs(frame, Path(args.out), options)
     return 0
 
 
-def write_outputs(frame: pd.DataFrame, source: Path, recipes: str) -> list[Path]:
-    """The README's table and figure of the recipes' gains."""
+def write_outputs(frame: pd.DataFrame, source: Path, options: str) -> list[Path]:
+    """The docs' table and figure of the recipes' gains (``options``: the command's, for the footer)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,7 +171,7 @@ def write_outputs(frame: pd.DataFrame, source: Path, recipes: str) -> list[Path]
     shown = frame[["recipe", "overrides", "condition", "step", "training_minutes", "input_psnr", "psnr", "gain_db"]]
     shown = shown.rename(columns={"training_minutes": "training minutes", "input_psnr": "input PSNR",
                                   "gain_db": "Δ PSNR over input (dB)"})  # fmt: skip
-    command = f"python benchmarks/real_recipe.py --out {source} {recipes}".strip()
+    command = f"python benchmarks/real_recipe.py {options}".strip()
     footer = provenance_line(provenance([]), command=command)
     return [*write_fragments({FRAGMENT: to_markdown(shown)}, folder, footer), figure_path]
 

@@ -68,10 +68,13 @@ def write_fragment(frame: pd.DataFrame, source: Path, args: argparse.Namespace) 
     from lrdm.results.render import to_markdown
 
     whole = frame.loc[frame["tile"] == WHOLE, "seconds_per_image"]
-    shown = frame.assign(time_vs_whole=frame["seconds_per_image"] / whole.iloc[0] if len(whole) else float("nan"))
-    shown = shown.rename(columns={"tile": "tile side", "training_side": "training side",
-                                  "seconds_per_image": "seconds per image", "time_vs_whole": "time / whole"})  # fmt: skip
-    command = f"python benchmarks/real_tiles.py --model {args.model} --index {args.index} --out {source}"
+    reference = whole.iloc[0] if len(whole) else float("nan")
+    shown = frame.assign(time_vs_whole=frame["seconds_per_image"] / reference)
+    names = {"tile": "tile side", "training_side": "training side", "seconds_per_image": "seconds per image"}
+    shown = shown.rename(columns={**names, "time_vs_whole": "time / whole"})
+    command = f"python benchmarks/real_tiles.py --model {args.model} --index {args.index}"
+    if args.out != DEFAULT_OUT:
+        command += f" --out {args.out}"
     footer = provenance_line(provenance([]), command=command)
     return write_fragments({FRAGMENT: to_markdown(shown)}, source.parent.parent / README_FOLDER, footer)[0]
 
