@@ -111,7 +111,7 @@ start() {
 
     local host cpus memory
     host="$(hostname -s)"
-    cpus="$(nproc)"
+    cpus="$(nproc --all)"  # the machine's, not OMP_NUM_THREADS (which GNU nproc reports when it is set)
     memory="$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)"
     sed -e "s|@HOST@|$host|g" -e "s|@STATE@|$state|g" -e "s|@CTLD_PORT@|$(free_port)|g" \
         -e "s|@SLURMD_PORT@|$(free_port)|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEMORY@|$memory|g" \

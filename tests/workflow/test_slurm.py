@@ -2,6 +2,7 @@
 profile to a throw-away single-node SLURM cluster (tests/slurm/cluster.sh; root and the Debian packages
 slurmctld, slurmd, slurm-client and munge, which .ci/run installs; skipped otherwise)."""
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -412,7 +413,8 @@ def test_train_jobs_stopped_by_scancel_and_by_their_time_limit_come_back_and_res
             subprocess.run(["scontrol", "update", f"JobId={timed}", "TimeLimit=2"], check=True, timeout=30, env=ENV)
             out, _ = proc.communicate(timeout=SNAKEMAKE_TIMEOUT)
         except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # Snakemake may have ended already (its failure is raised)
+                os.killpg(proc.pid, signal.SIGKILL)
             raise
     slurm_seconds = time.perf_counter() - began
     (tmp_path / "slurm-run.log").write_text(out)
