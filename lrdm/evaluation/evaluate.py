@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_unit_float
 from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
-from lrdm.evaluation.inference import Sampling, network_shape, restore_planned, same_size_batches
+from lrdm.evaluation.inference import Sampling, network_shape, plan_batches, restore_planned
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
-from lrdm.evaluation.restore_plan import AUTO, RestorePlan, TileRequest, plan_restore
+from lrdm.evaluation.restore_plan import AUTO, TileRequest, plan_restore
 from lrdm.files import write_png
 from lrdm.training.rundir import load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
@@ -219,7 +219,8 @@ def evaluate_protocols(
             )
 
     bar = tqdm(total=count, desc=f"evaluate {model_path.parent.name} steps {steps}", unit="img", disable=not progress)
-    for group in same_size_batches((load(i) for i in range(count)), _plan_batch, _plan_key):
+    entries = (load(i) for i in range(count))
+    for group in plan_batches(entries, lambda entry: entry["plan"], lambda entry: entry["degraded"].shape):
         began = time.perf_counter()
         images, numbers = [entry["degraded"] for entry in group], [entry["number"] for entry in group]
         restored = restore_planned(network, process, images, numbers, sampling, group[0]["plan"], dev)
@@ -232,17 +233,6 @@ def evaluate_protocols(
         bar.update(len(group))
     bar.close()
     return _score_frame(rows), _score_frame(further)
-
-
-def _plan_key(entry: dict[str, Any]) -> Hashable:
-    """Entries restored together: whole images of one size and plan; a tiled image alone."""
-    plan: RestorePlan = entry["plan"]
-    return (entry["degraded"].shape, plan) if plan.tile is None else ("tiled", entry["number"])
-
-
-def _plan_batch(key: Hashable) -> int:
-    """How many entries of ``key`` (:func:`_plan_key`) go together: the plan's batch for whole images."""
-    return key[1].batch if key[0] != "tiled" else 1
 
 
 def protocol_inputs(item: dict[str, Any], resize: int | str | None) -> tuple[np.ndarray, np.ndarray]:

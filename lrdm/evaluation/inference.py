@@ -34,6 +34,8 @@ from lrdm.training.rundir import CHANNELS_LAST_DEVICES
 
 Entry = TypeVar("Entry")
 """Whatever :func:`same_size_batches` groups (evaluation entries, image numbers)."""
+TILED = "tiled"
+"""The batch key of an image restored in tiles (:func:`plan_batches`)."""
 
 
 @dataclass(frozen=True)
@@ -182,3 +184,16 @@ def same_size_batches(
         group.append(entry)
     if group:
         yield group
+
+
+def plan_batches(
+    entries: Iterable[Entry], plan_of: Callable[[Entry], RestorePlan], shape_of: Callable[[Entry], Hashable]
+) -> Iterator[list[Entry]]:
+    """Consecutive entries that :func:`restore_planned` restores together, in order: whole images of one shape
+    (and so one plan), ``plan.batch`` at a time; an image in tiles alone (its tiles are batched inside)."""
+
+    def key(entry: Entry) -> tuple[Hashable, RestorePlan]:
+        plan = plan_of(entry)
+        return (TILED if plan.tile is not None else shape_of(entry), plan)
+
+    return same_size_batches(entries, lambda key: 1 if key[0] == TILED else key[1].batch, key)

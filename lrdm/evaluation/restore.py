@@ -32,7 +32,7 @@ from lrdm.core.device import pick_device
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.inference import Sampling, network_shape, restore_planned, same_size_batches
+from lrdm.evaluation.inference import Sampling, network_shape, plan_batches, restore_planned
 from lrdm.evaluation.restore_plan import (
     AUTO,
     DEFAULT_BATCH,
@@ -212,6 +212,7 @@ def restore_images(
     began = time.perf_counter()
     plans: dict[Path, RestorePlan] = {}
     groups: dict[tuple[int, int] | None, list[int]] = {}
+    shapes: dict[int, tuple[int, int]] = {}
     for number, file in enumerate(files):
         try:
             height, width = header_size(file)
@@ -224,12 +225,12 @@ def restore_images(
             summary.plans[file] = plan.describe(height, width)
             if on_plan is not None:
                 on_plan(file, summary.plans[file])
+        shapes[number] = (height, width)
         groups.setdefault(None if plan.tile is not None else (height, width), []).append(number)
     bar = tqdm(total=len(files), desc="restore", unit="img", disable=not progress)
     bar.update(len(summary.failed))
-    size_of = {number: size for size, numbers in groups.items() for number in numbers}
-    batch_of = {size: 1 if size is None else plans[files[numbers[0]]].batch for size, numbers in groups.items()}
-    for chunk in same_size_batches(list(size_of), batch_of.__getitem__, size_of.__getitem__):
+    ordered = [number for numbers in groups.values() for number in numbers]  # images of one size side by side
+    for chunk in plan_batches(ordered, lambda number: plans[files[number]], shapes.__getitem__):
         images, ok, gray = [], [], []
         for number in chunk:
             try:
