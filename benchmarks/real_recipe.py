@@ -76,7 +76,7 @@ def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], work
     from lrdm.targets import Run
     from lrdm.training.rundir import model_from_checkpoint
     from lrdm.training.trainer import train
-    from lrdm.workflow.planning import run_config
+    from lrdm.workflow.jobs import run_config
 
     config = merged_config([])
     sampling = int(config["sampling"]["steps"])

@@ -1,5 +1,5 @@
 """PSNR and seconds per image of one trained run's evaluation, whole and in tiles of several sides (issue 28): the
-measurement behind ``--tile auto`` (:data:`lrdm.evaluation.restore_plan.TILE_PER_TRAINING_SIDE`).
+measurement behind ``--tile auto`` (:data:`lrdm.evaluation.tiling.TILE_PER_TRAINING_SIDE`).
 
     python benchmarks/real_tiles.py --model RUN/model.pt --index INDEX.parquet [--tiles 64,96,128,192,256,whole]
                                     [--steps 5] [--protocol derain_y] [--threads 1]

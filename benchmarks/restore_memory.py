@@ -1,5 +1,5 @@
 """Peak resident memory of restoring one batch of tiles, the measurements behind
-:data:`lrdm.evaluation.restore_plan.MEMORY_MODELS`.
+:data:`lrdm.evaluation.tiling.MEMORY_MODELS`.
 
     python benchmarks/restore_memory.py BACKBONE TILE [--batch B] [--steps S] [--dim D] [--dim-mults 1,2,4]
 

@@ -26,7 +26,7 @@ import yaml
 
 import lrdm
 from lrdm.errors import STOPPED_EXIT, ConfigError, LrdmError, TrainingStopped
-from lrdm.evaluation import restore_plan as rp
+from lrdm.evaluation import tiling
 from lrdm.vocab import BACKBONES, DEVICES
 
 INTERRUPTED_EXIT = 130
@@ -66,26 +66,26 @@ def device_name(text: str) -> str:
 
 def tile_value(text: str) -> str | int:
     """``--tile`` values: ``auto`` or a positive number of pixels."""
-    if text == rp.AUTO:
+    if text == tiling.AUTO:
         return text
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected {rp.AUTO!r} or a positive number of pixels, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {tiling.AUTO!r} or a positive number of pixels, got {text!r}")
     return int(text)
 
 
 def overlap_value(text: str) -> str | int:
     """``--overlap`` values: ``auto`` or a number of pixels (0 or more)."""
-    if text == rp.AUTO:
+    if text == tiling.AUTO:
         return text
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected {rp.AUTO!r} or a number of pixels, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {tiling.AUTO!r} or a number of pixels, got {text!r}")
     return int(text)
 
 
 def memory_value(text: str) -> str:
     """``--max-memory`` values: sizes such as ``4G`` (checked here, so a typo is a usage error)."""
     try:
-        rp.parse_memory(text)
+        tiling.parse_memory(text)
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err).removeprefix(f"--max-memory {text!r}: ")) from None
     return text
@@ -149,7 +149,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
-    from lrdm.training.official import import_checkpoint
+    from lrdm.training.official_checkpoint import import_checkpoint
 
     print(import_checkpoint(args.checkpoint, args.out, _parse_overrides(args.set), force=args.force))
 
@@ -264,19 +264,19 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="RUN_DIR/model.pt (also one written by import-checkpoint)")
     p.add_argument("--input", required=True, help="an image, or a folder of images (any size, 1 × 1 and up)")
-    p.add_argument("--out", "--output", dest="out", default=rp.DEFAULT_OUT,
+    p.add_argument("--out", "--output", dest="out", default=tiling.DEFAULT_OUT,
                    help="folder for the restored PNGs (same stems); may not hold the inputs")  # fmt: skip
-    p.add_argument("--steps", type=int, default=rp.DEFAULT_STEPS, help="sampling steps")
-    p.add_argument("--batch", type=int, default=rp.DEFAULT_BATCH,
+    p.add_argument("--steps", type=int, default=tiling.DEFAULT_STEPS, help="sampling steps")
+    p.add_argument("--batch", type=int, default=tiling.DEFAULT_BATCH,
                    help="most same-size images (or tiles) per forward pass; fewer where --max-memory asks")  # fmt: skip
     p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--max-memory", type=memory_value, default=rp.DEFAULT_MAX_MEMORY,
+    p.add_argument("--max-memory", type=memory_value, default=tiling.DEFAULT_MAX_MEMORY,
                    help="memory bound of the whole process (K, M, G: binary); tiles and batch follow it")  # fmt: skip
-    p.add_argument("--tile", type=tile_value, default=rp.AUTO,
-                   help=f"tile side for larger images (pixels); auto: {rp.TILE_PER_TRAINING_SIDE}x the side the run "
-                   "trained on (images within it whole), smaller where --max-memory asks")  # fmt: skip
-    p.add_argument("--overlap", type=overlap_value, default=rp.AUTO,
-                   help=f"pixels shared by neighbouring tiles; auto: tile / {rp.OVERLAP_FRACTION}")  # fmt: skip
+    p.add_argument("--tile", type=tile_value, default=tiling.AUTO,
+                   help=f"tile side for larger images (pixels); auto: {tiling.TILE_PER_TRAINING_SIDE}x the side the "
+                   "run trained on (images within it whole), smaller where --max-memory asks")  # fmt: skip
+    p.add_argument("--overlap", type=overlap_value, default=tiling.AUTO,
+                   help=f"pixels shared by neighbouring tiles; auto: tile / {tiling.OVERLAP_FRACTION}")  # fmt: skip
     p.add_argument("--no-tiles", action="store_true", help="restore every image whole, whatever its size")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-image start noise")
     p.set_defaults(func=_cmd_restore)

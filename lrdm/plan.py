@@ -97,10 +97,10 @@ def base_config(snakefile: str | Path = SNAKEFILE) -> Path:
 
 def merged_config(configfiles: Sequence[str | Path], base: str | Path = SNAKEFILE_CONFIG) -> dict[str, Any]:
     """The workflow's config: ``base`` updated by each file in turn, with Snakemake's own merge, and its folders
-    (``results``, ``resources``, ``downloads``) filled in as the Snakefile does (:mod:`lrdm.layout`)."""
+    (``results``, ``resources``, ``downloads``) filled in as the Snakefile does (:mod:`lrdm.paths`)."""
     from snakemake.utils import update_config
 
-    from lrdm.layout import config_name, layout
+    from lrdm.paths import config_name, output_folders
 
     config: dict[str, Any] = {}
     for path in [base, *configfiles]:
@@ -108,7 +108,7 @@ def merged_config(configfiles: Sequence[str | Path], base: str | Path = SNAKEFIL
             raise FileNotFoundError(f"config file {path} does not exist")
         with open(path, encoding="utf-8") as handle:
             update_config(config, yaml.safe_load(handle) or {})
-    folders = layout(config, config_name(configfiles, base))
+    folders = output_folders(config, config_name(configfiles, base))
     return {**config, "results": folders.results, "resources": folders.resources, "downloads": folders.downloads}
 
 

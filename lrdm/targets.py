@@ -80,11 +80,6 @@ class Evaluation(Run):
     steps: int
 
     @property
-    def run(self) -> str:
-        """The run's folder, :attr:`Run.path`."""
-        return self.path
-
-    @property
     def trained(self) -> Run:
         """The training run it samples."""
         return Run(*(getattr(self, name) for name in RUN_FIELDS))

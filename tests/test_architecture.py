@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lrdm"
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 
+
 def _modules() -> dict[str, ast.Module]:
     out = {}
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -55,11 +56,11 @@ def test_no_relative_imports():
 DAG_SIDE = [
     "lrdm.targets",
     "lrdm.workflow",
-    "lrdm.workflow.planning",
+    "lrdm.workflow.jobs",
     "lrdm.workflow.checks",
-    "lrdm.workflow.official",
+    "lrdm.workflow.official_weights",
     "lrdm.schema",
-    "lrdm.layout",
+    "lrdm.paths",
     "lrdm.config",
     "lrdm.vocab",
     "lrdm.data.registry",
@@ -99,9 +100,26 @@ def test_schema_vocabularies_equal_lrdm_vocab():
 
 @pytest.mark.parametrize(
     "text",
-    ["full", "fixed-r1", "fixed-r16", "lin_increase", "lin_decrease", "poly_increase-p3", "poly_decrease-p12",
-     "fixed", "fixed-r0", "fixed-r016", "poly_decrease", "poly_decrease-p0", "full-p3", "lin_increase-r4",
-     "constant", "fixed-r16-p3", "Full", ""],
+    [
+        "full",
+        "fixed-r1",
+        "fixed-r16",
+        "lin_increase",
+        "lin_decrease",
+        "poly_increase-p3",
+        "poly_decrease-p12",
+        "fixed",
+        "fixed-r0",
+        "fixed-r016",
+        "poly_decrease",
+        "poly_decrease-p0",
+        "full-p3",
+        "lin_increase-r4",
+        "constant",
+        "fixed-r16-p3",
+        "Full",
+        "",
+    ],
 )
 def test_rank_spec_parser_and_pattern_agree(text):
     matches = re.fullmatch(vocab.RANK_SPEC_PATTERN, text) is not None

@@ -105,7 +105,7 @@ def test_a_run_names_its_folder_and_an_evaluation_is_that_run_plus_steps():
     assert run.path == "rain/rddm/pred_res_noise/poly_decrease-p3/seed2"
     assert run.model("results/x") == "results/x/runs/rain/rddm/pred_res_noise/poly_decrease-p3/seed2/model.pt"
     evaluation = Evaluation(*vars(run).values(), steps=5)
-    assert evaluation.trained == run and evaluation.run == run.path and evaluation != run
+    assert evaluation.trained == run and evaluation.path == run.path and evaluation != run
     assert len({evaluation.trained, Evaluation(*vars(run).values(), steps=10).trained}) == 1
 
 
@@ -116,4 +116,3 @@ def test_the_rules_write_the_run_folder_pattern_only_through_common_smk():
     assert "model=rules.train.output.model" in rules["evaluate.smk"]
     # the pattern's placeholders, the rules' wildcards, are exactly the fields of a Run
     assert [name for _, name, _, _ in Formatter().parse(RUN_PATTERN) if name] == list(RUN_FIELDS)
-

@@ -48,8 +48,6 @@ class DatasetWarning(UserWarning):
     """Something about a prepared dataset differs from what the registry expects."""
 
 
-
-
 def _place(file: Path, raw: Path) -> str:
     """Extract an archive into ``raw/<stem>/``, or hard-link (else copy) a plain file into ``raw``.
 
@@ -225,7 +223,7 @@ def prepare(
             ``datasets.<name>.expected_pairs``: ``"any"`` or the total number of pairs); see
             :func:`lrdm.data.counts.check_pair_counts`.
         downloads: Folder of the archives (default ``resources/downloads``; the workflow shares one between
-            its configs, lrdm.layout).
+            its configs, lrdm.paths).
 
     Returns:
         Path of the written ``index.parquet``.

@@ -17,9 +17,9 @@ from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_unit_float
 from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
-from lrdm.evaluation.inference import Sampling, network_shape, plan_batches, restore_planned
+from lrdm.evaluation.inference import Sampling, batches_by_tiling, network_shape, restore_with_tiling
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
-from lrdm.evaluation.restore_plan import AUTO, TileRequest, plan_restore
+from lrdm.evaluation.tiling import AUTO, TileRequest, choose_tiling
 from lrdm.files import write_png
 from lrdm.training.rundir import load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
@@ -108,7 +108,7 @@ def evaluate_run(model_path: str | Path, index: str | Path, steps: int, **option
 
     Each image goes through the network as ``lrdm restore`` sends it (:mod:`lrdm.evaluation.inference`): whole
     when it is within the tile policy's side, else in tiles (``tile``: ``"auto"``, the policy of
-    :func:`lrdm.evaluation.restore_plan.auto_tile`; a side in pixels; or None, whole images).  The start noise of
+    :func:`lrdm.evaluation.tiling.auto_tile`; a side in pixels; or None, whole images).  The start noise of
     image ``i`` comes from :func:`lrdm.core.sampling.image_generator`.  ``resize`` is RDDM's policy: the input
     is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
     output's size for scoring; the ``protocol`` column then reads e.g. ``rgb@256``.  ``resize="lrdm"`` is the
@@ -195,7 +195,7 @@ def evaluate_protocols(
             "degraded": degraded,
             "target": target,
             "mask": mask,
-            "plan": plan_restore(height, width, shape, math.inf, request, name=str(dataset.rows.iloc[i]["input"])),
+            "plan": choose_tiling(height, width, shape, math.inf, request, name=str(dataset.rows.iloc[i]["input"])),
         }
 
     def score_one(entry: dict[str, Any], restored: torch.Tensor, seconds: float) -> None:
@@ -220,10 +220,10 @@ def evaluate_protocols(
 
     bar = tqdm(total=count, desc=f"evaluate {model_path.parent.name} steps {steps}", unit="img", disable=not progress)
     entries = (load(i) for i in range(count))
-    for group in plan_batches(entries, lambda entry: entry["plan"], lambda entry: entry["degraded"].shape):
+    for group in batches_by_tiling(entries, lambda entry: entry["plan"], lambda entry: entry["degraded"].shape):
         began = time.perf_counter()
         images, numbers = [entry["degraded"] for entry in group], [entry["number"] for entry in group]
-        restored = restore_planned(network, process, images, numbers, sampling, group[0]["plan"], dev)
+        restored = restore_with_tiling(network, process, images, numbers, sampling, group[0]["plan"], dev)
         check_finite(restored, model_path, ", ".join(f"image {e['image_id']!r} ({e['file']})" for e in group))
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -325,8 +325,8 @@ def restore_rows(
         config, network, process = load_model(model_path, dev)
         shape, request, sampling = network_shape(config, network), TileRequest(tile, AUTO, 1), Sampling(steps, seed)
         for number, item, (degraded, target), mask, row, psnr in zip(image_numbers, items, pairs, masks, rows, psnrs):
-            plan = plan_restore(*degraded.shape[:2], shape, math.inf, request, name=f"image {item['image_id']!r}")
-            restored = restore_planned(network, process, [degraded], [number], sampling, plan, dev)
+            plan = choose_tiling(*degraded.shape[:2], shape, math.inf, request, name=f"image {item['image_id']!r}")
+            restored = restore_with_tiling(network, process, [degraded], [number], sampling, plan, dev)
             check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
             row[label] = from_model_space(restored[0].cpu())
             psnr[label] = score_restored(restored[0], degraded, target, protocol, resize, mask)[0]["psnr"]

@@ -9,7 +9,7 @@ user's photos are restored (issue 28).
   pixels a side, spread evenly, all of one size), ``plan.batch`` tiles at a time, cross-faded with
   :func:`blend_weights`.  Tiles keep the time per pixel constant: the network's cost per tile is fixed, while on a
   whole image its coarsest-level attention grows with the square of the pixels.
-* :func:`restore_planned` does either, as a :class:`lrdm.evaluation.restore_plan.RestorePlan` says.
+* :func:`restore_with_tiling` does either, as a :class:`lrdm.evaluation.tiling.Tiling` says.
 
 The start noise of image ``number`` comes from :func:`lrdm.core.sampling.image_generator` when it is restored
 whole, and that of its tile ``j`` from :func:`tile_generator`, so no output depends on the batch.
@@ -28,14 +28,14 @@ import torch.nn.functional as F
 
 from lrdm.core.sampling import Generators, image_generator
 from lrdm.data.paired import to_model_space
-from lrdm.evaluation.restore_plan import NetworkShape, RestorePlan
+from lrdm.evaluation.tiling import NetworkShape, Tiling
 from lrdm.files import stable_key
 from lrdm.training.rundir import CHANNELS_LAST_DEVICES
 
 Entry = TypeVar("Entry")
 """Whatever :func:`same_size_batches` groups (evaluation entries, image numbers)."""
 TILED = "tiled"
-"""The batch key of an image restored in tiles (:func:`plan_batches`)."""
+"""The batch key of an image restored in tiles (:func:`batches_by_tiling`)."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +111,14 @@ def tile_generator(seed: int, image_number: int, tile_number: int, device: torch
 
 
 def restore_tiled(
-    network, process, image: np.ndarray, number: int, sampling: Sampling, plan: RestorePlan, device: torch.device
+    network, process, image: np.ndarray, number: int, sampling: Sampling, plan: Tiling, device: torch.device
 ) -> torch.Tensor:
     """Restores one uint8 ``(H, W, 3)`` image in the tiles of ``plan`` (``plan.tile`` pixels at most a side,
     ``plan.overlap`` shared, ``plan.batch`` at a time), blended with :func:`blend_weights` -> ``(1, 3, H, W)`` in
     [-1, 1].  Tiles are converted from the uint8 image one batch at a time, so the float32 copies of the whole
     image are only the blended sum and its weights."""
     if plan.tile is None:
-        raise ValueError("restore_tiled needs a plan with a tile side; restore whole images with restore_planned")
+        raise ValueError("restore_tiled needs a plan with a tile side; restore whole images with restore_with_tiling")
     height, width = image.shape[:2]
     multiple = network.downsample_factor
     rows = tile_spans(height, plan.tile, plan.overlap, multiple)
@@ -139,13 +139,13 @@ def restore_tiled(
     return total.div_(weight_sum)
 
 
-def restore_planned(
+def restore_with_tiling(
     network,
     process,
     images: Sequence[np.ndarray],
     numbers: Sequence[int],
     sampling: Sampling,
-    plan: RestorePlan,
+    plan: Tiling,
     device: torch.device,
 ) -> torch.Tensor:
     """Restores uint8 ``(H, W, 3)`` images as ``plan`` says -> ``(B, 3, H, W)`` in [-1, 1]: whole, all together
@@ -186,13 +186,13 @@ def same_size_batches(
         yield group
 
 
-def plan_batches(
-    entries: Iterable[Entry], plan_of: Callable[[Entry], RestorePlan], shape_of: Callable[[Entry], Hashable]
+def batches_by_tiling(
+    entries: Iterable[Entry], plan_of: Callable[[Entry], Tiling], shape_of: Callable[[Entry], Hashable]
 ) -> Iterator[list[Entry]]:
-    """Consecutive entries that :func:`restore_planned` restores together, in order: whole images of one shape
+    """Consecutive entries that :func:`restore_with_tiling` restores together, in order: whole images of one shape
     (and so one plan), ``plan.batch`` at a time; an image in tiles alone (its tiles are batched inside)."""
 
-    def key(entry: Entry) -> tuple[Hashable, RestorePlan]:
+    def key(entry: Entry) -> tuple[Hashable, Tiling]:
         plan = plan_of(entry)
         return (TILED if plan.tile is not None else shape_of(entry), plan)
 

@@ -3,7 +3,7 @@
 One image or a folder of images, any size and aspect ratio, through the path the evaluation takes too
 (:mod:`lrdm.evaluation.inference`: padded to the network's multiple and cropped back, whole or in overlapping
 tiles).  How each image goes through the network follows the tile policy and fits the memory bound ``max_memory``
-(:mod:`lrdm.evaluation.restore_plan`): whole or in tiles, and how many images of one size (or tiles of one image)
+(:mod:`lrdm.evaluation.tiling`): whole or in tiles, and how many images of one size (or tiles of one image)
 at a time.
 
 The start noise of image ``i`` (its position in the sorted file list) comes from its own generator, so the outputs
@@ -32,18 +32,18 @@ from lrdm.core.device import pick_device
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.inference import Sampling, network_shape, plan_batches, restore_planned
-from lrdm.evaluation.restore_plan import (
+from lrdm.evaluation.inference import Sampling, batches_by_tiling, network_shape, restore_with_tiling
+from lrdm.evaluation.tiling import (
     AUTO,
     DEFAULT_BATCH,
     DEFAULT_MAX_MEMORY,
     DEFAULT_OUT,
     DEFAULT_STEPS,
-    RestorePlan,
     TileRequest,
+    Tiling,
+    choose_tiling,
     format_bytes,
     parse_memory,
-    plan_restore,
 )
 from lrdm.files import write_png
 from lrdm.training.rundir import load_model
@@ -182,7 +182,7 @@ def restore_images(
 
     ``tile``: :data:`AUTO` (chosen to fit ``max_memory``), a side in pixels, or None (whole); ``overlap``:
     :data:`AUTO` or pixels; ``batch``: the most images of one size (or tiles) restored together; ``max_memory``:
-    bytes or text such as ``"4G"`` for the whole process (:mod:`lrdm.evaluation.restore_plan`).  Unreadable images,
+    bytes or text such as ``"4G"`` for the whole process (:mod:`lrdm.evaluation.tiling`).  Unreadable images,
     and images that do not fit, are skipped and listed in the summary's ``failed``; ``on_plan(path, text)`` hears
     how each tiled or batch-limited image goes.  The output folder is checked (:func:`check_out_folder`) before the
     model is loaded."""
@@ -210,13 +210,13 @@ def restore_images(
     sampling = Sampling(steps, seed, eta)
     summary = RestoreSummary()
     began = time.perf_counter()
-    plans: dict[Path, RestorePlan] = {}
+    plans: dict[Path, Tiling] = {}
     groups: dict[tuple[int, int] | None, list[int]] = {}
     shapes: dict[int, tuple[int, int]] = {}
     for number, file in enumerate(files):
         try:
             height, width = header_size(file)
-            plan = plan_restore(height, width, shape, budget, request, name=str(file))
+            plan = choose_tiling(height, width, shape, budget, request, name=str(file))
         except (DataError, MemoryBudgetError) as err:
             summary.failed[file] = str(err)
             continue
@@ -230,7 +230,7 @@ def restore_images(
     bar = tqdm(total=len(files), desc="restore", unit="img", disable=not progress)
     bar.update(len(summary.failed))
     ordered = [number for numbers in groups.values() for number in numbers]  # images of one size side by side
-    for chunk in plan_batches(ordered, lambda number: plans[files[number]], shapes.__getitem__):
+    for chunk in batches_by_tiling(ordered, lambda number: plans[files[number]], shapes.__getitem__):
         images, ok, gray = [], [], []
         for number in chunk:
             try:
@@ -244,7 +244,7 @@ def restore_images(
             continue
         plan = plans[files[ok[0]]]
         try:
-            restored = restore_planned(network, process, images, ok, sampling, plan, dev)
+            restored = restore_with_tiling(network, process, images, ok, sampling, plan, dev)
         except RuntimeError as err:  # torch's allocator: the memory model was short for this image
             if OUT_OF_MEMORY not in str(err):
                 raise

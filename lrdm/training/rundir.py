@@ -1,6 +1,6 @@
 """A training run's directory: its files, its lock, a changed config, checkpoints and the trained model.
 
-Layout::
+Files::
 
     run_dir/.lock                 held (``flock``) by the one trainer of this directory; holds its PID
     run_dir/config.yaml           resolved TrainConfig (a different config is refused, or with

@@ -1,6 +1,6 @@
-"""The workflow's logic, kept out of the Snakefile, by concern: :mod:`~lrdm.workflow.planning` (which runs and
+"""The workflow's logic, kept out of the Snakefile, by concern: :mod:`~lrdm.workflow.jobs` (which runs and
 evaluations, their paths, the resolved config of every run, the rules' ``params``), :mod:`~lrdm.workflow.checks`
-(checks of the workflow config that name the bad key) and :mod:`~lrdm.workflow.official` (the authors' weights).
+(checks of the workflow config that name the bad key) and :mod:`~lrdm.workflow.official_weights` (the authors' weights).
 The Snakefile, the rules and the scripts import these names from here.  Starting a run on several GPUs is
 :mod:`lrdm.training.launch`.
 
@@ -16,23 +16,7 @@ from lrdm.workflow.checks import (
     dataset_runs,
     key_origin,
 )
-from lrdm.workflow.official import (
-    DOWNLOAD_RECORD,
-    OFFICIAL_EXPECTED,
-    OFFICIAL_REASON,
-    is_hub_entry,
-    official_datasets,
-    official_hub_file,
-    official_overrides,
-    official_record_path,
-    official_score_path,
-    official_source,
-    official_weights,
-    placed_official_file,
-    read_download_record,
-    unused_official_weights,
-)
-from lrdm.workflow.planning import (
+from lrdm.workflow.jobs import (
     DATA_KEYS,
     DEFAULT_EVAL_BATCH,
     EVAL_GPUS,
@@ -77,6 +61,22 @@ from lrdm.workflow.planning import (
     train_gpus,
     train_options,
     train_params,
+)
+from lrdm.workflow.official_weights import (
+    DOWNLOAD_RECORD,
+    OFFICIAL_EXPECTED,
+    OFFICIAL_REASON,
+    is_hub_entry,
+    official_datasets,
+    official_hub_file,
+    official_overrides,
+    official_record_path,
+    official_score_path,
+    official_source,
+    official_weights,
+    placed_official_file,
+    read_download_record,
+    unused_official_weights,
 )
 
 __all__ = [

@@ -11,8 +11,8 @@ from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
 from lrdm.targets import SCORE_TARGETS, Run, enabled_targets, target_evaluations
 from lrdm.vocab import FULL_RANK, PROCESS_OBJECTIVES, PROCESSES, RankSpec
-from lrdm.workflow.official import official_weights, unused_official_weights
-from lrdm.workflow.planning import run_config, run_layers, train_gpus
+from lrdm.workflow.jobs import run_config, run_layers, train_gpus
+from lrdm.workflow.official_weights import official_weights, unused_official_weights
 
 RUN_KEYS = ("index", "process", "objective", "rank_spec", "seed", "max_rank", "extra")
 """TrainConfig keys that every run sets itself (from its wildcards and the top-level config)."""
@@ -118,8 +118,6 @@ def _steps_key(config: dict[str, Any], target: str, steps: int) -> str:
             if steps in config["targets"]["claims"][name]:
                 return f"targets.claims.{name}"
     return "sampling.steps"
-
-
 
 
 def dataset_runs(config: dict[str, Any]) -> Iterable[tuple[str, str, TrainConfig]]:

@@ -13,9 +13,9 @@ import torch
 from lrdm.data.images import load_rgb
 from lrdm.data.paired import PairedImageDataset
 from lrdm.evaluation.evaluate import evaluate_run
-from lrdm.evaluation.inference import blend_weights, pad_to_multiple, plan_batches, same_size_batches, tile_spans
+from lrdm.evaluation.inference import batches_by_tiling, blend_weights, pad_to_multiple, same_size_batches, tile_spans
 from lrdm.evaluation.restore import restore_images
-from lrdm.evaluation.restore_plan import RestorePlan
+from lrdm.evaluation.tiling import Tiling
 from lrdm.training.trainer import train
 
 
@@ -65,9 +65,9 @@ def test_same_size_batches_keep_order_and_split_at_a_new_size_or_a_full_batch():
 
 
 def test_plan_batches_put_whole_images_of_one_shape_together_and_tiled_images_alone():
-    whole, tiled = RestorePlan(None, 0, 2, 0.0), RestorePlan(32, 4, 4, 0.0)
+    whole, tiled = Tiling(None, 0, 2, 0.0), Tiling(32, 4, 4, 0.0)
     entries = [("a", whole), ("a", whole), ("a", whole), ("big", tiled), ("big", tiled), ("b", whole), ("a", whole)]
-    batches = plan_batches(range(len(entries)), lambda i: entries[i][1], lambda i: entries[i][0])
+    batches = batches_by_tiling(range(len(entries)), lambda i: entries[i][1], lambda i: entries[i][0])
     assert list(batches) == [[0, 1], [2], [3], [4], [5], [6]]
 
 

@@ -12,14 +12,14 @@ from lrdm.cli import ERROR_EXIT, main
 from lrdm.data.images import load_rgb
 from lrdm.errors import MemoryBudgetError
 from lrdm.evaluation.restore import list_images, restore_images
-from lrdm.evaluation.restore_plan import (
+from lrdm.evaluation.tiling import (
     MEMORY_MODELS,
     TILE_CANDIDATES,
     NetworkShape,
     TileRequest,
     auto_tile,
+    choose_tiling,
     parse_memory,
-    plan_restore,
 )
 from lrdm.files import write_png
 from lrdm.training.trainer import train
@@ -197,7 +197,7 @@ def test_memory_sizes_parse():
 def test_every_backbone_has_a_memory_model():
     assert set(MEMORY_MODELS) == set(BACKBONES)
     with pytest.raises(ValueError, match="unet9"):
-        plan_restore(10, 10, NetworkShape("unet9", 16, 4, 32), 1e9, TileRequest())
+        choose_tiling(10, 10, NetworkShape("unet9", 16, 4, 32), 1e9, TileRequest())
 
 
 def test_auto_tile_follows_the_training_side():
@@ -211,22 +211,22 @@ def test_the_plan_fits_the_bound_and_uses_it(backbone):
     budget = 3 * 1024**3  # 4 GB less a loaded model
     largest = shape.auto_tile
     for height, width in ((1, 1), (128, 100), (399, 600), (768, 1024), (3000, 4000)):
-        plan = plan_restore(height, width, shape, budget, TileRequest(batch=4))
+        plan = choose_tiling(height, width, shape, budget, TileRequest(batch=4))
         assert plan.expected_bytes <= budget and 1 <= plan.batch <= 4
         if max(height, width) <= largest:
             assert plan.tile is None
         else:
             assert plan.tile == largest and 0 < plan.overlap < plan.tile
     # the bound shrinks: tiles shrink or the batch drops, never past the bound
-    large = plan_restore(3000, 4000, shape, budget, TileRequest(batch=4))
+    large = choose_tiling(3000, 4000, shape, budget, TileRequest(batch=4))
     for bound in (budget / 2, 880 * 1024**2):  # the image alone takes 4000 × 3000 × 64 bytes (768 MiB)
-        small = plan_restore(3000, 4000, shape, bound, TileRequest(batch=4))
+        small = choose_tiling(3000, 4000, shape, bound, TileRequest(batch=4))
         assert small.expected_bytes <= bound and (small.tile, small.batch) <= (large.tile, large.batch)
         assert small.tile in (largest, *TILE_CANDIDATES)
         for bigger in (side for side in TILE_CANDIDATES if small.tile < side <= largest):  # the largest that fits
             with pytest.raises(MemoryBudgetError):
-                plan_restore(3000, 4000, shape, bound, TileRequest(tile=bigger, batch=1))
+                choose_tiling(3000, 4000, shape, bound, TileRequest(tile=bigger, batch=1))
     with pytest.raises(MemoryBudgetError, match="photo.png: 4000×3000 cannot be restored"):
-        plan_restore(3000, 4000, shape, 1024**2, TileRequest(), name="photo.png")
+        choose_tiling(3000, 4000, shape, 1024**2, TileRequest(), name="photo.png")
     with pytest.raises(MemoryBudgetError, match="--no-tiles"):
-        plan_restore(3000, 4000, shape, budget, TileRequest(tile=None), name="photo.png")
+        choose_tiling(3000, 4000, shape, budget, TileRequest(tile=None), name="photo.png")

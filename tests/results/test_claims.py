@@ -50,7 +50,7 @@ def fake_scores(evaluations, psnr_of):
     """Per-image scores of ``evaluations``; ``psnr_of(evaluation, image)`` gives each PSNR."""
     rows = [
         {
-            "dataset": e.dataset, "run": e.run, "process": e.process, "objective": e.objective,
+            "dataset": e.dataset, "run": e.path, "process": e.process, "objective": e.objective,
             "rank_spec": e.rank_spec, "seed": e.seed, "steps": e.steps, "image_id": f"img{i}",
             "psnr": psnr_of(e, i), "ssim": 0.8, "input_psnr": 25.0, "input_ssim": 0.7,
         }

@@ -21,7 +21,7 @@ from lrdm.workflow import (
     placed_official_file,
     target_score_paths,
 )
-from lrdm.workflow.official import official_hub_file
+from lrdm.workflow.official_weights import official_hub_file
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -92,7 +92,7 @@ def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
     missing = smoke({"synthetic_rain": {"file": "resources/official/rddm.pt", "page": PAGE}})
     plan = snakemake(tmp_path, missing, "-n", "main_table")
     assert plan.returncode == 0 and "import_official" in plan.stdout, (plan.stdout + plan.stderr)[-3000:]
-    # cfg.yaml writes results/cfg/ and logs/cfg/ (lrdm/layout.py)
+    # cfg.yaml writes results/cfg/ and logs/cfg/ (lrdm/paths.py)
     failed = snakemake(tmp_path, missing, f"results/cfg/runs/synthetic_rain/{OFFICIAL_RUN}/model.pt")
     assert failed.returncode != 0
     expected = f"Fetch rddm.pt from {PAGE} and place it at {(tmp_path / 'resources/official/rddm.pt').resolve()}"

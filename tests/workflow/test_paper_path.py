@@ -96,7 +96,7 @@ def test_paper_config_main_table_end_to_end_on_fake_archives(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    results = tmp_path / "results" / "paper"  # the first config file names the folders (lrdm.layout)
+    results = tmp_path / "results" / "paper"  # the first config file names the folders (lrdm.paths)
     table = pd.read_csv(results / "tables" / "main_table.csv")
     scores = pd.read_parquet(results / "scores")
     # the paper's reported rows of these datasets, each with its protocol

@@ -242,7 +242,7 @@ def scores(results):
 def test_smoke_config_through_the_slurm_profile_matches_a_local_run(slurm_cluster, tmp_path):
     began = time.perf_counter()
     config = trimmed_smoke_config()
-    config.update(results="results", resources="resources")  # set, so not results/config/ (lrdm/layout.py)
+    config.update(results="results", resources="resources")  # set, so not results/config/ (lrdm/paths.py)
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     targets = target_score_paths(config, "schedulers")  # the table job would add a fourth stage of polls
@@ -396,6 +396,7 @@ def test_train_jobs_stopped_by_scancel_and_by_their_time_limit_come_back_and_res
     with subprocess.Popen([*command, *targets], cwd=on_slurm, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, start_new_session=True) as proc:  # fmt: skip
         try:
+
             def running_train_jobs():
                 jobs = {}
                 for job in slurm_jobs().values():

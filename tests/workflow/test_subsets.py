@@ -78,7 +78,7 @@ def test_an_overlay_subsets_the_paper_config_and_dry_runs(tmp_path, name):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     config = merged(overlay)
     targets = all_targets(config) if target == "all" else [target]
-    runs = {e.run for t in targets if t not in ("spectrum", "rank_schedules") for e in target_evaluations(config, t)}
+    runs = {e.path for t in targets if t not in ("spectrum", "rank_schedules") for e in target_evaluations(config, t)}
     assert job_counts(proc.stdout).get("train") == len(runs)
     officials = official_datasets(config) if "main_table" in targets else []
     assert job_counts(proc.stdout).get("import_official", 0) == len(officials)

@@ -45,13 +45,13 @@ def test_protocols_target_needs_images_at_their_own_size():
 def test_runs_are_shared_between_targets():
     config = load("config.yaml")
     runs = {
-        e.run
+        e.path
         for t in all_targets(config)
         if t not in ("spectrum", "rank_schedules")
         for e in target_evaluations(config, t)
     }
-    sweep = {e.run for e in target_evaluations(config, "rank_sweep")}
-    steps = {e.run for e in target_evaluations(config, "steps")}
+    sweep = {e.path for e in target_evaluations(config, "rank_sweep")}
+    steps = {e.path for e in target_evaluations(config, "steps")}
     assert "synthetic_rain/rddm/pred_res_noise/fixed-r4/seed0" in sweep & steps
     assert len(runs) == 17
     paper_run = Run("synthetic_blur", "rddm", "pred_res_noise", "poly_decrease-p3", 0)
@@ -122,15 +122,24 @@ def test_smoke_workflow_end_to_end(tmp_path):
     """config/smoke.yaml through Snakemake itself: every target, Parquet schema, tables and figures, and the
     README's fragments (readme_tables)."""
     proc = subprocess.run(
-        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(REPO / "config/smoke.yaml"), "--cores", "2", "all",
-         "readme_tables"],  # fmt: skip
+        [
+            *SNAKEMAKE,
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(REPO / "config/smoke.yaml"),
+            "--cores",
+            "2",
+            "all",
+            "readme_tables",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=1500,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     config = load("smoke.yaml")
-    results = tmp_path / "results" / "smoke"  # config/smoke.yaml's own folder (lrdm/layout.py)
+    results = tmp_path / "results" / "smoke"  # config/smoke.yaml's own folder (lrdm/paths.py)
     scores = pd.read_parquet(results / "scores")
     assert set(RESULT_COLUMNS) <= set(scores.columns)
     expected = {

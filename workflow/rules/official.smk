@@ -1,5 +1,5 @@
 # The authors' weights (config key official_weights), placed by hand or downloaded from the Hugging Face Hub
-# (lrdm.hub, into the Hugging Face cache): each is imported into a run directory (lrdm.training.official) and
+# (lrdm.hub, into the Hugging Face cache): each is imported into a run directory (lrdm.training.official_checkpoint) and
 # evaluated by the evaluate rule's own script and settings, for the main table's "RDDM/LRDM, official weights
 # (evaluated here)" rows. A placed file is an input only once it is there, so a dry run plans the import either
 # way; a missing file fails the job with the manual-download message.

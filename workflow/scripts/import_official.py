@@ -27,7 +27,7 @@ else:
         raise
     log_to_file(snakemake.log)  # noqa: F821
 
-from lrdm.training.official import import_checkpoint  # noqa: E402
+from lrdm.training.official_checkpoint import import_checkpoint  # noqa: E402
 
 run_dir = Path(snakemake.output.model).parent  # noqa: F821
 overrides = official_overrides(snakemake.config, dataset)  # noqa: F821

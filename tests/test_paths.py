@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lrdm.errors import ConfigError
-from lrdm.layout import Layout, config_name, layout, results_folder
+from lrdm.paths import OutputFolders, config_name, output_folders, results_folder
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "config" / "config.yaml"
@@ -32,11 +32,13 @@ def test_a_config_file_whose_name_cannot_name_a_folder_is_refused_naming_it(file
 
 
 def test_folders_of_each_kind_of_config():
-    assert layout({}, None) == Layout("results", "resources", "logs", "resources/downloads")
-    assert layout({}, "smoke") == Layout("results/smoke", "resources/smoke", "logs/smoke", "resources/downloads")
-    mine = layout({"results": "/scratch/out", "resources": "/scratch/res"}, "mine")
-    assert mine == Layout("/scratch/out", "/scratch/res", "logs/mine", "/scratch/res/downloads")
-    assert layout({"downloads": "/archives"}, "paper").downloads == "/archives"
+    assert output_folders({}, None) == OutputFolders("results", "resources", "logs", "resources/downloads")
+    assert output_folders({}, "smoke") == OutputFolders(
+        "results/smoke", "resources/smoke", "logs/smoke", "resources/downloads"
+    )
+    mine = output_folders({"results": "/scratch/out", "resources": "/scratch/res"}, "mine")
+    assert mine == OutputFolders("/scratch/out", "/scratch/res", "logs/mine", "/scratch/res/downloads")
+    assert output_folders({"downloads": "/archives"}, "paper").downloads == "/archives"
     assert results_folder({}) == "results" and results_folder({"results": "out"}) == "out"
 
 

@@ -26,7 +26,7 @@ the commit it resolved to, its place in the Hugging Face cache, its sha256 and s
 
 def official_weights(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``official_weights``: per dataset, the placed ``file``, the ``page`` it comes from and the ``set``
-    overrides of its import (:func:`lrdm.training.official.import_checkpoint`)."""
+    overrides of its import (:func:`lrdm.training.official_checkpoint.import_checkpoint`)."""
     entries = config.get("official_weights") or {}
     return {name: entry for name, entry in entries.items() if entry is not None}
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
-from lrdm.evaluation.restore_plan import AUTO as AUTO_TILE
-from lrdm.layout import resources_folder, results_folder
+from lrdm.evaluation.tiling import AUTO as AUTO_TILE
+from lrdm.paths import resources_folder, results_folder
 from lrdm.targets import (
     SCORE_TARGETS,
     Evaluation,
@@ -27,7 +27,7 @@ from lrdm.targets import (
     target_evaluations,
 )
 from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, FULL_RANK
-from lrdm.workflow.official import official_datasets, official_model_path, official_score_path, official_weights
+from lrdm.workflow.official_weights import official_datasets, official_model_path, official_score_path, official_weights
 
 LRDM_SCORING = "lrdm_y@lrdm256"
 """How the LRDM paper scores (its test transform, then ``lrdm_y``); see ``lrdm.evaluation.evaluate``."""
@@ -36,12 +36,12 @@ RDDM_RESIZE = 256
 
 
 def score_path(results: str, evaluation: Evaluation) -> str:
-    return f"{results}/scores/{evaluation.run}/steps{evaluation.steps}.parquet"
+    return f"{results}/scores/{evaluation.path}/steps{evaluation.steps}.parquet"
 
 
 def protocols_path(results: str, evaluation: Evaluation) -> str:
     """The evaluation's further scorings (:func:`protocol_scorings`), beside its score file."""
-    return f"{results}/scores/{evaluation.run}/steps{evaluation.steps}.protocols.parquet"
+    return f"{results}/scores/{evaluation.path}/steps{evaluation.steps}.protocols.parquet"
 
 
 def protocol_scorings(config: dict[str, Any], dataset: str) -> list[str]:
@@ -123,7 +123,6 @@ def official_params(config: dict[str, Any], dataset: str) -> str:
     return canonical(official_weights(config)[dataset])
 
 
-
 DATA_KEYS = ("source", "task", "size", "patches_per_image", "test_patches_per_image", "folders", "expected_pairs")
 """Keys of ``datasets.<name>`` that decide the prepared data (the others: training and evaluation settings)."""
 
@@ -191,12 +190,12 @@ def benchmark_paths(
     ``evaluations``, by rule (the paths the two rules' ``benchmark`` directives write), leaving out the jobs that
     ``already`` needs (e.g. ``all``'s, for what ``claims`` adds)."""
     done = set(already)
-    done_runs = {e.run for e in done}
+    done_runs = {e.path for e in done}
     wanted = sorted(set(evaluations) - done, key=astuple)
     root = f"{results_folder(config)}/benchmarks"
     return {
-        "train": sorted({f"{root}/train/{e.run}.tsv" for e in wanted if e.run not in done_runs}),
-        "evaluate": [f"{root}/evaluate/{e.run}/steps{e.steps}.tsv" for e in wanted],
+        "train": sorted({f"{root}/train/{e.path}.tsv" for e in wanted if e.path not in done_runs}),
+        "evaluate": [f"{root}/evaluate/{e.path}/steps{e.steps}.tsv" for e in wanted],
     }
 
 
@@ -305,7 +304,5 @@ def eval_batch(config: dict[str, Any]) -> int:
 
 def eval_tile(config: dict[str, Any]) -> int | str | None:
     """How evaluations send large test images through the network (config key ``eval_tile``: ``auto``, a tile
-    side, or None for whole images; :mod:`lrdm.evaluation.restore_plan`)."""
+    side, or None for whole images; :mod:`lrdm.evaluation.tiling`)."""
     return config.get("eval_tile", AUTO_TILE)
-
-

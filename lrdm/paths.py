@@ -39,7 +39,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
-class Layout:
+class OutputFolders:
     """The folders one workflow run writes: ``results``, ``resources`` and ``logs``, and the shared
     ``downloads`` folder the real datasets' archives are read from (lrdm.data.prepare)."""
 
@@ -72,7 +72,7 @@ def config_name(configfiles: Sequence[str | os.PathLike[str]], embedded: str | o
     return name
 
 
-def layout(config: Mapping[str, Any], name: str | None) -> Layout:
+def output_folders(config: Mapping[str, Any], name: str | None) -> OutputFolders:
     """The folders of a run of ``config`` named ``name`` (:func:`config_name`): the config's own ``results``,
     ``resources`` and ``downloads`` where it sets them, else the defaults, under ``NAME/`` where named."""
     sub = "" if name is None else f"/{name}"
@@ -80,15 +80,15 @@ def layout(config: Mapping[str, Any], name: str | None) -> Layout:
     resources = config.get("resources") or f"{DEFAULT_RESOURCES}{sub}"
     shared = config.get("resources") or DEFAULT_RESOURCES
     downloads = config.get("downloads") or f"{shared}/{DOWNLOADS_FOLDER}"
-    return Layout(results=results, resources=resources, logs=f"{DEFAULT_LOGS}{sub}", downloads=downloads)
+    return OutputFolders(results=results, resources=resources, logs=f"{DEFAULT_LOGS}{sub}", downloads=downloads)
 
 
 def results_folder(config: Mapping[str, Any]) -> str:
     """``config``'s results folder: under the workflow the run's own (the Snakefile fills ``results``), for a
     config read by hand its ``results`` key or the embedded default's ``results``."""
-    return layout(config, None).results
+    return output_folders(config, None).results
 
 
 def resources_folder(config: Mapping[str, Any]) -> str:
     """``config``'s resources folder, as :func:`results_folder`."""
-    return layout(config, None).resources
+    return output_folders(config, None).resources

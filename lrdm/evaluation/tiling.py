@@ -120,7 +120,7 @@ def memory_model(backbone: str) -> MemoryModel:
 
 
 @dataclass(frozen=True)
-class RestorePlan:
+class Tiling:
     """How one image is restored: whole (``tile`` None) or in ``tile``-pixel tiles sharing ``overlap`` pixels,
     ``batch`` images (or tiles) at a time, with the bytes that are expected above the loaded model."""
 
@@ -173,9 +173,9 @@ class TileRequest:
     batch: int = DEFAULT_BATCH
 
 
-def plan_restore(
+def choose_tiling(
     height: int, width: int, shape: NetworkShape, budget: float, request: TileRequest, name: str = "image"
-) -> RestorePlan:
+) -> Tiling:
     """The plan for an image of ``height × width`` within ``budget`` bytes above the loaded model (``math.inf``:
     the tile policy alone, as the evaluation plans on a GPU).
 
@@ -185,7 +185,7 @@ def plan_restore(
     tile, overlap, batch = request.tile, request.overlap, request.batch
     room = budget - BATCH_OVERHEAD - IMAGE_BYTES_PER_PIXEL * height * width
 
-    def planned(side: int | None) -> RestorePlan | None:
+    def planned(side: int | None) -> Tiling | None:
         h, w = (height, width) if side is None else (min(side, height), min(side, width))
         fitting = _fits(model, shape, h, w, room, batch)
         if fitting < 1:
@@ -198,7 +198,7 @@ def plan_restore(
             + IMAGE_BYTES_PER_PIXEL * height * width
             + fitting * MEMORY_MARGIN * model.tile_bytes(h, w, shape.factor, shape.dim)
         )
-        return RestorePlan(side, lap, fitting, used)
+        return Tiling(side, lap, fitting, used)
 
     def need(side: int | None) -> float:
         h, w = (height, width) if side is None else (min(side, height), min(side, width))
