@@ -4,7 +4,7 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-import lrdm.paths as L
+import lrdm.paths as P
 import lrdm.schema as S
 import lrdm.targets as T
 import lrdm.vocab as V
@@ -21,7 +21,7 @@ configfile: "config/config.yaml"
 # embedded default, results/NAME/ and resources/NAME/ for `--configfile NAME.yaml` unless it sets them.
 SCHEMA = "workflow/schemas/config.schema.yaml"
 try:  # a config error ends with one line naming the key (Snakemake's validate would print schema and config)
-    LAYOUT = L.output_folders(config, L.config_name(workflow.overwrite_configfiles, f"{workflow.basedir}/config/config.yaml"))
+    LAYOUT = P.output_folders(config, P.config_name(workflow.overwrite_configfiles, f"{workflow.basedir}/config/config.yaml"))
     config.update(results=LAYOUT.results, resources=LAYOUT.resources, downloads=LAYOUT.downloads)  # for the scripts
     config.update(S.checked_config(config, os.path.join(workflow.basedir, SCHEMA)))  # numbers as text -> floats
     validate(config, SCHEMA)  # fills the schema's defaults

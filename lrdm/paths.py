@@ -7,6 +7,12 @@ an overlay shares its base config's runs, so a subset run is never trained twice
 gets exactly that folder (``logs/NAME/`` still follows the file's name). The real datasets' archives stay in one
 place for every config: ``resources/downloads/`` unless the config sets ``downloads`` (or ``resources``, whose
 ``downloads/`` it then is), so an archive placed by hand is found by the paper config and every overlay of it.
+
+Below those folders, this module also owns the path of every file that more than one place names (the rules'
+outputs and the Python that finds them): a run's folder and model, its score and further-protocol files, the
+train and evaluate jobs' benchmarks and logs, the prepared data index, the authors' weights' run, tables and
+figures. Each function takes the folder and the parts of the name; a part may be a Snakemake wildcard
+(``"{steps}"``, :data:`RUN_PATTERN`), so a rule's pattern and a job's file come from the same function.
 Torch-free: the Snakefile imports it.
 """
 
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lrdm.errors import ConfigError
+from lrdm.vocab import OFFICIAL_RUN
 
 DEFAULT_RESULTS = "results"
 DEFAULT_RESOURCES = "resources"
@@ -92,3 +99,115 @@ def results_folder(config: Mapping[str, Any]) -> str:
 def resources_folder(config: Mapping[str, Any]) -> str:
     """``config``'s resources folder, as :func:`results_folder`."""
     return output_folders(config, None).resources
+
+
+# --------------------------------------------------------------------------------------------------
+# The files inside those folders
+# --------------------------------------------------------------------------------------------------
+
+RUN_TAIL = "{process}/{objective}/{rank_spec}/seed{seed}"
+"""A run's folder below its dataset's (``runs/<dataset>/``): what tells two runs of one dataset apart, hence the
+``run`` column of its score rows (:func:`lrdm.evaluation.evaluate.run_identity`)."""
+RUN_PATTERN = "{dataset}/" + RUN_TAIL
+"""A run's folder relative to ``results/runs`` and ``results/scores``; with its fields as Snakemake wildcards
+(``common.smk``'s ``RUN``), the pattern of every rule's run paths."""
+RUN_FIELDS = ("dataset", "process", "objective", "rank_spec", "seed")
+"""The fields that identify a training run (the wildcards of :data:`RUN_PATTERN`)."""
+MODEL_FILE = "model.pt"
+"""A run folder's trained model (final EMA weights and config; :mod:`lrdm.training.rundir`)."""
+TABLE_FORMATS = ("csv", "md", "tex")
+"""The files of one table under ``results/tables`` (:func:`lrdm.results.render.write_table`)."""
+FIGURE_FORMATS = ("png", "pdf")
+"""The files of one figure under ``results/figures`` (:func:`lrdm.results.plots.save_figure`)."""
+
+Steps = int | str
+"""A number of sampling steps, or the wildcard ``"{steps}"``."""
+
+
+def run_tail(process: str, objective: str, rank_spec: str, seed: int | str) -> str:
+    """:data:`RUN_TAIL` of one run."""
+    return RUN_TAIL.format(process=process, objective=objective, rank_spec=rank_spec, seed=seed)
+
+
+def official_run(dataset: str) -> str:
+    """The run (relative to ``results/runs``) imported from the authors' weights of ``dataset``."""
+    return f"{dataset}/{OFFICIAL_RUN}"
+
+
+def run_folder(results: str, run: str) -> str:
+    """The folder of ``run`` (a path as :data:`RUN_PATTERN` or :func:`official_run`) under ``results``."""
+    return f"{results}/runs/{run}"
+
+
+def model_path(results: str, run: str) -> str:
+    """The trained (or imported) model of ``run`` (the train and import_official rules' output)."""
+    return f"{run_folder(results, run)}/{MODEL_FILE}"
+
+
+def score_path(results: str, run: str, steps: Steps) -> str:
+    """The per-image scores of ``run`` sampled with ``steps`` steps (the evaluate rule's output)."""
+    return f"{results}/scores/{run}/steps{steps}.parquet"
+
+
+def protocols_path(results: str, run: str, steps: Steps) -> str:
+    """The same restored images scored under the ``protocols`` target's further protocols, beside the scores."""
+    return f"{results}/scores/{run}/steps{steps}.protocols.parquet"
+
+
+def train_benchmark_path(results: str, run: str) -> str:
+    """Snakemake's benchmark (wall time, peak RSS) of the job that trains ``run``."""
+    return f"{results}/benchmarks/train/{run}.tsv"
+
+
+def evaluate_benchmark_path(results: str, run: str, steps: Steps) -> str:
+    """Snakemake's benchmark of the job that evaluates ``run`` at ``steps`` steps."""
+    return f"{results}/benchmarks/evaluate/{run}/steps{steps}.tsv"
+
+
+def train_log_path(logs: str, run: str) -> str:
+    """The log of the job that trains ``run``."""
+    return f"{logs}/train/{run}.log"
+
+
+def evaluate_log_path(logs: str, run: str, steps: Steps) -> str:
+    """The log of the job that evaluates ``run`` at ``steps`` steps."""
+    return f"{logs}/evaluate/{run}/steps{steps}.log"
+
+
+def dataset_index_path(resources: str, dataset: str) -> str:
+    """The prepared dataset's index (the prepare_dataset rule's output)."""
+    return f"{resources}/data/{dataset}/index.parquet"
+
+
+def official_folder(resources: str, dataset: str) -> str:
+    """Where the workflow keeps what it downloads of the authors' weights of ``dataset``."""
+    return f"{resources}/official/{dataset}"
+
+
+def spectrum_file(dataset: str, name: str) -> str:
+    """A file of ``dataset``'s residual spectrum analysis (``curves`` or ``summary``), relative to ``results``."""
+    return f"spectrum/{dataset}/{name}.parquet"
+
+
+def spectrum_path(results: str, dataset: str, name: str) -> str:
+    """:func:`spectrum_file` under ``results``."""
+    return f"{results}/{spectrum_file(dataset, name)}"
+
+
+README_FOLDER = "readme"
+"""The folder of the README's generated fragments below ``results`` (:mod:`lrdm.results.readme`)."""
+
+
+def readme_folder(results: str) -> str:
+    """Where the readme rules write the README's and docs' generated fragments."""
+    return f"{results}/{README_FOLDER}"
+
+
+def table_path(results: str, name: str, ext: str) -> str:
+    """One file (:data:`TABLE_FORMATS`) of table ``name``."""
+    return f"{results}/tables/{name}.{ext}"
+
+
+def figure_path(results: str, stem: str, ext: str) -> str:
+    """One file (:data:`FIGURE_FORMATS`) of figure ``stem`` (which may hold a folder, e.g. ``restoration/x``)."""
+    return f"{results}/figures/{stem}.{ext}"

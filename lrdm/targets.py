@@ -24,24 +24,60 @@ from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
 
 from lrdm.errors import ConfigError
-from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS, FULL_RANK, OBJECTIVES, PROCESS_OBJECTIVES, PROCESSES
+from lrdm.paths import (
+    FIGURE_FORMATS,
+    RUN_FIELDS,
+    RUN_PATTERN,
+    TABLE_FORMATS,
+    figure_path,
+    model_path,
+    run_folder,
+    spectrum_file,
+    table_path,
+)
+from lrdm.vocab import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PROCESS,
+    FULL_RANK,
+    OBJECTIVES,
+    PROCESS_OBJECTIVES,
+    PROCESSES,
+    RankSpec,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-TABLE_FORMATS = ("csv", "md", "tex")
-"""The files of one table under ``results/tables`` (:func:`lrdm.results.render.write_table`)."""
-FIGURE_FORMATS = ("png", "pdf")
-"""The files of one figure under ``results/figures`` (:func:`lrdm.results.plots.save_figure`)."""
 PER_DATASET = "{dataset}"
 """Placeholder in a target's figure or file stem: one per dataset of the target (``targets.<name>.datasets``)."""
 
+# --------------------------------------------------------------------------------------------------
+# The names of the targets that other modules and rules refer to (each the key of its entry in TARGETS)
+# --------------------------------------------------------------------------------------------------
 
-RUN_PATTERN = "{dataset}/{process}/{objective}/{rank_spec}/seed{seed}"
-"""A run's folder relative to ``results/runs`` and ``results/scores``; with its fields as Snakemake wildcards
-(``common.smk``'s ``RUN``), the pattern of every rule's run paths."""
-RUN_FIELDS = ("dataset", "process", "objective", "rank_spec", "seed")
-"""The fields that identify a training run (the wildcards of :data:`RUN_PATTERN`)."""
+SPECTRUM = "spectrum"
+RANK_SCHEDULES = "rank_schedules"
+RANK_SWEEP = "rank_sweep"
+SCHEDULERS = "schedulers"
+ORDERS = "orders"
+STEPS = "steps"
+FEASIBILITY = "feasibility"
+MAIN_TABLE = "main_table"
+PROTOCOLS = "protocols"
+SAMPLING_METHODS = "sampling_methods"
+CLAIMS = "claims"
+
+# Figures made by rules of their own (the other figures are named after their target)
+SPECTRUM_FIGURES = (f"spectrum/{PER_DATASET}_fig2", f"spectrum/{PER_DATASET}_fig3")
+"""LRDM Fig. 2 and Fig. 3 of each spectrum dataset (rule spectrum_figures)."""
+SPECTRUM_SUMMARY = "summary"
+"""The spectrum analysis's per-dataset summary (k90/k99; what ``max_rank: auto`` reads)."""
+RANK_GRID = "rank_grid"
+"""LRDM Fig. 7: restorations of one test image by each fixed rank (rule rank_grid_figure)."""
+RESTORATION_GRID = f"restoration/{PER_DATASET}"
+"""The main table's restoration grid of each dataset (rule restoration_grid_figure)."""
+LOSSES_FIGURE = f"losses/{PER_DATASET}"
+"""The training losses of every run of a dataset that ``all`` trains (rule loss_comparison_figure)."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +102,11 @@ class Run:
 
     def folder(self, results: str) -> str:
         """The run's folder under the ``results`` folder."""
-        return f"{results}/runs/{self.path}"
+        return run_folder(results, self.path)
 
     def model(self, results: str) -> str:
         """The run's trained model under the ``results`` folder (the train rule's output)."""
-        return f"{self.folder(results)}/model.pt"
+        return model_path(results, self.path)
 
 
 @dataclass(frozen=True)
@@ -136,6 +172,12 @@ class Target:
     """Other files under ``results`` that it makes; :data:`PER_DATASET` expands as in ``figures``."""
     in_all: bool = True
     """Whether ``snakemake all`` builds it (False: a separate target, e.g. one that trains on several seeds)."""
+    protocol_scores: bool = False
+    """Whether it reads the further-protocol score files (:func:`lrdm.paths.protocols_path`) instead of the scores."""
+    official_rows: bool = False
+    """Whether it also reads the scores of the authors' weights (config key ``official_weights``)."""
+    steps_keys: tuple[str, ...] = ()
+    """The keys of its config section that list sampling steps (the others sample ``sampling.steps``)."""
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -145,12 +187,13 @@ class Target:
     def outputs(self, results: str, spec: Spec) -> list[str]:
         """Every file that makes up the artefact (the inputs of its target rule): its tables and the files and
         figures made once, then those made per dataset, dataset by dataset."""
-        tables = [f"tables/{name}.{ext}" for name in self.tables for ext in TABLE_FORMATS]
-        paths = [*self.files, *(f"figures/{stem}.{ext}" for stem in self.figures for ext in FIGURE_FORMATS)]
+        tables = [table_path(results, name, ext) for name in self.tables for ext in TABLE_FORMATS]
+        files = [f"{results}/{path}" for path in self.files]
+        paths = [*files, *(figure_path(results, stem, ext) for stem in self.figures for ext in FIGURE_FORMATS)]
         once = [path for path in paths if PER_DATASET not in path]
         per_dataset = [path for path in paths if PER_DATASET in path]
         each = [path.format(dataset=d) for d in (spec["datasets"] if per_dataset else []) for path in per_dataset]
-        return [f"{results}/{path}" for path in [*tables, *once, *each]]
+        return [*tables, *once, *each]
 
 
 def sampling_steps(config: dict[str, Any]) -> int:
@@ -186,8 +229,13 @@ def evaluation_grid(
 # --------------------------------------------------------------------------------------------------
 
 
+def fixed_rank_specs(ranks: Iterable[int]) -> list[str]:
+    """The rank spec of a fixed rank ``r`` for each of ``ranks`` (``fixed-r<r>``)."""
+    return [RankSpec("fixed", rank=int(r)).name for r in ranks]
+
+
 def rank_sweep_evaluations(config: dict[str, Any], spec: Spec) -> list[Evaluation]:
-    return evaluation_grid(config, spec["datasets"], [FULL_RANK.name, *(f"fixed-r{r}" for r in spec["ranks"])])
+    return evaluation_grid(config, spec["datasets"], [FULL_RANK.name, *fixed_rank_specs(spec["ranks"])])
 
 
 def specs_evaluations(config: dict[str, Any], spec: Spec) -> list[Evaluation]:
@@ -196,7 +244,7 @@ def specs_evaluations(config: dict[str, Any], spec: Spec) -> list[Evaluation]:
 
 
 def orders_evaluations(config: dict[str, Any], spec: Spec) -> list[Evaluation]:
-    specs = [f"{kind}-p{p}" for kind in spec["kinds"] for p in spec["orders"]]
+    specs = [RankSpec(kind, order=int(p)).name for kind in spec["kinds"] for p in spec["orders"]]
     return evaluation_grid(config, spec["datasets"], specs)
 
 
@@ -221,7 +269,7 @@ def feasibility_evaluations(config: dict[str, Any], spec: Spec) -> list[Evaluati
 
 def protocols_evaluations(config: dict[str, Any], spec: Spec) -> list[Evaluation]:
     """The main table's evaluations (their restored images, scored once more under each protocol)."""
-    return specs_evaluations(config, config["targets"]["main_table"])
+    return specs_evaluations(config, config["targets"][MAIN_TABLE])
 
 
 def sampling_methods_evaluations(config: dict[str, Any], spec: Spec) -> list[Evaluation]:
@@ -272,75 +320,78 @@ TARGETS: dict[str, Target] = {
     target.name: target
     for target in (
         Target(
-            "spectrum",
+            SPECTRUM,
             "LRDM Fig. 2 and 3: singular-value spectrum of the residuals",
             "Fig. 2 and 3: residual spectrum",
-            figures=(f"spectrum/{PER_DATASET}_fig2", f"spectrum/{PER_DATASET}_fig3"),
-            files=(f"spectrum/{PER_DATASET}/summary.parquet",),
+            figures=SPECTRUM_FIGURES,
+            files=(spectrum_file(PER_DATASET, SPECTRUM_SUMMARY),),
         ),
         Target(
-            "rank_schedules",
+            RANK_SCHEDULES,
             "LRDM Fig. 4: the rank schedulers' rank against the timestep",
             "Fig. 4: rank schedulers",
-            figures=("rank_schedules",),
+            figures=(RANK_SCHEDULES,),
         ),
         Target(
-            "rank_sweep",
+            RANK_SWEEP,
             "LRDM Fig. 6 and 7: PSNR/SSIM against the fixed rank; image grid",
             "Fig. 6 and 7: fixed-rank sweep",
             rank_sweep_evaluations,
             Ref(TABLES, "rank_sweep_table"),
-            figures=("rank_sweep", "rank_grid"),
+            figures=(RANK_SWEEP, RANK_GRID),
             plot=Ref(PLOTS, "plot_rank_sweep"),
         ),
         Target(
-            "schedulers",
+            SCHEDULERS,
             "LRDM Tab. 3: rank schedulers (LI / LD / PI / PD)",
             "Tab. 3: rank schedulers",
             specs_evaluations,
             Ref(TABLES, "schedulers_table"),
         ),
         Target(
-            "orders",
+            ORDERS,
             "LRDM Tab. 4: polynomial order p",
             "Tab. 4: polynomial orders",
             orders_evaluations,
             Ref(TABLES, "orders_table"),
         ),
         Target(
-            "steps",
+            STEPS,
             "LRDM Fig. 8: PSNR against the number of sampling steps",
             "Fig. 8: sampling steps",
             steps_evaluations,
             Ref(TABLES, "steps_table"),
-            figures=("steps",),
+            figures=(STEPS,),
             plot=Ref(PLOTS, "plot_steps"),
+            steps_keys=("steps",),
         ),
         Target(
-            "feasibility",
+            FEASIBILITY,
             "LRDM Tab. 5: RDDM and ResShift with and without low rank",
             "Tab. 5: low rank in RDDM and ResShift",
             feasibility_evaluations,
             Ref(TABLES, "feasibility_table"),
         ),
         Target(
-            "main_table",
+            MAIN_TABLE,
             "LRDM Tab. 1 and 2: our rows beside the paper's; a restoration grid per dataset",
             "Tab. 1 and 2: main comparison",
             specs_evaluations,
             Ref(TABLES, "main_table"),
             main_table_args,
-            figures=(f"restoration/{PER_DATASET}",),
+            figures=(RESTORATION_GRID,),
+            official_rows=True,
         ),
         Target(
-            "protocols",
+            PROTOCOLS,
             "How each paper's protocol scores the main-table runs",
             "How each paper measured: the main-table runs under each protocol",
             protocols_evaluations,
             Ref(TABLES, "protocols_table"),
+            protocol_scores=True,
         ),
         Target(
-            "sampling_methods",
+            SAMPLING_METHODS,
             "RDDM Tab. 1: sampling methods (SM-Res / SM-N / SM-Res-N)",
             "RDDM Tab. 1: sampling methods",
             sampling_methods_evaluations,
@@ -348,12 +399,13 @@ TARGETS: dict[str, Target] = {
             sampling_methods_args,
         ),
         Target(
-            "claims",
+            CLAIMS,
             "The papers' qualitative claims on several training seeds, each with a 95 % interval and a verdict",
             "The papers' claims on several seeds",
             claims_evaluations,
             Ref("lrdm.results.claims", "claims_table"),
             claims_args,
+            steps_keys=("few_steps", "many_steps"),
             in_all=False,  # trains every run again on several seeds (docs/results.md: their budget)
         ),
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lrdm import paths
 from lrdm.errors import ConfigError
 from lrdm.paths import OutputFolders, config_name, output_folders, results_folder
 
@@ -29,6 +30,32 @@ def test_the_first_config_file_names_the_folders():
 def test_a_config_file_whose_name_cannot_name_a_folder_is_refused_naming_it(file):
     with pytest.raises(ConfigError, match=rf"config file '{re.escape(file)}': its name .* set the keys results"):
         config_name([file], EMBEDDED)
+
+
+def test_each_file_is_named_once_for_a_job_and_for_its_rule():
+    run = paths.RUN_PATTERN.format(dataset="rain", process="rddm", objective="pred_res", rank_spec="full", seed=2)
+    assert run == "rain/" + paths.run_tail("rddm", "pred_res", "full", 2) == "rain/rddm/pred_res/full/seed2"
+    assert paths.model_path("res", run) == "res/runs/rain/rddm/pred_res/full/seed2/model.pt"
+    assert paths.score_path("res", run, 5) == "res/scores/rain/rddm/pred_res/full/seed2/steps5.parquet"
+    assert paths.protocols_path("res", run, 5) == "res/scores/rain/rddm/pred_res/full/seed2/steps5.protocols.parquet"
+    assert paths.train_benchmark_path("res", run) == "res/benchmarks/train/rain/rddm/pred_res/full/seed2.tsv"
+    benchmark = "res/benchmarks/evaluate/rain/rddm/pred_res/full/seed2/steps5.tsv"
+    assert paths.evaluate_benchmark_path("res", run, 5) == benchmark
+    assert paths.train_log_path("logs", run) == "logs/train/rain/rddm/pred_res/full/seed2.log"
+    assert paths.evaluate_log_path("logs", run, 5) == "logs/evaluate/rain/rddm/pred_res/full/seed2/steps5.log"
+    assert paths.model_path("res", paths.official_run("rain")) == "res/runs/rain/official/model.pt"
+    assert paths.dataset_index_path("rsc", "rain") == "rsc/data/rain/index.parquet"
+    # the same function with wildcards is the rule's pattern, and the pattern filled in is the job's file
+    pattern = paths.score_path("res", paths.RUN_PATTERN, "{steps}")
+    fields = {"dataset": "rain", "process": "rddm", "objective": "pred_res", "rank_spec": "full", "seed": 2}
+    assert pattern.format(**fields, steps=5) == paths.score_path("res", run, 5)
+
+
+def test_the_rules_spell_no_file_name_of_their_own():
+    rules = {path.name: path.read_text() for path in (REPO / "workflow/rules").glob("*.smk")}
+    spelled = ("{RESULTS}/", "{RESOURCES}/", "model.pt", "/runs/", "/scores/", "/benchmarks/", ".parquet", ".tsv")
+    found = [(name, part) for name, text in rules.items() for part in spelled if part in text]
+    assert not found, f"write these paths through lrdm.paths (P) in the rules: {found}"
 
 
 def test_folders_of_each_kind_of_config():

@@ -3,6 +3,7 @@ entry's files are what its target rule asks for, and the table is cheap to impor
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,14 @@ from string import Formatter
 import pytest
 import yaml
 
+from lrdm import targets
 from lrdm.targets import (
+    ORDERS,
     PLOT_TARGETS,
     RUN_FIELDS,
     RUN_PATTERN,
     SCORE_TARGETS,
+    STEPS,
     TABLE_TARGETS,
     TARGETS,
     Evaluation,
@@ -111,8 +115,41 @@ def test_a_run_names_its_folder_and_an_evaluation_is_that_run_plus_steps():
 
 def test_the_rules_write_the_run_folder_pattern_only_through_common_smk():
     rules = {path.name: path.read_text() for path in (ROOT / "workflow/rules").glob("*.smk")}
-    assert "RUN = T.RUN_PATTERN" in rules["common.smk"]
+    assert "RUN = P.RUN_PATTERN" in rules["common.smk"]
     assert all("{{rank_spec}}" not in text and "seed{{seed}}" not in text for text in rules.values())
     assert "model=rules.train.output.model" in rules["evaluate.smk"]
     # the pattern's placeholders, the rules' wildcards, are exactly the fields of a Run
     assert [name for _, name, _, _ in Formatter().parse(RUN_PATTERN) if name] == list(RUN_FIELDS)
+
+
+def test_the_name_constants_are_the_tables_keys():
+    constants = {value for name, value in vars(targets).items() if name.isupper() and isinstance(value, str)}
+    assert set(TARGETS) <= constants
+    assert targets.MAIN_TABLE in TARGETS and targets.PROTOCOLS in TARGETS and targets.CLAIMS in TARGETS
+
+
+READERS = [
+    *(ROOT / "workflow/rules").glob("*.smk"),
+    ROOT / "Snakefile",
+    *(ROOT / "lrdm/workflow").glob("*.py"),
+    *(ROOT / "workflow/scripts").glob("*.py"),
+    ROOT / "lrdm/results/readme.py",
+]
+"""The rules, checks and README fragments: they read the targets' names from lrdm/targets.py."""
+
+
+@pytest.mark.parametrize("path", READERS, ids=lambda p: p.name)
+def test_rules_checks_and_readme_spell_no_target_name(path):
+    # steps and orders are also config keys (sampling.steps, targets.rank_schedules.orders), so not looked for
+    names = [*(set(TARGETS) - {STEPS, ORDERS}), targets.RANK_GRID]
+    text = path.read_text()
+    found = [name for name in names if re.search(rf"[\"']{name}[\"']", text)]
+    assert not found, f"{path.name} spells target names {found}: use the constants of lrdm.targets"
+
+
+def test_a_targets_own_properties_decide_its_score_files_and_step_keys():
+    assert [name for name, t in TARGETS.items() if t.protocol_scores] == [targets.PROTOCOLS]
+    assert [name for name, t in TARGETS.items() if t.official_rows] == [targets.MAIN_TABLE]
+    assert TARGETS[STEPS].steps_keys == ("steps",)
+    assert TARGETS[targets.CLAIMS].steps_keys == ("few_steps", "many_steps")
+    assert targets.fixed_rank_specs([4, 16]) == ["fixed-r4", "fixed-r16"]

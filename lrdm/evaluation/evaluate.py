@@ -21,6 +21,7 @@ from lrdm.evaluation.inference import Sampling, batches_by_tiling, network_shape
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.evaluation.tiling import AUTO, TileRequest, choose_tiling
 from lrdm.files import write_png
+from lrdm.paths import run_tail
 from lrdm.training.rundir import load_model
 from lrdm.vocab import OFFICIAL_RUN, PROTOCOLS
 
@@ -32,12 +33,12 @@ def run_identity(model_path: str | Path, config: Any) -> str:
     """The ``run`` column of a score row: which trained run within its dataset the scores belong to.
 
     The authors' weights imported by the workflow (a model in a folder named :data:`lrdm.vocab.OFFICIAL_RUN`)
-    are ``official``; any other model is ``<process>/<objective>/<rank_spec>/seed<seed>`` from its own resolved
-    config, the run's path below ``runs/<dataset>/``, so two runs of one dataset never share a ``run``.
+    are ``official``; any other model is its run's folder below ``runs/<dataset>/`` (:data:`lrdm.paths.RUN_TAIL`)
+    from its own resolved config, so two runs of one dataset never share a ``run``.
     """
     if Path(model_path).parent.name == OFFICIAL_RUN:
         return OFFICIAL_RUN
-    return f"{config.process}/{config.objective}/{config.rank_spec}/seed{config.seed}"
+    return run_tail(config.process, config.objective, config.rank_spec, config.seed)
 
 
 def protocol_label(protocol: str, resize: int | str | None) -> str:

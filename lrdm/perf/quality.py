@@ -29,7 +29,7 @@ from lrdm.core.device import pick_device
 from lrdm.core.nets import compile_unets
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import make_synthetic_dataset
-from lrdm.training.rundir import LOSS_FILE, load_model
+from lrdm.training.rundir import LOSS_FILE, MODEL_FILE, load_model
 from lrdm.training.trainer import train
 
 QUALITY_MODEL = {
@@ -164,7 +164,7 @@ def quality_check(
                 "late_loss_diff": late_loss(first[name]) - late_loss(first[REFERENCE]),
                 "max_abs_loss_diff": float((first[name] - first[REFERENCE]).abs().max()),
             })  # fmt: skip
-        model = root / "runs" / f"{REFERENCE}-seed{seeds[0]}" / "model.pt"
+        model = root / "runs" / f"{REFERENCE}-seed{seeds[0]}" / MODEL_FILE
         outputs = _sampling_outputs(model, index, dev, compile_model)
         reference = outputs.pop(REFERENCE)
         summary.extend(_output_row(name, output, reference, dev) for name, output in outputs.items())

@@ -34,14 +34,13 @@ import yaml
 
 from lrdm.errors import DataError, LrdmError
 from lrdm.files import write_bytes, write_text
+from lrdm.paths import DEFAULT_RESULTS, readme_folder
 from lrdm.results.claims import claims_from_spec, side_psnr
 from lrdm.results.render import to_markdown
 from lrdm.results.scores import select_steps, summarize
 from lrdm.results.tables import method_label, protocols_table
 from lrdm.vocab import DEFAULT_OBJECTIVE, OBJECTIVE_LABELS
 
-#: Folder of the fragments, under the config's ``results`` folder.
-README_FOLDER = "readme"
 #: Marker lines around a generated block in README.md.
 BLOCK_START = "<!-- generated: {name} -->"
 BLOCK_END = "<!-- end generated -->"
@@ -392,13 +391,10 @@ def readme_blocks(text: str) -> dict[str, str]:
     return blocks
 
 
-PLAN_TARGETS = ("all", "main_table", "claims")
-"""The targets whose plan of ``config/paper.yaml`` the README shows (fragments ``plan_<target>.{csv,md}``)."""
-
-
-def plan_summary(folder: str | os.PathLike[str], targets: Sequence[str] = PLAN_TARGETS) -> str:
-    """Fragment ``plan_summary``: one row per target from the ``total`` rows of ``<folder>/plan_<target>.csv``
-    (what ``lrdm plan <target> --configfile config/paper.yaml`` wrote, copied there)."""
+def plan_summary(folder: str | os.PathLike[str], targets: Sequence[str]) -> str:
+    """Fragment ``plan_summary``: one row per target, in the order given, from the ``total`` rows of
+    ``<folder>/plan_<target>.csv`` (what ``lrdm plan <target> --configfile config/paper.yaml`` wrote, copied
+    there)."""
     rows = []
     for target in targets:
         path = Path(folder) / f"plan_{target}.csv"
@@ -477,15 +473,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     mode.add_argument(
         "--plan-summary",
-        action="store_true",
-        help="write <folder>/plan_summary.md from the plan_<target>.csv files of lrdm plan (all, main_table, claims)",
+        metavar="TARGET",
+        nargs="+",
+        help="write <folder>/plan_summary.md from the plan_<TARGET>.csv files of lrdm plan, a row per TARGET",
     )
-    parser.add_argument("--folder", default=f"results/{README_FOLDER}", help="the fragments (default: %(default)s)")
+    parser.add_argument("--folder", default=readme_folder(DEFAULT_RESULTS), help="the fragments (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         if args.plan_summary:
             path = fragment_path(args.folder, "plan_summary")
-            write_text(path, plan_summary(args.folder))
+            write_text(path, plan_summary(args.folder, args.plan_summary))
             print(f"wrote {path}")
             return 0
         documents = [Path(name) for name in (args.update or args.check)]

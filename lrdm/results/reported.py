@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from lrdm.vocab import check_choice
+from lrdm.vocab import RankSpec, check_choice
 
 #: Value of the ``source`` column for every record quoted from a paper.
 REPORTED_SOURCE = "reported by the paper"
@@ -263,7 +263,7 @@ def reported_records() -> list[dict[str, Any]]:
                 "LRDM",
                 LRDM_FIG6_PROSE,
                 dataset,
-                f"fixed-r{rank}",
+                RankSpec("fixed", rank=rank).name,
                 process="rddm",
                 scheduler="fixed",
                 rank=rank,

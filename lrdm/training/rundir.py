@@ -43,12 +43,12 @@ from lrdm.core.nets import TermNetwork
 from lrdm.core.process import build_network, build_process
 from lrdm.errors import CheckpointError, ConfigError
 from lrdm.files import remove_temporaries, save_torch, write_text
+from lrdm.paths import MODEL_FILE as MODEL_FILE  # the run directory's model file (lrdm.paths owns the name)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
-MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 LOSS_FILE = "losses.csv"
 TENSORBOARD_DIR = "tensorboard"

@@ -9,7 +9,7 @@ from typing import Any
 
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
-from lrdm.targets import SCORE_TARGETS, Run, enabled_targets, target_evaluations
+from lrdm.targets import MAIN_TABLE, PROTOCOLS, SCORE_TARGETS, TARGETS, Run, enabled_targets, target_evaluations
 from lrdm.vocab import FULL_RANK, PROCESS_OBJECTIVES, PROCESSES, RankSpec
 from lrdm.workflow.jobs import run_config, run_layers, train_gpus
 from lrdm.workflow.official_weights import official_weights, unused_official_weights
@@ -50,17 +50,17 @@ def check_config(config: dict[str, Any]) -> None:
                     RankSpec.parse(text)
                 except ValueError as err:
                     raise ConfigError(f"config key targets.{target}.{key}: {err}", f"targets.{target}.{key}") from None
-    if "protocols" in enabled_targets(config):
-        if "main_table" not in config["targets"]:
+    if PROTOCOLS in enabled_targets(config):
+        if MAIN_TABLE not in config["targets"]:
             raise ConfigError(
-                "config key targets.protocols scores the main_table runs: configure targets.main_table",
-                "targets.protocols",
+                f"config key targets.{PROTOCOLS} scores the {MAIN_TABLE} runs: configure targets.{MAIN_TABLE}",
+                f"targets.{PROTOCOLS}",
             )
-        for name in config["targets"]["main_table"]["datasets"]:
+        for name in config["targets"][MAIN_TABLE]["datasets"]:
             if datasets[name].get("eval_resize") is not None:
                 raise ConfigError(
-                    f"config key datasets.{name}.eval_resize: targets.protocols rescores the images restored at "
-                    f"their own size; remove eval_resize or disable targets.protocols",
+                    f"config key datasets.{name}.eval_resize: targets.{PROTOCOLS} rescores the images restored at "
+                    f"their own size; remove eval_resize or disable targets.{PROTOCOLS}",
                     f"datasets.{name}.eval_resize",
                 )
     for name in official_weights(config):
@@ -92,7 +92,7 @@ def check_config(config: dict[str, Any]) -> None:
 
 def check_sampling_steps(config: dict[str, Any]) -> None:
     """Every evaluation samples at most ``T`` steps of its run's process (``sampling.steps``, or the target's
-    own step list: ``targets.steps.steps``, ``targets.claims.few_steps`` / ``many_steps``)."""
+    own step lists: its :attr:`lrdm.targets.Target.steps_keys`, e.g. ``targets.steps.steps``)."""
     horizons = {(name, process): run.T for name, process, run in dataset_runs(config)}
     for target in enabled_targets(config):
         if target not in SCORE_TARGETS:
@@ -110,13 +110,11 @@ def check_sampling_steps(config: dict[str, Any]) -> None:
 
 
 def _steps_key(config: dict[str, Any], target: str, steps: int) -> str:
-    """The config key that asked ``target`` for an evaluation at ``steps`` sampling steps."""
-    if target == "steps":
-        return "targets.steps.steps"
-    if target == "claims":
-        for name in ("few_steps", "many_steps"):
-            if steps in config["targets"]["claims"][name]:
-                return f"targets.claims.{name}"
+    """The config key that asked ``target`` for an evaluation at ``steps`` sampling steps: the first of the
+    target's ``steps_keys`` that lists them, else ``sampling.steps``."""
+    for name in TARGETS[target].steps_keys:
+        if steps in config["targets"][target][name]:
+            return f"targets.{target}.{name}"
     return "sampling.steps"
 
 

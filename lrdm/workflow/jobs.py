@@ -13,16 +13,23 @@ from collections.abc import Iterable
 from dataclasses import astuple
 from typing import Any
 
+from lrdm import paths
 from lrdm.config import TrainConfig
 from lrdm.errors import ConfigError
 from lrdm.evaluation.tiling import AUTO as AUTO_TILE
 from lrdm.paths import resources_folder, results_folder
 from lrdm.targets import (
+    LOSSES_FIGURE,
+    MAIN_TABLE,
+    PROTOCOLS,
+    RANK_SWEEP,
     SCORE_TARGETS,
+    TARGETS,
     Evaluation,
     Run,
     all_targets,
     enabled_targets,
+    fixed_rank_specs,
     sampling_steps,
     target_evaluations,
 )
@@ -36,33 +43,36 @@ RDDM_RESIZE = 256
 
 
 def score_path(results: str, evaluation: Evaluation) -> str:
-    return f"{results}/scores/{evaluation.path}/steps{evaluation.steps}.parquet"
+    """The evaluation's score file (:func:`lrdm.paths.score_path`)."""
+    return paths.score_path(results, evaluation.path, evaluation.steps)
 
 
 def protocols_path(results: str, evaluation: Evaluation) -> str:
     """The evaluation's further scorings (:func:`protocol_scorings`), beside its score file."""
-    return f"{results}/scores/{evaluation.path}/steps{evaluation.steps}.protocols.parquet"
+    return paths.protocols_path(results, evaluation.path, evaluation.steps)
 
 
 def protocol_scorings(config: dict[str, Any], dataset: str) -> list[str]:
     """Protocol labels under which ``dataset``'s restored images are scored once more for the ``protocols``
     target: the dataset's protocol at the images' own size, under RDDM's resize policy, and under the LRDM
     transform with ``lrdm_y``.  Empty unless the target is enabled and ``dataset`` is a main-table dataset."""
-    if "protocols" not in enabled_targets(config) or dataset not in config["targets"]["main_table"]["datasets"]:
+    if PROTOCOLS not in enabled_targets(config) or dataset not in config["targets"][MAIN_TABLE]["datasets"]:
         return []
     protocol = config["datasets"][dataset]["protocol"]
-    resize = config["targets"]["protocols"].get("resize", RDDM_RESIZE)
+    resize = config["targets"][PROTOCOLS].get("resize", RDDM_RESIZE)
     return list(dict.fromkeys([protocol, f"{protocol}@{resize}", LRDM_SCORING]))
 
 
 def target_score_paths(config: dict[str, Any], target: str) -> list[str]:
-    """The score files a scored target reads; the main table's include those of the authors' weights."""
-    path = protocols_path if target == "protocols" else score_path
-    paths = {path(results_folder(config), e) for e in target_evaluations(config, target)}
-    if target == "main_table":
+    """The score files a scored target reads (its further-protocol files for a target with ``protocol_scores``);
+    those of a target with ``official_rows`` include the authors' weights' scores."""
+    entry = TARGETS[target]
+    path = protocols_path if entry.protocol_scores else score_path
+    found = {path(results_folder(config), e) for e in target_evaluations(config, target)}
+    if entry.official_rows:
         steps = sampling_steps(config)
-        paths |= {official_score_path(results_folder(config), d, steps) for d in official_datasets(config)}
-    return sorted(paths)
+        found |= {official_score_path(results_folder(config), d, steps) for d in official_datasets(config)}
+    return sorted(found)
 
 
 def canonical(value: Any) -> str:
@@ -108,7 +118,8 @@ def run_config(config: dict[str, Any], run: Run, index: str, max_rank: int | Non
 
 
 def dataset_index_path(config: dict[str, Any], dataset: str) -> str:
-    return f"{resources_folder(config)}/data/{dataset}/index.parquet"
+    """The prepared index of ``dataset`` in ``config``'s resources folder (:func:`lrdm.paths.dataset_index_path`)."""
+    return paths.dataset_index_path(resources_folder(config), dataset)
 
 
 def train_params(config: dict[str, Any], run: Run) -> str:
@@ -180,7 +191,7 @@ def loss_comparison_runs(config: dict[str, Any], dataset: str) -> list[Run]:
 def loss_comparison_paths(config: dict[str, Any]) -> list[str]:
     """The loss figure (PNG) of every dataset that ``all`` trains on: all its runs on one axes."""
     datasets = sorted({e.dataset for e in all_evaluations(config)})
-    return [f"{results_folder(config)}/figures/losses/{dataset}.png" for dataset in datasets]
+    return [paths.figure_path(results_folder(config), LOSSES_FIGURE.format(dataset=d), "png") for d in datasets]
 
 
 def benchmark_paths(
@@ -192,24 +203,25 @@ def benchmark_paths(
     done = set(already)
     done_runs = {e.path for e in done}
     wanted = sorted(set(evaluations) - done, key=astuple)
-    root = f"{results_folder(config)}/benchmarks"
+    results = results_folder(config)
     return {
-        "train": sorted({f"{root}/train/{e.path}.tsv" for e in wanted if e.path not in done_runs}),
-        "evaluate": [f"{root}/evaluate/{e.path}/steps{e.steps}.tsv" for e in wanted],
+        "train": sorted({paths.train_benchmark_path(results, e.path) for e in wanted if e.path not in done_runs}),
+        "evaluate": [paths.evaluate_benchmark_path(results, e.path, e.steps) for e in wanted],
     }
 
 
 def rank_grid_dataset(config: dict[str, Any]) -> str:
     """The dataset of LRDM Fig. 7: the first rank-sweep dataset (its protocol scores the figure's PSNRs)."""
-    return config["targets"]["rank_sweep"]["datasets"][0]
+    return config["targets"][RANK_SWEEP]["datasets"][0]
 
 
 def rank_grid_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, model path) for LRDM Fig. 7: the full-rank run ("w.o. LR") and each fixed rank, on the
     first rank-sweep dataset and the first seed."""
-    spec = config["targets"]["rank_sweep"]
+    spec = config["targets"][RANK_SWEEP]
     dataset, seed = rank_grid_dataset(config), config["seeds"][0]
-    runs = [(f"r = {r}", f"fixed-r{r}") for r in spec["ranks"]] + [("w.o. LR", "full")]
+    labels = [f"r = {r}" for r in spec["ranks"]]
+    runs = [*zip(labels, fixed_rank_specs(spec["ranks"]), strict=True), ("w.o. LR", FULL_RANK.name)]
     results = results_folder(config)
     return [
         (label, Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, rank_spec, seed).model(results))
@@ -233,7 +245,7 @@ def restoration_grid_runs(config: dict[str, Any], dataset: str) -> list[tuple[st
     ``RDDM (full rank)`` and ``LRDM (<rank spec>)``, or the row names of ``targets.main_table.labels``; then the
     authors' weights where ``official_weights`` has the dataset (``LRDM, official weights`` when their import sets
     a rank spec, else ``RDDM, official weights``)."""
-    spec = config["targets"]["main_table"]
+    spec = config["targets"][MAIN_TABLE]
     labels = spec.get("labels", {})
     results = results_folder(config)
     runs = [

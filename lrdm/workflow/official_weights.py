@@ -11,8 +11,8 @@ from typing import Any
 
 from lrdm.errors import ConfigError
 from lrdm.hub import DEFAULT_REVISION, HubFile
-from lrdm.targets import enabled_targets
-from lrdm.vocab import OFFICIAL_RUN
+from lrdm.paths import model_path, official_folder, official_run, score_path
+from lrdm.targets import MAIN_TABLE, enabled_targets
 
 OFFICIAL_EXPECTED = "an official RDDM Trainer checkpoint: a model-N.pt holding step, model, opt, ema, scaler"
 """What a placed official file must be (the missing-file message says so)."""
@@ -58,7 +58,7 @@ def official_hub_file(config: dict[str, Any], dataset: str) -> HubFile:
 
 def official_record_path(resources: str, dataset: str) -> str:
     """Where the download rule records the dataset's downloaded Hub file (:data:`DOWNLOAD_RECORD`)."""
-    return f"{resources}/official/{dataset}/{DOWNLOAD_RECORD}"
+    return f"{official_folder(resources, dataset)}/{DOWNLOAD_RECORD}"
 
 
 def official_source(config: dict[str, Any], dataset: str) -> str:
@@ -94,9 +94,9 @@ def read_download_record(path: str | Path) -> dict[str, Any]:
 
 def official_datasets(config: dict[str, Any]) -> list[str]:
     """Main-table datasets with official weights configured (the main table's official rows)."""
-    if "main_table" not in enabled_targets(config):
+    if MAIN_TABLE not in enabled_targets(config):
         return []
-    return [name for name in config["targets"]["main_table"]["datasets"] if name in official_weights(config)]
+    return [name for name in config["targets"][MAIN_TABLE]["datasets"] if name in official_weights(config)]
 
 
 def unused_official_weights(config: dict[str, Any]) -> list[str]:
@@ -105,19 +105,20 @@ def unused_official_weights(config: dict[str, Any]) -> list[str]:
     used = set(official_datasets(config))
     return [
         f"note: config key official_weights.{name} is ignored: {name!r} is not in an enabled "
-        "targets.main_table.datasets, the only target that evaluates official weights"
+        f"targets.{MAIN_TABLE}.datasets, the only target that evaluates official weights"
         for name in official_weights(config)
         if name not in used
     ]
 
 
 def official_model_path(results: str, dataset: str) -> str:
-    """The imported run's ``model.pt`` (rule import_official)."""
-    return f"{results}/runs/{dataset}/{OFFICIAL_RUN}/model.pt"
+    """The imported run's model (rule import_official)."""
+    return model_path(results, official_run(dataset))
 
 
 def official_score_path(results: str, dataset: str, steps: int | str) -> str:
-    return f"{results}/scores/{dataset}/{OFFICIAL_RUN}/steps{steps}.parquet"
+    """The imported run's scores at ``steps`` steps (rule evaluate_official)."""
+    return score_path(results, official_run(dataset), steps)
 
 
 def official_overrides(config: dict[str, Any], dataset: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-# Paths shared by the rule files; the logic behind them lives in lrdm/workflow/ and lrdm/targets.py.
+# Paths shared by the rule files (file names from lrdm/paths.py, P; targets from lrdm/targets.py, T); the logic
+# behind them lives in lrdm/workflow/ (W).
 
-RUN = T.RUN_PATTERN  # a run's folder below runs/ and scores/, its fields as wildcards (lrdm.targets.Run.path)
+RUN = P.RUN_PATTERN  # a run's folder below runs/ and scores/, its fields as wildcards (lrdm.targets.Run.path)
 
 
 def dataset_index(wildcards):
@@ -9,7 +10,7 @@ def dataset_index(wildcards):
 
 def trained_models(runs):
     """The trained model of each of ``runs`` (lrdm.targets.Run): the train rule's output, its wildcards filled in."""
-    return expand(rules.train.output.model, zip, **{name: [getattr(run, name) for run in runs] for name in T.RUN_FIELDS})
+    return expand(rules.train.output.model, zip, **{name: [getattr(run, name) for run in runs] for name in P.RUN_FIELDS})
 
 
 def target_outputs(target):
@@ -19,7 +20,7 @@ def target_outputs(target):
 
 def spectrum_summary_if_auto(wildcards):
     if config.get("max_rank") == "auto":
-        return [f"{RESULTS}/spectrum/{wildcards.dataset}/summary.parquet"]
+        return [P.spectrum_path(RESULTS, wildcards.dataset, T.SPECTRUM_SUMMARY)]
     return []
 
 

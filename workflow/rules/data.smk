@@ -6,7 +6,7 @@ rule prepare_dataset:
     input:
         images=lambda wildcards: W.dataset_files(config, wildcards.dataset),
     output:
-        index=f"{RESOURCES}/data/{{dataset}}/index.parquet",
+        index=P.dataset_index_path(RESOURCES, "{dataset}"),
     params:
         spec=lambda wildcards: W.dataset_params(config, wildcards.dataset),  # canonical: reordering reruns nothing
     conda:

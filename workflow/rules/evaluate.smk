@@ -11,8 +11,8 @@ rule evaluate:
         model=rules.train.output.model,
         index=dataset_index,
     output:
-        scores=f"{RESULTS}/scores/{RUN}/steps{{steps}}.parquet",
-        protocols=f"{RESULTS}/scores/{RUN}/steps{{steps}}.protocols.parquet",
+        scores=P.score_path(RESULTS, RUN, "{steps}"),
+        protocols=P.protocols_path(RESULTS, RUN, "{steps}"),
     params:
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
         eta=config["sampling"].get("eta", 0.0),
@@ -27,8 +27,8 @@ rule evaluate:
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/evaluate/{RUN}/steps{{steps}}.log",
+        P.evaluate_log_path(LOGS, RUN, "{steps}"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{RUN}/steps{{steps}}.tsv"
+        P.evaluate_benchmark_path(RESULTS, RUN, "{steps}")
     script:
         "../scripts/evaluate.py"

@@ -4,10 +4,12 @@
 # (evaluated here)" rows. A placed file is an input only once it is there, so a dry run plans the import either
 # way; a missing file fails the job with the manual-download message.
 
+OFFICIAL = P.official_run("{dataset}")  # the imported run's folder below runs/ and scores/
+
 
 rule download_official:
     output:
-        record=f"{RESOURCES}/official/{{dataset}}/{W.DOWNLOAD_RECORD}",
+        record=W.official_record_path(RESOURCES, "{dataset}"),
     params:
         entry=lambda wildcards: W.official_params(config, wildcards.dataset),  # an edited entry downloads again
     conda:
@@ -22,7 +24,7 @@ rule import_official:
     input:
         checkpoint=official_input,
     output:
-        model=f"{RESULTS}/runs/{{dataset}}/{V.OFFICIAL_RUN}/model.pt",
+        model=P.model_path(RESULTS, OFFICIAL),
     params:
         entry=lambda wildcards: W.official_params(config, wildcards.dataset),  # an edited entry reimports
     conda:
@@ -35,12 +37,12 @@ rule import_official:
 
 use rule evaluate as evaluate_official with:
     input:
-        model=f"{RESULTS}/runs/{{dataset}}/{V.OFFICIAL_RUN}/model.pt",
+        model=rules.import_official.output.model,
         index=dataset_index,
     output:
-        scores=f"{RESULTS}/scores/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.parquet",
-        protocols=f"{RESULTS}/scores/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.protocols.parquet",
+        scores=P.score_path(RESULTS, OFFICIAL, "{steps}"),
+        protocols=P.protocols_path(RESULTS, OFFICIAL, "{steps}"),
     log:
-        f"{LOGS}/evaluate/{{dataset}}/official/steps{{steps}}.log",
+        P.evaluate_log_path(LOGS, OFFICIAL, "{steps}"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{V.OFFICIAL_RUN}/steps{{steps}}.tsv"
+        P.evaluate_benchmark_path(RESULTS, OFFICIAL, "{steps}")

@@ -6,9 +6,9 @@ rule table:
     input:
         scores=lambda wildcards: W.target_score_paths(config, wildcards.name),
     output:
-        csv=report(f"{RESULTS}/tables/{{name}}.csv", caption="../report/table.rst", category=lambda wildcards: T.TARGETS[wildcards.name].category),
-        md=f"{RESULTS}/tables/{{name}}.md",
-        tex=f"{RESULTS}/tables/{{name}}.tex",
+        csv=report(P.table_path(RESULTS, "{name}", "csv"), caption="../report/table.rst", category=lambda wildcards: T.TARGETS[wildcards.name].category),
+        md=P.table_path(RESULTS, "{name}", "md"),
+        tex=P.table_path(RESULTS, "{name}", "tex"),
     params:
         spec=lambda wildcards: W.target_params(config, wildcards.name),  # a changed spec reruns the table
     wildcard_constraints:
@@ -23,14 +23,14 @@ rule table:
 
 rule rank_schedules_figure:
     output:
-        png=report(f"{RESULTS}/figures/rank_schedules.png", caption="../report/rank_schedules.rst", category=T.TARGETS["rank_schedules"].category),
-        pdf=f"{RESULTS}/figures/rank_schedules.pdf",
+        png=report(P.figure_path(RESULTS, T.RANK_SCHEDULES, "png"), caption="../report/rank_schedules.rst", category=T.TARGETS[T.RANK_SCHEDULES].category),
+        pdf=P.figure_path(RESULTS, T.RANK_SCHEDULES, "pdf"),
     params:
-        spec=W.canonical(config["targets"].get("rank_schedules", {})),
+        spec=W.canonical(config["targets"].get(T.RANK_SCHEDULES, {})),
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/figures/rank_schedules.log",
+        f"{LOGS}/figures/{T.RANK_SCHEDULES}.log",
     script:
         "../scripts/rank_schedules.py"
 
@@ -39,8 +39,8 @@ rule scores_figure:
     input:
         scores=lambda wildcards: W.target_score_paths(config, wildcards.name),
     output:
-        png=report(f"{RESULTS}/figures/{{name}}.png", caption="../report/scores_figure.rst", category=lambda wildcards: T.TARGETS[wildcards.name].category),
-        pdf=f"{RESULTS}/figures/{{name}}.pdf",
+        png=report(P.figure_path(RESULTS, "{name}", "png"), caption="../report/scores_figure.rst", category=lambda wildcards: T.TARGETS[wildcards.name].category),
+        pdf=P.figure_path(RESULTS, "{name}", "pdf"),
     params:
         spec=lambda wildcards: W.target_params(config, wildcards.name),
     wildcard_constraints:
@@ -58,8 +58,8 @@ rule rank_grid_figure:
         models=lambda wildcards: W.rank_grid_models(config),
         index=lambda wildcards: W.dataset_index_path(config, W.rank_grid_dataset(config)),
     output:
-        png=report(f"{RESULTS}/figures/rank_grid.png", caption="../report/rank_grid.rst", category=T.TARGETS["rank_sweep"].category),
-        pdf=f"{RESULTS}/figures/rank_grid.pdf",
+        png=report(P.figure_path(RESULTS, T.RANK_GRID, "png"), caption="../report/rank_grid.rst", category=T.TARGETS[T.RANK_SWEEP].category),
+        pdf=P.figure_path(RESULTS, T.RANK_GRID, "pdf"),
     params:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: W.rank_grid_labels(config),
@@ -72,7 +72,7 @@ rule rank_grid_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/figures/rank_grid.log",
+        f"{LOGS}/figures/{T.RANK_GRID}.log",
     script:
         "../scripts/rank_grid.py"
 
@@ -82,8 +82,8 @@ rule restoration_grid_figure:
         models=lambda wildcards: [path for _, path in W.restoration_grid_runs(config, wildcards.dataset)],
         index=dataset_index,
     output:
-        png=report(f"{RESULTS}/figures/restoration/{{dataset}}.png", caption="../report/restoration_grid.rst", category=T.TARGETS["main_table"].category),
-        pdf=f"{RESULTS}/figures/restoration/{{dataset}}.pdf",
+        png=report(P.figure_path(RESULTS, T.RESTORATION_GRID, "png"), caption="../report/restoration_grid.rst", category=T.TARGETS[T.MAIN_TABLE].category),
+        pdf=P.figure_path(RESULTS, T.RESTORATION_GRID, "pdf"),
     params:
         steps=config["sampling"]["steps"],
         labels=lambda wildcards: [label for label, _ in W.restoration_grid_runs(config, wildcards.dataset)],
@@ -97,7 +97,7 @@ rule restoration_grid_figure:
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/figures/restoration/{{dataset}}.log",
+        f"{LOGS}/figures/{T.RESTORATION_GRID}.log",
     script:
         "../scripts/restoration_grid.py"
 
@@ -115,12 +115,12 @@ rule loss_comparison_figure:
     input:
         models=lambda wildcards: trained_models(W.loss_comparison_runs(config, wildcards.dataset)),
     output:
-        png=report(f"{RESULTS}/figures/losses/{{dataset}}.png", caption="../report/loss_comparison.rst", category="Training: loss curves"),
-        pdf=f"{RESULTS}/figures/losses/{{dataset}}.pdf",
+        png=report(P.figure_path(RESULTS, T.LOSSES_FIGURE, "png"), caption="../report/loss_comparison.rst", category="Training: loss curves"),
+        pdf=P.figure_path(RESULTS, T.LOSSES_FIGURE, "pdf"),
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/figures/losses/{{dataset}}.log",
+        f"{LOGS}/figures/{T.LOSSES_FIGURE}.log",
     script:
         "../scripts/loss_comparison.py"
 
@@ -128,11 +128,12 @@ rule loss_comparison_figure:
 # The measured numbers of the README and docs/ (docs/results.md): fragments under results/readme/, tracked by git,
 # that `python -m lrdm.results.readme --update README.md docs/*.md` copies between their markers.
 
-README_DIR = f"{RESULTS}/readme"
+README_DIR = P.readme_folder(RESULTS)
 README_STEPS = int(config["sampling"]["steps"])
 README_EVALUATIONS = W.all_evaluations(config)
 README_RUNS = sorted({e.trained for e in README_EVALUATIONS}, key=lambda run: run.path)
-README_RESTORATIONS = config["targets"]["main_table"]["datasets"] if "main_table" in W.all_targets(config) else []
+README_RESTORATIONS = config["targets"][T.MAIN_TABLE]["datasets"] if T.MAIN_TABLE in W.all_targets(config) else []
+README_PROTOCOLS = T.PROTOCOLS in W.all_targets(config)  # the protocols fragment: from the protocols target's scores
 README_LOSSES = sorted({e.dataset for e in README_EVALUATIONS})
 README_OVERLAYS = [os.path.relpath(path, workflow.basedir) for path in workflow.overwrite_configfiles]
 README_CONFIGFILES = [  # in the order they were merged: the Snakefile's configfile, then each --configfile
@@ -143,14 +144,14 @@ README_CONFIGFILES = [  # in the order they were merged: the Snakefile's configf
 rule readme_tables:
     input:
         scores=[W.score_path(RESULTS, e) for e in README_EVALUATIONS if e.steps == README_STEPS],
-        protocols=W.target_score_paths(config, "protocols") if "protocols" in W.all_targets(config) else [],
+        protocols=W.target_score_paths(config, T.PROTOCOLS) if README_PROTOCOLS else [],
         models=trained_models(README_RUNS),
-        restorations=[f"{RESULTS}/figures/restoration/{d}.png" for d in README_RESTORATIONS],
-        losses=[f"{RESULTS}/figures/losses/{d}.png" for d in README_LOSSES],
+        restorations=expand(P.figure_path(RESULTS, T.RESTORATION_GRID, "png"), dataset=README_RESTORATIONS),
+        losses=expand(P.figure_path(RESULTS, T.LOSSES_FIGURE, "png"), dataset=README_LOSSES),
     output:
         scores=f"{README_DIR}/scores.md",
         fragments=[f"{README_DIR}/{name}.md" for name in ("setup", "timing", "gains", "restorations", "losses")]
-        + ([f"{README_DIR}/protocols.md"] if "protocols" in W.all_targets(config) else []),
+        + ([f"{README_DIR}/{T.PROTOCOLS}.md"] if README_PROTOCOLS else []),
         restorations=[f"{README_DIR}/restoration_{d}.png" for d in README_RESTORATIONS],
         losses=[f"{README_DIR}/losses_{d}.png" for d in README_LOSSES],
     params:
@@ -168,20 +169,20 @@ rule readme_tables:
         "../scripts/readme_tables.py"
 
 
-if "claims" in W.enabled_targets(config):
+if T.CLAIMS in W.enabled_targets(config):
 
     rule readme_claims:
         input:
-            table=f"{RESULTS}/tables/claims.csv",
-            scores=W.target_score_paths(config, "claims"),
+            table=P.table_path(RESULTS, T.CLAIMS, "csv"),
+            scores=W.target_score_paths(config, T.CLAIMS),
         output:
-            claims=f"{README_DIR}/claims.md",
+            claims=f"{README_DIR}/{T.CLAIMS}.md",
             fragments=[f"{README_DIR}/{name}.md" for name in ("claims_seeds", "claims_timing", "claims_verdicts")],
         params:
-            spec=config["targets"]["claims"],
+            spec=config["targets"][T.CLAIMS],
             steps=README_STEPS,
             benchmarks=W.benchmark_paths(  # the jobs claims adds to all's
-                config, W.target_evaluations(config, "claims"), already=README_EVALUATIONS
+                config, W.target_evaluations(config, T.CLAIMS), already=README_EVALUATIONS
             ),
             configfiles=README_CONFIGFILES,
             repo=workflow.basedir,

@@ -12,7 +12,7 @@ rule train:
         index=dataset_index,
         spectrum=spectrum_summary_if_auto,
     output:
-        model=f"{RESULTS}/runs/{RUN}/model.pt",
+        model=P.model_path(RESULTS, RUN),
     params:
         # the resolved run config, canonical: editing it reruns exactly this run (which restarts afresh)
         run=lambda wildcards: W.train_params(config, T.Run.from_wildcards(wildcards)),
@@ -22,8 +22,8 @@ rule train:
     conda:
         "../envs/lrdm.yaml"
     log:
-        f"{LOGS}/train/{RUN}.log",
+        P.train_log_path(LOGS, RUN),
     benchmark:  # wall time and peak RSS of the job (docs/results.md)
-        f"{RESULTS}/benchmarks/train/{RUN}.tsv"
+        P.train_benchmark_path(RESULTS, RUN)
     script:
         "../scripts/train.py"

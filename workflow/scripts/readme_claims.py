@@ -5,6 +5,7 @@ import pandas as pd
 from lrdm.results import readme
 from lrdm.results.render import to_markdown
 from lrdm.results.scores import read_scores
+from lrdm.targets import CLAIMS
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
@@ -16,7 +17,7 @@ footer = readme.provenance_line(info, "readme_claims")
 claims = pd.read_csv(inputs.table)
 scores = read_scores(inputs.scores)
 tables_md = {
-    "claims": readme.claims_fragment(claims),
+    CLAIMS: readme.claims_fragment(claims),
     "claims_seeds": to_markdown(readme.claims_seeds_frame(scores, params.spec, params.steps)),
     "claims_timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
 }

@@ -3,6 +3,7 @@ from pathlib import Path
 from lrdm.results import readme
 from lrdm.results.render import to_markdown
 from lrdm.results.scores import read_scores
+from lrdm.targets import PROTOCOLS
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)  # noqa: F821
@@ -19,7 +20,7 @@ tables_md = {
     "timing": to_markdown(readme.benchmark_frame(params.benchmarks)),
 }
 if inputs.protocols:
-    tables_md["protocols"] = readme.protocols_fragment(read_scores(inputs.protocols))
+    tables_md[PROTOCOLS] = readme.protocols_fragment(read_scores(inputs.protocols))
 prose = {
     "gains": readme.gains_text(scores),
     "restorations": readme.image_lines(outputs.restorations),
