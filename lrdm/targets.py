@@ -1,13 +1,22 @@
-"""The table of paper targets: one entry per artefact of the papers that the workflow rebuilds.
+"""The table of paper targets: one entry per artefact of the papers that the workflow rebuilds, and the one home of
+every target's name.
 
 An entry (:class:`Target`) holds everything the workflow needs to know about its artefact: its name (the
-Snakemake target and the key under ``targets`` in the config), a caption (what it reproduces), its report
-category, the evaluations it needs (the (run, steps) pairs whose scores it reads; none for figure-only targets),
-the files it makes (a table named after it when it has a builder, its figures, other files), the builder of its
-table and the plotter of its scores figure.  The Snakefile's target rules and report categories
-(``workflow/rules/report.smk``), the outputs each target needs (``target_outputs`` in ``common.smk``), the table
-script and the scores-figure script all read :data:`TARGETS`: adding an
-artefact means adding one entry here and its block under ``targets`` in ``workflow/schemas/config.schema.yaml``.
+Snakemake target and the key under ``targets`` in the config), a caption (what it reproduces: its row in the
+README's table of targets), its report category, the evaluations it needs (the (run, steps) pairs whose scores it
+reads; none for figure-only targets), the files it makes (a table named after it when it has a builder, its
+figures, other files), the builder of its table, the plotter of its scores figure and the properties that other
+modules would otherwise decide by its name (``protocol_scores``, ``official_rows``, ``steps_keys``).  The
+Snakefile's target rules and report categories (``workflow/rules/report.smk``), the outputs each target needs
+(``target_outputs`` in ``common.smk``), the config checks, the table and scores-figure scripts and the README's
+table of targets (:func:`targets_markdown`) all read :data:`TARGETS`; rules and modules that refer to one target
+use its constant here (:data:`MAIN_TABLE`, ...), never its name as text.
+
+Adding an artefact is one entry here, its builder (``lrdm/results/tables.py``) and its block under ``targets`` in
+``workflow/schemas/config.schema.yaml``.  A config without a block for it does not build it, unless its schema
+block has a ``default`` (Snakemake's ``validate`` fills it in, so every config builds it).  The generated
+documents follow: ``snakemake readme_targets`` and ``python -m lrdm.results.readme --update README.md`` (the
+README's row), ``python -m lrdm.workflow.config_reference`` (``config/README.md``).
 
 This module is imported while Snakemake builds the DAG, so it imports neither torch, pandas nor matplotlib:
 builders and plotters are named by :class:`Ref` and imported when called.
@@ -25,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrdm.errors import ConfigError
 from lrdm.paths import (
+    DEFAULT_RESULTS,
     FIGURE_FORMATS,
     RUN_FIELDS,
     RUN_PATTERN,
@@ -156,7 +166,7 @@ class Target:
 
     name: str
     caption: str
-    """What the artefact reproduces (the paper's table or figure)."""
+    """What the artefact reproduces (the paper's table or figure): its row in the README's table of targets."""
     category: str
     """The Snakemake report category of its tables and figures."""
     evaluations: Evaluations | None = None
@@ -321,20 +331,20 @@ TARGETS: dict[str, Target] = {
     for target in (
         Target(
             SPECTRUM,
-            "LRDM Fig. 2 and 3: singular-value spectrum of the residuals",
+            "LRDM Fig. 2 and 3 (residual spectrum; k90/k99 energy ranks)",
             "Fig. 2 and 3: residual spectrum",
             figures=SPECTRUM_FIGURES,
             files=(spectrum_file(PER_DATASET, SPECTRUM_SUMMARY),),
         ),
         Target(
             RANK_SCHEDULES,
-            "LRDM Fig. 4: the rank schedulers' rank against the timestep",
+            "LRDM Fig. 4 (k(t) of each rank scheduler, Eq. 15–19)",
             "Fig. 4: rank schedulers",
             figures=(RANK_SCHEDULES,),
         ),
         Target(
             RANK_SWEEP,
-            "LRDM Fig. 6 and 7: PSNR/SSIM against the fixed rank; image grid",
+            "LRDM Fig. 6 and 7 (PSNR/SSIM against the fixed rank; image grid)",
             "Fig. 6 and 7: fixed-rank sweep",
             rank_sweep_evaluations,
             Ref(TABLES, "rank_sweep_table"),
@@ -343,21 +353,21 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             SCHEDULERS,
-            "LRDM Tab. 3: rank schedulers (LI / LD / PI / PD)",
+            "LRDM Tab. 3 (LI / LD / PI / PD)",
             "Tab. 3: rank schedulers",
             specs_evaluations,
             Ref(TABLES, "schedulers_table"),
         ),
         Target(
             ORDERS,
-            "LRDM Tab. 4: polynomial order p",
+            "LRDM Tab. 4 (polynomial order p)",
             "Tab. 4: polynomial orders",
             orders_evaluations,
             Ref(TABLES, "orders_table"),
         ),
         Target(
             STEPS,
-            "LRDM Fig. 8: PSNR against the number of sampling steps",
+            "LRDM Fig. 8 (PSNR against 1–10 sampling steps)",
             "Fig. 8: sampling steps",
             steps_evaluations,
             Ref(TABLES, "steps_table"),
@@ -367,14 +377,16 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             FEASIBILITY,
-            "LRDM Tab. 5: RDDM and ResShift with and without low rank",
+            "LRDM Tab. 5 (RDDM / ResShift with and without low rank)",
             "Tab. 5: low rank in RDDM and ResShift",
             feasibility_evaluations,
             Ref(TABLES, "feasibility_table"),
         ),
         Target(
             MAIN_TABLE,
-            "LRDM Tab. 1 and 2: our rows beside the paper's; a restoration grid per dataset",
+            "LRDM Tab. 1 and 2 (our rows beside the paper's reported rows, with the protocol of each, and an "
+            '"input (degraded)" row per protocol: the test inputs scored as our runs); a restoration grid per dataset '
+            "(GT, input, RDDM, LRDM; its PSNRs scored as the table scores, the scoring named in its title)",
             "Tab. 1 and 2: main comparison",
             specs_evaluations,
             Ref(TABLES, "main_table"),
@@ -384,7 +396,7 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             PROTOCOLS,
-            "How each paper's protocol scores the main-table runs",
+            "how each paper's protocol scores the main-table runs (see [docs/protocols.md](docs/protocols.md))",
             "How each paper measured: the main-table runs under each protocol",
             protocols_evaluations,
             Ref(TABLES, "protocols_table"),
@@ -392,7 +404,7 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             SAMPLING_METHODS,
-            "RDDM Tab. 1: sampling methods (SM-Res / SM-N / SM-Res-N)",
+            "RDDM Tab. 1 (SM-Res / SM-N / SM-Res-N)",
             "RDDM Tab. 1: sampling methods",
             sampling_methods_evaluations,
             Ref(TABLES, "sampling_methods_table"),
@@ -400,7 +412,8 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             CLAIMS,
-            "The papers' qualitative claims on several training seeds, each with a 95 % interval and a verdict",
+            "the papers' qualitative claims on three training seeds, each with a 95 % interval and a verdict (see "
+            "[docs/results.md](docs/results.md))",
             "The papers' claims on several seeds",
             claims_evaluations,
             Ref("lrdm.results.claims", "claims_table"),
@@ -450,3 +463,38 @@ def build_target_table(
         raise ValueError(f"no table for target {name!r}; tables: {', '.join(TABLE_TARGETS)}")
     frame = target.builder(scores, **target.builder_args(spec or {}, sampling_steps))
     return frame, frame.attrs["caption"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The README's table of targets
+# --------------------------------------------------------------------------------------------------
+
+README_BLOCK = "targets"
+"""The README's generated block (and its fragment under ``results/readme``) listing the targets."""
+ALL = "all"
+"""The default target: every enabled target with ``in_all``."""
+
+
+def readme_outputs(target: Target) -> list[str]:
+    """The target's files as the README names them: under the embedded default's ``results/``, each table and
+    figure once with ``.*`` for its formats, ``<dataset>`` for each dataset."""
+    shown = {PER_DATASET: "<dataset>"}
+    results = DEFAULT_RESULTS
+    names = [
+        *(table_path(results, name, "*") for name in target.tables),
+        *(figure_path(results, stem, "*") for stem in target.figures),
+        *(f"{results}/{path}" for path in target.files),
+    ]
+    return [name.replace(PER_DATASET, shown[PER_DATASET]) for name in names]
+
+
+def targets_markdown() -> str:
+    """The README's table of targets (block :data:`README_BLOCK`): a row per entry of :data:`TARGETS` (name,
+    caption, files), then ``all``."""
+    rows = ["| target | paper artefact | outputs |", "|---|---|---|"]
+    for target in TARGETS.values():
+        outputs = ", ".join(f"`{path}`" for path in readme_outputs(target))
+        rows.append(f"| `{target.name}` | {target.caption} | {outputs} |")
+    separate = ", ".join(f"`{name}`" for name, target in TARGETS.items() if not target.in_all)
+    rows.append(f"| `{ALL}` | every target enabled in the config but {separate} (each built on its own) | |")
+    return "\n".join(rows) + "\n"

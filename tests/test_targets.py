@@ -153,3 +153,14 @@ def test_a_targets_own_properties_decide_its_score_files_and_step_keys():
     assert TARGETS[STEPS].steps_keys == ("steps",)
     assert TARGETS[targets.CLAIMS].steps_keys == ("few_steps", "many_steps")
     assert targets.fixed_rank_specs([4, 16]) == ["fixed-r4", "fixed-r16"]
+
+
+def test_the_readmes_table_of_targets_is_generated_from_the_entries():
+    table = targets.targets_markdown()
+    assert [line.split("|")[1].strip(" `") for line in table.splitlines()[2:]] == [*TARGETS, targets.ALL]
+    assert "`results/tables/main_table.*`, `results/figures/restoration/<dataset>.*`" in table
+    # the committed fragment and the README's block are that table (snakemake readme_targets, then
+    # python -m lrdm.results.readme --update README.md)
+    assert (ROOT / "results/readme" / f"{targets.README_BLOCK}.md").read_text() == table
+    readme = (ROOT / "README.md").read_text()
+    assert f"<!-- generated: {targets.README_BLOCK} -->\n{table}<!-- end generated -->" in readme

@@ -21,8 +21,8 @@ README = REPO / "README.md"
 DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
 """Where the generated blocks are: the README and the pages under docs/."""
 FRAGMENTS = REPO / "results" / "readme"
-#: Blocks the README must carry: the scores, read beside the claims.
-README_BLOCKS = {"scores", "gains", "restorations", "losses", "claims", "claims_verdicts"}
+#: Blocks the README must carry: the scores, read beside the claims, and the table of targets.
+README_BLOCKS = {"scores", "gains", "restorations", "losses", "claims", "claims_verdicts", "targets"}
 #: Blocks the README and docs/ must carry together: the embedded default's tables, the claims, the protocols, the plan.
 EXPECTED_BLOCKS = README_BLOCKS | {"setup", "timing", "protocols", "claims_seeds", "claims_timing", "plan_summary"}
 

@@ -8,18 +8,29 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from snakemake.utils import validate
 
 from lrdm.errors import ConfigError
 from lrdm.evaluation.evaluate import RESULT_COLUMNS
+from lrdm.schema import checked_config
 from lrdm.targets import TARGETS
 from lrdm.workflow import Run, all_targets, check_config, enabled_targets, run_config, target_evaluations
 
 REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 
 def load(name):
     return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def workflow_config(name):
+    """A shipped config as the Snakefile reads it: checked against the schema, with the schema's defaults (a
+    target whose schema block has a default is configured without a key in the file)."""
+    config = checked_config(load(name), SCHEMA)
+    validate(config, str(SCHEMA))
+    return config
 
 
 DISABLED_BY_DESIGN = {"paper.yaml": ("protocols",)}
@@ -29,7 +40,7 @@ rescore: that check is made by check_config itself (test_protocols_target_needs_
 
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "smoke.yaml"])
 def test_shipped_configs_pass_checks_and_enable_every_target(name):
-    config = load(name)
+    config = workflow_config(name)
     check_config(config)
     assert enabled_targets(config) == [t for t in TARGETS if t not in DISABLED_BY_DESIGN.get(name, ())]
 

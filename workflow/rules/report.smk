@@ -169,6 +169,19 @@ rule readme_tables:
         "../scripts/readme_tables.py"
 
 
+rule readme_targets:
+    output:
+        targets=f"{README_DIR}/{T.README_BLOCK}.md",
+    params:
+        table=T.targets_markdown(),  # the README's table of targets, from lrdm/targets.py: an edited entry rewrites it
+    conda:
+        "../envs/lrdm.yaml"
+    log:
+        f"{LOGS}/readme/{T.README_BLOCK}.log",
+    script:
+        "../scripts/readme_targets.py"
+
+
 if T.CLAIMS in W.enabled_targets(config):
 
     rule readme_claims:
