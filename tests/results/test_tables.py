@@ -26,18 +26,14 @@ from lrdm.results.tables import (
     steps_table,
 )
 from lrdm.targets import TABLE_TARGETS, build_target_table
-from lrdm.vocab import OFFICIAL_RUN
+from lrdm.vocab import OFFICIAL_RUN, RankSpec
 
 IMAGES = 3
 
 
 def _spec_fields(rank_spec: str) -> dict:
-    if rank_spec == "full":
-        return {"scheduler": "full", "order": None, "rank": None}
-    if rank_spec.startswith("fixed-r"):
-        return {"scheduler": "fixed", "order": None, "rank": int(rank_spec.removeprefix("fixed-r"))}
-    kind, _, order = rank_spec.partition("-p")
-    return {"scheduler": kind, "order": int(order) if order else None, "rank": None}
+    spec = RankSpec.parse(rank_spec)
+    return {"scheduler": spec.kind, "order": spec.order, "rank": spec.rank}
 
 
 def psnr_of(dataset: str, process: str, objective: str, rank_spec: str, steps: int, seed: int, image: int) -> float:
