@@ -1,6 +1,6 @@
-"""Planning: which runs and evaluations the workflow makes, their paths, the resolved config of every run and
-the ``params`` of the rules.  Which evaluations each paper artefact needs is in the table of paper targets,
-:mod:`lrdm.targets`.
+"""Planning: which runs and evaluations the workflow makes, their files (named by :mod:`lrdm.paths`, as the rules
+name them), the resolved config of every run and the ``params`` of the rules.  Which evaluations each paper
+artefact needs is in the table of paper targets, :mod:`lrdm.targets`.
 
 A training run is a :class:`lrdm.targets.Run`, ``(dataset, process, objective, rank_spec, seed)``; an evaluation
 a run and a number of sampling steps (:class:`lrdm.targets.Evaluation`).  Targets that need the same run share it.
