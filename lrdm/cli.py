@@ -27,6 +27,7 @@ import yaml
 import lrdm
 from lrdm.errors import STOPPED_EXIT, ConfigError, LrdmError, TrainingStopped
 from lrdm.evaluation import tiling
+from lrdm.paths import INDEX_FILE
 from lrdm.vocab import BACKBONES, DEVICES
 
 INTERRUPTED_EXIT = 130
@@ -115,7 +116,7 @@ def _cmd_make_data(args: argparse.Namespace) -> None:
     from lrdm.data.synthetic import make_synthetic_dataset
 
     frame = make_synthetic_dataset(args.out, args.task, size=args.size, seed=args.seed)
-    print(f"wrote {len(frame)} pairs to {Path(args.out) / 'index.parquet'}")
+    print(f"wrote {len(frame)} pairs to {Path(args.out) / INDEX_FILE}")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -164,7 +165,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     make_synthetic_dataset(out / "data", "rain", size=64, seed=0)
     config = TrainConfig(
-        index=str(out / "data" / "index.parquet"),
+        index=str(out / "data" / INDEX_FILE),
         crop=64,
         dim=16,
         dim_mults=(1, 2, 4),

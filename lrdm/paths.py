@@ -115,6 +115,8 @@ RUN_FIELDS = ("dataset", "process", "objective", "rank_spec", "seed")
 """The fields that identify a training run (the wildcards of :data:`RUN_PATTERN`)."""
 MODEL_FILE = "model.pt"
 """A run folder's trained model (final EMA weights and config; :mod:`lrdm.training.rundir`)."""
+INDEX_FILE = "index.parquet"
+"""A prepared dataset folder's index of image pairs (:mod:`lrdm.data.index`)."""
 TABLE_FORMATS = ("csv", "md", "tex")
 """The files of one table under ``results/tables`` (:func:`lrdm.results.render.write_table`)."""
 FIGURE_FORMATS = ("png", "pdf")
@@ -176,7 +178,7 @@ def evaluate_log_path(logs: str, run: str, steps: Steps) -> str:
 
 def dataset_index_path(resources: str, dataset: str) -> str:
     """The prepared dataset's index (the prepare_dataset rule's output)."""
-    return f"{resources}/data/{dataset}/index.parquet"
+    return f"{resources}/data/{dataset}/{INDEX_FILE}"
 
 
 def official_folder(resources: str, dataset: str) -> str:
