@@ -142,7 +142,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from lrdm.evaluation.evaluate import evaluate_run
 
     options = _args_named(args, "split", "protocol", "eta", "seed", "sampler", "device", "resize")
-    frame = evaluate_run(args.model, args.index, args.steps, save_dir=args.save_images, **options)
+    options.update(save_dir=args.save_images, sampler_key="--sampler")
+    frame = evaluate_run(args.model, args.index, args.steps, **options)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
@@ -246,7 +247,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     from lrdm.evaluation.restore import RestoreOptions, restore_images
 
     options = RestoreOptions(
-        Sampling(**_args_named(args, "steps", "seed", "sampler")),
+        Sampling(**_args_named(args, "steps", "seed", "sampler"), sampler_key="--sampler"),
         tile=None if args.no_tiles else args.tile,
         **_args_named(args, "batch", "device", "overlap", "max_memory"),
     )

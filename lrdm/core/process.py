@@ -52,7 +52,7 @@ class Process:
         ``(B, 3, H, W)`` (when given, no noise is drawn for the start).  Another sampler, or a callback per step:
         call the table's entry (:func:`lrdm.core.samplers.sampler_for`) with ``process.schedule``."""
         sampler = sampler_for(DEFAULT_SAMPLER, self.name)
-        return sampler(network, x_in, self.schedule, steps, generator, None, SamplerOptions(eta, clip, x_T))
+        return sampler.function(network, x_in, self.schedule, steps, generator, options=SamplerOptions(eta, clip, x_T))
 
 
 class RDDMProcess(Process):

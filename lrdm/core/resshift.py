@@ -246,7 +246,7 @@ def prior_sample(
 
 
 def sample(
-    model_fn: PredictionFn,
+    network: PredictionFn,
     x_in: torch.Tensor,
     schedule: ResShiftSchedule,
     steps: int,
@@ -258,13 +258,13 @@ def sample(
     :data:`lrdm.core.samplers.SAMPLERS`).
 
     Walks :func:`lrdm.core.sampling.step_pairs` ``(t, s)`` from ``T-1`` down: predicts ``x̂_0`` with
-    ``model_fn(x_t, t, y)`` (clipped to [-1, 1] when ``clip``, by :func:`lrdm.core.prediction.clip_to_image`),
+    ``network(x_t, t, y)`` (clipped to [-1, 1] when ``clip``, by :func:`lrdm.core.prediction.clip_to_image`),
     returns ``x̂_0`` at ``s = -1`` and otherwise draws ``x_s ~ q(x_s | x_t, x̂_0)`` (:func:`q_posterior`).
     ``steps = T`` is ResShift's own sampler (ResShift Eq. 3-4 with ``x_0`` replaced by the prediction); fewer
     steps skip timesteps.
 
     Args:
-        model_fn: ``model_fn(x_t, t_batch, x_in) -> Prediction(x0=pred_x0)``, all ``(B, C, H, W)`` except
+        network: ``network(x_t, t_batch, x_in) -> Prediction(x0=pred_x0)``, all ``(B, C, H, W)`` except
             ``t_batch`` ``(B,)`` long.
         x_in: ``(B, C, H, W)`` degraded input ``y`` in [-1, 1].
         steps: integer in ``[1, T]``.
@@ -290,7 +290,7 @@ def sample(
         x_t = start_point(x_in, options.x_T, lambda: prior_sample(x_in, schedule, generator))
     for i, (t, s) in enumerate(pairs):
         t_batch = timesteps(t)
-        x0_hat = predicted_x0(model_fn(x_t, t_batch, x_in))  # the one call under an enclosing autocast
+        x0_hat = predicted_x0(network(x_t, t_batch, x_in))  # the one call under an enclosing autocast
         with full_precision(x_in.device):
             x0_hat = clip_to_image(lifted(x0_hat, x_t), clip)
             if callback is not None:

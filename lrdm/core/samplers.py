@@ -19,20 +19,18 @@ table.  Torch-free (the entries name their functions), so the Snakefile and ``lr
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lrdm.errors import ConfigError
 from lrdm.vocab import PROCESSES
 
 if TYPE_CHECKING:
     import torch
-
-    from lrdm.core.prediction import PredictionFn
-    from lrdm.core.sampling import Generators
 
 DEFAULT_SAMPLER = "default"
 """``sampling.sampler`` value naming each process's own sampler (the entry of :data:`SAMPLERS` marked
@@ -60,19 +58,13 @@ class SamplerOptions:
 DEFAULT_OPTIONS = SamplerOptions()
 
 
-class SamplerFn(Protocol):
-    """The one signature of a sampler (module docstring)."""
-
-    def __call__(
-        self,
-        network: PredictionFn,
-        x_in: torch.Tensor,
-        schedule: Any,
-        steps: int,
-        generator: Generators = None,
-        callback: Callback | None = None,
-        options: SamplerOptions = DEFAULT_OPTIONS,
-    ) -> torch.Tensor: ...
+SamplerFn = Callable[..., "torch.Tensor"]
+"""A sampler: a function of the parameters :data:`SAMPLER_PARAMETERS` (module docstring) -> ``Î_0``."""
+SAMPLER_PARAMETERS = ("network", "x_in", "schedule", "steps", "generator", "callback", "options")
+"""The one signature, in order: ``network`` (:data:`lrdm.core.prediction.PredictionFn`), ``x_in`` ``(B, C, H, W)``,
+``schedule`` (the process's), ``steps`` (int), ``generator=None`` (:data:`lrdm.core.sampling.Generators`),
+``callback=None`` (:data:`Callback`), ``options=DEFAULT_OPTIONS`` (:class:`SamplerOptions`); then the sampler's
+own keyword settings, if any (bound by its entry's ``keywords``)."""
 
 
 @dataclass(frozen=True)
@@ -80,52 +72,41 @@ class Sampler:
     """One entry of the sampler table.
 
     ``name``: the config value; ``process``: the process whose schedule it walks (:data:`lrdm.vocab.PROCESSES`);
-    ``function``: ``"module:name"`` of the function (imported on first use); ``summary``: one line for help texts;
+    ``path``: ``"module:name"`` of the function (imported on first use); ``summary``: one line for help texts;
     ``default``: whether it is its process's own sampler (:data:`DEFAULT_SAMPLER`); ``keywords``: settings of this
-    sampler alone, passed to the function as keyword arguments.
+    sampler alone, bound to the function as keyword arguments.
     """
 
     name: str
     process: str
-    function: str
+    path: str
     summary: str
     default: bool = False
     keywords: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @cached_property
-    def loaded(self) -> SamplerFn:
-        module, _, name = self.function.partition(":")
-        return getattr(importlib.import_module(module), name)
-
-    def __call__(
-        self,
-        network: PredictionFn,
-        x_in: torch.Tensor,
-        schedule: Any,
-        steps: int,
-        generator: Generators = None,
-        callback: Callback | None = None,
-        options: SamplerOptions = DEFAULT_OPTIONS,
-    ) -> torch.Tensor:
-        """Runs the sampler (the signature of :class:`SamplerFn`) -> ``Î_0`` ``(B, C, H, W)``."""
-        return self.loaded(network, x_in, schedule, steps, generator, callback, options, **self.keywords)
+    def function(self) -> SamplerFn:
+        """The sampler, its ``keywords`` bound: call it with :data:`SAMPLER_PARAMETERS` -> ``Î_0`` ``(B, C, H, W)``."""
+        module, _, name = self.path.partition(":")
+        function = getattr(importlib.import_module(module), name)
+        return functools.partial(function, **self.keywords) if self.keywords else function
 
 
 SAMPLERS: dict[str, Sampler] = {
     entry.name: entry
     for entry in (
         Sampler(
-            "ddim",
-            "rddm",
-            "lrdm.core.sampling:ddim",
-            "RDDM Eq. 13, DDIM-style (eta 0: deterministic), the official ddim_sample",
+            name="ddim",
+            process="rddm",
+            path="lrdm.core.sampling:ddim",
+            summary="RDDM Eq. 13, DDIM-style (eta 0: deterministic), the official ddim_sample",
             default=True,
         ),
         Sampler(
-            "resshift",
-            "resshift",
-            "lrdm.core.resshift:sample",
-            "ResShift's posterior chain q(x_s | x_t, x0) over the step list",
+            name="resshift",
+            process="resshift",
+            path="lrdm.core.resshift:sample",
+            summary="ResShift's posterior chain q(x_s | x_t, x0) over the step list",
             default=True,
         ),
     )
@@ -136,15 +117,24 @@ SAMPLER_NAMES: tuple[str, ...] = (DEFAULT_SAMPLER, *SAMPLERS)
 """The values of ``sampling.sampler`` and ``--sampler``."""
 
 
-def check_sampler_name(name: str, key: str = "sampling.sampler") -> str:
-    """``name`` if it is one of :data:`SAMPLER_NAMES`, else :class:`ConfigError` naming ``key`` and the valid
-    values."""
+SAMPLER_KEY = "sampling.sampler"
+"""The config key naming the sampler (``--sampler`` on the command line)."""
+
+
+def _where(key: str) -> str:
+    """How an error names ``key``: ``config key sampling.sampler``, or an option such as ``--sampler`` as it is."""
+    return key if key.startswith("--") else f"config key {key}"
+
+
+def check_sampler_name(name: str, key: str = SAMPLER_KEY) -> str:
+    """``name`` if it is one of :data:`SAMPLER_NAMES`, else :class:`ConfigError` naming ``key`` (a config key, or an
+    option such as ``--sampler``) and the valid values."""
     if name not in SAMPLER_NAMES:
-        raise ConfigError(f"config key {key}: unknown sampler {name!r}; valid: {', '.join(SAMPLER_NAMES)}", key)
+        raise ConfigError(f"{_where(key)}: unknown sampler {name!r}; valid: {', '.join(SAMPLER_NAMES)}", key)
     return name
 
 
-def sampler_for(name: str, process: str, key: str = "sampling.sampler") -> Sampler:
+def sampler_for(name: str, process: str, key: str = SAMPLER_KEY) -> Sampler:
     """The entry of sampler ``name`` for a run of ``process`` (:data:`DEFAULT_SAMPLER`: the process's own).
 
     Raises :class:`ConfigError` naming ``key`` for an unknown name or a sampler of another process."""
@@ -157,7 +147,7 @@ def sampler_for(name: str, process: str, key: str = "sampling.sampler") -> Sampl
     if entry.process != process:
         own = [other.name for other in SAMPLERS.values() if other.process == process]
         raise ConfigError(
-            f"config key {key}: sampler {name!r} samples process {entry.process!r}, not {process!r} "
+            f"{_where(key)}: sampler {name!r} samples process {entry.process!r}, not {process!r} "
             f"(its samplers: {', '.join([DEFAULT_SAMPLER, *own])})",
             key,
         )

@@ -97,11 +97,12 @@ def sample(
     """The public call of RDDM's sampler, ``lrdm.sample(model_fn, x_in, schedule, steps, eta=0.0, generator=None,
     clip=True, x_T=None, callback=None)``: :func:`ddim` with ``SamplerOptions(eta, clip, x_T)``."""
     callback = keywords.pop("callback", None)
-    return ddim(model_fn, x_in, schedule, steps, generator, callback, SamplerOptions(eta=eta, **keywords))
+    options = SamplerOptions(eta=eta, **keywords)
+    return ddim(model_fn, x_in, schedule, steps, generator, callback=callback, options=options)
 
 
 def ddim(
-    model_fn: PredictionFn,
+    network: PredictionFn,
     x_in: torch.Tensor,
     schedule: ResidualSchedule,
     steps: int,
@@ -113,7 +114,7 @@ def ddim(
     :data:`lrdm.core.samplers.SAMPLERS`).
 
     Args:
-        model_fn: ``model_fn(x_t, t_batch, x_in) -> Prediction`` (a network, :mod:`lrdm.core.nets`), all
+        network: ``network(x_t, t_batch, x_in) -> Prediction`` (a network, :mod:`lrdm.core.nets`), all
             ``(B, C, H, W)`` except ``t_batch`` ``(B,)`` long.  It sets ``res`` and/or ``noise`` (the terms of
             its objective; all three terms to give ``Î_0`` itself); a plain ``(pred_res, pred_noise)`` or
             ``(pred_res, pred_noise, pred_x0)`` tuple is read as one
@@ -130,7 +131,7 @@ def ddim(
     Returns:
         ``Î_0`` ``(B, C, H, W)``: the last step's ``prediction.x0``.
 
-    Only ``model_fn`` runs under an enclosing autocast; the update runs in ``x_in``'s precision (half-precision
+    Only ``network`` runs under an enclosing autocast; the update runs in ``x_in``'s precision (half-precision
     predictions are lifted to float32).  No step reads a value back to the host: the timesteps are made on
     ``x_in``'s device and the coefficient tables are cached there (:func:`lrdm.core.schedules.device_table`).
     The sampler has no progress bar (a caller wraps its own around the images).
@@ -151,7 +152,7 @@ def ddim(
         x_t = start_point(x_in, options.x_T, prior)
     for i, (t, s) in enumerate(pairs):
         t_batch, s_batch = timesteps(t), timesteps(s)
-        output = as_prediction(model_fn(x_t, t_batch, x_in))  # the one call under an enclosing autocast
+        output = as_prediction(network(x_t, t_batch, x_in))  # the one call under an enclosing autocast
         with full_precision(x_in.device):
             prediction = official_predictions(output, x_t, x_in, t_batch, schedule, clip)
             if callback is not None:

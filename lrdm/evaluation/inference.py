@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrdm.core.samplers import DEFAULT_SAMPLER, Sampler, SamplerOptions, check_sampler_name, sampler_for
+from lrdm.core.samplers import DEFAULT_SAMPLER, SAMPLER_KEY, Sampler, SamplerOptions, check_sampler_name, sampler_for
 from lrdm.core.sampling import Generators, image_generator
 from lrdm.data.paired import to_model_space
 from lrdm.evaluation.tiling import NetworkShape, Tiling
@@ -50,9 +50,11 @@ class Sampling:
     seed: int = 0
     eta: float = 0.0
     sampler: str = DEFAULT_SAMPLER
+    sampler_key: str = field(default=SAMPLER_KEY, compare=False)
+    """Where the sampler's name came from, for errors: the config key, or ``--sampler``."""
 
     def __post_init__(self) -> None:
-        check_sampler_name(self.sampler)
+        check_sampler_name(self.sampler, self.sampler_key)
 
     @property
     def options(self) -> SamplerOptions:
@@ -60,8 +62,9 @@ class Sampling:
         return SamplerOptions(eta=self.eta)
 
     def sampler_for(self, process: Any) -> Sampler:
-        """The table entry this sampling uses for ``process`` (its ``name``): :func:`lrdm.core.samplers.sampler_for`."""
-        return sampler_for(self.sampler, process.name)
+        """The table entry this sampling uses for ``process`` (its ``name``): :func:`lrdm.core.samplers.sampler_for`
+        (a sampler of another process raises :class:`lrdm.errors.ConfigError` naming :attr:`sampler_key`)."""
+        return sampler_for(self.sampler, process.name, self.sampler_key)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ def restore(restorer: Restorer, x_in: torch.Tensor, generator: Generators = None
     if padded.device.type in CHANNELS_LAST_DEVICES:
         padded = padded.contiguous(memory_format=torch.channels_last)
     schedule = restorer.process.schedule
-    out = restorer.sampler(network, padded, schedule, sampling.steps, generator=generator, options=sampling.options)
+    sampler = restorer.sampler.function
+    out = sampler(network, padded, schedule, sampling.steps, generator=generator, options=sampling.options)
     return out[..., :height, :width]
 
 

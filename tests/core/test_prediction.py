@@ -149,7 +149,8 @@ def test_every_network_returns_a_prediction_of_its_process_terms(backbone, proce
     assert all(getattr(out, name) is None for name in Prediction._fields if name not in terms)
     states = []
     with torch.no_grad():
-        restored = sampler_for(DEFAULT_SAMPLER, built.name)(network, x_in, built.schedule, 2, callback=states.append)
+        sampler = sampler_for(DEFAULT_SAMPLER, built.name).function
+        restored = sampler(network, x_in, built.schedule, 2, callback=states.append)
     assert len(states) == 2 and restored.shape == x_in.shape
 
 

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from lrdm.cli import main
+from lrdm.errors import ConfigError
 from lrdm.evaluation.evaluate import RESULT_COLUMNS, EvaluationOptions, evaluate_run, restore_examples, restore_rows
 from lrdm.evaluation.inference import Sampling
 from lrdm.training.trainer import train
@@ -28,6 +29,7 @@ def test_evaluate_run_schema_and_determinism(trained, rain_index, tmp_path):
         2,
     )
     assert pd.isna(row["order"])
+    assert set(frame["sampler"]) == {"ddim"}  # sampler "default" of an RDDM run, by its name in the table
     assert len(list((tmp_path / "png").glob("*.png"))) == len(frame)
     # image i's noise does not depend on the other images evaluated
     first = evaluate_run(trained, rain_index, steps=2, limit=1)
@@ -213,6 +215,15 @@ def test_lrdm_transform_restores_the_transformed_input_and_scores_unrounded(trai
     assert frame.loc[0, "psnr"] != rounded["psnr"] and frame.loc[0, "ssim"] == pytest.approx(rounded["ssim"], abs=1e-12)
     with pytest.raises(ValueError, match="resize must be None, a positive integer or 'lrdm'"):
         evaluate_run(trained, rain_index, steps=1, resize="lrdm512")
+
+
+def test_a_sampler_of_another_process_is_refused_naming_the_key(trained, rain_index):
+    with pytest.raises(ConfigError, match="sampling.sampler: sampler 'resshift' samples process 'resshift'"):
+        evaluate_run(trained, rain_index, steps=1, limit=1, sampler="resshift")
+    with pytest.raises(ConfigError, match="unknown sampler 'euler'"):
+        evaluate_run(trained, rain_index, steps=1, limit=1, sampler="euler")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stepz'"):
+        evaluate_run(trained, rain_index, steps=1, stepz=2)
 
 
 def test_further_scorings_rescore_the_same_restored_images(trained, rain_index):

@@ -182,6 +182,20 @@ def test_nan_weights_name_the_model(model, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_sampler_is_chosen_from_the_table(model, tmp_path, capsys):
+    write_png(tmp_path / "in" / "a.png", np.random.default_rng(3).integers(0, 256, (12, 20, 3), dtype=np.uint8))
+    for name in ("default", "ddim"):
+        out = tmp_path / name
+        assert main(restore_cli(model, "--input", str(tmp_path / "in"), "--out", str(out), "--sampler", name)) == 0
+    assert np.array_equal(load_rgb(tmp_path / "default" / "a.png"), load_rgb(tmp_path / "ddim" / "a.png"))
+    capsys.readouterr()
+    argv = restore_cli(model, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--sampler", "resshift")
+    assert main(argv) == ERROR_EXIT
+    line = one_error_line(capsys.readouterr().err)
+    assert "--sampler: sampler 'resshift' samples process 'resshift', not 'rddm'" in line
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_memory_bound_below_the_model_is_one_line(model, photos, tmp_path, capsys):
     assert main(restore_cli(model, "--input", str(photos), "--out", str(tmp_path / "o"), "--max-memory", "1M")) == 2
     assert "--max-memory 1 MB" in one_error_line(capsys.readouterr().err)
