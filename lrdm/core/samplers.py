@@ -109,12 +109,6 @@ SAMPLERS: dict[str, Sampler] = {
             summary="ResShift's posterior chain q(x_s | x_t, x0) over the step list",
             default=True,
         ),
-        Sampler(
-            name="toy",
-            process="rddm",
-            path="lrdm.core.sampling:first_x0",
-            summary="toy: x0 of the first prediction, from x_T = x_in in one step",
-        ),
     )
 }
 """The samplers by name, in the order help texts list them."""

@@ -15,7 +15,6 @@ clipped there and only there), so it reproduces the official sampler for every o
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TypedDict, Unpack
 
 import torch
@@ -174,18 +173,3 @@ def ddim(
             if eta > 0:
                 x_t = x_t + torch.sqrt(sigma2) * standard_normal(x_t, generator)
     raise AssertionError("step_pairs always ends at s = -1")
-
-
-def first_x0(
-    network: PredictionFn,
-    x_in: torch.Tensor,
-    schedule: ResidualSchedule,
-    steps: int,
-    generator: Generators = None,
-    callback: Callback | None = None,
-    options: SamplerOptions = DEFAULT_OPTIONS,
-) -> torch.Tensor:
-    """Toy sampler: ``Î_0`` of the first prediction, made at ``t = T-1`` from ``x_T = x_in`` (no start noise) in one
-    step, whatever ``steps``."""
-    start = x_in if options.x_T is None else options.x_T
-    return ddim(network, x_in, schedule, 1, generator, callback=callback, options=replace(options, x_T=start))

@@ -83,12 +83,3 @@ def test_process_sample_is_its_default_table_entry(process_name):
         else:
             with pytest.raises(ValueError, match="eta applies to process 'rddm' only"):
                 process.sample(network, x_in, 3, eta=0.5)
-
-
-def test_toy_sampler_is_one_step_from_the_input():
-    process = build_process(TrainConfig(T=20, dim=8, dim_mults=(1, 2), crop=16))
-    network = build_network(TrainConfig(T=20, dim=8, dim_mults=(1, 2), crop=16), process).eval()
-    x_in = torch.rand(1, 3, 16, 16) * 2 - 1
-    with torch.no_grad():
-        toy = SAMPLERS["toy"].function(network, x_in, process.schedule, 5)
-        assert torch.equal(toy, process.sample(network, x_in, 1, x_T=x_in))
