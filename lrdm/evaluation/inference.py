@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lrdm.core.process import Process
 from lrdm.core.samplers import DEFAULT_SAMPLER, SAMPLER_KEY, Sampler, SamplerOptions, check_sampler_name, sampler_for
 from lrdm.core.sampling import Generators, image_generator
 from lrdm.data.paired import to_model_space
@@ -61,7 +62,7 @@ class Sampling:
         """The sampler's per-call options."""
         return SamplerOptions(eta=self.eta)
 
-    def sampler_for(self, process: Any) -> Sampler:
+    def sampler_for(self, process: Process) -> Sampler:
         """The table entry this sampling uses for ``process`` (its ``name``): :func:`lrdm.core.samplers.sampler_for`
         (a sampler of another process raises :class:`lrdm.errors.ConfigError` naming :attr:`sampler_key`)."""
         return sampler_for(self.sampler, process.name, self.sampler_key)
@@ -74,7 +75,7 @@ class Restorer:
     for the run's process is refused here, before any image is restored (:func:`lrdm.core.samplers.sampler_for`)."""
 
     network: Any
-    process: Any
+    process: Process
     device: torch.device
     sampling: Sampling
 
