@@ -94,7 +94,8 @@ def run_case(model: str, height: int, width: int, way: str, mode: str, steps: in
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from lrdm.evaluation.evaluate import evaluate_run
-    from lrdm.evaluation.restore import resident_bytes, restore_images
+    from lrdm.evaluation.inference import Sampling
+    from lrdm.evaluation.restore import RestoreOptions, resident_bytes, restore_images
     from lrdm.files import write_png
 
     tile = None if mode == "before" else "auto"
@@ -103,9 +104,8 @@ def run_case(model: str, height: int, width: int, way: str, mode: str, steps: in
     def once(image: np.ndarray, folder: Path) -> float:
         if way == "restore":
             write_png(folder / "in" / "photo.png", image)
-            summary = restore_images(
-                model, folder / "in", folder / "out", steps=steps, tile=tile, max_memory="64G", progress=False
-            )
+            options = RestoreOptions(Sampling(steps), tile=tile, max_memory="64G", progress=False)
+            summary = restore_images(model, folder / "in", folder / "out", options)
             return summary.seconds
         frame = evaluate_run(model, one_pair_index(image, folder / "pair"), steps, tile=tile, device="cpu")
         return float(frame["seconds"].iloc[0])

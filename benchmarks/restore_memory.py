@@ -18,7 +18,7 @@ import torch
 
 from lrdm.config import TrainConfig
 from lrdm.core.process import build_network, build_process
-from lrdm.evaluation.inference import restore
+from lrdm.evaluation.inference import Restorer, Sampling, restore
 from lrdm.evaluation.restore import resident_bytes
 from lrdm.vocab import BACKBONES
 
@@ -42,10 +42,11 @@ def main() -> None:
     process = build_process(config)
     network = build_network(config, process).eval()
     x = torch.rand(args.batch, 3, args.tile, args.tile) * 2 - 1
-    restore(network, process, x[:, :, :WARM_UP_SIDE, :WARM_UP_SIDE], 1)
+    restore(Restorer(network, process, x.device, Sampling(1)), x[:, :, :WARM_UP_SIDE, :WARM_UP_SIDE])
     base = resident_bytes()
     began = time.perf_counter()
-    restore(network, process, x, args.steps, generator=[torch.Generator().manual_seed(i) for i in range(args.batch)])
+    restorer = Restorer(network, process, x.device, Sampling(args.steps))
+    restore(restorer, x, [torch.Generator().manual_seed(i) for i in range(args.batch)])
     peak = resident_bytes()
     print(
         f"{args.backbone} dim={args.dim} dim_mults={mults} tile={args.tile} batch={args.batch}: "

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import yaml
 
 import lrdm
+from lrdm.core import samplers
 from lrdm.errors import STOPPED_EXIT, ConfigError, LrdmError, TrainingStopped
 from lrdm.evaluation import tiling
 from lrdm.paths import INDEX_FILE
@@ -141,8 +142,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from lrdm.evaluation.evaluate import evaluate_run
 
-    options = _args_named(args, "split", "protocol", "eta", "seed", "device", "resize")
-    frame = evaluate_run(args.model, args.index, args.steps, save_dir=args.save_images, **options)
+    options = _args_named(args, "split", "protocol", "eta", "seed", "sampler", "device", "resize")
+    options.update(save_dir=args.save_images, sampler_key="--sampler")
+    frame = evaluate_run(args.model, args.index, args.steps, **options)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
@@ -242,14 +244,20 @@ def _cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
-    from lrdm.evaluation.restore import restore_images
+    from lrdm.evaluation.inference import Sampling
+    from lrdm.evaluation.restore import RestoreOptions, restore_images
 
+    options = RestoreOptions(
+        Sampling(**_args_named(args, "steps", "seed", "sampler"), sampler_key="--sampler"),
+        tile=None if args.no_tiles else args.tile,
+        **_args_named(args, "batch", "device", "overlap", "max_memory"),
+    )
     summary = restore_images(
         args.model,
         args.input,
-        tile=None if args.no_tiles else args.tile,
+        args.out,
+        options,
         on_plan=lambda path, text: print(f"lrdm restore: {path.name}: {text}", file=sys.stderr),
-        **_args_named(args, "out", "steps", "batch", "device", "overlap", "seed", "max_memory"),
     )
     for path, reason in sorted(summary.failed.items()):
         print(f"lrdm restore: skipped {path}: {reason}", file=sys.stderr)
@@ -280,7 +288,15 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"pixels shared by neighbouring tiles; auto: tile / {tiling.OVERLAP_FRACTION}")  # fmt: skip
     p.add_argument("--no-tiles", action="store_true", help="restore every image whole, whatever its size")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-image start noise")
+    _add_sampler_argument(p)
     p.set_defaults(func=_cmd_restore)
+
+
+def _add_sampler_argument(p: argparse.ArgumentParser) -> None:
+    """``--sampler``: a name of the sampler table (:data:`lrdm.core.samplers.SAMPLERS`)."""
+    listed = "; ".join(f"{entry.name}: {entry.summary} ({entry.process})" for entry in samplers.SAMPLERS.values())
+    p.add_argument("--sampler", choices=samplers.SAMPLER_NAMES, default=samplers.DEFAULT_SAMPLER,
+                   help=f"{samplers.DEFAULT_SAMPLER}: the run's process's own; {listed}")  # fmt: skip
 
 
 def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
@@ -352,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="derain_y", help="PSNR/SSIM protocol, optionally @SIZE (see README)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic sampling)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-image start noise")
+    _add_sampler_argument(p)
     p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--save-images", help="folder for the restored PNGs (default: none saved)")
     p.add_argument("--resize", type=int, help="RDDM policy: resize inputs to this size, the ground truth to the output")

@@ -68,6 +68,7 @@ def test_output_is_an_alias_of_out():
         (["restore", "--model", "m.pt", "--input", "x", "--device", "gpu"], "'gpu'"),
         (["restore", "--model", "m.pt", "--input", "x", "--max-memory", "lots"], "--max-memory"),
         (["restore", "--model", "m.pt", "--input", "x", "--tile", "0"], "--tile"),
+        (["restore", "--model", "m.pt", "--input", "x", "--sampler", "euler"], "--sampler"),
     ],
 )
 def test_usage_errors_are_one_line(argv, named, capsys):

@@ -6,31 +6,36 @@ the evaluator only talk to this interface.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from lrdm.config import TrainConfig
-from lrdm.core import diffusion, resshift, sampling
+from lrdm.core import diffusion, resshift
 from lrdm.core.lowrank import PCABasis, Projector
 from lrdm.core.nets import TermNetwork, build_term_network
 from lrdm.core.prediction import PredictionFn, TrainingExample
+from lrdm.core.samplers import DEFAULT_SAMPLER, SamplerOptions, sampler_for
 from lrdm.core.sampling import Generators
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import RankSpec
 
 
-class Process(Protocol):
-    """What the trainer and the evaluator use of a diffusion process; its network is a
-    :data:`lrdm.core.prediction.PredictionFn` that sets the terms named in :attr:`terms`."""
+class Process:
+    """What the trainer and the evaluator use of a diffusion process: its ``name`` (:data:`lrdm.vocab.PROCESSES`),
+    the coefficient ``schedule`` its samplers walk (:data:`lrdm.core.samplers.SAMPLERS`), ``T``, its training loss,
+    and its own sampler.  Its network is a :data:`lrdm.core.prediction.PredictionFn` that sets the terms named in
+    :attr:`terms`."""
 
+    name: str
     terms: tuple[str, ...]
     T: int
+    schedule: Any
 
     def loss(self, network: PredictionFn, example: TrainingExample) -> torch.Tensor:
         """The scalar training loss of ``network`` on one batch ``example`` (:class:`TrainingExample`: ``x0``,
         ``x_in``, ``noise`` ``(B, 3, H, W)``, ``t`` ``(B,)``)."""
+        raise NotImplementedError
 
     def sample(
         self,
@@ -41,17 +46,19 @@ class Process(Protocol):
         generator: Generators = None,
         clip: bool = True,
         x_T: torch.Tensor | None = None,
-        callback: Callable[[dict[str, Any]], object] | None = None,
     ) -> torch.Tensor:
-        """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] with ``steps`` reverse steps -> ``(B, 3, H, W)``.
+        """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] with ``steps`` reverse steps of the process's own sampler
+        (:data:`lrdm.core.samplers.DEFAULT_SAMPLER`) -> ``(B, 3, H, W)``; ``x_T``: the start point
+        ``(B, 3, H, W)`` (when given, no noise is drawn for the start).  Another sampler, or a callback per step:
+        call the table's entry (:func:`lrdm.core.samplers.sampler_for`) with ``process.schedule``."""
+        sampler = sampler_for(DEFAULT_SAMPLER, self.name)
+        return sampler.function(network, x_in, self.schedule, steps, generator, options=SamplerOptions(eta, clip, x_T))
 
-        ``x_T``: the start point ``(B, 3, H, W)``; when given, no noise is drawn for the start.
-        ``callback``: called once per step with the sampler's state (:func:`lrdm.core.sampling.sample`).
-        """
 
-
-class RDDMProcess:
+class RDDMProcess(Process):
     """Residual diffusion (RDDM) with the LRDM low-rank forward process (LRDM Eq. 14)."""
+
+    name = "rddm"
 
     def __init__(self, config: TrainConfig, basis: PCABasis | None = None) -> None:
         self.schedule = residual_schedule(config.T, config.beta2_sum, config.alpha_shape, config.beta2_shape)
@@ -74,25 +81,11 @@ class RDDMProcess:
             self.projector,
         )
 
-    def sample(
-        self,
-        network: PredictionFn,
-        x_in: torch.Tensor,
-        steps: int,
-        eta: float = 0.0,
-        generator: Generators = None,
-        clip: bool = True,
-        x_T: torch.Tensor | None = None,
-        callback: Callable[[dict[str, Any]], object] | None = None,
-    ) -> torch.Tensor:
-        return sampling.sample(
-            network, x_in, self.schedule, steps, eta=eta, generator=generator, clip=clip, x_T=x_T, callback=callback
-        )
 
-
-class ResShiftProcess:
+class ResShiftProcess(Process):
     """ResShift (Yue et al. 2023) predicting ``x0``, optionally with the low-rank residual of LRDM."""
 
+    name = "resshift"
     terms = ("x0",)
 
     def __init__(self, config: TrainConfig, basis: PCABasis | None = None) -> None:
@@ -104,23 +97,6 @@ class ResShiftProcess:
 
     def loss(self, network: PredictionFn, example: TrainingExample) -> torch.Tensor:
         return resshift.training_loss(network, example, self.schedule, self.loss_name, self.rank_spec, self.projector)
-
-    def sample(
-        self,
-        network: PredictionFn,
-        x_in: torch.Tensor,
-        steps: int,
-        eta: float = 0.0,
-        generator: Generators = None,
-        clip: bool = True,
-        x_T: torch.Tensor | None = None,
-        callback: Callable[[dict[str, Any]], object] | None = None,
-    ) -> torch.Tensor:
-        if eta != 0.0:
-            raise ValueError("ResShift's sampler is its posterior chain; eta applies to process 'rddm' only")
-        return resshift.sample(
-            network, x_in, self.schedule, steps, generator=generator, clip=clip, x_T=x_T, callback=callback
-        )
 
 
 def build_process(config: TrainConfig, basis: PCABasis | None = None) -> Process:

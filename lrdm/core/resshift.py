@@ -27,10 +27,8 @@ outside the rank-``k(T-1)`` subspace) and draws from the posterior ``q(x_s | x_t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import torch
 
@@ -38,6 +36,7 @@ from lrdm.core.diffusion import check_loss, loss_distance, project_residual
 from lrdm.core.lowrank import PER_IMAGE_SVD, Projector
 from lrdm.core.precision import full_precision, lifted
 from lrdm.core.prediction import Prediction, PredictionFn, TrainingExample, clip_to_image
+from lrdm.core.samplers import DEFAULT_OPTIONS, Callback, SamplerOptions
 from lrdm.core.sampling import Generators, standard_normal, start_point, step_pairs
 from lrdm.core.schedules import check_timesteps, gather
 from lrdm.vocab import FULL_RANK, RankSpec
@@ -247,37 +246,40 @@ def prior_sample(
 
 
 def sample(
-    model_fn: PredictionFn,
+    network: PredictionFn,
     x_in: torch.Tensor,
     schedule: ResShiftSchedule,
     steps: int,
     generator: Generators = None,
-    clip: bool = True,
-    x_T: torch.Tensor | None = None,
-    callback: Callable[[dict[str, Any]], object] | None = None,
+    callback: Callback | None = None,
+    options: SamplerOptions = DEFAULT_OPTIONS,
 ) -> torch.Tensor:
-    """Restores ``x_in`` with ``steps`` reverse steps of ResShift.
+    """Restores ``x_in`` with ``steps`` reverse steps of ResShift (the sampler ``resshift`` of
+    :data:`lrdm.core.samplers.SAMPLERS`).
 
     Walks :func:`lrdm.core.sampling.step_pairs` ``(t, s)`` from ``T-1`` down: predicts ``x̂_0`` with
-    ``model_fn(x_t, t, y)`` (clipped to [-1, 1] when ``clip``, by :func:`lrdm.core.prediction.clip_to_image`),
+    ``network(x_t, t, y)`` (clipped to [-1, 1] when ``clip``, by :func:`lrdm.core.prediction.clip_to_image`),
     returns ``x̂_0`` at ``s = -1`` and otherwise draws ``x_s ~ q(x_s | x_t, x̂_0)`` (:func:`q_posterior`).
     ``steps = T`` is ResShift's own sampler (ResShift Eq. 3-4 with ``x_0`` replaced by the prediction); fewer
     steps skip timesteps.
 
     Args:
-        model_fn: ``model_fn(x_t, t_batch, x_in) -> Prediction(x0=pred_x0)``, all ``(B, C, H, W)`` except
+        network: ``network(x_t, t_batch, x_in) -> Prediction(x0=pred_x0)``, all ``(B, C, H, W)`` except
             ``t_batch`` ``(B,)`` long.
         x_in: ``(B, C, H, W)`` degraded input ``y`` in [-1, 1].
         steps: integer in ``[1, T]``.
         generator: source of the start noise and of the posterior noise.
-        clip: clip ``x̂_0`` to [-1, 1] at every step.
-        x_T: optional start ``(B, C, H, W)``; default ``y + κ sqrt(η_{T-1}) z``.
         callback: called once per step, before the posterior draw, with ``{"i": step index from 0, "t":
             timestep (int), "x": x_t, "prediction": Prediction(x0=the clipped x̂_0)}``.  The sampler has no
             progress bar.
+        options: ``clip`` ``x̂_0`` to [-1, 1] at every step; ``x_T`` the start ``(B, C, H, W)``, default
+            ``y + κ sqrt(η_{T-1}) z``; ``eta`` must be 0 (the posterior chain has no DDIM ``η``).
     Returns:
         ``x̂_0`` ``(B, C, H, W)``.
     """
+    if options.eta != 0.0:
+        raise ValueError("ResShift's sampler is its posterior chain; eta applies to process 'rddm' only")
+    clip = options.clip
     pairs = step_pairs(schedule.T, steps)  # the step list is checked here, once
     batch = x_in.shape[0]
 
@@ -285,10 +287,10 @@ def sample(
         return torch.full((batch,), value, dtype=torch.long, device=x_in.device)  # made on the device: no copy
 
     with full_precision(x_in.device):
-        x_t = start_point(x_in, x_T, lambda: prior_sample(x_in, schedule, generator))
+        x_t = start_point(x_in, options.x_T, lambda: prior_sample(x_in, schedule, generator))
     for i, (t, s) in enumerate(pairs):
         t_batch = timesteps(t)
-        x0_hat = predicted_x0(model_fn(x_t, t_batch, x_in))  # the one call under an enclosing autocast
+        x0_hat = predicted_x0(network(x_t, t_batch, x_in))  # the one call under an enclosing autocast
         with full_precision(x_in.device):
             x0_hat = clip_to_image(lifted(x0_hat, x_t), clip)
             if callback is not None:

@@ -15,13 +15,14 @@ clipped there and only there), so it reproduces the official sampler for every o
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TypedDict, Unpack
 
 import torch
 
 from lrdm.core.diffusion import official_predictions
 from lrdm.core.precision import full_precision
 from lrdm.core.prediction import PredictionFn, as_prediction
+from lrdm.core.samplers import DEFAULT_OPTIONS, Callback, SamplerOptions
 from lrdm.core.schedules import ResidualSchedule, gather
 
 
@@ -76,6 +77,14 @@ def start_point(x_in: torch.Tensor, x_T: torch.Tensor | None, prior: Callable[[]
     return x_T
 
 
+class SampleKeywords(TypedDict, total=False):
+    """The keyword arguments of :func:`sample` after ``generator`` (DESIGN's public call)."""
+
+    clip: bool
+    x_T: torch.Tensor | None
+    callback: Callback | None
+
+
 def sample(
     model_fn: PredictionFn,
     x_in: torch.Tensor,
@@ -83,35 +92,51 @@ def sample(
     steps: int,
     eta: float = 0.0,
     generator: Generators = None,
-    clip: bool = True,
-    x_T: torch.Tensor | None = None,
-    callback: Callable[[dict[str, Any]], object] | None = None,
+    **keywords: Unpack[SampleKeywords],
 ) -> torch.Tensor:
-    """Restores ``x_in`` with ``steps`` reverse steps of RDDM Eq. 13.
+    """The public call of RDDM's sampler, ``lrdm.sample(model_fn, x_in, schedule, steps, eta=0.0, generator=None,
+    clip=True, x_T=None, callback=None)``: :func:`ddim` with ``SamplerOptions(eta, clip, x_T)``."""
+    callback = keywords.pop("callback", None)
+    options = SamplerOptions(eta=eta, **keywords)
+    return ddim(model_fn, x_in, schedule, steps, generator, callback=callback, options=options)
+
+
+def ddim(
+    network: PredictionFn,
+    x_in: torch.Tensor,
+    schedule: ResidualSchedule,
+    steps: int,
+    generator: Generators = None,
+    callback: Callback | None = None,
+    options: SamplerOptions = DEFAULT_OPTIONS,
+) -> torch.Tensor:
+    """Restores ``x_in`` with ``steps`` reverse steps of RDDM Eq. 13 (the sampler ``ddim`` of
+    :data:`lrdm.core.samplers.SAMPLERS`).
 
     Args:
-        model_fn: ``model_fn(x_t, t_batch, x_in) -> Prediction`` (a network, :mod:`lrdm.core.nets`), all
+        network: ``network(x_t, t_batch, x_in) -> Prediction`` (a network, :mod:`lrdm.core.nets`), all
             ``(B, C, H, W)`` except ``t_batch`` ``(B,)`` long.  It sets ``res`` and/or ``noise`` (the terms of
             its objective; all three terms to give ``Î_0`` itself); a plain ``(pred_res, pred_noise)`` or
             ``(pred_res, pred_noise, pred_x0)`` tuple is read as one
             (:func:`lrdm.core.prediction.as_prediction`).  Each step completes it with
             :func:`lrdm.core.diffusion.official_predictions`.
         x_in: ``(B, C, H, W)`` degraded input in [-1, 1].
-        eta: 0 (deterministic, DDIM-like) to 1 (DDPM-like).
         generator: source of the start noise and of the stochastic steps.
-        clip: clip the predicted residual and ``Î_0`` to [-1, 1] as the reference code does.
-        x_T: optional start ``(B, C, H, W)``; default ``I_in + β̄_T z``.
         callback: called once per step, after the prediction and before the update, with the state
             ``{"i": step index from 0, "t": timestep (int), "x": I_t, "prediction": the completed, clipped
             Prediction}`` (k-diffusion's shape).  Its return value is ignored.
+        options: ``eta`` 0 (deterministic, DDIM-like) to 1 (DDPM-like); ``clip`` the predicted residual and
+            ``Î_0`` to [-1, 1] as the reference code does; ``x_T`` the start ``(B, C, H, W)``, default
+            ``I_in + β̄_T z``.
     Returns:
         ``Î_0`` ``(B, C, H, W)``: the last step's ``prediction.x0``.
 
-    Only ``model_fn`` runs under an enclosing autocast; the update runs in ``x_in``'s precision (half-precision
+    Only ``network`` runs under an enclosing autocast; the update runs in ``x_in``'s precision (half-precision
     predictions are lifted to float32).  No step reads a value back to the host: the timesteps are made on
     ``x_in``'s device and the coefficient tables are cached there (:func:`lrdm.core.schedules.device_table`).
     The sampler has no progress bar (a caller wraps its own around the images).
     """
+    eta, clip = options.eta, options.clip
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
     pairs = step_pairs(schedule.T, steps)  # the step list is checked here, once
@@ -124,10 +149,10 @@ def sample(
         return x_in + gather(schedule.beta_bar, timesteps(schedule.T - 1), x_in) * standard_normal(x_in, generator)
 
     with full_precision(x_in.device):
-        x_t = start_point(x_in, x_T, prior)
+        x_t = start_point(x_in, options.x_T, prior)
     for i, (t, s) in enumerate(pairs):
         t_batch, s_batch = timesteps(t), timesteps(s)
-        output = as_prediction(model_fn(x_t, t_batch, x_in))  # the one call under an enclosing autocast
+        output = as_prediction(network(x_t, t_batch, x_in))  # the one call under an enclosing autocast
         with full_precision(x_in.device):
             prediction = official_predictions(output, x_t, x_in, t_batch, schedule, clip)
             if callback is not None:

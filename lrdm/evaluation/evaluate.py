@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_unit_float
 from lrdm.errors import ConfigError, NonFiniteOutputError
 from lrdm.evaluation.columns import RESULT_COLUMNS
-from lrdm.evaluation.inference import Sampling, batches_by_tiling, network_shape, restore_with_tiling
+from lrdm.evaluation.inference import Restorer, Sampling, batches_by_tiling, network_shape, restore_with_tiling
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.evaluation.tiling import AUTO, TileRequest, choose_tiling
 from lrdm.files import write_png
@@ -101,16 +102,52 @@ def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> 
     return restored
 
 
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How a run is evaluated (:func:`evaluate_protocols`, :func:`evaluate_run`, :func:`restore_rows`).
+
+    ``sampling``: steps, seed of the start noise, ``eta`` and sampler (:class:`lrdm.evaluation.inference.Sampling`);
+    ``split``: the index's rows restored; ``protocol``: the primary protocol; ``resize``: the test-time transform
+    (None, RDDM's size, or ``"lrdm"``; see :func:`evaluate_run`); ``tile``: the tile policy (``"auto"``, a side in
+    pixels, or None, whole images); ``device``: ``auto``, ``cpu``, ``cuda[:N]``; ``batch``: test images of one size
+    restored together; ``limit``: the first images only; ``save_dir``: a folder for the restored PNGs;
+    ``progress``: a bar over the images.  :func:`restore_rows` restores one image at a time and saves nothing, so
+    it reads neither ``batch``, ``limit``, ``save_dir`` nor ``progress``.
+    """
+
+    sampling: Sampling
+    split: str = "test"
+    protocol: str = "derain_y"
+    resize: int | str | None = None
+    tile: int | str | None = AUTO
+    device: str = "auto"
+    batch: int = 1
+    limit: int | None = None
+    save_dir: str | Path | None = None
+    progress: bool = False
+
+    @classmethod
+    def of(cls, steps: int, **keywords: Any) -> EvaluationOptions:
+        """Options from keyword arguments: the fields of :class:`Sampling` but ``steps`` (``seed``, ``eta``,
+        ``sampler``) and those of this class; an unknown keyword raises ``TypeError`` naming it."""
+        sampling_keys = {item.name for item in fields(Sampling)} - {"steps"}
+        sampling = {key: keywords.pop(key) for key in list(keywords) if key in sampling_keys}
+        return cls(Sampling(steps, **sampling), **keywords)
+
+
 def evaluate_run(model_path: str | Path, index: str | Path, steps: int, **options: Any) -> pd.DataFrame:
     """Restores every image of ``split`` with ``steps`` sampling steps and scores it against its target.
 
-    ``options`` are the keyword arguments of :func:`evaluate_protocols` (``split``, ``protocol``, ``eta``,
-    ``seed``, ``device``, ``save_dir``, ``limit``, ``resize``, ``batch``, ``tile``, ``progress``) with their defaults.
+    ``options`` are the fields of :class:`EvaluationOptions` and of its ``sampling`` (``split``, ``protocol``,
+    ``eta``, ``seed``, ``sampler``, ``device``, ``save_dir``, ``limit``, ``resize``, ``batch``, ``tile``,
+    ``progress``) with their defaults (:meth:`EvaluationOptions.of`).
 
     Each image goes through the network as ``lrdm restore`` sends it (:mod:`lrdm.evaluation.inference`): whole
     when it is within the tile policy's side, else in tiles (``tile``: ``"auto"``, the policy of
     :func:`lrdm.evaluation.tiling.auto_tile`; a side in pixels; or None, whole images).  The start noise of
-    image ``i`` comes from :func:`lrdm.core.sampling.image_generator`.  ``resize`` is RDDM's policy: the input
+    image ``i`` comes from :func:`lrdm.core.sampling.image_generator`; the sampler is the one named by
+    ``sampler`` (:data:`lrdm.core.samplers.SAMPLERS`; ``default``: the run's process's own), recorded in the
+    ``sampler`` column.  ``resize`` is RDDM's policy: the input
     is resized to ``resize × resize`` (MATLAB-style bicubic) before restoration and the ground truth to the
     output's size for scoring; the ``protocol`` column then reads e.g. ``rgb@256``.  ``resize="lrdm"`` is the
     LRDM test transform: input and ground truth both go through :func:`lrdm_test_resize` (column
@@ -122,35 +159,23 @@ def evaluate_run(model_path: str | Path, index: str | Path, steps: int, **option
     ``max_test_images``).  Returns one row per image with :data:`RESULT_COLUMNS`,
     plus any further metrics of the protocol (e.g. ``mae_all``, ``mae_shadow``, ``mae_nonshadow``).
     """
-    return evaluate_protocols(model_path, index, steps, (), **options)[0]
+    return evaluate_protocols(model_path, index, EvaluationOptions.of(steps, **options))[0]
 
 
 def evaluate_protocols(
-    model_path: str | Path,
-    index: str | Path,
-    steps: int,
-    scorings: Sequence[str],
-    *,
-    split: str = "test",
-    protocol: str = "derain_y",
-    eta: float = 0.0,
-    seed: int = 0,
-    device: str = "auto",
-    save_dir: str | Path | None = None,
-    limit: int | None = None,
-    resize: int | str | None = None,
-    batch: int = 1,
-    tile: int | str | None = AUTO,
-    progress: bool = False,
+    model_path: str | Path, index: str | Path, options: EvaluationOptions, scorings: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`evaluate_run`, and the same restored images scored once more under each of ``scorings``.
+    """:func:`evaluate_run` under ``options``, and the same restored images scored once more under each of
+    ``scorings``.
 
     ``scorings`` are protocol labels (``derain_y``, ``derain_y@256``, ``lrdm_y@lrdm256``; see
     :func:`parse_protocol_label`).  Their transforms apply to the restored image and the ground truth, so the
     images are restored once, at the size the primary evaluation gives the network; this needs
-    ``resize=None``.  The settings after ``scorings`` are keyword-only.  Returns the primary frame and a frame of
-    the same columns with one row per image and scoring (empty without ``scorings``).
+    ``options.resize`` None.  Returns the primary frame and a frame of the same columns with one row per image and
+    scoring (empty without ``scorings``).
     """
+    protocol, resize, batch, limit = options.protocol, options.resize, options.batch, options.limit
+    steps, save_dir = options.sampling.steps, options.save_dir
     check_resize(resize)
     if resize == LRDM_TRANSFORM and protocol == "istd":
         raise ValueError("protocol 'istd' needs resize None or N: the LRDM test transform has no mask counterpart")
@@ -161,12 +186,12 @@ def evaluate_protocols(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"eval_batch must be a positive integer, got {batch!r}", "eval_batch")
     model_path = Path(model_path)
-    dev = pick_device(device)
+    dev = pick_device(options.device)
     config, network, process = load_model(model_path, dev)
-    request, shape = TileRequest(tile, AUTO, batch), network_shape(config, network)
-    sampling = Sampling(steps, seed, eta)
+    restorer = Restorer(network, process, dev, options.sampling)
+    request, shape = TileRequest(options.tile, AUTO, batch), network_shape(config, network)
     rank = config.rank
-    dataset = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)
+    dataset = PairedImageDataset(index, split=options.split, crop=None, flip=False, cache=False)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     rows, further = [], []
     keys_of_run = {
@@ -179,8 +204,9 @@ def evaluate_protocols(
         "order": rank.order,
         "rank": rank.rank,
         "steps": steps,
-        "eta": eta,
+        "eta": options.sampling.eta,
         "seed": config.seed,
+        "sampler": restorer.sampler.name,
         "max_test_images": limit,
     }
 
@@ -219,12 +245,13 @@ def evaluate_protocols(
                 )
             )
 
-    bar = tqdm(total=count, desc=f"evaluate {model_path.parent.name} steps {steps}", unit="img", disable=not progress)
+    description = f"evaluate {model_path.parent.name} steps {steps}"
+    bar = tqdm(total=count, desc=description, unit="img", disable=not options.progress)
     entries = (load(i) for i in range(count))
     for group in batches_by_tiling(entries, lambda entry: entry["plan"], lambda entry: entry["degraded"].shape):
         began = time.perf_counter()
         images, numbers = [entry["degraded"] for entry in group], [entry["number"] for entry in group]
-        restored = restore_with_tiling(network, process, images, numbers, sampling, group[0]["plan"], dev)
+        restored = restore_with_tiling(restorer, images, numbers, group[0]["plan"])
         check_finite(restored, model_path, ", ".join(f"image {e['image_id']!r} ({e['file']})" for e in group))
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -293,27 +320,19 @@ def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def restore_rows(
-    models: dict[str, str | Path],
-    index: str | Path,
-    steps: int,
-    image_numbers: Sequence[int],
-    split: str = "test",
-    protocol: str = "derain_y",
-    seed: int = 0,
-    device: str = "auto",
-    resize: int | str | None = None,
-    tile: int | str | None = AUTO,
+    models: dict[str, str | Path], index: str | Path, image_numbers: Sequence[int], options: EvaluationOptions
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, float]]]:
     """Restores the test images ``image_numbers`` with several runs (LRDM Fig. 7, the restoration grids).
 
     Returns, per image, uint8 ``(H, W, 3)`` images keyed ``GT``, ``Input`` and each label of ``models``, and
-    the PSNR of every image but ``GT`` against it, scored as :func:`evaluate_run` scores it under ``protocol`` and
-    ``resize`` (the same test-time transform, noise and ``tile`` policy, so the same PSNR as the image's score
-    row); the images shown are the transformed ones.  Each model is loaded once.
+    the PSNR of every image but ``GT`` against it, scored as :func:`evaluate_run` scores it under the same
+    ``options`` (the same test-time transform, sampler, noise and ``tile`` policy, so the same PSNR as the image's
+    score row); the images shown are the transformed ones.  Each model is loaded once.
     """
+    protocol, resize, tile = options.protocol, options.resize, options.tile
     check_resize(resize)
-    dev = pick_device(device)
-    dataset = PairedImageDataset(index, split=split, crop=None, flip=False, cache=False)
+    dev = pick_device(options.device)
+    dataset = PairedImageDataset(index, split=options.split, crop=None, flip=False, cache=False)
     items = [dataset[number] for number in image_numbers]
     pairs = [protocol_inputs(item, resize) for item in items]
     masks = [item["mask"][0].numpy() > 0 if "mask" in item else None for item in items]
@@ -324,10 +343,11 @@ def restore_rows(
     ]
     for label, model_path in models.items():
         config, network, process = load_model(model_path, dev)
-        shape, request, sampling = network_shape(config, network), TileRequest(tile, AUTO, 1), Sampling(steps, seed)
+        shape, request = network_shape(config, network), TileRequest(tile, AUTO, 1)
+        restorer = Restorer(network, process, dev, options.sampling)
         for number, item, (degraded, target), mask, row, psnr in zip(image_numbers, items, pairs, masks, rows, psnrs):
             plan = choose_tiling(*degraded.shape[:2], shape, math.inf, request, name=f"image {item['image_id']!r}")
-            restored = restore_with_tiling(network, process, [degraded], [number], sampling, plan, dev)
+            restored = restore_with_tiling(restorer, [degraded], [number], plan)
             check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
             row[label] = from_model_space(restored[0].cpu())
             psnr[label] = score_restored(restored[0], degraded, target, protocol, resize, mask)[0]["psnr"]
@@ -338,6 +358,7 @@ def restore_examples(
     models: dict[str, str | Path], index: str | Path, steps: int, image_number: int = 0, **options: Any
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """:func:`restore_rows` of one test image (LRDM Fig. 7): its images and PSNRs; ``options`` are the keyword
-    arguments of :func:`restore_rows` (``split``, ``protocol``, ``seed``, ``device``, ``resize``, ``tile``)."""
-    rows, psnrs = restore_rows(models, index, steps, [image_number], **options)
+    arguments of :meth:`EvaluationOptions.of` (``split``, ``protocol``, ``seed``, ``eta``, ``sampler``, ``device``,
+    ``resize``, ``tile``)."""
+    rows, psnrs = restore_rows(models, index, [image_number], EvaluationOptions.of(steps, **options))
     return rows[0], psnrs[0]

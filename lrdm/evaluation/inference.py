@@ -2,6 +2,8 @@
 ``lrdm restore``, the ``evaluate`` rule and the restoration grids share, so a test set is scored exactly as a
 user's photos are restored (issue 28).
 
+* :class:`Restorer` is a loaded run (network, process, device) and how it samples (:class:`Sampling`: steps, seed,
+  ``eta`` and the sampler of :data:`lrdm.core.samplers.SAMPLERS`).
 * :func:`restore` runs the sampler on a batch of images of one size, padded to the network's multiple (reflect
   padding; a side shorter than the multiple, down to one pixel, is first padded by repeating its edge) and cropped
   back.
@@ -19,13 +21,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lrdm.core.process import Process
+from lrdm.core.samplers import DEFAULT_SAMPLER, SAMPLER_KEY, Sampler, SamplerOptions, check_sampler_name, sampler_for
 from lrdm.core.sampling import Generators, image_generator
 from lrdm.data.paired import to_model_space
 from lrdm.evaluation.tiling import NetworkShape, Tiling
@@ -40,11 +44,47 @@ TILED = "tiled"
 
 @dataclass(frozen=True)
 class Sampling:
-    """How each image is sampled: ``steps`` sampling steps, DDIM ``eta``, and the ``seed`` of the start noise."""
+    """How each image is sampled: ``steps`` sampling steps, the ``seed`` of the start noise, the DDIM ``eta``, and
+    the ``sampler`` (a name of :data:`lrdm.core.samplers.SAMPLER_NAMES`; config key ``sampling.sampler``)."""
 
     steps: int
     seed: int = 0
     eta: float = 0.0
+    sampler: str = DEFAULT_SAMPLER
+    sampler_key: str = field(default=SAMPLER_KEY, compare=False)
+    """Where the sampler's name came from, for errors: the config key, or ``--sampler``."""
+
+    def __post_init__(self) -> None:
+        check_sampler_name(self.sampler, self.sampler_key)
+
+    @property
+    def options(self) -> SamplerOptions:
+        """The sampler's per-call options."""
+        return SamplerOptions(eta=self.eta)
+
+    def sampler_for(self, process: Process) -> Sampler:
+        """The table entry this sampling uses for ``process`` (its ``name``): :func:`lrdm.core.samplers.sampler_for`
+        (a sampler of another process raises :class:`lrdm.errors.ConfigError` naming :attr:`sampler_key`)."""
+        return sampler_for(self.sampler, process.name, self.sampler_key)
+
+
+@dataclass(frozen=True)
+class Restorer:
+    """A loaded run ready to restore: its ``network`` and ``process`` (:func:`lrdm.training.rundir.load_model`),
+    the ``device`` they are on, and how each image is sampled (``sampling``).  A sampler the table does not hold
+    for the run's process is refused here, before any image is restored (:func:`lrdm.core.samplers.sampler_for`)."""
+
+    network: Any
+    process: Process
+    device: torch.device
+    sampling: Sampling
+
+    def __post_init__(self) -> None:
+        self.sampling.sampler_for(self.process)
+
+    @property
+    def sampler(self) -> Sampler:
+        return self.sampling.sampler_for(self.process)
 
 
 def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -62,16 +102,17 @@ def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[i
 
 
 @torch.inference_mode()
-def restore(
-    network, process, x_in: torch.Tensor, steps: int, eta: float = 0.0, generator: Generators = None
-) -> torch.Tensor:
-    """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] of any size -> ``(B, 3, H, W)`` in [-1, 1], the whole batch at
-    once under ``torch.inference_mode``; on CUDA the input goes in channels_last, the layout of the network
-    :func:`lrdm.training.rundir.load_model` returns there (its convolutions run fastest so)."""
+def restore(restorer: Restorer, x_in: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+    """Restores ``x_in`` ``(B, 3, H, W)`` in [-1, 1] of any size with ``restorer``'s sampler -> ``(B, 3, H, W)`` in
+    [-1, 1], the whole batch at once under ``torch.inference_mode``; on CUDA the input goes in channels_last, the
+    layout of the network :func:`lrdm.training.rundir.load_model` returns there (its convolutions run fastest so)."""
+    network, sampling = restorer.network, restorer.sampling
     padded, (height, width) = pad_to_multiple(x_in, network.downsample_factor)
     if padded.device.type in CHANNELS_LAST_DEVICES:
         padded = padded.contiguous(memory_format=torch.channels_last)
-    out = process.sample(network, padded, steps, eta=eta, generator=generator)
+    schedule = restorer.process.schedule
+    sampler = restorer.sampler.function
+    out = sampler(network, padded, schedule, sampling.steps, generator=generator, options=sampling.options)
     return out[..., :height, :width]
 
 
@@ -110,17 +151,16 @@ def tile_generator(seed: int, image_number: int, tile_number: int, device: torch
     return torch.Generator(device=device).manual_seed(stable_key(f"{seed}/{image_number}/{tile_number}"))
 
 
-def restore_tiled(
-    network, process, image: np.ndarray, number: int, sampling: Sampling, plan: Tiling, device: torch.device
-) -> torch.Tensor:
-    """Restores one uint8 ``(H, W, 3)`` image in the tiles of ``plan`` (``plan.tile`` pixels at most a side,
-    ``plan.overlap`` shared, ``plan.batch`` at a time), blended with :func:`blend_weights` -> ``(1, 3, H, W)`` in
-    [-1, 1].  Tiles are converted from the uint8 image one batch at a time, so the float32 copies of the whole
-    image are only the blended sum and its weights."""
+def restore_tiled(restorer: Restorer, image: np.ndarray, number: int, plan: Tiling) -> torch.Tensor:
+    """Restores one uint8 ``(H, W, 3)`` image, number ``number``, in the tiles of ``plan`` (``plan.tile`` pixels at
+    most a side, ``plan.overlap`` shared, ``plan.batch`` at a time), blended with :func:`blend_weights` ->
+    ``(1, 3, H, W)`` in [-1, 1].  Tiles are converted from the uint8 image one batch at a time, so the float32
+    copies of the whole image are only the blended sum and its weights."""
     if plan.tile is None:
         raise ValueError("restore_tiled needs a plan with a tile side; restore whole images with restore_with_tiling")
+    device, seed = restorer.device, restorer.sampling.seed
     height, width = image.shape[:2]
-    multiple = network.downsample_factor
+    multiple = restorer.network.downsample_factor
     rows = tile_spans(height, plan.tile, plan.overlap, multiple)
     columns = tile_spans(width, plan.tile, plan.overlap, multiple)
     tile_h, tile_w = rows[0][1], columns[0][1]
@@ -131,8 +171,7 @@ def restore_tiled(
     for first in range(0, len(corners), plan.batch):
         chunk = list(enumerate(corners))[first : first + plan.batch]
         crops = to_model_space(np.stack([image[t : t + tile_h, c : c + tile_w] for _, (t, c) in chunk])).to(device)
-        generators = [tile_generator(sampling.seed, number, j, device) for j, _ in chunk]
-        out = restore(network, process, crops, sampling.steps, eta=sampling.eta, generator=generators)
+        out = restore(restorer, crops, [tile_generator(seed, number, j, device) for j, _ in chunk])
         for k, (_, (t, c)) in enumerate(chunk):
             total[..., t : t + tile_h, c : c + tile_w] += out[k] * weights
             weight_sum[t : t + tile_h, c : c + tile_w] += weights
@@ -140,13 +179,7 @@ def restore_tiled(
 
 
 def restore_with_tiling(
-    network,
-    process,
-    images: Sequence[np.ndarray],
-    numbers: Sequence[int],
-    sampling: Sampling,
-    plan: Tiling,
-    device: torch.device,
+    restorer: Restorer, images: Sequence[np.ndarray], numbers: Sequence[int], plan: Tiling
 ) -> torch.Tensor:
     """Restores uint8 ``(H, W, 3)`` images as ``plan`` says -> ``(B, 3, H, W)`` in [-1, 1]: whole, all together
     (images of one size; image ``numbers[b]`` draws its noise from :func:`image_generator`), or one image in
@@ -154,10 +187,10 @@ def restore_with_tiling(
     if plan.tile is not None:
         if len(images) != 1:
             raise ValueError(f"a tiled plan restores one image at a time, got {len(images)}")
-        return restore_tiled(network, process, images[0], numbers[0], sampling, plan, device)
+        return restore_tiled(restorer, images[0], numbers[0], plan)
+    device = restorer.device
     x_in = to_model_space(np.stack(images)).to(device)
-    generators = [image_generator(sampling.seed, number, device) for number in numbers]
-    return restore(network, process, x_in, sampling.steps, eta=sampling.eta, generator=generators)
+    return restore(restorer, x_in, [image_generator(restorer.sampling.seed, number, device) for number in numbers])
 
 
 def network_shape(config: Any, network: Any) -> NetworkShape:

@@ -32,7 +32,7 @@ from lrdm.core.device import pick_device
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.inference import Sampling, batches_by_tiling, network_shape, restore_with_tiling
+from lrdm.evaluation.inference import Restorer, Sampling, batches_by_tiling, network_shape, restore_with_tiling
 from lrdm.evaluation.tiling import (
     AUTO,
     DEFAULT_BATCH,
@@ -163,29 +163,37 @@ def checked_uint8(out: torch.Tensor, model_path: Path, names: Sequence[str]) -> 
     return from_model_space(out.cpu())
 
 
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How ``lrdm restore`` restores: ``sampling`` (steps, seed of the per-image noise, ``eta``, sampler;
+    :class:`lrdm.evaluation.inference.Sampling`), ``batch`` (the most images of one size, or tiles, restored
+    together), ``device``, ``tile`` (:data:`AUTO`, chosen to fit ``max_memory``; a side in pixels; or None, whole),
+    ``overlap`` (:data:`AUTO` or pixels), ``max_memory`` (bytes, or text such as ``"4G"``, for the whole process:
+    :mod:`lrdm.evaluation.tiling`) and ``progress`` (a bar over the images)."""
+
+    sampling: Sampling = Sampling(DEFAULT_STEPS)
+    batch: int = DEFAULT_BATCH
+    device: str = "auto"
+    tile: int | str | None = AUTO
+    overlap: int | str = AUTO
+    max_memory: int | str = DEFAULT_MAX_MEMORY
+    progress: bool = True
+
+
 def restore_images(
     model_path: str | os.PathLike[str],
     inputs: str | os.PathLike[str],
     out: str | os.PathLike[str] = DEFAULT_OUT,
-    steps: int = DEFAULT_STEPS,
-    batch: int = DEFAULT_BATCH,
-    device: str = "auto",
-    tile: int | str | None = AUTO,
-    overlap: int | str = AUTO,
-    seed: int = 0,
-    eta: float = 0.0,
-    progress: bool = True,
-    max_memory: int | str = DEFAULT_MAX_MEMORY,
+    options: RestoreOptions = RestoreOptions(),
     on_plan: Callable[[Path, str], None] | None = None,
 ) -> RestoreSummary:
-    """Restores the image or folder ``inputs`` with the run ``model_path`` into ``out/<stem>.png``.
+    """Restores the image or folder ``inputs`` with the run ``model_path`` into ``out/<stem>.png`` as ``options``
+    say (:class:`RestoreOptions`).
 
-    ``tile``: :data:`AUTO` (chosen to fit ``max_memory``), a side in pixels, or None (whole); ``overlap``:
-    :data:`AUTO` or pixels; ``batch``: the most images of one size (or tiles) restored together; ``max_memory``:
-    bytes or text such as ``"4G"`` for the whole process (:mod:`lrdm.evaluation.tiling`).  Unreadable images,
-    and images that do not fit, are skipped and listed in the summary's ``failed``; ``on_plan(path, text)`` hears
-    how each tiled or batch-limited image goes.  The output folder is checked (:func:`check_out_folder`) before the
-    model is loaded."""
+    Unreadable images, and images that do not fit ``options.max_memory``, are skipped and listed in the summary's
+    ``failed``; ``on_plan(path, text)`` hears how each tiled or batch-limited image goes.  The output folder is
+    checked (:func:`check_out_folder`) before the model is loaded."""
+    batch, tile, overlap, max_memory = options.batch, options.tile, options.overlap, options.max_memory
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, got {batch}")
     if tile not in (None, AUTO) and int(tile) < 1:
@@ -196,8 +204,9 @@ def restore_images(
     files = list_images(inputs)
     out, model_path = Path(out), Path(model_path)
     check_out_folder(out, files)
-    dev = pick_device(device)
+    dev = pick_device(options.device)
     config, network, process = load_model(model_path, dev)
+    restorer = Restorer(network, process, dev, options.sampling)
     check_finite_weights(network, model_path)
     budget = bound - resident_bytes()
     if budget <= 0:
@@ -207,7 +216,6 @@ def restore_images(
         )
     shape = network_shape(config, network)
     request = TileRequest(tile, overlap, batch)
-    sampling = Sampling(steps, seed, eta)
     summary = RestoreSummary()
     began = time.perf_counter()
     plans: dict[Path, Tiling] = {}
@@ -227,7 +235,7 @@ def restore_images(
                 on_plan(file, summary.plans[file])
         shapes[number] = (height, width)
         groups.setdefault(None if plan.tile is not None else (height, width), []).append(number)
-    bar = tqdm(total=len(files), desc="restore", unit="img", disable=not progress)
+    bar = tqdm(total=len(files), desc="restore", unit="img", disable=not options.progress)
     bar.update(len(summary.failed))
     ordered = [number for numbers in groups.values() for number in numbers]  # images of one size side by side
     for chunk in batches_by_tiling(ordered, lambda number: plans[files[number]], shapes.__getitem__):
@@ -244,7 +252,7 @@ def restore_images(
             continue
         plan = plans[files[ok[0]]]
         try:
-            restored = restore_with_tiling(network, process, images, ok, sampling, plan, dev)
+            restored = restore_with_tiling(restorer, images, ok, plan)
         except RuntimeError as err:  # torch's allocator: the memory model was short for this image
             if OUT_OF_MEMORY not in str(err):
                 raise

@@ -224,7 +224,7 @@ def choose_tiling(
         if (plan := planned(side)) is not None:
             return plan
     raise MemoryBudgetError(
-        _over(name, height, width, f"even in {sides[-1]}-pixel tiles", need(sides[-1]), budget, False)
+        _over(name, height, width, f"even in {sides[-1]}-pixel tiles", need(sides[-1]), budget, smaller_tile=False)
     )
 
 

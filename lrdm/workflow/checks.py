@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from lrdm.config import TrainConfig
+from lrdm.core.samplers import DEFAULT_SAMPLER, check_sampler_name, sampler_for
 from lrdm.errors import ConfigError
 from lrdm.targets import MAIN_TABLE, PROTOCOLS, SCORE_TARGETS, TARGETS, Run, enabled_targets, target_evaluations
 from lrdm.vocab import FULL_RANK, PROCESS_OBJECTIVES, PROCESSES, RankSpec
@@ -88,6 +89,18 @@ def check_config(config: dict[str, Any]) -> None:
                 )
     check_train_gpus(config)
     check_sampling_steps(config)
+    check_sampler(config)
+
+
+def check_sampler(config: dict[str, Any]) -> None:
+    """``sampling.sampler`` is a name of the sampler table and samples the process of every evaluated run
+    (:func:`lrdm.core.samplers.sampler_for`)."""
+    name = config["sampling"].get("sampler", DEFAULT_SAMPLER)
+    check_sampler_name(name)
+    for target in enabled_targets(config):
+        if target in SCORE_TARGETS:
+            for process in sorted({evaluation.process for evaluation in target_evaluations(config, target)}):
+                sampler_for(name, process)
 
 
 def check_sampling_steps(config: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from lrdm.config import TrainConfig
 from lrdm.core import resshift
 from lrdm.core.prediction import Prediction, as_prediction
 from lrdm.core.process import build_network, build_process
+from lrdm.core.samplers import DEFAULT_SAMPLER, SamplerOptions, sampler_for
 from lrdm.core.sampling import sample, step_pairs
 from lrdm.core.schedules import residual_schedule
 from lrdm.vocab import OBJECTIVES
@@ -113,7 +114,9 @@ def test_rddm_sampler_clamps_each_clipped_term_once_per_step(objective, clip):
 def test_resshift_sampler_clamps_once_per_step(clip):
     x0, x_in = images(3)
     with ClampCounter() as counter:
-        resshift.sample(lambda *a: Prediction(x0=3 * x0), x_in, resshift.resshift_schedule(), 4, clip=clip)
+        resshift.sample(
+            lambda *a: Prediction(x0=3 * x0), x_in, resshift.resshift_schedule(), 4, options=SamplerOptions(clip=clip)
+        )
     assert counter.count == (4 if clip else 0)
 
 
@@ -146,7 +149,8 @@ def test_every_network_returns_a_prediction_of_its_process_terms(backbone, proce
     assert all(getattr(out, name) is None for name in Prediction._fields if name not in terms)
     states = []
     with torch.no_grad():
-        restored = built.sample(network, x_in, 2, callback=states.append)
+        sampler = sampler_for(DEFAULT_SAMPLER, built.name).function
+        restored = sampler(network, x_in, built.schedule, 2, callback=states.append)
     assert len(states) == 2 and restored.shape == x_in.shape
 
 

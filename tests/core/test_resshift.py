@@ -13,6 +13,7 @@ from lrdm.core.resshift import (
     sample,
     training_loss,
 )
+from lrdm.core.samplers import SamplerOptions
 from lrdm.core.sampling import step_pairs
 from lrdm.vocab import RankSpec
 
@@ -236,9 +237,13 @@ def oracle(x0):
 def test_oracle_sampler_returns_x0(steps):
     sched = resshift_schedule()
     x0, x_in = data()
-    out = sample(oracle(x0), x_in, sched, steps, generator=torch.Generator().manual_seed(1), clip=False)
+    out = sample(
+        oracle(x0), x_in, sched, steps, generator=torch.Generator().manual_seed(1), options=SamplerOptions(clip=False)
+    )
     assert torch.equal(out, x0)
-    out = sample(oracle(x0), x_in, sched, steps, generator=torch.Generator().manual_seed(1), clip=True)
+    out = sample(
+        oracle(x0), x_in, sched, steps, generator=torch.Generator().manual_seed(1), options=SamplerOptions(clip=True)
+    )
     assert torch.equal(out, x0)
 
 
@@ -274,7 +279,9 @@ def test_sampler_full_steps_is_resshift_chain():
         return 0.5 * x_t + 0.1 * x_in_
 
     g = torch.Generator().manual_seed(11)
-    out = sample(lambda *a: Prediction(x0=model_fn(*a)), x_in, sched, 15, generator=g, clip=False)
+    out = sample(
+        lambda *a: Prediction(x0=model_fn(*a)), x_in, sched, 15, generator=g, options=SamplerOptions(clip=False)
+    )
     g = torch.Generator().manual_seed(11)
     x = x_in + 2.0 * math.sqrt(float(sched.eta[-1])) * torch.randn(x_in.shape, generator=g, dtype=x_in.dtype)
     for t in range(14, 0, -1):
@@ -301,9 +308,9 @@ def test_sampler_determinism_and_x_T():
     assert torch.equal(a, b) and not torch.equal(a, c)
     # one step from a given x_T is deterministic: the prediction at t = T-1
     x_T = torch.zeros_like(x_in) + 0.25
-    assert torch.equal(sample(model_fn, x_in, sched, 1, x_T=x_T), 0.5 * x_T)
+    assert torch.equal(sample(model_fn, x_in, sched, 1, options=SamplerOptions(x_T=x_T)), 0.5 * x_T)
     with pytest.raises(ValueError, match="x_T shape"):
-        sample(model_fn, x_in, sched, 1, x_T=x_T[:1])
+        sample(model_fn, x_in, sched, 1, options=SamplerOptions(x_T=x_T[:1]))
     for bad in (0, 16):
         with pytest.raises(ValueError, match="sampling steps"):
             sample(model_fn, x_in, sched, bad)

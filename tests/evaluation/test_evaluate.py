@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 
 from lrdm.cli import main
-from lrdm.evaluation.evaluate import RESULT_COLUMNS, evaluate_run, restore_examples, restore_rows
+from lrdm.errors import ConfigError
+from lrdm.evaluation.evaluate import RESULT_COLUMNS, EvaluationOptions, evaluate_run, restore_examples, restore_rows
+from lrdm.evaluation.inference import Sampling
 from lrdm.training.trainer import train
 
 
@@ -27,6 +29,7 @@ def test_evaluate_run_schema_and_determinism(trained, rain_index, tmp_path):
         2,
     )
     assert pd.isna(row["order"])
+    assert set(frame["sampler"]) == {"ddim"}  # sampler "default" of an RDDM run, by its name in the table
     assert len(list((tmp_path / "png").glob("*.png"))) == len(frame)
     # image i's noise does not depend on the other images evaluated
     first = evaluate_run(trained, rain_index, steps=2, limit=1)
@@ -63,8 +66,8 @@ def test_restore_examples_returns_gt_input_and_runs(trained, rain_index):
 def test_grid_psnrs_are_the_score_rows_of_the_same_images(trained, rain_index, protocol, resize):
     """The restoration grids score as the tables do: each grid PSNR is its image's row in the score file."""
     frame = evaluate_run(trained, rain_index, steps=2, protocol=protocol, resize=resize, limit=2)
-    rows, psnrs = restore_rows({"run": trained}, rain_index, steps=2, image_numbers=[0, 1], protocol=protocol,
-                               resize=resize)  # fmt: skip
+    options = EvaluationOptions(Sampling(2), protocol=protocol, resize=resize)
+    rows, psnrs = restore_rows({"run": trained}, rain_index, [0, 1], options)
     assert [p["run"] for p in psnrs] == pytest.approx(list(frame["psnr"]), abs=1e-9)
     assert [p["Input"] for p in psnrs] == pytest.approx(list(frame["input_psnr"]), abs=1e-9)
     if resize is not None:
@@ -214,11 +217,20 @@ def test_lrdm_transform_restores_the_transformed_input_and_scores_unrounded(trai
         evaluate_run(trained, rain_index, steps=1, resize="lrdm512")
 
 
+def test_a_sampler_of_another_process_is_refused_naming_the_key(trained, rain_index):
+    with pytest.raises(ConfigError, match="sampling.sampler: sampler 'resshift' samples process 'resshift'"):
+        evaluate_run(trained, rain_index, steps=1, limit=1, sampler="resshift")
+    with pytest.raises(ConfigError, match="unknown sampler 'euler'"):
+        evaluate_run(trained, rain_index, steps=1, limit=1, sampler="euler")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stepz'"):
+        evaluate_run(trained, rain_index, steps=1, stepz=2)
+
+
 def test_further_scorings_rescore_the_same_restored_images(trained, rain_index):
     from lrdm.evaluation.evaluate import evaluate_protocols, parse_protocol_label
 
     labels = ["derain_y", "derain_y@48", "lrdm_y@lrdm256"]
-    primary, further = evaluate_protocols(trained, rain_index, 1, labels, limit=2, save_dir=None)
+    primary, further = evaluate_protocols(trained, rain_index, EvaluationOptions(Sampling(1), limit=2), labels)
     assert list(further.columns) == list(primary.columns)
     assert list(further["protocol"]) == labels * 2
     own = further[further["protocol"] == "derain_y"].reset_index(drop=True)
@@ -232,7 +244,7 @@ def test_further_scorings_rescore_the_same_restored_images(trained, rain_index):
         with pytest.raises(ValueError, match="protocol label"):
             parse_protocol_label(bad)
     with pytest.raises(ValueError, match="restored at their own size"):
-        evaluate_protocols(trained, rain_index, 1, labels, resize=48)
+        evaluate_protocols(trained, rain_index, EvaluationOptions(Sampling(1), resize=48), labels)
 
 
 def test_scores_do_not_depend_on_the_eval_batch(trained, rain_index):

@@ -13,8 +13,15 @@ import torch
 from lrdm.data.images import load_rgb
 from lrdm.data.paired import PairedImageDataset
 from lrdm.evaluation.evaluate import evaluate_run
-from lrdm.evaluation.inference import batches_by_tiling, blend_weights, pad_to_multiple, same_size_batches, tile_spans
-from lrdm.evaluation.restore import restore_images
+from lrdm.evaluation.inference import (
+    Sampling,
+    batches_by_tiling,
+    blend_weights,
+    pad_to_multiple,
+    same_size_batches,
+    tile_spans,
+)
+from lrdm.evaluation.restore import RestoreOptions, restore_images
 from lrdm.evaluation.tiling import Tiling
 from lrdm.training.trainer import train
 
@@ -82,7 +89,8 @@ def test_evaluation_restores_an_image_exactly_as_lrdm_restore_does(model, rain_i
     first = Path(PairedImageDataset(rain_index, split="test").rows.iloc[0]["input"])
     if not first.is_absolute():
         first = Path(rain_index).parent / first
-    restored = restore_images(model, first, tmp_path / "restored", steps=2, batch=1, tile=tile, progress=False)
+    options = RestoreOptions(Sampling(2), batch=1, tile=tile, progress=False)
+    restored = restore_images(model, first, tmp_path / "restored", options)
     scored = load_rgb(tmp_path / "scored" / f"{frame['image_id'][0]}.png")
     assert np.array_equal(scored, load_rgb(restored.written[0]))
     assert (first in restored.plans) == (tile is not None)

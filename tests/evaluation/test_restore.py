@@ -11,7 +11,8 @@ from PIL import Image
 from lrdm.cli import ERROR_EXIT, main
 from lrdm.data.images import load_rgb
 from lrdm.errors import MemoryBudgetError
-from lrdm.evaluation.restore import list_images, restore_images
+from lrdm.evaluation.inference import Sampling
+from lrdm.evaluation.restore import RestoreOptions, list_images, restore_images
 from lrdm.evaluation.tiling import (
     MEMORY_MODELS,
     TILE_CANDIDATES,
@@ -68,9 +69,8 @@ def test_outputs_do_not_depend_on_the_batch(model, photos, tmp_path):
     (photos / "truncated.png").unlink()
     runs = {}
     for batch in (1, 3):
-        summary = restore_images(
-            model, photos, tmp_path / f"b{batch}", steps=2, batch=batch, tile=TILE, overlap=OVERLAP, progress=False
-        )
+        options = RestoreOptions(Sampling(2), batch=batch, tile=TILE, overlap=OVERLAP, progress=False)
+        summary = restore_images(model, photos, tmp_path / f"b{batch}", options)
         assert not summary.failed and len(summary.written) == len(SIZES)
         runs[batch] = {p.name: load_rgb(p) for p in summary.written}
     # the start noise is bitwise the same (test below); the network's batched kernels sum in another order
@@ -86,10 +86,11 @@ def test_outputs_do_not_depend_on_the_batch(model, photos, tmp_path):
 
 def test_no_tiles_restores_whole(model, photos, tmp_path):
     (photos / "truncated.png").unlink()
-    whole = restore_images(model, photos / "big.png", tmp_path / "whole", steps=2, tile=None, progress=False)
-    tiled = restore_images(
-        model, photos / "big.png", tmp_path / "tiled", steps=2, tile=TILE, overlap=OVERLAP, progress=False
+    whole = restore_images(
+        model, photos / "big.png", tmp_path / "whole", RestoreOptions(Sampling(2), tile=None, progress=False)
     )
+    options = RestoreOptions(Sampling(2), tile=TILE, overlap=OVERLAP, progress=False)
+    tiled = restore_images(model, photos / "big.png", tmp_path / "tiled", options)
     a, b = load_rgb(whole.written[0]), load_rgb(tiled.written[0])
     assert a.shape == b.shape == (*SIZES["big"], 3)
     assert not np.array_equal(a, b)  # tiling changed the computation, not the geometry
@@ -179,6 +180,20 @@ def test_nan_weights_name_the_model(model, tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert str(broken) in line and "NaN or inf" in line and name in line
     assert not (tmp_path / "out").exists()
+
+
+def test_the_sampler_is_chosen_from_the_table(model, tmp_path, capsys):
+    write_png(tmp_path / "in" / "a.png", np.random.default_rng(3).integers(0, 256, (12, 20, 3), dtype=np.uint8))
+    for name in ("default", "ddim"):
+        out = tmp_path / name
+        assert main(restore_cli(model, "--input", str(tmp_path / "in"), "--out", str(out), "--sampler", name)) == 0
+    assert np.array_equal(load_rgb(tmp_path / "default" / "a.png"), load_rgb(tmp_path / "ddim" / "a.png"))
+    capsys.readouterr()
+    argv = restore_cli(model, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--sampler", "resshift")
+    assert main(argv) == ERROR_EXIT
+    line = one_error_line(capsys.readouterr().err)
+    assert "--sampler: sampler 'resshift' samples process 'resshift', not 'rddm'" in line
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_memory_bound_below_the_model_is_one_line(model, photos, tmp_path, capsys):

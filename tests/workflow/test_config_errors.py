@@ -29,6 +29,8 @@ def dry_run(workdir: Path, extra: str) -> subprocess.CompletedProcess:
         ("trian: {lr: 1e-4}\n", "config key trian: unknown key (did you mean train?)"),
         ("train: {lr: fast}\n", "config key train.lr is invalid: config key 'lr' must be a number, got 'fast'"),
         ("sampling: {eta: lots}\n", "config key sampling.eta: 'lots' is not of type 'number'"),
+        ("sampling: {sampler: euler}\n", "config key sampling.sampler: unknown sampler 'euler'; valid: default"),
+        ("sampling: {sampler: resshift}\n", "config key sampling.sampler: sampler 'resshift' samples process"),
         ("seeds: [0, two]\n", "config key seeds.1: 'two' is not of type 'integer'"),
     ],
 )

@@ -15,7 +15,8 @@ rule evaluate:
         protocols=P.protocols_path(RESULTS, RUN, "{steps}"),
     params:
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
-        eta=config["sampling"].get("eta", 0.0),
+        eta=config["sampling"]["eta"],
+        sampler=config["sampling"]["sampler"],
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),
         scorings=lambda wildcards: W.protocol_scorings(config, wildcards.dataset),
         batch=W.eval_batch(config),

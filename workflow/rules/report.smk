@@ -62,6 +62,8 @@ rule rank_grid_figure:
         pdf=P.figure_path(RESULTS, T.RANK_GRID, "pdf"),
     params:
         steps=config["sampling"]["steps"],
+        eta=config["sampling"]["eta"],
+        sampler=config["sampling"]["sampler"],
         labels=lambda wildcards: W.rank_grid_labels(config),
         protocol=lambda wildcards: config["datasets"][W.rank_grid_dataset(config)]["protocol"],
         resize=lambda wildcards: config["datasets"][W.rank_grid_dataset(config)].get("eval_resize"),
@@ -86,6 +88,8 @@ rule restoration_grid_figure:
         pdf=P.figure_path(RESULTS, T.RESTORATION_GRID, "pdf"),
     params:
         steps=config["sampling"]["steps"],
+        eta=config["sampling"]["eta"],
+        sampler=config["sampling"]["sampler"],
         labels=lambda wildcards: [label for label, _ in W.restoration_grid_runs(config, wildcards.dataset)],
         protocol=lambda wildcards: config["datasets"][wildcards.dataset]["protocol"],
         resize=lambda wildcards: config["datasets"][wildcards.dataset].get("eval_resize"),

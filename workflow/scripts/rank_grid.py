@@ -13,6 +13,8 @@ images, psnrs = restore_examples(
     dict(zip(params.labels, snakemake.input.models)),  # noqa: F821
     snakemake.input.index,  # noqa: F821
     steps=params.steps,
+    eta=params.eta,  # the sampling of the evaluate rule: the same PSNRs as the score rows
+    sampler=params.sampler,
     protocol=params.protocol,  # the rank-sweep table's scoring of this dataset
     resize=params.resize,
     tile=params.tile,  # as the evaluate rule: the same PSNRs as the score rows
