@@ -120,20 +120,19 @@ def _cmd_make_data(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from lrdm.config import TrainConfig, load_config
-    from lrdm.training.trainer import train
+    from lrdm.training.trainer import TrainOptions, train
 
     config = load_config(args.config) if args.config else TrainConfig()
     overrides = _parse_overrides(args.set)
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
-    path = train(
-        config,
-        args.run_dir,
+    options = TrainOptions(
         resume_from=args.resume_from,
+        restart_on_change=args.restart_on_change,
         data_workers=args.data_workers,
         compile_model=args.compile,
-        restart_on_change=args.restart_on_change,
     )
+    path = train(config, args.run_dir, options)
     print(path)
 
 

@@ -40,7 +40,7 @@ from lrdm.errors import (
 )
 from lrdm.files import sha256_file, write_png
 from lrdm.training.rundir import list_checkpoints, load_model
-from lrdm.training.trainer import train
+from lrdm.training.trainer import TrainOptions, train
 from lrdm.workflow import check_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,11 +64,11 @@ def smoke_config() -> dict:
 def test_changed_config_restarts_in_clean_directory_and_more_steps_continue(tiny_config, tmp_path):
     run = tmp_path / "run"
     train(tiny_config.replace(steps=4), run, progress=False)
-    train(tiny_config.replace(steps=6), run, progress=False, restart_on_change=True)  # continues
+    train(tiny_config.replace(steps=6), run, TrainOptions(restart_on_change=True), progress=False)  # continues
     assert [s for s, _ in list_checkpoints(run)] == [4, 6]
     losses = pd.read_csv(run / "losses.csv")
     assert losses["step"].tolist() == [1, 2, 3, 4, 5, 6]
-    train(tiny_config.replace(steps=2, lr=5e-4), run, progress=False, restart_on_change=True)
+    train(tiny_config.replace(steps=2, lr=5e-4), run, TrainOptions(restart_on_change=True), progress=False)
     assert [s for s, _ in list_checkpoints(run)] == [2], "old checkpoints are never mixed with the new config"
     assert pd.read_csv(run / "losses.csv")["step"].tolist() == [1, 2]
     superseded = list((run / "superseded").glob("*/checkpoints/step-*.pt"))

@@ -19,6 +19,7 @@ from lrdm.training.rundir import list_checkpoints, load_checkpoint, load_model
 from lrdm.training.trainer import (
     StepBatches,
     TrainingDiverged,
+    TrainOptions,
     batch_loader,
     draw_batch,
     learning_rate,
@@ -82,18 +83,18 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_config, tmp_pa
 def test_data_workers_prefetch_the_same_batches(tiny_config, tmp_path):
     inline = train(tiny_config, tmp_path / "inline", progress=False)
     run = tmp_path / "workers"
-    train(tiny_config, run, stop_after=3, progress=False, data_workers=2)
-    prefetched = train(tiny_config, run, progress=False, data_workers=1)  # resumed with another worker count
+    train(tiny_config, run, TrainOptions(data_workers=2), stop_after=3, progress=False)
+    prefetched = train(tiny_config, run, TrainOptions(data_workers=1), progress=False)  # another worker count
     assert_same_state(weights(inline), weights(prefetched))
     with pytest.raises(ValueError, match="data_workers"):
-        train(tiny_config, tmp_path / "bad", progress=False, data_workers=-1)
+        TrainOptions(data_workers=-1)
 
 
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_resumes_eager(tiny_config, tmp_path):
     eager = weights(train(tiny_config, tmp_path / "eager", progress=False))
     run = tmp_path / "compiled"
-    train(tiny_config, run, stop_after=3, progress=False, compile_model=True)
+    train(tiny_config, run, TrainOptions(compile_model=True), stop_after=3, progress=False)
     mixed = weights(train(tiny_config, run, progress=False))  # the compiled run's checkpoint, resumed eagerly
     difference = max(float((eager[k] - mixed[k]).abs().max()) for k in eager)
     print(f"compiled-then-eager vs eager: max |EMA weight| difference {difference:.3g}")
@@ -175,7 +176,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tiny_config, tmp_
 
 def test_missing_explicit_checkpoint_and_changed_config_are_errors(tiny_config, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
-        train(tiny_config, tmp_path / "r", resume_from=tmp_path / "nowhere.pt", progress=False)
+        train(tiny_config, tmp_path / "r", TrainOptions(resume_from=tmp_path / "nowhere.pt"), progress=False)
     train(tiny_config.replace(steps=2), tmp_path / "s", progress=False)
     with pytest.raises(ConfigError, match=r"different config \(keys \['lr'\]\)") as info:
         train(tiny_config.replace(steps=2, lr=5e-4), tmp_path / "s", progress=False)
