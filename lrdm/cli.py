@@ -112,9 +112,9 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _cmd_make_data(args: argparse.Namespace) -> None:
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 
-    frame = make_synthetic_dataset(args.out, args.task, size=args.size, seed=args.seed)
+    frame = make_synthetic_dataset(args.out, args.task, SynthesisOptions(size=args.size, seed=args.seed))
     print(f"wrote {len(frame)} pairs to {Path(args.out) / 'index.parquet'}")
 
 
@@ -155,13 +155,13 @@ def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from lrdm.config import TrainConfig
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
     from lrdm.evaluation.evaluate import evaluate_run
     from lrdm.training.trainer import train
 
     out = Path(args.out)
     began = time.perf_counter()
-    make_synthetic_dataset(out / "data", "rain", size=64, seed=0)
+    make_synthetic_dataset(out / "data", "rain", SynthesisOptions(size=64, seed=0))
     config = TrainConfig(
         index=str(out / "data" / "index.parquet"),
         crop=64,

@@ -9,14 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lrdm.config import TrainConfig
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 
 
 @pytest.fixture(scope="session")
 def rain_index(tmp_path_factory):
     """A small synthetic rain set (64 px patches) shared by the slower tests."""
     root = tmp_path_factory.mktemp("rain")
-    make_synthetic_dataset(root, "rain", size=64, patches_per_image=4, test_patches_per_image=2, seed=0)
+    make_synthetic_dataset(root, "rain", SynthesisOptions(size=64, patches_per_image=4, test_patches_per_image=2))
     return root / "index.parquet"
 
 

@@ -28,7 +28,7 @@ from lrdm.core.process import RDDMProcess
 from lrdm.data.images import load_rgb
 from lrdm.data.index import read_index
 from lrdm.data.paired import PairedImageDataset
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.errors import (
     CheckpointError,
     ChecksumError,
@@ -422,7 +422,7 @@ def test_cli_turns_training_divergence_into_one_line(tmp_path, rain_index, capsy
 
 @pytest.mark.parametrize("task", ["rain", "blur", "shadow"])
 def test_every_synthetic_pair_is_degraded(tmp_path, task):
-    frame = make_synthetic_dataset(tmp_path, task, size=32, seed=0)
+    frame = make_synthetic_dataset(tmp_path, task, SynthesisOptions(size=32, seed=0))
     for _, row in read_index(tmp_path / "index.parquet").iterrows():
         assert not np.array_equal(load_rgb(row["input"]), load_rgb(row["target"])), row["image_id"]
     assert len(frame) > 0

@@ -169,18 +169,10 @@ def official_names(module: nn.Module, state_dict: dict[str, Any], prefix: str, l
         state_dict[prefix + key[len(held) :]] = state_dict.pop(key)
 
 
-def held_names(
-    module: nn.Module,
-    state_dict: dict[str, Any],
-    prefix: str,
-    local_metadata: Any,
-    strict: bool,
-    missing_keys: list[str],
-    unexpected_keys: list[str],
-    error_msgs: list[str],
-) -> None:
+def held_names(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
     """Load-state-dict pre-hook of :class:`OfficialTermNetwork`, the inverse of :func:`official_names`:
-    ``<prefix><name>`` -> ``<prefix>unet.<name>`` in place."""
+    ``<prefix><name>`` -> ``<prefix>unet.<name>`` in place.  The hook's other arguments (``local_metadata``,
+    ``strict``, ``missing_keys``, ``unexpected_keys``, ``error_msgs``) are not needed."""
     held = f"{prefix}{OFFICIAL_UNET}."
     for key in [key for key in state_dict if key.startswith(prefix) and not key.startswith(held)]:
         state_dict[held + key[len(prefix) :]] = state_dict.pop(key)

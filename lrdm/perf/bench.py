@@ -47,7 +47,7 @@ from lrdm.core.process import build_network, build_process
 from lrdm.core.schedules import DEFAULT_T
 from lrdm.data.index import read_index, sha256_mismatch
 from lrdm.data.paired import PairedImageDataset
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.evaluation.metrics import score_batch
 from lrdm.training.rundir import LOSS_FILE
 from lrdm.training.trainer import StepBatches, TrainOptions, train
@@ -465,7 +465,8 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
         rows.extend(_sampling_rows(case, bench, PRESET_SAMPLING_STEPS[preset]))
         with tempfile.TemporaryDirectory() as data_dir:
             # patches twice the crop, so crops are drawn at random positions as in training
-            make_synthetic_dataset(data_dir, "rain", size=2 * case.size, patches_per_image=2, test_patches_per_image=1)
+            patches = SynthesisOptions(size=2 * case.size, patches_per_image=2, test_patches_per_image=1)
+            make_synthetic_dataset(data_dir, "rain", patches)
             rows.extend(_data_rows(case, Path(data_dir), repeats))
             rows.extend(_hash_rows(case, Path(data_dir), repeats))
             rows.extend(_loop_rows(case, Path(data_dir), bench, LOOP_WORKERS[preset]))

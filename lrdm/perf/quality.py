@@ -28,7 +28,7 @@ from lrdm.config import TrainConfig
 from lrdm.core.device import pick_device
 from lrdm.core.nets import compile_unets
 from lrdm.data.paired import PairedImageDataset
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.training.rundir import LOSS_FILE, load_model
 from lrdm.training.trainer import TrainOptions, train
 
@@ -131,7 +131,7 @@ def quality_check(
     curves, summary = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_synthetic_dataset(root / "data", "rain", size=QUALITY_DATA_SIZE)
+        make_synthetic_dataset(root / "data", "rain", SynthesisOptions(size=QUALITY_DATA_SIZE))
         index = root / "data" / "index.parquet"
         base = TrainConfig(index=str(index), steps=steps, checkpoint_every=steps, device=dev.type, **QUALITY_MODEL)
         variants = training_variants(dev, compile_model)
