@@ -78,16 +78,6 @@ def test_changed_config_restarts_in_clean_directory_and_more_steps_continue(tiny
     assert all(torch.equal(restarted[k], clean[k]) for k in clean), "a restarted run equals a fresh one"
 
 
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    path = workdir / "cfg.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-         str(path), *args],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-
-
 def reordered(value):
     if isinstance(value, dict):
         return {key: reordered(value[key]) for key in reversed(list(value))}
@@ -95,27 +85,27 @@ def reordered(value):
 
 
 @pytest.mark.slow
-def test_config_edit_reruns_exactly_that_run_and_reordering_reruns_nothing(tmp_path):
+def test_config_edit_reruns_exactly_that_run_and_reordering_reruns_nothing(tmp_path, workflow):
     config = smoke_config()
     for name in list(config["targets"]):
         if name != "main_table":
             config["targets"][name]["enabled"] = False
     config["targets"]["main_table"].update(datasets=["synthetic_blur"], specs=["full"])
     config["max_rank"] = None
-    first = snakemake(tmp_path, config, "--cores", "1", "all")
+    first = workflow(config, "all")
     assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
-    again = snakemake(tmp_path, reordered(copy.deepcopy(config)), "-n", "all")
+    again = workflow(reordered(copy.deepcopy(config)), "-n", "all")
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-4000:]
     edited = copy.deepcopy(config)
     edited["datasets"]["synthetic_blur"].setdefault("train", {})["lr"] = 5e-4
-    plan = snakemake(tmp_path, edited, "-n", "--quiet", "rules", "all")
+    plan = workflow(edited, "-n", "--quiet", "rules", "all")
     out = plan.stdout + plan.stderr
     rules = planned_rules(out)
     assert plan.returncode == 0 and "train" in rules and "prepare_dataset" not in rules, out[-4000:]
-    done = snakemake(tmp_path, edited, "--cores", "1", "all")
+    done = workflow(edited, "all")
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     edited["targets"]["main_table"]["specs"] = ["full", "full"]  # a changed spec with the same runs
-    table = snakemake(tmp_path, edited, "-n", "--quiet", "rules", "all")
+    table = workflow(edited, "-n", "--quiet", "rules", "all")
     out = table.stdout + table.stderr
     rules = planned_rules(out)
     assert table.returncode == 0 and "table" in rules and not {"train", "evaluate"} & rules, out[-4000:]
@@ -241,16 +231,8 @@ def test_refused_pickle_names_the_file_and_cli_prints_one_line(tmp_path, rain_in
 # 4. divergence --------------------------------------------------------------------------------------
 
 
-def test_exploding_finite_loss_is_divergence(tiny_config, tmp_path, monkeypatch):
-    original = RDDMProcess.loss
-    calls = {"n": 0}
-
-    def exploding(self, *args):
-        calls["n"] += 1
-        value = original(self, *args)
-        return value * 1e12 if calls["n"] >= 5 else value
-
-    monkeypatch.setattr(RDDMProcess, "loss", exploding)
+def test_exploding_finite_loss_is_divergence(tiny_config, tmp_path, scaled_loss):
+    scaled_loss(1e12, call=5)
     config = tiny_config.replace(divergence_factor=100.0)
     with pytest.raises(TrainingDiverged, match=r"loss exploded.*running median.*at step 5 .*step-00000004\.pt"):
         train(config, tmp_path / "boom", progress=False)
