@@ -318,12 +318,18 @@ def _zip_tree(tree: Path, archive: Path) -> str:
     return hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
-def test_prepare_manual_archive_end_to_end(tmp_path):
+def _placed_istd(tmp_path: Path, expected_counts: dict[str, int]) -> tuple[Path, dict, str]:
+    """An ISTD tree of 2 train and 3 test triplets, zipped into ``resources/downloads`` as a manual source placed by
+    hand: ``(resources, registry, sha256 of the archive)``, the registry's entry expecting ``expected_counts``."""
     resources = tmp_path / "resources"
     istd_tree(tmp_path / "tree", n_train=2, n_test=3)
     digest = _zip_tree(tmp_path / "tree", resources / "downloads" / "ISTD_Dataset.zip")
     source = Source(filename="ISTD_Dataset.zip", sha256=digest, manual=True, page="https://example.invalid/istd")
-    registry = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 2, "test": 3})}
+    return resources, {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts=expected_counts)}, digest
+
+
+def test_prepare_manual_archive_end_to_end(tmp_path):
+    resources, registry, digest = _placed_istd(tmp_path, {"train": 2, "test": 3})
 
     path = prepare("istd", resources, progress=False, registry=registry)
     assert path == resources / "data" / "istd" / INDEX_FILENAME
@@ -358,11 +364,7 @@ def test_prepare_manual_archive_end_to_end(tmp_path):
 
 
 def test_prepare_fails_on_a_pair_count_off_from_the_registry_unless_the_config_accepts_it(tmp_path):
-    resources = tmp_path / "resources"
-    istd_tree(tmp_path / "tree", n_train=2, n_test=3)
-    digest = _zip_tree(tmp_path / "tree", resources / "downloads" / "ISTD_Dataset.zip")
-    source = Source(filename="ISTD_Dataset.zip", sha256=digest, manual=True, page="https://example.invalid/istd")
-    registry = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 1330, "test": 540})}
+    resources, registry, _ = _placed_istd(tmp_path, {"train": 1330, "test": 540})
     message = (
         r"istd: 3 test pairs, expected 540, 2 train pairs, expected 1330 \(the registry's count, tolerance 1%\): "
         r"a partial download or another release; to use these pairs set config key datasets\.istd\.expected_pairs: "
@@ -378,7 +380,7 @@ def test_prepare_fails_on_a_pair_count_off_from_the_registry_unless_the_config_a
         with pytest.warns(DatasetWarning):
             path = prepare("istd", resources, progress=False, registry=registry, expected_pairs=accepted)
         assert len(read_index(path)) == 5
-    within = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 2, "test": 3})}
+    within = {"istd": dataclasses.replace(registry["istd"], expected_counts={"train": 2, "test": 3})}
     assert len(read_index(prepare("istd", resources, progress=False, registry=within))) == 5
 
 
