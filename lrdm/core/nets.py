@@ -25,6 +25,7 @@ from torch import nn
 from lrdm.core.convunet import ConvUNet
 from lrdm.core.prediction import TERMS, Prediction
 from lrdm.core.unetres import UnetRes
+from lrdm.errors import ConfigError
 from lrdm.vocab import BACKBONES, NETWORKS, check_choice
 
 IMAGE_CHANNELS = 3
@@ -186,9 +187,15 @@ def build_term_network(
 ) -> TermNetwork:
     """The network of a backbone predicting ``terms`` (see the module docstring)."""
     check_backbone(backbone)
-    if backbone == "rddm_unetres":
-        return OfficialTermNetwork(terms, network=network, dim=dim, dim_mults=dim_mults)
-    return ConditionalUNets(terms, network=network, dim=dim, dim_mults=dim_mults, backbone=backbone)
+    try:
+        if backbone == "rddm_unetres":
+            return OfficialTermNetwork(terms, network=network, dim=dim, dim_mults=dim_mults)
+        return ConditionalUNets(terms, network=network, dim=dim, dim_mults=dim_mults, backbone=backbone)
+    except ValueError as err:  # the backbone's widths: GroupNorm groups, attention heads, halved channels
+        raise ConfigError(
+            f"config key 'dim' ({dim}) with dim_mults {list(dim_mults)} does not fit backbone {backbone!r}: {err}",
+            "dim",
+        ) from None
 
 
 def count_parameters(module: nn.Module) -> int:
