@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrdm.results import tables
+from lrdm.results import reported, tables
 from lrdm.results.render import write_table
 from lrdm.results.reported import LRDM_README, README_SOURCE, REPORTED_SOURCE, REPORTED_TABLES, reported_frame
 from lrdm.results.scores import read_scores, select_steps, summarize
@@ -543,6 +543,8 @@ def test_reported_numbers_match_the_prose():
 def test_reported_frame_shape_and_labels():
     frame = reported_frame()
     assert set(frame["table"]) == set(REPORTED_TABLES)
+    names = [name for name in dir(reported) if name.startswith(("LRDM_TAB", "LRDM_FIG", "RDDM_TAB", "LRDM_README"))]
+    assert len(names) == len(REPORTED_TABLES) and {getattr(reported, name) for name in names} == set(REPORTED_TABLES)
     assert set(frame["source"]) == {REPORTED_SOURCE, README_SOURCE}
     readme = frame[frame["source"] == README_SOURCE]  # the LRDM README's released checkpoint, not a paper table
     assert list(readme["table"]) == [LRDM_README] and list(readme["dataset"]) == ["rain1400"]
