@@ -168,6 +168,7 @@ def _finish_by_spec(
     column: str,
     ordering: Sequence[Any],
     optional: Sequence[str],
+    *,
     metric_columns: Sequence[str],
     caption: str,
     steps: dict[str, list[int]],
@@ -416,7 +417,7 @@ def feasibility_table(
     labels = list(FEASIBILITY_LABELS.values())
     used = steps_used(frame)
     caption = "Low-rank feasibility across processes (LRDM Tab. 5). " + steps_text(used) + " " + AVERAGING_TEXT
-    return _finish_by_spec(parts, "model", labels, optional, metric_columns, caption, used)
+    return _finish_by_spec(parts, "model", labels, optional, metric_columns=metric_columns, caption=caption, steps=used)
 
 
 def sampling_methods_table(
@@ -466,7 +467,9 @@ def sampling_methods_table(
         "that conversion is only approximate; SM-Res-N needs no conversion. " + steps_text(used) + " " + AVERAGING_TEXT
     )
     objectives = list(OBJECTIVE_LABELS)
-    table = _finish_by_spec(parts, "objective", objectives, optional, metric_columns, caption, used)
+    table = _finish_by_spec(
+        parts, "objective", objectives, optional, metric_columns=metric_columns, caption=caption, steps=used
+    )
     table.insert(0, "sampling method", [OBJECTIVE_LABELS[o] for o in table["objective"]])
     table["note"] = [OBJECTIVE_NOTES[o] for o in table["objective"]]
     return table

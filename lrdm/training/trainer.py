@@ -380,17 +380,22 @@ def _train_locked(request: _Request, accelerator: Accelerator, stop: StopRequest
                 bar.set_postfix(loss=f"{mean_loss:.4f}", val_psnr=f"{scores['val_psnr']:.2f}")
             periodic = done % config.checkpoint_every == 0 or done == end
             if periodic:
-                checkpoint = save_checkpoint(accelerator, run.network, run.ema, run.optimizer, done, run_dir, config)
+                checkpoint = _checkpoint(run, done)
             if done < end and (stopped_by := agreed_stop(stop, accelerator)) is not None:
                 if not periodic:  # the same writer as the periodic checkpoints: the resume is bit-exact
-                    checkpoint = save_checkpoint(
-                        accelerator, run.network, run.ema, run.optimizer, done, run_dir, config
-                    )
+                    checkpoint = _checkpoint(run, done)
                 break
     bar.close()
     if stopped_by is not None:
         raise _stopped(run, stopped_by, done, checkpoint)
     return _finish(run, end)
+
+
+def _checkpoint(run: _Training, done: int) -> Path:
+    """Writes the run's checkpoint after step ``done`` (:func:`lrdm.training.rundir.save_checkpoint`)."""
+    return save_checkpoint(
+        run.accelerator, run.network, run.ema, run.optimizer, step=done, run_dir=run.run_dir, config=run.config
+    )
 
 
 def _stopped(run: _Training, signum: int, done: int, checkpoint: Path) -> TrainingStopped:
@@ -460,7 +465,10 @@ def _setup(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    return _Training(config, run_dir, accelerator, dataset, process, network, ema, optimizer, start, share)
+    return _Training(
+        config=config, run_dir=run_dir, accelerator=accelerator, dataset=dataset, process=process, network=network,
+        ema=ema, optimizer=optimizer, start=start, share=share,
+    )  # fmt: skip
 
 
 def _start_logs(run: _Training) -> list[dict[str, Any]]:
