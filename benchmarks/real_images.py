@@ -58,11 +58,12 @@ FRAGMENT = "real_images"
 def make_model(network: str, folder: Path) -> Path:
     """A run of ``network`` after one optimiser step, trained on a small synthetic set in ``folder``."""
     from lrdm.config import TrainConfig
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
     from lrdm.training.trainer import train
 
     side = NETWORKS[network].get("resize", NETWORKS[network].get("crop"))
-    make_synthetic_dataset(folder / "data", "rain", size=max(64, side), patches_per_image=1, test_patches_per_image=1)
+    patches = SynthesisOptions(size=max(64, side), patches_per_image=1, test_patches_per_image=1)
+    make_synthetic_dataset(folder / "data", "rain", patches)
     config = TrainConfig.from_dict(
         {**NETWORKS[network], "index": str(folder / "data" / "index.parquet"), "steps": 1, "batch_size": 1}
     )

@@ -114,28 +114,27 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _cmd_make_data(args: argparse.Namespace) -> None:
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 
-    frame = make_synthetic_dataset(args.out, args.task, size=args.size, seed=args.seed)
+    frame = make_synthetic_dataset(args.out, args.task, SynthesisOptions(size=args.size, seed=args.seed))
     print(f"wrote {len(frame)} pairs to {Path(args.out) / INDEX_FILE}")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from lrdm.config import TrainConfig, load_config
-    from lrdm.training.trainer import train
+    from lrdm.training.trainer import TrainOptions, train
 
     config = load_config(args.config) if args.config else TrainConfig()
     overrides = _parse_overrides(args.set)
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
-    path = train(
-        config,
-        args.run_dir,
+    options = TrainOptions(
         resume_from=args.resume_from,
+        restart_on_change=args.restart_on_change,
         data_workers=args.data_workers,
         compile_model=args.compile,
-        restart_on_change=args.restart_on_change,
     )
+    path = train(config, args.run_dir, options)
     print(path)
 
 
@@ -159,13 +158,13 @@ def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from lrdm.config import TrainConfig
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
     from lrdm.evaluation.evaluate import evaluate_run
     from lrdm.training.trainer import train
 
     out = Path(args.out)
     began = time.perf_counter()
-    make_synthetic_dataset(out / "data", "rain", size=64, seed=0)
+    make_synthetic_dataset(out / "data", "rain", SynthesisOptions(size=64, seed=0))
     config = TrainConfig(
         index=str(out / "data" / INDEX_FILE),
         crop=64,

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lrdm.errors import ConfigError
+from lrdm.errors import TOP_LEVEL_KEY, ConfigError
 from lrdm.files import write_text
 from lrdm.vocab import (
     BACKBONES,
@@ -143,6 +143,11 @@ class TrainConfig:
                 "config key 'residual_scale' must be [low, high] with 0 <= low <= high, "
                 f"got {list(self.residual_scale)}",
                 "residual_scale",
+            )
+        if not self.dim_mults or any(isinstance(m, bool) or m < 1 for m in self.dim_mults):
+            raise ConfigError(
+                f"config key 'dim_mults' must be a non-empty list of positive integers, got {list(self.dim_mults)}",
+                "dim_mults",
             )
         if self.max_rank is not None:
             _positive_int("max_rank", self.max_rank)
@@ -283,11 +288,11 @@ def load_config(path: str | Path) -> TrainConfig:
     with open(path) as handle:
         values = yaml.safe_load(handle) or {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys")
+        raise ConfigError(f"{path}: expected a mapping of config keys", TOP_LEVEL_KEY)
     try:
         return TrainConfig.from_dict(values)
-    except ValueError as err:
-        raise ConfigError(f"{path}: {err}", getattr(err, "key", None)) from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}", err.key) from None
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

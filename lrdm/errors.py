@@ -18,8 +18,13 @@ class LrdmError(Exception):
     """Root of every error this package raises on purpose."""
 
 
+TOP_LEVEL_KEY = "(top level)"
+"""The ``key`` of a :class:`ConfigError` about a config (or registry) file as a whole, e.g. one that is no mapping."""
+
+
 class ConfigError(LrdmError, ValueError):
-    """A config value is invalid; the message names the key (also kept as ``key`` where known)."""
+    """A config value is invalid; the message names the key, also kept as ``key`` (dotted for a nested one,
+    :data:`TOP_LEVEL_KEY` for the file as a whole)."""
 
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)

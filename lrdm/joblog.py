@@ -14,7 +14,7 @@ import functools
 import logging
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TextIO
 
@@ -22,6 +22,8 @@ from lrdm.errors import LrdmError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_PREFIX = "lrdm job: error"
+REFUSED_EXIT = 2
+"""Exit status of a module's command line (``python -m lrdm.…``) that refused its input, as argparse's own."""
 
 
 def error_line(error: BaseException, log_path: str) -> str:
@@ -53,3 +55,14 @@ def log_to_file(log_files: Iterable[str]) -> None:
     sys.excepthook = functools.partial(_report_failure, console=sys.__stderr__, log_path=path)
     sys.stdout = sys.stderr = handle
     logging.basicConfig(stream=handle, level=logging.INFO, format=LOG_FORMAT, force=True)
+
+
+def command_status(prog: str, command: Callable[[], int]) -> int:
+    """Runs a module's command line (``python -m lrdm.…``, named ``prog``) and returns its exit status: the
+    command's own, or :data:`REFUSED_EXIT` with one line ``<prog>: error: …`` on stderr when it raises an
+    :class:`OSError` or one of the project's errors (they name their file or key)."""
+    try:
+        return command()
+    except (OSError, LrdmError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return REFUSED_EXIT

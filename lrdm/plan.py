@@ -445,8 +445,11 @@ def make_plan(configfiles: Sequence[str | Path], target: str = DEFAULT_TARGET, t
     for frame in (training, restoring):
         if not frame.empty:
             frame["gpu_hours"] = frame["_flops"].map(lambda f: _gpu_hours(f, tflops))
-    return Plan(target, [str(p) for p in configfiles], run.counts, tflops, source, training, restoring,
-                missing_files(config, run.jobs), notes)  # fmt: skip
+    return Plan(
+        target=target, configfiles=[str(p) for p in configfiles], counts=run.counts, tflops=tflops,
+        tflops_source=source, training=training, restoring=restoring, missing=missing_files(config, run.jobs),
+        notes=notes,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- output

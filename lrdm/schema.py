@@ -25,7 +25,7 @@ import jsonschema
 import yaml
 
 from lrdm.config import TrainConfig, coerce, number_from_text
-from lrdm.errors import ConfigError
+from lrdm.errors import TOP_LEVEL_KEY, ConfigError
 
 REF_PREFIX = "#/definitions/"
 """How the schema's ``$ref`` values name its ``definitions``."""
@@ -132,7 +132,7 @@ def check_schema(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
-        raise ConfigError(schema_message(error), dotted(error.absolute_path) or None)
+        raise ConfigError(schema_message(error), dotted(error.absolute_path) or TOP_LEVEL_KEY)
 
 
 def checked_config(config: Mapping[str, Any], schema_path: str | Path) -> dict[str, Any]:

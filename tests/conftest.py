@@ -2,21 +2,25 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+import yaml
 
 from lrdm.config import TrainConfig
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 
 
 @pytest.fixture(scope="session")
 def rain_index(tmp_path_factory):
     """A small synthetic rain set (64 px patches) shared by the slower tests."""
     root = tmp_path_factory.mktemp("rain")
-    make_synthetic_dataset(root, "rain", size=64, patches_per_image=4, test_patches_per_image=2, seed=0)
+    make_synthetic_dataset(root, "rain", SynthesisOptions(size=64, patches_per_image=4, test_patches_per_image=2))
     return root / "index.parquet"
 
 
@@ -41,6 +45,47 @@ def tiny_config(rain_index):
     )
 
 
+@pytest.fixture
+def scaled_loss(monkeypatch):
+    """``scaled_loss(factor, call, once=False)``: from the ``call``-th call of :meth:`RDDMProcess.loss` on (1-based;
+    ``once``: that call only), the loss returned is ``factor`` times its value (a run that diverges)."""
+
+    from lrdm.core.process import RDDMProcess  # torch: only where needed
+
+    def scale(factor: float, call: int, once: bool = False) -> None:
+        original = RDDMProcess.loss
+        calls = {"n": 0}
+
+        def scaled(self, *args):
+            calls["n"] += 1
+            value = original(self, *args)
+            hit = calls["n"] == call if once else calls["n"] >= call
+            return value * factor if hit else value
+
+        monkeypatch.setattr(RDDMProcess, "loss", scaled)
+
+    return scale
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workflow(tmp_path):
+    """Runs this checkout's Snakefile in ``tmp_path``: ``workflow(config, *args)`` writes ``config`` to
+    ``tmp_path/cfg.yaml`` (keys in their order; its outputs go to results/cfg/, lrdm/paths.py), runs Snakemake on
+    one core with ``args`` (targets, ``-n``, ...) and returns the finished process, its output captured."""
+
+    def run(config: dict, *args: str) -> subprocess.CompletedProcess:
+        path = tmp_path / "cfg.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
+        command += ["--configfile", str(path), "--cores", "1", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+    return run
+
+
 # --------------------------------------------------------------------------------------------------
 # A local HTTP server (127.0.0.1 only) with Range support and injectable failures, for download tests
 # --------------------------------------------------------------------------------------------------
@@ -59,6 +104,25 @@ class ServerState:
     requests: list[dict[str, str | None]] = field(default_factory=list)
     cut_done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def send_file(handler: BaseHTTPRequestHandler, state: ServerState | HubState, chunk: bytes, head: bool = False) -> None:
+    """Ends the headers of a file response with its type and length, then (unless ``head``) sends ``chunk``; while
+    ``state.cut_after`` is set, the first body sent stops after that many bytes and the connection drops."""
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(len(chunk)))
+    handler.end_headers()
+    if head:
+        return
+    with state.lock:
+        cut = state.cut_after is not None and not state.cut_done
+        state.cut_done = state.cut_done or cut
+    if cut:
+        handler.wfile.write(chunk[: state.cut_after])
+        handler.wfile.flush()
+        handler.close_connection = True
+        return
+    handler.wfile.write(chunk)
 
 
 class RangeHandler(BaseHTTPRequestHandler):
@@ -97,19 +161,7 @@ class RangeHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
-        chunk = body[start:]
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(chunk)))
-        self.end_headers()
-        with state.lock:
-            cut = state.cut_after is not None and not state.cut_done
-            state.cut_done = state.cut_done or cut
-        if cut:
-            self.wfile.write(chunk[: state.cut_after])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(chunk)
+        send_file(self, state, body[start:])
 
 
 class _Server(ThreadingHTTPServer):
@@ -254,24 +306,10 @@ class HubHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
-        chunk = body[start:]
         self.send_header("X-Repo-Commit", state.commit)
         self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(chunk)))
-        self.end_headers()
-        if head:
-            return
-        with state.lock:
-            cut = state.cut_after is not None and not state.cut_done
-            state.cut_done = state.cut_done or cut
-        if cut:
-            self.wfile.write(chunk[: state.cut_after])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(chunk)
+        send_file(self, state, body[start:], head)
 
     def do_HEAD(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler API
         self._resolve(head=True)

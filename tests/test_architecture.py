@@ -159,6 +159,10 @@ def test_registry_file_errors_name_the_entry_and_key(tmp_path):
     with pytest.raises(ConfigError, match=r"dataset 'istd': unknown parser 'ISTD'") as info:
         registry.load_registry(bad)
     assert info.value.key == "istd.parser"
+    bad.write_text(text.replace("{filename: train.zip,", "{filename: raindrop/train.zip,"))
+    with pytest.raises(ConfigError, match=r"dataset 'raindrop': Source\.filename must be a plain file name") as info:
+        registry.load_registry(bad)
+    assert info.value.key == "raindrop"
     bad.write_text(text.replace("  task: shadow\n", "  task: shadow\n  colour: red\n"))
     with pytest.raises(ConfigError, match=r"istd: Additional properties are not allowed \('colour'"):
         registry.load_registry(bad)

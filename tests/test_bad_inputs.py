@@ -28,7 +28,7 @@ from lrdm.core.process import RDDMProcess
 from lrdm.data.images import load_rgb
 from lrdm.data.index import read_index
 from lrdm.data.paired import PairedImageDataset
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.errors import (
     CheckpointError,
     ChecksumError,
@@ -40,7 +40,7 @@ from lrdm.errors import (
 )
 from lrdm.files import sha256_file, write_png
 from lrdm.training.rundir import list_checkpoints, load_model
-from lrdm.training.trainer import train
+from lrdm.training.trainer import TrainOptions, train
 from lrdm.workflow import check_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,11 +64,11 @@ def smoke_config() -> dict:
 def test_changed_config_restarts_in_clean_directory_and_more_steps_continue(tiny_config, tmp_path):
     run = tmp_path / "run"
     train(tiny_config.replace(steps=4), run, progress=False)
-    train(tiny_config.replace(steps=6), run, progress=False, restart_on_change=True)  # continues
+    train(tiny_config.replace(steps=6), run, TrainOptions(restart_on_change=True), progress=False)  # continues
     assert [s for s, _ in list_checkpoints(run)] == [4, 6]
     losses = pd.read_csv(run / "losses.csv")
     assert losses["step"].tolist() == [1, 2, 3, 4, 5, 6]
-    train(tiny_config.replace(steps=2, lr=5e-4), run, progress=False, restart_on_change=True)
+    train(tiny_config.replace(steps=2, lr=5e-4), run, TrainOptions(restart_on_change=True), progress=False)
     assert [s for s, _ in list_checkpoints(run)] == [2], "old checkpoints are never mixed with the new config"
     assert pd.read_csv(run / "losses.csv")["step"].tolist() == [1, 2]
     superseded = list((run / "superseded").glob("*/checkpoints/step-*.pt"))
@@ -78,16 +78,6 @@ def test_changed_config_restarts_in_clean_directory_and_more_steps_continue(tiny
     assert all(torch.equal(restarted[k], clean[k]) for k in clean), "a restarted run equals a fresh one"
 
 
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    path = workdir / "cfg.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-         str(path), *args],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-
-
 def reordered(value):
     if isinstance(value, dict):
         return {key: reordered(value[key]) for key in reversed(list(value))}
@@ -95,27 +85,27 @@ def reordered(value):
 
 
 @pytest.mark.slow
-def test_config_edit_reruns_exactly_that_run_and_reordering_reruns_nothing(tmp_path):
+def test_config_edit_reruns_exactly_that_run_and_reordering_reruns_nothing(tmp_path, workflow):
     config = smoke_config()
     for name in list(config["targets"]):
         if name != "main_table":
             config["targets"][name]["enabled"] = False
     config["targets"]["main_table"].update(datasets=["synthetic_blur"], specs=["full"])
     config["max_rank"] = None
-    first = snakemake(tmp_path, config, "--cores", "1", "all")
+    first = workflow(config, "all")
     assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
-    again = snakemake(tmp_path, reordered(copy.deepcopy(config)), "-n", "all")
+    again = workflow(reordered(copy.deepcopy(config)), "-n", "all")
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-4000:]
     edited = copy.deepcopy(config)
     edited["datasets"]["synthetic_blur"].setdefault("train", {})["lr"] = 5e-4
-    plan = snakemake(tmp_path, edited, "-n", "--quiet", "rules", "all")
+    plan = workflow(edited, "-n", "--quiet", "rules", "all")
     out = plan.stdout + plan.stderr
     rules = planned_rules(out)
     assert plan.returncode == 0 and "train" in rules and "prepare_dataset" not in rules, out[-4000:]
-    done = snakemake(tmp_path, edited, "--cores", "1", "all")
+    done = workflow(edited, "all")
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     edited["targets"]["main_table"]["specs"] = ["full", "full"]  # a changed spec with the same runs
-    table = snakemake(tmp_path, edited, "-n", "--quiet", "rules", "all")
+    table = workflow(edited, "-n", "--quiet", "rules", "all")
     out = table.stdout + table.stderr
     rules = planned_rules(out)
     assert table.returncode == 0 and "table" in rules and not {"train", "evaluate"} & rules, out[-4000:]
@@ -241,16 +231,8 @@ def test_refused_pickle_names_the_file_and_cli_prints_one_line(tmp_path, rain_in
 # 4. divergence --------------------------------------------------------------------------------------
 
 
-def test_exploding_finite_loss_is_divergence(tiny_config, tmp_path, monkeypatch):
-    original = RDDMProcess.loss
-    calls = {"n": 0}
-
-    def exploding(self, *args):
-        calls["n"] += 1
-        value = original(self, *args)
-        return value * 1e12 if calls["n"] >= 5 else value
-
-    monkeypatch.setattr(RDDMProcess, "loss", exploding)
+def test_exploding_finite_loss_is_divergence(tiny_config, tmp_path, scaled_loss):
+    scaled_loss(1e12, call=5)
     config = tiny_config.replace(divergence_factor=100.0)
     with pytest.raises(TrainingDiverged, match=r"loss exploded.*running median.*at step 5 .*step-00000004\.pt"):
         train(config, tmp_path / "boom", progress=False)
@@ -422,7 +404,7 @@ def test_cli_turns_training_divergence_into_one_line(tmp_path, rain_index, capsy
 
 @pytest.mark.parametrize("task", ["rain", "blur", "shadow"])
 def test_every_synthetic_pair_is_degraded(tmp_path, task):
-    frame = make_synthetic_dataset(tmp_path, task, size=32, seed=0)
+    frame = make_synthetic_dataset(tmp_path, task, SynthesisOptions(size=32, seed=0))
     for _, row in read_index(tmp_path / "index.parquet").iterrows():
         assert not np.array_equal(load_rgb(row["input"]), load_rgb(row["target"])), row["image_id"]
     assert len(frame) > 0

@@ -11,7 +11,7 @@ import yaml
 
 from lrdm.cli import main
 from lrdm.config import TrainConfig, load_config
-from lrdm.errors import ConfigError
+from lrdm.errors import TOP_LEVEL_KEY, ConfigError
 from lrdm.schema import load_schema, numbers_from_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,3 +82,24 @@ def test_shipped_configs_are_unchanged_so_no_run_reruns(name):
     config = yaml.safe_load((REPO / "config" / name).read_text())
     out = numbers_from_text(config, schema)
     assert out == config and yaml.safe_dump(out) == yaml.safe_dump(config), "ints stay ints, lists stay lists"
+
+
+def test_network_widths_and_a_file_that_is_no_mapping_are_config_errors_naming_the_key(tmp_path):
+    from lrdm.core.process import build_network, build_process
+
+    with pytest.raises(ConfigError, match="dim_mults") as info:
+        TrainConfig(dim_mults=())
+    assert info.value.key == "dim_mults"
+    config = TrainConfig(backbone="rddm_unetres", dim=12, dim_mults=(1, 2), crop=16)
+    with pytest.raises(ConfigError, match=r"config key 'dim' \(12\).*'rddm_unetres'.*multiple of 8") as info:
+        build_network(config, build_process(config))
+    assert info.value.key == "dim"
+    listed = tmp_path / "run.yaml"
+    listed.write_text("- lr\n")
+    with pytest.raises(ConfigError, match="expected a mapping") as info:
+        load_config(listed)
+    assert info.value.key == TOP_LEVEL_KEY
+    listed.write_text("lr: -1\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml: config key 'lr'") as info:
+        load_config(listed)
+    assert info.value.key == "lr"

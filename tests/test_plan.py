@@ -60,9 +60,9 @@ def test_flops_on_meta_equal_a_real_step_and_restore(backbone):
 
 
 def test_checkpoint_and_model_sizes_equal_the_files_a_tiny_run_writes(tmp_path):
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 
-    make_synthetic_dataset(tmp_path / "data", "rain", size=32, seed=0)
+    make_synthetic_dataset(tmp_path / "data", "rain", SynthesisOptions(size=32, seed=0))
     config = TrainConfig(index=str(tmp_path / "data" / "index.parquet"), steps=2, checkpoint_every=1,
                          keep_checkpoints=2, log_every=1, **TOY)  # fmt: skip
     run = tmp_path / "run"

@@ -25,6 +25,7 @@ from torch import nn
 from lrdm.core.convunet import ConvUNet
 from lrdm.core.prediction import TERMS, Prediction
 from lrdm.core.unetres import UnetRes
+from lrdm.errors import ConfigError
 from lrdm.vocab import BACKBONES, NETWORKS, check_choice
 
 IMAGE_CHANNELS = 3
@@ -169,18 +170,10 @@ def official_names(module: nn.Module, state_dict: dict[str, Any], prefix: str, l
         state_dict[prefix + key[len(held) :]] = state_dict.pop(key)
 
 
-def held_names(
-    module: nn.Module,
-    state_dict: dict[str, Any],
-    prefix: str,
-    local_metadata: Any,
-    strict: bool,
-    missing_keys: list[str],
-    unexpected_keys: list[str],
-    error_msgs: list[str],
-) -> None:
+def held_names(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
     """Load-state-dict pre-hook of :class:`OfficialTermNetwork`, the inverse of :func:`official_names`:
-    ``<prefix><name>`` -> ``<prefix>unet.<name>`` in place."""
+    ``<prefix><name>`` -> ``<prefix>unet.<name>`` in place.  The hook's other arguments (``local_metadata``,
+    ``strict``, ``missing_keys``, ``unexpected_keys``, ``error_msgs``) are not needed."""
     held = f"{prefix}{OFFICIAL_UNET}."
     for key in [key for key in state_dict if key.startswith(prefix) and not key.startswith(held)]:
         state_dict[held + key[len(prefix) :]] = state_dict.pop(key)
@@ -194,9 +187,15 @@ def build_term_network(
 ) -> TermNetwork:
     """The network of a backbone predicting ``terms`` (see the module docstring)."""
     check_backbone(backbone)
-    if backbone == "rddm_unetres":
-        return OfficialTermNetwork(terms, network=network, dim=dim, dim_mults=dim_mults)
-    return ConditionalUNets(terms, network=network, dim=dim, dim_mults=dim_mults, backbone=backbone)
+    try:
+        if backbone == "rddm_unetres":
+            return OfficialTermNetwork(terms, network=network, dim=dim, dim_mults=dim_mults)
+        return ConditionalUNets(terms, network=network, dim=dim, dim_mults=dim_mults, backbone=backbone)
+    except ValueError as err:  # the backbone's widths: GroupNorm groups, attention heads, halved channels
+        raise ConfigError(
+            f"config key 'dim' ({dim}) with dim_mults {list(dim_mults)} does not fit backbone {backbone!r}: {err}",
+            "dim",
+        ) from None
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -132,8 +132,9 @@ class PairedImageDataset(torch.utils.data.Dataset):
     ``crop`` is set, full image otherwise, no flip (evaluation view).
 
     Args:
-        index: DataFrame from :func:`read_index` (absolute paths; relative ones are taken
-            relative to ``root``) or a path to an index file.
+        index: DataFrame from :func:`read_index` (absolute paths; relative ones are taken relative to the
+            current folder: :func:`lrdm.data.index.resolve_paths` resolves them against another) or a path to
+            an index file.
         split: Split to use (``train`` / ``test``).
         crop: Square crop side, or ``None`` for full images.
         resize: Side of the official whole-image view (:func:`official_resize`), instead of a crop.
@@ -141,7 +142,6 @@ class PairedImageDataset(torch.utils.data.Dataset):
         residual_scale: ``(low, high)``: with a generator, the input becomes ``I_0 + λ (I_in - I_0)`` with
             ``λ ~ U(low, high)`` drawn per item, the same degradation made lighter (``λ < 1``) or stronger; None: off.
         cache: Keep decoded uint8 images in memory after the first read.
-        root: Folder for relative paths of a DataFrame index (default: current folder).
 
     Raises:
         ValueError: Unknown split / empty selection, or invalid ``crop``.
@@ -154,7 +154,6 @@ class PairedImageDataset(torch.utils.data.Dataset):
         crop: int | None = None,
         flip: bool = False,
         cache: bool = False,
-        root: str | os.PathLike[str] | None = None,
         resize: int | None = None,
         residual_scale: tuple[float, float] | None = None,
     ) -> None:
@@ -162,7 +161,7 @@ class PairedImageDataset(torch.utils.data.Dataset):
             missing = [col for col in REQUIRED_INDEX_COLUMNS if col not in index.columns]
             if missing:
                 raise IndexSchemaError(f"index DataFrame is missing required column(s) {missing}")
-            df = resolve_paths(index, Path(root) if root is not None else Path.cwd())
+            df = resolve_paths(index, Path.cwd())
             origin = index.attrs.get("index_path", "<DataFrame>")
         else:
             df = read_index(index)

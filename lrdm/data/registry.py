@@ -22,7 +22,7 @@ import yaml
 
 from lrdm.data.download import Source
 from lrdm.data.layouts import PARSERS
-from lrdm.errors import ConfigError
+from lrdm.errors import TOP_LEVEL_KEY, ConfigError
 from lrdm.vocab import PROTOCOLS, TASKS, check_choice
 
 REGISTRY_FILE = "registry.yaml"
@@ -137,12 +137,17 @@ def load_registry(path: str | Path | None = None) -> dict[str, DatasetEntry]:
     try:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as err:
-        key = "/".join(str(part) for part in err.absolute_path) or "(top level)"
+        key = "/".join(str(part) for part in err.absolute_path) or TOP_LEVEL_KEY
         raise ConfigError(f"{where}: {key}: {err.message}", key) from None
-    try:
-        return {name: _entry(name, values) for name, values in data.items()}
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {err}", getattr(err, "key", None)) from None
+    entries = {}
+    for name, values in data.items():
+        try:
+            entries[name] = _entry(name, values)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}", err.key) from None
+        except (TypeError, ValueError) as err:  # a source's own checks (lrdm.data.download.Source)
+            raise ConfigError(f"{where}: dataset {name!r}: {err}", name) from None
+    return entries
 
 
 REGISTRY: dict[str, DatasetEntry] = load_registry()

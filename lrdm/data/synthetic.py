@@ -29,6 +29,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -223,16 +224,28 @@ def line_kernel(length: float, angle_deg: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def add_rain(
-    img: np.ndarray,
-    rng: np.random.Generator,
-    density: tuple[float, float] = RAIN_DENSITY_RANGE,
-    length: tuple[float, float] = RAIN_LENGTH_RANGE,
-    max_tilt_deg: float = RAIN_MAX_TILT_DEG,
-    width_sigma: float = RAIN_WIDTH_SIGMA,
-    brightness: tuple[float, float] = RAIN_BRIGHTNESS_RANGE,
-    opacity: tuple[float, float] = RAIN_OPACITY_RANGE,
-) -> np.ndarray:
+@dataclass(frozen=True)
+class RainSettings:
+    """The ranges :func:`add_rain` draws its streaks from (pixel units refer to the patch being degraded).
+
+    Args:
+        density: Range of the fraction of pixels seeding a streak.
+        length: Range of the streak length in pixels.
+        max_tilt_deg: Streaks deviate from vertical by ``U(-max_tilt, max_tilt)`` degrees.
+        width_sigma: Gaussian sigma (pixels) widening streaks; 0 gives 1-pixel lines.
+        brightness: Range of the per-streak peak brightness in ``[0, 1]``.
+        opacity: Range of the global blend weight towards white of a full streak.
+    """
+
+    density: tuple[float, float] = RAIN_DENSITY_RANGE
+    length: tuple[float, float] = RAIN_LENGTH_RANGE
+    max_tilt_deg: float = RAIN_MAX_TILT_DEG
+    width_sigma: float = RAIN_WIDTH_SIGMA
+    brightness: tuple[float, float] = RAIN_BRIGHTNESS_RANGE
+    opacity: tuple[float, float] = RAIN_OPACITY_RANGE
+
+
+def add_rain(img: np.ndarray, rng: np.random.Generator, settings: RainSettings | None = None) -> np.ndarray:
     """Overlay thin slanted rain streaks (Rain100L-like).
 
     Sparse random seed points with random brightness are smeared along one common
@@ -242,23 +255,20 @@ def add_rain(
     Args:
         img: Clean uint8 ``(H, W, 3)`` image in ``[0, 255]``.
         rng: Source of all randomness (the result is a function of ``img`` and its state).
-        density: Range of the fraction of pixels seeding a streak.
-        length: Range of the streak length in pixels.
-        max_tilt_deg: Streaks deviate from vertical by ``U(-max_tilt, max_tilt)`` degrees.
-        width_sigma: Gaussian sigma (pixels) widening streaks; 0 gives 1-pixel lines.
-        brightness: Range of the per-streak peak brightness in ``[0, 1]``.
-        opacity: Range of the global blend weight towards white of a full streak.
+        settings: The ranges drawn from (None: :class:`RainSettings`'s defaults).
 
     Returns:
         Rainy uint8 ``(H, W, 3)`` image in ``[0, 255]``, ``>= img`` up to rounding.
     """
     _check_rgb_uint8(img)
+    rain = settings or RainSettings()
     h, w = img.shape[:2]
-    dens = _uniform(rng, density)
-    streak_len = _uniform(rng, length)
-    angle = 90.0 + _uniform(rng, (-max_tilt_deg, max_tilt_deg))
-    alpha_max = _uniform(rng, opacity)
-    seeds = (rng.random((h, w)) < dens) * rng.uniform(*brightness, size=(h, w))
+    dens = _uniform(rng, rain.density)
+    streak_len = _uniform(rng, rain.length)
+    angle = 90.0 + _uniform(rng, (-rain.max_tilt_deg, rain.max_tilt_deg))
+    alpha_max = _uniform(rng, rain.opacity)
+    seeds = (rng.random((h, w)) < dens) * rng.uniform(*rain.brightness, size=(h, w))
+    width_sigma = rain.width_sigma
     if width_sigma > 0:
         # Widen, then renormalise so a streak keeps its peak brightness.
         seeds = ndimage.gaussian_filter(seeds, width_sigma, mode="wrap")
@@ -435,29 +445,11 @@ def _draw_degraded_patch(
     )
 
 
-def make_synthetic_dataset(
-    out_dir: str | os.PathLike[str],
-    task: str,
-    size: int = DEFAULT_PATCH_SIZE,
-    patches_per_image: int = DEFAULT_PATCHES_PER_IMAGE,
-    test_patches_per_image: int = DEFAULT_TEST_PATCHES_PER_IMAGE,
-    sources: Sequence[str] | None = None,
-    test_sources: Sequence[str] | None = None,
-    test_fraction: float | None = None,
-    max_side: int | None = DEFAULT_MAX_PHOTO_SIDE,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Synthesise a paired restoration dataset from the bundled photographs.
-
-    Each source photograph is assigned wholly to ``train`` or ``test`` (split by photo,
-    so no scene leaks between splits).  From each photo, square patches at seeded
-    random positions are cut, degraded with ``DEGRADATIONS[task]`` and written as PNG.
-    Every file is written atomically and the output is a deterministic function of the
-    arguments: the same seed gives byte-identical PNGs and index.
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """How :func:`make_synthetic_dataset` cuts and splits its patches.
 
     Args:
-        out_dir: Output folder (created).  Existing files with the same names are replaced.
-        task: Degradation name, one of ``DEGRADATIONS`` (``rain``, ``blur``, ``shadow``).
         size: Patch side in pixels; photos smaller than this are upscaled.
         patches_per_image: Patches cut from each training photo.
         test_patches_per_image: Patches cut from each test photo.
@@ -470,6 +462,40 @@ def make_synthetic_dataset(
         seed: Master seed.  Patch positions and degradation parameters of each photo are
             drawn from a generator seeded with ``(seed, photo name, task)``.
 
+    Raises:
+        ValueError: ``size`` below 1 or a negative patch count.
+    """
+
+    size: int = DEFAULT_PATCH_SIZE
+    patches_per_image: int = DEFAULT_PATCHES_PER_IMAGE
+    test_patches_per_image: int = DEFAULT_TEST_PATCHES_PER_IMAGE
+    sources: Sequence[str] | None = None
+    test_sources: Sequence[str] | None = None
+    test_fraction: float | None = None
+    max_side: int | None = DEFAULT_MAX_PHOTO_SIDE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.patches_per_image < 0 or self.test_patches_per_image < 0:
+            raise ValueError("size must be >= 1 and patch counts >= 0")
+
+
+def make_synthetic_dataset(
+    out_dir: str | os.PathLike[str], task: str, options: SynthesisOptions | None = None
+) -> pd.DataFrame:
+    """Synthesise a paired restoration dataset from the bundled photographs.
+
+    Each source photograph is assigned wholly to ``train`` or ``test`` (split by photo,
+    so no scene leaks between splits).  From each photo, square patches at seeded
+    random positions are cut, degraded with ``DEGRADATIONS[task]`` and written as PNG.
+    Every file is written atomically and the output is a deterministic function of the
+    arguments: the same seed gives byte-identical PNGs and index.
+
+    Args:
+        out_dir: Output folder (created).  Existing files with the same names are replaced.
+        task: Degradation name, one of ``DEGRADATIONS`` (``rain``, ``blur``, ``shadow``).
+        options: Patch size and counts, photos, split and seed (None: :class:`SynthesisOptions`'s defaults).
+
     The split and generation parameters are also recorded in ``out_dir/manifest.json``.
 
     Returns:
@@ -477,21 +503,20 @@ def make_synthetic_dataset(
         paths relative to ``out_dir``), sorted by split then image id.
     """
     get_degradation(task)  # validate the task name early
-    if size < 1 or patches_per_image < 0 or test_patches_per_image < 0:
-        raise ValueError("size must be >= 1 and patch counts >= 0")
+    opts = options or SynthesisOptions()
+    size, seed = opts.size, opts.seed
     out = Path(out_dir)
-    names = sorted(PHOTO_SOURCES) if sources is None else sorted(set(sources))
+    names = sorted(PHOTO_SOURCES) if opts.sources is None else sorted(set(opts.sources))
     unknown = sorted(set(names) - set(PHOTO_SOURCES))
     if unknown:
         raise ValueError(f"unknown photo sources {unknown}; valid: {sorted(PHOTO_SOURCES)}")
-    test_set = set(_choose_test_sources(names, test_sources, test_fraction, seed))
+    test_set = set(_choose_test_sources(names, opts.test_sources, opts.test_fraction, seed))
 
     rows: list[dict[str, Any]] = []
     for name in names:
         split = "test" if name in test_set else "train"
-        n_patches = test_patches_per_image if split == "test" else patches_per_image
-        photo = load_source_photo(name, max_side=max_side, min_side=size)
-        ph, pw = photo.shape[:2]
+        n_patches = opts.test_patches_per_image if split == "test" else opts.patches_per_image
+        photo = load_source_photo(name, max_side=opts.max_side, min_side=size)
         rng = np.random.default_rng([seed, stable_key(name), stable_key(task)])
         for k in range(n_patches):
             clean, degraded, mask = _draw_degraded_patch(photo, task, size, rng, f"{task}-{name}-{k:04d}")
@@ -523,9 +548,9 @@ def make_synthetic_dataset(
         "task": task,
         "seed": seed,
         "size": size,
-        "patches_per_image": patches_per_image,
-        "test_patches_per_image": test_patches_per_image,
-        "max_side": max_side,
+        "patches_per_image": opts.patches_per_image,
+        "test_patches_per_image": opts.test_patches_per_image,
+        "max_side": opts.max_side,
         "train_sources": sorted(set(names) - test_set),
         "test_sources": sorted(test_set),
         "n_train": int((df["split"] == "train").sum()),

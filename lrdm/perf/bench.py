@@ -47,10 +47,10 @@ from lrdm.core.process import build_network, build_process
 from lrdm.core.schedules import DEFAULT_T
 from lrdm.data.index import read_index, sha256_mismatch
 from lrdm.data.paired import PairedImageDataset
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.evaluation.metrics import score_batch
 from lrdm.training.rundir import LOSS_FILE
-from lrdm.training.trainer import StepBatches, train
+from lrdm.training.trainer import StepBatches, TrainOptions, train
 from lrdm.vocab import OFFICIAL_BACKBONE, RankSpec, check_choice
 
 
@@ -260,12 +260,38 @@ def _peak_flops(device: torch.device) -> float:
     return next((peak for model, peak in BF16_PEAK_FLOPS.items() if model in name), float("nan"))
 
 
-def _row(device: torch.device, case: BenchCase, operation: str, mode: str, batch: int, seconds: list[float],
-         steps: int | None = None, flops_per_image: float = float("nan"), size: int | None = None) -> dict:  # fmt: skip
+@dataclass(frozen=True)
+class Timing:
+    """One timed operation: ``seconds`` of each repeat, ``batch`` images each; ``size`` (None: the case's) and, for
+    sampling, ``steps`` and the FLOPs per image of one run."""
+
+    operation: str
+    mode: str
+    batch: int
+    seconds: list[float]
+    steps: int | None = None
+    flops_per_image: float = float("nan")
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class _Bench:
+    """What every operation of one :func:`run_benchmark` call is timed with."""
+
+    device: torch.device
+    repeats: int
+    generator: torch.Generator
+    compile_model: bool
+    backbone: str
+    precision: str
+
+
+def _row(device: torch.device, case: BenchCase, timing: Timing) -> dict:
     """One result row; ``backbone`` and ``precision`` are filled in by :func:`run_benchmark`."""
+    seconds = timing.seconds
     median = statistics.median(seconds)
     peak_memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
-    images_per_s = batch / median
+    images_per_s = timing.batch / median
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
@@ -274,19 +300,19 @@ def _row(device: torch.device, case: BenchCase, operation: str, mode: str, batch
         "backbone": None,
         "precision": None,
         "case": case_name(case),
-        "operation": operation,
-        "mode": mode,
-        "batch": batch,
-        "size": case.size if size is None else size,
+        "operation": timing.operation,
+        "mode": timing.mode,
+        "batch": timing.batch,
+        "size": case.size if timing.size is None else timing.size,
         "dim": case.dim,
         "dim_mults": "-".join(map(str, case.dim_mults)),
-        "steps": steps,
+        "steps": timing.steps,
         "repeats": len(seconds),
         "seconds_median": median,
         "seconds_min": min(seconds),
         "images_per_s": images_per_s,
-        "flops_per_image": flops_per_image,
-        "mfu": flops_per_image * images_per_s / _peak_flops(device),
+        "flops_per_image": timing.flops_per_image,
+        "mfu": timing.flops_per_image * images_per_s / _peak_flops(device),
         "peak_memory_mb": peak_memory,
     }
 
@@ -296,16 +322,17 @@ def _reset_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _sampling_rows(case: BenchCase, device: torch.device, generator: torch.Generator, repeats: int,
-                   compile_model: bool, backbone: str = "ddpm_unet", autocast: bool = False,
-                   step_counts: tuple[int, ...] = SAMPLING_STEPS) -> list[dict]:  # fmt: skip
+def _sampling_rows(case: BenchCase, bench: _Bench, step_counts: tuple[int, ...] = SAMPLING_STEPS) -> list[dict]:
     """Sampling at ``step_counts`` steps, the whole batch at once under ``torch.inference_mode``: ``optimised``
-    (eager; bf16 autocast when ``autocast``) and, with ``compile_model``, ``compiled`` (``torch.compile``; mode
-    ``reduce-overhead``, i.e. CUDA graphs, on CUDA).  FLOPs are counted on the eager network."""
-    x_in = _data(case.batch, case.size, device, generator)["x_in"]
+    (eager; bf16 autocast as ``bench.precision`` says) and, with ``bench.compile_model``, ``compiled``
+    (``torch.compile``; mode ``reduce-overhead``, i.e. CUDA graphs, on CUDA).  FLOPs are counted on the eager
+    network."""
+    device, backbone = bench.device, bench.backbone
+    autocast = uses_autocast(device, bench.precision)
+    x_in = _data(case.batch, case.size, device, bench.generator)["x_in"]
     process, eager = _network(case, "poly_decrease-p3", device, backbone=backbone)
     networks = {"optimised": eager}
-    if compile_model:
+    if bench.compile_model:
         compile_mode = SAMPLING_COMPILE_MODE[device.type]
         compiled = _network(case, "poly_decrease-p3", device, compile_mode=compile_mode, backbone=backbone)[1]
         compiled.load_state_dict(eager.state_dict())
@@ -326,8 +353,8 @@ def _sampling_rows(case: BenchCase, device: torch.device, generator: torch.Gener
                     run()
                 flops = counter.get_total_flops() / case.batch
             _reset_memory(device)
-            seconds = time_call(run, device, repeats, warmup=COMPILE_WARMUP if mode == "compiled" else 1)
-            rows.append(_row(device, case, "sampling", mode, case.batch, seconds, steps, flops))
+            seconds = time_call(run, device, bench.repeats, warmup=COMPILE_WARMUP if mode == "compiled" else 1)
+            rows.append(_row(device, case, Timing("sampling", mode, case.batch, seconds, steps, flops)))
     return rows
 
 
@@ -338,7 +365,7 @@ def _data_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
     batches = StepBatches(dataset, case.batch, DEFAULT_T, seed=0, shard=slice(0, case.batch))
     steps = iter(range(repeats + 1))
     seconds = time_call(lambda: batches[next(steps)], torch.device("cpu"), repeats)
-    return [_row(torch.device("cpu"), case, "data_batch", "inline", case.batch, seconds)]
+    return [_row(torch.device("cpu"), case, Timing("data_batch", "inline", case.batch, seconds))]
 
 
 def _hash_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
@@ -354,32 +381,33 @@ def _hash_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
                     raise ValueError(f"benchmark data changed while timing: {row[column]}")
 
     seconds = time_call(check, torch.device("cpu"), repeats)
-    return [_row(torch.device("cpu"), case, "image_hash", "first_read", case.batch, seconds)]
+    return [_row(torch.device("cpu"), case, Timing("image_hash", "first_read", case.batch, seconds))]
 
 
-def _loop_rows(case: BenchCase, data_dir: Path, device: torch.device, repeats: int, workers: int,
-               compile_model: bool, backbone: str = "ddpm_unet", precision: str = "auto") -> list[dict]:  # fmt: skip
+def _loop_rows(case: BenchCase, data_dir: Path, bench: _Bench, workers: int) -> list[dict]:
     """The whole ``lrdm train`` loop (data, step, gradient clipping, EMA, loss check) on the optimised settings:
     mode ``workers0`` prepares data inline, ``workers<N>`` in N DataLoader processes, ``compiled`` compiles the
     UNets (inline data).  Per-step seconds from ``losses.csv``; ``train_warmup`` rows hold the seconds of the
     first :data:`LOOP_WARMUP` steps (worker start, compilation), which ``train_loop`` leaves out."""
+    device, repeats = bench.device, bench.repeats
     config = TrainConfig(
         index=str(data_dir / "index.parquet"), crop=case.size, dim=case.dim, dim_mults=case.dim_mults,
         batch_size=case.batch, rank_spec="poly_decrease-p3", projection_solver="gram", steps=LOOP_WARMUP + repeats,
         log_every=1, checkpoint_every=LOOP_WARMUP + repeats, keep_checkpoints=1, device=device.type,
-        backbone=backbone, mixed_precision=LOOP_MIXED_PRECISION[precision],
+        backbone=bench.backbone, mixed_precision=LOOP_MIXED_PRECISION[bench.precision],
     )  # fmt: skip
     modes = {f"workers{count}": (count, False) for count in sorted({0, workers})}
-    if compile_model:
+    if bench.compile_model:
         modes["compiled"] = (0, True)
     rows = []
     for mode, (count, compiled) in modes.items():
         with tempfile.TemporaryDirectory() as run_dir:
             _reset_memory(device)
-            train(config, run_dir, progress=False, data_workers=count, compile_model=compiled)
+            train(config, run_dir, TrainOptions(data_workers=count, compile_model=compiled), progress=False)
             elapsed = pd.read_csv(Path(run_dir) / LOSS_FILE)["seconds"].to_numpy()
-        rows.append(_row(device, case, "train_warmup", mode, case.batch * LOOP_WARMUP, [elapsed[LOOP_WARMUP - 1]]))
-        rows.append(_row(device, case, "train_loop", mode, case.batch, np.diff(elapsed)[LOOP_WARMUP - 1 :].tolist()))
+        warmup = Timing("train_warmup", mode, case.batch * LOOP_WARMUP, [elapsed[LOOP_WARMUP - 1]])
+        loop = Timing("train_loop", mode, case.batch, np.diff(elapsed)[LOOP_WARMUP - 1 :].tolist())
+        rows.extend(_row(device, case, timing) for timing in (warmup, loop))
     return rows
 
 
@@ -391,8 +419,8 @@ def _metric_rows(preset: str, case: BenchCase, device: torch.device, repeats: in
         target = rng.integers(0, 256, shape, dtype=np.uint8)
         noisy = np.clip(target + rng.normal(0, 8, shape), 0, 255).astype(np.uint8)
         seconds = time_call(lambda a=noisy, b=target: score_batch(a, b, "derain_y"), torch.device("cpu"), repeats)
-        rows.append(_row(torch.device("cpu"), case, "metric_derain_y", "batched", METRIC_IMAGES, seconds,
-                         size=height * 1000 + width))  # fmt: skip
+        timing = Timing("metric_derain_y", "batched", METRIC_IMAGES, seconds, size=height * 1000 + width)
+        rows.append(_row(torch.device("cpu"), case, timing))
     return rows
 
 
@@ -410,8 +438,8 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     dev = pick_device(device)
-    autocast = uses_autocast(dev, precision)
     generator = torch.Generator().manual_seed(seed)
+    bench = _Bench(dev, repeats, generator, compile_model, backbone, precision)
     rows = []
     for case in PRESETS[preset]:
         x = torch.randn(case.batch, 3, case.size, case.size, generator=generator).to(dev)
@@ -424,25 +452,24 @@ def run_benchmark(preset: str = "cpu", repeats: int = 5, device: str = "auto", s
         }
         for mode, fn in projections.items():
             _reset_memory(dev)
-            rows.append(_row(dev, case, "projection", mode, case.batch, time_call(fn, dev, repeats)))
+            rows.append(_row(dev, case, Timing("projection", mode, case.batch, time_call(fn, dev, repeats))))
         for mode, step_mode in train_modes(case, dev, compile_model, precision).items():
             step = _train_step(case, step_mode, dev, generator, backbone)
             _reset_memory(dev)
             warmup = COMPILE_WARMUP if step_mode.compile else 1
             seconds = time_call(step, dev, repeats, warmup)
             rows.append({
-                **_row(dev, case, "train_step", mode, step_mode.images, seconds),
+                **_row(dev, case, Timing("train_step", mode, step_mode.images, seconds)),
                 "backbone": step_mode.backbone, "precision": "bf16" if step_mode.autocast else "fp32",
             })  # fmt: skip
-        rows.extend(_sampling_rows(case, dev, generator, repeats, compile_model, backbone, autocast,
-                                   PRESET_SAMPLING_STEPS[preset]))  # fmt: skip
+        rows.extend(_sampling_rows(case, bench, PRESET_SAMPLING_STEPS[preset]))
         with tempfile.TemporaryDirectory() as data_dir:
             # patches twice the crop, so crops are drawn at random positions as in training
-            make_synthetic_dataset(data_dir, "rain", size=2 * case.size, patches_per_image=2, test_patches_per_image=1)
+            patches = SynthesisOptions(size=2 * case.size, patches_per_image=2, test_patches_per_image=1)
+            make_synthetic_dataset(data_dir, "rain", patches)
             rows.extend(_data_rows(case, Path(data_dir), repeats))
             rows.extend(_hash_rows(case, Path(data_dir), repeats))
-            rows.extend(_loop_rows(case, Path(data_dir), dev, repeats, LOOP_WORKERS[preset], compile_model,
-                                   backbone, precision))  # fmt: skip
+            rows.extend(_loop_rows(case, Path(data_dir), bench, LOOP_WORKERS[preset]))
     rows.extend(_metric_rows(preset, PRESETS[preset][0], dev, repeats, seed))
     frame = pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
     frame["backbone"] = frame["backbone"].fillna(backbone)

@@ -28,9 +28,9 @@ from lrdm.config import TrainConfig
 from lrdm.core.device import pick_device
 from lrdm.core.nets import compile_unets
 from lrdm.data.paired import PairedImageDataset
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.training.rundir import LOSS_FILE, MODEL_FILE, load_model
-from lrdm.training.trainer import train
+from lrdm.training.trainer import TrainOptions, train
 
 QUALITY_MODEL = {
     "crop": 32,
@@ -57,8 +57,7 @@ SUMMARY_COLUMNS = (
 @dataclass(frozen=True)
 class TrainingVariant:
     overrides: dict[str, Any]  # TrainConfig keys
-    data_workers: int = 0
-    compile_model: bool = False
+    options: TrainOptions = TrainOptions()
 
 
 def training_variants(device: torch.device, compile_model: bool) -> dict[str, TrainingVariant]:
@@ -68,12 +67,12 @@ def training_variants(device: torch.device, compile_model: bool) -> dict[str, Tr
     variants = {
         REFERENCE: TrainingVariant(svd),
         "gram": TrainingVariant(gram),
-        "data_workers": TrainingVariant(svd, data_workers=2),
+        "data_workers": TrainingVariant(svd, TrainOptions(data_workers=2)),
     }
     if device.type == "cuda":
         variants["gram_bf16"] = TrainingVariant({**gram, "mixed_precision": "bf16"})
     if compile_model:
-        variants["compiled"] = TrainingVariant(svd, compile_model=True)
+        variants["compiled"] = TrainingVariant(svd, TrainOptions(compile_model=True))
     return variants
 
 
@@ -132,7 +131,7 @@ def quality_check(
     curves, summary = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_synthetic_dataset(root / "data", "rain", size=QUALITY_DATA_SIZE)
+        make_synthetic_dataset(root / "data", "rain", SynthesisOptions(size=QUALITY_DATA_SIZE))
         index = root / "data" / "index.parquet"
         base = TrainConfig(index=str(index), steps=steps, checkpoint_every=steps, device=dev.type, **QUALITY_MODEL)
         variants = training_variants(dev, compile_model)
@@ -140,13 +139,7 @@ def quality_check(
             for seed in seeds if name == REFERENCE else seeds[:1]:
                 run_dir = root / "runs" / f"{name}-seed{seed}"
                 config = base.replace(seed=seed, **variant.overrides)
-                train(
-                    config,
-                    run_dir,
-                    progress=False,
-                    data_workers=variant.data_workers,
-                    compile_model=variant.compile_model,
-                )
+                train(config, run_dir, variant.options, progress=False)
                 log = pd.read_csv(run_dir / LOSS_FILE)
                 curves.append(pd.DataFrame({"variant": name, "seed": seed, "step": log["step"], "loss": log["loss"]}))
         losses = pd.concat(curves, ignore_index=True)

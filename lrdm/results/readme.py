@@ -34,6 +34,7 @@ import yaml
 
 from lrdm.errors import DataError, LrdmError
 from lrdm.files import write_bytes, write_text
+from lrdm.joblog import command_status
 from lrdm.paths import DEFAULT_RESULTS, readme_folder
 from lrdm.results.claims import claims_from_spec, side_psnr
 from lrdm.results.render import to_markdown
@@ -479,29 +480,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--folder", default=readme_folder(DEFAULT_RESULTS), help="the fragments (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
-        if args.plan_summary:
-            path = fragment_path(args.folder, "plan_summary")
-            write_text(path, plan_summary(args.folder, args.plan_summary))
-            print(f"wrote {path}")
-            return 0
-        documents = [Path(name) for name in (args.update or args.check)]
-        texts = {str(path): path.read_text() for path in documents}
-        documents_blocks(texts)  # each block in one place
-        if args.check:
-            stale = [(path, name) for path in documents for name in stale_blocks(texts[str(path)], args.folder)]
-            for path, name in stale:
-                print(f"{path}: block {name!r} differs from {fragment_path(args.folder, name)}", file=sys.stderr)
-            return 1 if stale else 0
-        updated = {str(path): update_readme(texts[str(path)], args.folder) for path in documents}
-        for path in documents:
-            if updated[str(path)] != texts[str(path)]:
-                write_text(path, updated[str(path)])
-            print(f"{path}: {len(readme_blocks(updated[str(path)]))} generated block(s) up to date")
+    return command_status(parser.prog, lambda: _update_or_check(args))
+
+
+def _update_or_check(args: argparse.Namespace) -> int:
+    """:func:`main` once its arguments are read: 0, or 1 when ``--check`` finds a block that differs."""
+    if args.plan_summary:
+        path = fragment_path(args.folder, "plan_summary")
+        write_text(path, plan_summary(args.folder, args.plan_summary))
+        print(f"wrote {path}")
         return 0
-    except (OSError, LrdmError) as error:
-        print(f"python -m lrdm.results.readme: error: {error}", file=sys.stderr)
-        return 2
+    documents = [Path(name) for name in (args.update or args.check)]
+    texts = {str(path): path.read_text() for path in documents}
+    documents_blocks(texts)  # each block in one place
+    if args.check:
+        stale = [(path, name) for path in documents for name in stale_blocks(texts[str(path)], args.folder)]
+        for path, name in stale:
+            print(f"{path}: block {name!r} differs from {fragment_path(args.folder, name)}", file=sys.stderr)
+        return 1 if stale else 0
+    updated = {str(path): update_readme(texts[str(path)], args.folder) for path in documents}
+    for path in documents:
+        if updated[str(path)] != texts[str(path)]:
+            write_text(path, updated[str(path)])
+        print(f"{path}: {len(readme_blocks(updated[str(path)]))} generated block(s) up to date")
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -202,24 +203,32 @@ def _normalise_rank_columns(scores: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """Which score rows a table uses: the runs of ``process`` and ``objective`` (None: any), at ``steps``
+    sampling steps (None: per dataset the count at which the most runs were evaluated, :func:`select_steps`),
+    or at every count evaluated with ``all_steps``."""
+
+    steps: int | None = None
+    process: str | None = None
+    objective: str | None = None
+    all_steps: bool = False
+
+
 def select_rows(
     scores: pd.DataFrame,
     keep: Callable[[pd.DataFrame], pd.Series] | None,
     need: str,
     builder: str,
-    steps: int | None,
-    process: str | None = None,
-    objective: str | None = None,
-    all_steps: bool = False,
+    runs: RunFilter,
 ) -> pd.DataFrame:
-    """Checks columns, keeps the rows of ``process`` and ``objective`` (None: any) that pass ``keep``,
-    then selects the sampling steps (unless ``all_steps``); ValueError naming what was looked for when
-    nothing is left."""
+    """Checks columns, keeps the rows that pass ``keep`` and ``runs``, then selects the sampling steps as
+    ``runs`` says; ValueError naming what was looked for (``need``, in ``builder``) when nothing is left."""
     require_columns(scores, SCORE_KEY_COLUMNS, builder)
     frame = _normalise_rank_columns(scores)
     if keep is not None:
         frame = frame[keep(frame).to_numpy()]
-    for column, value in (("process", process), ("objective", objective)):
+    for column, value in (("process", runs.process), ("objective", runs.objective)):
         if value is not None:
             frame = frame[frame[column] == value]
             need += f" with {column} {value!r}"
@@ -229,7 +238,7 @@ def select_rows(
         raise ValueError(
             f"{builder}: the scores hold no {need} (rank specs present: {present}; objectives: {objectives})"
         )
-    return frame if all_steps else select_steps(frame, steps)
+    return frame if runs.all_steps else select_steps(frame, runs.steps)
 
 
 def select_runs(
@@ -245,7 +254,7 @@ def select_runs(
     blanked where the scheduler does not use them.  Raises ValueError when nothing is left."""
     keep = None if schedulers is None else (lambda f: f["scheduler"].isin(list(schedulers)))
     need = "scores" if schedulers is None else f"runs with rank scheduler(s) {', '.join(schedulers)}"
-    return select_rows(scores, keep, need, "select_runs", steps, process, objective, all_steps=all_steps)
+    return select_rows(scores, keep, need, "select_runs", RunFilter(steps, process, objective, all_steps))
 
 
 def dataset_metric(dataset: Any, metric: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -43,6 +44,7 @@ from lrdm.results.scores import (
     METRIC_LABELS,
     POLY_SCHEDULERS,
     THIS_RUN,
+    RunFilter,
     dataset_label,
     dataset_metric,
     dataset_order,
@@ -166,6 +168,7 @@ def _finish_by_spec(
     column: str,
     ordering: Sequence[Any],
     optional: Sequence[str],
+    *,
     metric_columns: Sequence[str],
     caption: str,
     steps: dict[str, list[int]],
@@ -212,26 +215,28 @@ def _optional_sort_key(row: pd.Series, optional: Sequence[str]) -> tuple[str, ..
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _SchedulerTable:
+    """A table whose rows are the runs' ``schedulers`` (Tab. 3 and Tab. 4): its builder's ``name``, the
+    ``reported`` table shown beside it and its caption's ``title``."""
+
+    name: str
+    schedulers: Sequence[str]
+    reported: str
+    title: str
+
+
 def _scheduler_rows_table(
-    scores: pd.DataFrame,
-    schedulers: Sequence[str],
-    reported: Any,
-    title: str,
-    builder: str,
-    steps: int | None,
-    include_reported: bool,
-    process: str | None,
-    objective: str | None,
+    table: _SchedulerTable, scores: pd.DataFrame, runs: RunFilter, include_reported: bool
 ) -> pd.DataFrame:
-    """Rows = (scheduler, order) of ``schedulers``, columns = PSNR/SSIM per dataset (Tab. 3 and Tab. 4)."""
+    """Rows = (scheduler, order) of ``table.schedulers``, columns = PSNR/SSIM per dataset (Tab. 3 and Tab. 4)."""
+    schedulers = table.schedulers
     frame = select_rows(
         scores,
         lambda f: f["scheduler"].isin(schedulers),
         f"runs with a rank scheduler among {', '.join(schedulers)}",
-        builder,
-        steps,
-        process,
-        objective,
+        table.name,
+        runs,
     )
     optional = varying_keys(frame)
     row_keys = ["scheduler", "order", *optional]
@@ -240,7 +245,9 @@ def _scheduler_rows_table(
     if include_reported:
         parts.append(
             _reported_wide(
-                reported, frame["dataset"].unique(), lambda r: {"scheduler": r["scheduler"], "order": r["order"]}
+                table.reported,
+                frame["dataset"].unique(),
+                lambda r: {"scheduler": r["scheduler"], "order": r["order"]},
             )
         )
     used = steps_used(frame)
@@ -254,14 +261,15 @@ def _scheduler_rows_table(
             _source_rank(r),
             *_optional_sort_key(r, optional),
         ),
-        f"{title} " + steps_text(used) + " " + AVERAGING_TEXT,
+        f"{table.title} " + steps_text(used) + " " + AVERAGING_TEXT,
         used,
         integer_columns=("order",),
     )
 
 
-def _scheduler_builder(name: str, schedulers: Sequence[str], reported: Any, title: str) -> Callable[..., pd.DataFrame]:
+def _scheduler_builder(name: str, schedulers: Sequence[str], reported: str, title: str) -> Callable[..., pd.DataFrame]:
     """The public builder ``name`` of a table whose rows are the runs' ``schedulers`` (Tab. 3 and Tab. 4)."""
+    table = _SchedulerTable(name, schedulers, reported, title)
 
     def build(
         scores: pd.DataFrame,
@@ -270,9 +278,7 @@ def _scheduler_builder(name: str, schedulers: Sequence[str], reported: Any, titl
         process: str | None = DEFAULT_PROCESS,
         objective: str | None = DEFAULT_OBJECTIVE,
     ) -> pd.DataFrame:
-        return _scheduler_rows_table(
-            scores, schedulers, reported, title, name, steps, include_reported, process, objective
-        )
+        return _scheduler_rows_table(table, scores, RunFilter(steps, process, objective), include_reported)
 
     build.__name__ = build.__qualname__ = name
     return build
@@ -315,9 +321,7 @@ def rank_sweep_table(
         lambda f: f["scheduler"].isin(["fixed", "full"]),
         "fixed-rank or full-rank runs",
         "rank_sweep_table",
-        steps,
-        process,
-        objective,
+        RunFilter(steps, process, objective),
     )
     optional = varying_keys(frame)
     ours, metric_columns = wide_frame(frame, ["scheduler", "rank", *optional])
@@ -361,7 +365,7 @@ def steps_table(
     unknown = [m for m in metrics if m not in METRIC_LABELS]
     if unknown or not metrics:
         raise ValueError(f"steps_table: metrics must be among {list(METRIC_LABELS)}, got {list(metrics)}")
-    frame = select_rows(scores, None, "scores", "steps_table", None, process, objective, all_steps=True)
+    frame = select_rows(scores, None, "scores", "steps_table", RunFilter(None, process, objective, all_steps=True))
     optional = varying_keys(frame)
     row_keys = ["dataset", "rank_spec", "scheduler", "rank", "order", *optional]
     ours, metric_columns = wide_frame(frame, row_keys, column_key="steps", name=steps_metric, metrics=metrics)
@@ -401,7 +405,7 @@ def feasibility_table(
         )
         return frame["process"].isin(processes) & (rddm_ok | (frame["process"] != "rddm"))
 
-    frame = select_rows(scores, keep, "rddm or resshift runs", "feasibility_table", steps)
+    frame = select_rows(scores, keep, "rddm or resshift runs", "feasibility_table", RunFilter(steps))
     optional = [key for key in varying_keys(frame, ("eta",))]
     if rddm_objective is None and frame.loc[frame["process"] == "rddm", "objective"].nunique() > 1:
         optional.insert(0, "objective")
@@ -413,7 +417,7 @@ def feasibility_table(
     labels = list(FEASIBILITY_LABELS.values())
     used = steps_used(frame)
     caption = "Low-rank feasibility across processes (LRDM Tab. 5). " + steps_text(used) + " " + AVERAGING_TEXT
-    return _finish_by_spec(parts, "model", labels, optional, metric_columns, caption, used)
+    return _finish_by_spec(parts, "model", labels, optional, metric_columns=metric_columns, caption=caption, steps=used)
 
 
 def sampling_methods_table(
@@ -439,8 +443,7 @@ def sampling_methods_table(
         lambda f: f["objective"].isin(list(OBJECTIVE_LABELS)),
         f"runs with objective {', '.join(OBJECTIVE_LABELS)}",
         "sampling_methods_table",
-        steps,
-        process,
+        RunFilter(steps, process),
     )
     if rank_specs is None:
         objectives_per_spec = frame.groupby("rank_spec")["objective"].nunique()
@@ -464,7 +467,9 @@ def sampling_methods_table(
         "that conversion is only approximate; SM-Res-N needs no conversion. " + steps_text(used) + " " + AVERAGING_TEXT
     )
     objectives = list(OBJECTIVE_LABELS)
-    table = _finish_by_spec(parts, "objective", objectives, optional, metric_columns, caption, used)
+    table = _finish_by_spec(
+        parts, "objective", objectives, optional, metric_columns=metric_columns, caption=caption, steps=used
+    )
     table.insert(0, "sampling method", [OBJECTIVE_LABELS[o] for o in table["objective"]])
     table["note"] = [OBJECTIVE_NOTES[o] for o in table["objective"]]
     return table
@@ -532,9 +537,7 @@ def main_table(
             lambda f: f["dataset"].isin(wanted),
             f"rows for dataset(s) {wanted}",
             "main_table",
-            steps,
-            process,
-            objective,
+            RunFilter(steps, process, objective),
         )
         optional = varying_keys(frame, ("eta",))
         row_keys = ["process", "objective", "rank_spec", "scheduler", "rank", "order", *optional]
@@ -624,7 +627,7 @@ def protocols_table(scores: pd.DataFrame, steps: int | None = None) -> pd.DataFr
     ``derain_y@256``, ``lrdm_y@lrdm256``), and each label's difference from the first one (the images' own
     size).  Raises ValueError when ``scores`` has no ``protocol`` column or no rows."""
     require_columns(scores, [*SCORE_KEY_COLUMNS, "protocol"], "protocols_table")
-    frame = select_rows(scores, None, "scores", "protocols_table", steps, process=None, objective=None)
+    frame = select_rows(scores, None, "scores", "protocols_table", RunFilter(steps))
     labels = list(dict.fromkeys(frame["protocol"].astype(str)))
     row_keys = ["dataset", "process", "objective", "rank_spec", "scheduler", "rank", "order"]
     summary = summarize(frame, [*row_keys, "protocol"])

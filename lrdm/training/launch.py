@@ -18,7 +18,7 @@ import torch
 from lrdm.config import TrainConfig, save_config
 from lrdm.errors import STOPPED_EXIT, ConfigError, TrainingStopped
 from lrdm.training.stopping import signal_name, stop_on_signals
-from lrdm.training.trainer import train
+from lrdm.training.trainer import TrainOptions, train
 
 GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE")
 """Variables a training job logs (``gpu environment: {...}``) so a log shows which GPUs it was given."""
@@ -41,18 +41,17 @@ def launch_command(
     cpu: bool = False,
     port: int | None = None,
     python: str | None = None,
-    data_workers: int = 0,
-    compile_model: bool = False,
-    restart_on_change: bool = False,
+    options: TrainOptions | None = None,
 ) -> list[str]:
     """Command that trains one run on ``num_processes`` processes of this machine.
 
     GPUs: ``accelerate launch --multi_gpu`` (one process per visible GPU, NCCL).  ``cpu``: torchrun
     (``torch.distributed.run``; processes on CPU, gloo), because ``accelerate launch --cpu`` starts several
     CPU processes only through MPI.  Either way every process runs ``lrdm train --config --run-dir`` on the
-    same config; ``lrdm.training.trainer`` splits each global batch between them.  ``data_workers`` and
-    ``compile_model`` and ``restart_on_change``: as in :func:`lrdm.training.trainer.train`, per process.
+    same config; ``lrdm.training.trainer`` splits each global batch between them.  ``options``
+    (:class:`~lrdm.training.trainer.TrainOptions`) become the command's options, for every process.
     """
+    options = options or TrainOptions()
     python = python or sys.executable
     port = port or free_port()
     if cpu:
@@ -65,8 +64,9 @@ def launch_command(
         launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
         launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "-m"]
     command = ["lrdm.cli", "train", "--config", str(config_path), "--run-dir", str(run_dir)]
-    command += ["--data-workers", str(data_workers), *(["--compile"] if compile_model else [])]
-    command += ["--restart-on-change"] if restart_on_change else []
+    command += ["--data-workers", str(options.data_workers), *(["--compile"] if options.compile_model else [])]
+    command += ["--restart-on-change"] if options.restart_on_change else []
+    command += ["--resume-from", str(options.resume_from)] if options.resume_from is not None else []
     return [*launcher, *command]
 
 
@@ -81,26 +81,23 @@ def train_run(
     gpus: int,
     *,
     threads: int = 1,
-    data_workers: int = 0,
-    compile_model: bool = False,
-    restart_on_change: bool = False,
+    options: TrainOptions | None = None,
 ) -> None:
     """Trains ``config`` into ``run_dir`` on ``gpus`` GPUs with ``threads`` CPU threads in all.
 
     One GPU: :func:`lrdm.training.trainer.train` in this process.  More: writes the resolved config to a
     temporary file and runs :func:`launch_command` (GPUs, or CPU processes when the run's device is ``cpu`` or
     CUDA is missing); a job that sees fewer GPUs than ``gpus`` raises ``ValueError`` naming ``train_gpus``.
-    ``data_workers``, ``compile_model`` and ``restart_on_change``: as in :func:`lrdm.training.trainer.train`.
+    ``options``: as in :func:`lrdm.training.trainer.train`.
 
     A stop signal (:mod:`lrdm.training.stopping`) raises :class:`TrainingStopped` once the run checkpointed: in this
     process by :func:`~lrdm.training.trainer.train`; with several processes, this one only waits for them (they get
     the signal as it does: Ctrl-C reaches the foreground process group, SLURM signals every process of the job step,
     and the launcher passes it on) and reports their stop.
     """
-    options = {"data_workers": data_workers, "compile_model": compile_model, "restart_on_change": restart_on_change}
     if gpus == 1:
         torch.set_num_threads(threads)
-        print(train(config, run_dir, progress=False, **options))
+        print(train(config, run_dir, options, progress=False))
         return
     cpu = config.device == "cpu" or not torch.cuda.is_available()
     if not cpu and torch.cuda.device_count() < gpus:
@@ -116,7 +113,7 @@ def train_run(
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "run.yaml"
         save_config(config, config_path)
-        command = launch_command(str(config_path), str(run_dir), gpus, cpu=cpu, port=free_port(), **options)
+        command = launch_command(str(config_path), str(run_dir), gpus, cpu=cpu, port=free_port(), options=options)
         print("launch:", shlex.join(command), flush=True)
         with stop_on_signals() as stop:  # waits for the processes, which checkpoint and stop on the same signal
             done = subprocess.run(command, stdout=sys.stdout, stderr=subprocess.STDOUT, env=env)

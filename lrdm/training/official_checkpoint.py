@@ -217,8 +217,8 @@ def resolve_config(
     values["extra"] = {**values.get("extra", {}), "official_checkpoint": str(path), **(provenance or {})}
     try:
         return TrainConfig.from_dict(values)
-    except ValueError as err:
-        raise ConfigError(f"{path}: {err}", getattr(err, "key", None)) from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}", err.key) from None
 
 
 def load_weights(network: torch.nn.Module, net: dict[str, torch.Tensor], path: Path) -> None:

@@ -250,51 +250,67 @@ def tensorboard_tracker(config: TrainConfig) -> str | None:
     return "tensorboard"
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How :func:`train` runs a config, beside the config itself: the options of ``lrdm train`` (and of each
+    process :func:`lrdm.training.launch.launch_command` starts); none of them changes the weights.
+
+    ``resume_from`` names a checkpoint to resume from (missing -> ``FileNotFoundError``; None: the newest in the
+    run directory).  ``restart_on_change``: a config that differs from the one saved in the run directory starts
+    afresh (the old files set aside) instead of being refused; more ``steps`` alone continue either way.
+    ``data_workers`` processes prepare batches ahead (0: in the training loop).  ``compile_model`` compiles the
+    UNets (:func:`lrdm.core.nets.compile_unets`; the EMA copy stays eager).
+    """
+
+    resume_from: str | Path | None = None
+    restart_on_change: bool = False
+    data_workers: int = 0
+    compile_model: bool = False
+
+    def __post_init__(self) -> None:
+        if self.data_workers < 0:
+            raise ValueError(f"data_workers must be >= 0, got {self.data_workers}")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One call of :func:`train`, as its steps pass it on."""
+
+    config: TrainConfig
+    run_dir: Path
+    options: TrainOptions
+    progress: bool | None
+    stop_after: int | None
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
-    resume_from: str | Path | None = None,
-    stop_after: int | None = None,
+    options: TrainOptions | None = None,
+    *,
     progress: bool | None = None,
-    data_workers: int = 0,
-    compile_model: bool = False,
-    restart_on_change: bool = False,
+    stop_after: int | None = None,
 ) -> Path:
     """Trains one run into ``run_dir`` and returns the path of the final ``model.pt``.
 
-    Resumes automatically from the newest checkpoint in ``run_dir``; ``resume_from`` names a
-    checkpoint explicitly (missing -> ``FileNotFoundError``).  ``stop_after`` ends the process after
-    that many steps (for tests of interruption).  ``data_workers`` processes prepare batches ahead
-    (0: in the training loop); the result does not depend on it.  ``compile_model`` compiles the UNets
-    (:func:`lrdm.core.nets.compile_unets`; the EMA copy stays eager).  A config that differs from the one
-    saved in ``run_dir`` is refused, or with ``restart_on_change`` starts afresh (the old files set aside);
-    more ``steps`` alone continue.  The main process holds ``run_dir``'s lock throughout (a second trainer
-    raises :class:`RunLockedError`).  Raises :class:`TrainingDiverged` on a non-finite or exploding loss
-    (``divergence_factor``) or non-finite weights, without writing ``model.pt``.  SIGTERM, SIGINT or SIGUSR1
-    (:data:`~lrdm.training.stopping.STOP_SIGNALS`) stop it after the step in flight with a checkpoint there and
-    one line on stderr: :class:`TrainingStopped` (a second SIGINT: ``KeyboardInterrupt`` at once).
+    Resumes automatically from the newest checkpoint in ``run_dir`` (or ``options.resume_from``; see
+    :class:`TrainOptions`, default: none set).  ``progress``: a progress bar (None: on the main process).
+    ``stop_after`` ends the process after that many steps (for tests of interruption).  A config that differs
+    from the one saved in ``run_dir`` is refused (unless ``options.restart_on_change``).  The main process holds
+    ``run_dir``'s lock throughout (a second trainer raises :class:`RunLockedError`).  Raises
+    :class:`TrainingDiverged` on a non-finite or exploding loss (``divergence_factor``) or non-finite weights,
+    without writing ``model.pt``.  SIGTERM, SIGINT or SIGUSR1 (:data:`~lrdm.training.stopping.STOP_SIGNALS`) stop
+    it after the step in flight with a checkpoint there and one line on stderr: :class:`TrainingStopped` (a
+    second SIGINT: ``KeyboardInterrupt`` at once).
     """
-    if data_workers < 0:
-        raise ValueError(f"data_workers must be >= 0, got {data_workers}")
+    request = _Request(config, Path(run_dir), options or TrainOptions(), progress, stop_after)
     with stop_on_signals() as stop:
-        return _train_signalled(
-            config, Path(run_dir), stop, resume_from, stop_after, progress, data_workers, compile_model,
-            restart_on_change,
-        )  # fmt: skip
+        return _train_signalled(request, stop)
 
 
-def _train_signalled(
-    config: TrainConfig,
-    run_dir: Path,
-    stop: StopRequest,
-    resume_from: str | Path | None,
-    stop_after: int | None,
-    progress: bool | None,
-    data_workers: int,
-    compile_model: bool,
-    restart_on_change: bool,
-) -> Path:
+def _train_signalled(request: _Request, stop: StopRequest) -> Path:
     """:func:`train` while the stop signals only set ``stop``."""
+    config, run_dir = request.config, request.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     probe = pick_device(config.device)
     accelerator = Accelerator(
@@ -306,10 +322,7 @@ def _train_signalled(
     with contextlib.ExitStack() as stack:
         if accelerator.is_main_process:
             stack.enter_context(exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}"))
-        return _train_locked(
-            config, run_dir, accelerator, stop, resume_from, stop_after, progress, data_workers, compile_model,
-            restart_on_change,
-        )  # fmt: skip
+        return _train_locked(request, accelerator, stop)
 
 
 @dataclass
@@ -328,40 +341,30 @@ class _Training:
     share: int  # samples of each micro-batch that this process trains on
 
 
-def _train_locked(
-    config: TrainConfig,
-    run_dir: Path,
-    accelerator: Accelerator,
-    stop: StopRequest,
-    resume_from: str | Path | None,
-    stop_after: int | None,
-    progress: bool | None,
-    data_workers: int,
-    compile_model: bool,
-    restart_on_change: bool,
-) -> Path:
+def _train_locked(request: _Request, accelerator: Accelerator, stop: StopRequest) -> Path:
     """:func:`train` once the main process holds the run directory's lock."""
-    state = open_run_dir(run_dir, config, accelerator, resume_from, restart_on_change)
-    run = _setup(config, run_dir, accelerator, state, compile_model)
+    config, run_dir, options = request.config, request.run_dir, request.options
+    state = open_run_dir(run_dir, config, accelerator, options.resume_from, options.restart_on_change)
+    run = _setup(config, run_dir, accelerator, state, options.compile_model)
     val_items = _start_logs(run)
     accelerator.wait_for_everyone()
 
     run.ema.to(accelerator.device)
     run.network, run.optimizer = accelerator.prepare(run.network, run.optimizer)
-    end = config.steps if stop_after is None else min(config.steps, run.start + stop_after)
+    end = config.steps if request.stop_after is None else min(config.steps, run.start + request.stop_after)
     began = time.perf_counter()
     bar = tqdm(
         range(run.start, end),
         initial=run.start,
         total=config.steps,
         desc=run_dir.name,
-        disable=(not accelerator.is_main_process) if progress is None else not progress,
+        disable=(not accelerator.is_main_process) if request.progress is None else not request.progress,
     )
     mine = process_shard(config.batch_size, config.grad_accum, run.share, accelerator.process_index)
-    if data_workers and run.start < end:
+    if options.data_workers and run.start < end:
         run.dataset.preload()  # one decoded copy, shared by the forked workers
     batches = StepBatches(run.dataset, config.batch_size * config.grad_accum, run.process.T, config.seed, mine)
-    loader = batch_loader(batches, run.start, end, data_workers, pin_memory=accelerator.device.type == "cuda")
+    loader = batch_loader(batches, run.start, end, options.data_workers, pin_memory=accelerator.device.type == "cuda")
     log_path = run_dir / LOSS_FILE
     history = recorded_losses(log_path)  # a resumed run is judged against the losses before it
     stopped_by = None
@@ -377,17 +380,22 @@ def _train_locked(
                 bar.set_postfix(loss=f"{mean_loss:.4f}", val_psnr=f"{scores['val_psnr']:.2f}")
             periodic = done % config.checkpoint_every == 0 or done == end
             if periodic:
-                checkpoint = save_checkpoint(accelerator, run.network, run.ema, run.optimizer, done, run_dir, config)
+                checkpoint = _checkpoint(run, done)
             if done < end and (stopped_by := agreed_stop(stop, accelerator)) is not None:
                 if not periodic:  # the same writer as the periodic checkpoints: the resume is bit-exact
-                    checkpoint = save_checkpoint(
-                        accelerator, run.network, run.ema, run.optimizer, done, run_dir, config
-                    )
+                    checkpoint = _checkpoint(run, done)
                 break
     bar.close()
     if stopped_by is not None:
         raise _stopped(run, stopped_by, done, checkpoint)
     return _finish(run, end)
+
+
+def _checkpoint(run: _Training, done: int) -> Path:
+    """Writes the run's checkpoint after step ``done`` (:func:`lrdm.training.rundir.save_checkpoint`)."""
+    return save_checkpoint(
+        run.accelerator, run.network, run.ema, run.optimizer, step=done, run_dir=run.run_dir, config=run.config
+    )
 
 
 def _stopped(run: _Training, signum: int, done: int, checkpoint: Path) -> TrainingStopped:
@@ -457,7 +465,10 @@ def _setup(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    return _Training(config, run_dir, accelerator, dataset, process, network, ema, optimizer, start, share)
+    return _Training(
+        config=config, run_dir=run_dir, accelerator=accelerator, dataset=dataset, process=process, network=network,
+        ema=ema, optimizer=optimizer, start=start, share=share,
+    )  # fmt: skip
 
 
 def _start_logs(run: _Training) -> list[dict[str, Any]]:

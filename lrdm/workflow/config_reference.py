@@ -26,8 +26,9 @@ from typing import Any
 import yaml
 
 from lrdm.config import FIELD_CHOICES, TrainConfig
-from lrdm.errors import ConfigError, LrdmError
+from lrdm.errors import ConfigError
 from lrdm.files import write_text
+from lrdm.joblog import command_status
 from lrdm.vocab import PROCESS_OBJECTIVES, PROCESSES
 
 SCHEMA = "workflow/schemas/config.schema.yaml"
@@ -273,21 +274,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help=f"compare {REFERENCE} with a fresh generation")
     parser.add_argument("--root", default=".", help="the repository root (default: %(default)s)")
     args = parser.parse_args(argv)
-    path = Path(args.root) / REFERENCE
-    try:
-        text = generate(args.root)
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                print(f"{path} differs from {SCHEMA} and {CONFIG_SOURCE}: run `python -m "
-                      "lrdm.workflow.config_reference`", file=sys.stderr)  # fmt: skip
-                return 1
-            return 0
+    return command_status(parser.prog, lambda: _write_or_check(Path(args.root), args.check))
+
+
+def _write_or_check(root: Path, check: bool) -> int:
+    """Writes :data:`REFERENCE` under ``root`` afresh, or with ``check`` compares it: 0, or 1 when it differs."""
+    path = root / REFERENCE
+    text = generate(root)
+    if not check:
         write_text(path, text)
         print(f"wrote {path}")
         return 0
-    except (OSError, LrdmError) as error:
-        print(f"python -m lrdm.workflow.config_reference: error: {error}", file=sys.stderr)
-        return 2
+    if path.is_file() and path.read_text() == text:
+        return 0
+    print(f"{path} differs from {SCHEMA} and {CONFIG_SOURCE}: run `python -m lrdm.workflow.config_reference`",
+          file=sys.stderr)  # fmt: skip
+    return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from lrdm.data.paired import PairedImageDataset, from_model_space, sample_batch,
 from lrdm.data.synthetic import (
     DEFAULT_TEST_SOURCES,
     DEGRADATIONS,
+    RainSettings,
+    SynthesisOptions,
     add_motion_blur,
     add_rain,
     add_shadow,
@@ -43,15 +45,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def make(out: Path, task: str = "rain", seed: int = 0, **kw) -> pd.DataFrame:
     kw.setdefault("sources", SOURCES)
-    return make_synthetic_dataset(
-        out,
-        task,
-        size=PATCH,
-        patches_per_image=TRAIN_PATCHES,
-        test_patches_per_image=TEST_PATCHES,
-        seed=seed,
-        **kw,
-    )
+    options = SynthesisOptions(PATCH, TRAIN_PATCHES, TEST_PATCHES, seed=seed, **kw)
+    return make_synthetic_dataset(out, task, options)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +165,15 @@ def test_shadow_mask_marks_darkened_pixels(clean_patches):
 def test_degradation_rejects_non_uint8():
     with pytest.raises(ValueError, match="uint8"):
         add_rain(np.zeros((8, 8, 3), np.float32), np.random.default_rng(0))
+
+
+def test_rain_settings_are_the_ranges_drawn_from(clean_patches):
+    img = clean_patches[0]
+    assert np.array_equal(add_rain(img, np.random.default_rng(0), RainSettings(opacity=(0.0, 0.0))), img)
+    dense = add_rain(img, np.random.default_rng(0), RainSettings(density=(0.05, 0.05)))
+    assert psnr(dense, img) < psnr(add_rain(img, np.random.default_rng(0)), img)
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        SynthesisOptions(size=0)
 
 
 # ---------------------------------------------------------------- dataset files

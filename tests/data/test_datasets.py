@@ -163,11 +163,20 @@ def test_raindrop_pairs_and_splits(tmp_path):
     assert "__MACOSX" not in "".join(df["input"])
 
 
-def test_raindrop_missing_target_names_file(tmp_path):
-    raindrop_tree(tmp_path)
-    (tmp_path / "RainDrop" / "test_a" / "gt" / "1_clean.png").unlink()
-    with pytest.raises(DataError, match=r"1_rain\.png.*1_clean"):
-        parse_raindrop(tmp_path)
+@pytest.mark.parametrize(
+    ("tree", "parse", "removed", "message"),
+    [
+        (raindrop_tree, parse_raindrop, "RainDrop/test_a/gt/1_clean.png", r"1_rain\.png.*1_clean"),  # its target
+        (realblur_tree, lambda root: parse_realblur(root, "R"), "RealBlur/RealBlur_R_test_list.txt", "R_test_list"),
+        (istd_tree, parse_istd, "ISTD_Dataset/test/test_B/91-2.png", r"test_A/91-2\.png.*test_B/91-2\.png"),  # mask
+    ],
+    ids=["raindrop_target", "realblur_list", "istd_mask"],
+)
+def test_a_missing_file_is_named(tmp_path, tree, parse, removed, message):
+    tree(tmp_path)
+    (tmp_path / removed).unlink()
+    with pytest.raises(DataError, match=message):
+        parse(tmp_path)
 
 
 def test_rain1400_fourteen_inputs_per_target(tmp_path):
@@ -216,13 +225,6 @@ def test_realblur_pairs_come_from_the_lists(tmp_path):
     assert REGISTRY["realblur_j"].parse(tmp_path)["input"].str.contains("RealBlur-J_").all()
 
 
-def test_realblur_missing_list_is_an_error(tmp_path):
-    realblur_tree(tmp_path)
-    (tmp_path / "RealBlur" / "RealBlur_R_test_list.txt").unlink()
-    with pytest.raises(DataError, match="RealBlur_R_test_list.txt"):
-        parse_realblur(tmp_path, "R")
-
-
 def test_istd_triplets_with_mask(tmp_path):
     df = parse_istd(istd_tree(tmp_path, n_train=3, n_test=2))
     assert counts(df) == {"train": 3, "test": 2}
@@ -231,13 +233,6 @@ def test_istd_triplets_with_mask(tmp_path):
         assert Path(row.mask).parent.name == f"{row.split}_B"
         assert Path(row.target).parent.name == f"{row.split}_C"
         assert Path(row.input).name == Path(row.mask).name == Path(row.target).name
-
-
-def test_istd_missing_mask_names_file(tmp_path):
-    istd_tree(tmp_path)
-    (tmp_path / "ISTD_Dataset" / "test" / "test_B" / "91-2.png").unlink()
-    with pytest.raises(DataError, match=r"test_A/91-2\.png.*test_B/91-2\.png"):
-        parse_istd(tmp_path)
 
 
 def test_celebahq_deterministic_masks(tmp_path):
@@ -323,12 +318,18 @@ def _zip_tree(tree: Path, archive: Path) -> str:
     return hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
-def test_prepare_manual_archive_end_to_end(tmp_path):
+def _placed_istd(tmp_path: Path, expected_counts: dict[str, int]) -> tuple[Path, dict, str]:
+    """An ISTD tree of 2 train and 3 test triplets, zipped into ``resources/downloads`` as a manual source placed by
+    hand: ``(resources, registry, sha256 of the archive)``, the registry's entry expecting ``expected_counts``."""
     resources = tmp_path / "resources"
     istd_tree(tmp_path / "tree", n_train=2, n_test=3)
     digest = _zip_tree(tmp_path / "tree", resources / "downloads" / "ISTD_Dataset.zip")
     source = Source(filename="ISTD_Dataset.zip", sha256=digest, manual=True, page="https://example.invalid/istd")
-    registry = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 2, "test": 3})}
+    return resources, {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts=expected_counts)}, digest
+
+
+def test_prepare_manual_archive_end_to_end(tmp_path):
+    resources, registry, digest = _placed_istd(tmp_path, {"train": 2, "test": 3})
 
     path = prepare("istd", resources, progress=False, registry=registry)
     assert path == resources / "data" / "istd" / INDEX_FILENAME
@@ -363,11 +364,7 @@ def test_prepare_manual_archive_end_to_end(tmp_path):
 
 
 def test_prepare_fails_on_a_pair_count_off_from_the_registry_unless_the_config_accepts_it(tmp_path):
-    resources = tmp_path / "resources"
-    istd_tree(tmp_path / "tree", n_train=2, n_test=3)
-    digest = _zip_tree(tmp_path / "tree", resources / "downloads" / "ISTD_Dataset.zip")
-    source = Source(filename="ISTD_Dataset.zip", sha256=digest, manual=True, page="https://example.invalid/istd")
-    registry = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 1330, "test": 540})}
+    resources, registry, _ = _placed_istd(tmp_path, {"train": 1330, "test": 540})
     message = (
         r"istd: 3 test pairs, expected 540, 2 train pairs, expected 1330 \(the registry's count, tolerance 1%\): "
         r"a partial download or another release; to use these pairs set config key datasets\.istd\.expected_pairs: "
@@ -383,7 +380,7 @@ def test_prepare_fails_on_a_pair_count_off_from_the_registry_unless_the_config_a
         with pytest.warns(DatasetWarning):
             path = prepare("istd", resources, progress=False, registry=registry, expected_pairs=accepted)
         assert len(read_index(path)) == 5
-    within = {"istd": _entry("istd", parse_istd, sources=(source,), expected_counts={"train": 2, "test": 3})}
+    within = {"istd": dataclasses.replace(registry["istd"], expected_counts={"train": 2, "test": 3})}
     assert len(read_index(prepare("istd", resources, progress=False, registry=within))) == 5
 
 

@@ -179,9 +179,9 @@ def test_cli_lists_the_dataset_registry_as_json(capsys):
 
 
 def test_istd_protocol_uses_masks_and_resize_policy(trained, tmp_path):
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 
-    make_synthetic_dataset(tmp_path / "shadow", "shadow", size=32, patches_per_image=1, test_patches_per_image=1)
+    make_synthetic_dataset(tmp_path / "shadow", "shadow", SynthesisOptions(32, 1, test_patches_per_image=1))
     index = tmp_path / "shadow" / "index.parquet"
     frame = evaluate_run(trained, index, steps=1, protocol="istd")
     assert {"mae_all", "mae_shadow", "mae_nonshadow"} <= set(frame.columns)

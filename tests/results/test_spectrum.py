@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.files import write_png
 from lrdm.results.spectrum import (
     CURVE_COLUMNS,
@@ -73,7 +73,7 @@ def known_rank_analysis(known_rank_index):
 @pytest.fixture(scope="module")
 def rain_32(tmp_path_factory):
     root = tmp_path_factory.mktemp("rain32")
-    make_synthetic_dataset(root, "rain", size=32, patches_per_image=2, test_patches_per_image=1, seed=0)
+    make_synthetic_dataset(root, "rain", SynthesisOptions(size=32, patches_per_image=2, test_patches_per_image=1))
     index = root / "index.parquet"
     return index, analyse_residuals(index)
 

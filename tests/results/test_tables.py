@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrdm.results import tables
+from lrdm.results import reported, tables
 from lrdm.results.render import write_table
 from lrdm.results.reported import LRDM_README, README_SOURCE, REPORTED_SOURCE, REPORTED_TABLES, reported_frame
 from lrdm.results.scores import read_scores, select_steps, summarize
@@ -29,6 +29,17 @@ from lrdm.targets import TABLE_TARGETS, build_target_table
 from lrdm.vocab import OFFICIAL_RUN, RankSpec
 
 IMAGES = 3
+RANK_SPECS = (
+    "full",
+    "fixed-r8",
+    "fixed-r16",
+    "lin_increase",
+    "lin_decrease",
+    "poly_increase-p3",
+    "poly_decrease-p1",
+    "poly_decrease-p3",
+)
+"""The rank specs of :func:`make_scores`, in the order the tables list them."""
 
 
 def _spec_fields(rank_spec: str) -> dict:
@@ -46,16 +57,7 @@ def psnr_of(dataset: str, process: str, objective: str, rank_spec: str, steps: i
 
 def make_scores(
     datasets=("raindrop", "synthetic_rain"),
-    specs=(
-        "full",
-        "fixed-r8",
-        "fixed-r16",
-        "lin_increase",
-        "lin_decrease",
-        "poly_increase-p3",
-        "poly_decrease-p1",
-        "poly_decrease-p3",
-    ),
+    specs=RANK_SPECS[::-1],  # fed in reverse: the tables sort them
     seeds=(0, 1),
     steps=(1, 5),
     extra=(
@@ -304,16 +306,7 @@ def test_steps_table_layout(scores):
     assert {"PSNR (1 step)", "PSNR (5 steps)", "SSIM (1 step)", "PSNR (5 steps) std"} <= set(table.columns)
     assert list(table["dataset"].unique()) == ["Raindrop", "synthetic_rain"]
     raindrop = table[table["dataset"] == "Raindrop"]
-    assert list(raindrop["rank_spec"]) == [
-        "full",
-        "fixed-r8",
-        "fixed-r16",
-        "lin_increase",
-        "lin_decrease",
-        "poly_increase-p3",
-        "poly_decrease-p1",
-        "poly_decrease-p3",
-    ]
+    assert list(raindrop["rank_spec"]) == list(RANK_SPECS)
     row = raindrop[raindrop["rank_spec"] == "lin_decrease"].iloc[0]
     assert row["PSNR (1 step)"] == pytest.approx(
         expected_mean("raindrop", "rddm", "pred_res_noise", "lin_decrease", 1)[0]
@@ -546,6 +539,8 @@ def test_reported_numbers_match_the_prose():
 def test_reported_frame_shape_and_labels():
     frame = reported_frame()
     assert set(frame["table"]) == set(REPORTED_TABLES)
+    names = [name for name in dir(reported) if name.startswith(("LRDM_TAB", "LRDM_FIG", "RDDM_TAB", "LRDM_README"))]
+    assert len(names) == len(REPORTED_TABLES) and {getattr(reported, name) for name in names} == set(REPORTED_TABLES)
     assert set(frame["source"]) == {REPORTED_SOURCE, README_SOURCE}
     readme = frame[frame["source"] == README_SOURCE]  # the LRDM README's released checkpoint, not a paper table
     assert list(readme["table"]) == [LRDM_README] and list(readme["dataset"]) == ["rain1400"]

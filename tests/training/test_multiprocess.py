@@ -17,7 +17,7 @@ from lrdm.config import load_config, save_config
 from lrdm.targets import Run
 from lrdm.training.launch import free_port, launch_command
 from lrdm.training.rundir import MODEL_FILE, list_checkpoints, load_checkpoint
-from lrdm.training.trainer import train
+from lrdm.training.trainer import TrainOptions, train
 from lrdm.workflow import check_train_gpus, run_config
 
 # The gradient of the two half-batch means, averaged by DDP, equals the full-batch mean up to float rounding.
@@ -38,7 +38,8 @@ def launch(config, tmp_path, run_dir, processes=2):
     path = tmp_path / f"{run_dir.name}.yaml"
     save_config(config, path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = launch_command(path, run_dir, processes, cpu=True, port=free_port(), data_workers=1)  # shards prefetched
+    prefetched = TrainOptions(data_workers=1)  # the shards prefetched
+    cmd = launch_command(path, run_dir, processes, cpu=True, port=free_port(), options=prefetched)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return run_dir / MODEL_FILE
@@ -111,10 +112,13 @@ def test_launch_commands():
     assert gpu[:3] == ["python", "-m", "accelerate.commands.launch"]
     assert {"--multi_gpu", "--num_processes", "4", "--main_process_port", "1234"} <= set(gpu)
     assert gpu[-9:] == ["-m", "lrdm.cli", "train", "--config", "run.yaml", "--run-dir", "runs/a", "--data-workers", "0"]
-    cpu = launch_command("run.yaml", "runs/a", 2, cpu=True, port=1234, python="python", compile_model=True)
+    options = TrainOptions(compile_model=True)
+    cpu = launch_command("run.yaml", "runs/a", 2, cpu=True, port=1234, python="python", options=options)
     assert cpu[-3:] == ["--data-workers", "0", "--compile"]
     assert cpu[:3] == ["python", "-m", "torch.distributed.run"] and "--multi_gpu" not in cpu
     assert {"--nproc_per_node", "2", "--master_port", "1234"} <= set(cpu)
+    resumed = launch_command("run.yaml", "runs/a", 2, port=1, options=TrainOptions("c.pt", restart_on_change=True))
+    assert resumed[-4:] == ["0", "--restart-on-change", "--resume-from", "c.pt"]
 
 
 def test_train_gpus_must_divide_the_global_batch():

@@ -20,7 +20,7 @@ import lrdm.training.trainer as trainer
 from lrdm.config import save_config
 from lrdm.errors import STOPPED_EXIT, TrainingStopped
 from lrdm.files import TEMPORARY_NAME
-from lrdm.training.rundir import list_checkpoints, load_checkpoint
+from lrdm.training.rundir import list_checkpoints
 from lrdm.training.stopping import STOP_SIGNALS, StopRequest, agreed_stop, stop_on_signals
 from lrdm.training.trainer import train
 
@@ -29,16 +29,6 @@ STOP_LINE = re.compile(
     r"the next run resumes there$"
 )
 EXIT_SECONDS = 30  # the issue's bound between SIGTERM and the exit (measured here: well under 5 s)
-
-
-def weights(path):
-    return load_checkpoint(path)["ema"]
-
-
-def assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def logged_steps(run):
@@ -72,7 +62,9 @@ def test_processes_agree_on_the_largest_signal_any_of_them_got():
     assert agreed_stop(StopRequest(signal.SIGUSR1), both) == signal.SIGTERM
 
 
-def test_a_signal_mid_run_checkpoints_that_step_and_the_resume_is_bit_exact(tiny_config, tmp_path, monkeypatch, capsys):
+def test_a_signal_mid_run_checkpoints_that_step_and_the_resume_is_bit_exact(
+    tiny_config, tmp_path, monkeypatch, capsys, assert_same_weights
+):
     full = train(tiny_config, tmp_path / "full", progress=False)
     original = trainer._log_loss
 
@@ -94,12 +86,14 @@ def test_a_signal_mid_run_checkpoints_that_step_and_the_resume_is_bit_exact(tiny
     assert logged_steps(run) == [1, 2, 3]
 
     monkeypatch.setattr(trainer, "_log_loss", original)
-    assert_same_state(weights(full), weights(train(tiny_config, run, progress=False)))
+    assert_same_weights(full, train(tiny_config, run, progress=False))
     assert logged_steps(run) == list(range(1, tiny_config.steps + 1))
 
 
 @pytest.mark.slow
-def test_sigterm_stops_lrdm_train_within_seconds_and_the_rerun_resumes_there(tiny_config, tmp_path):
+def test_sigterm_stops_lrdm_train_within_seconds_and_the_rerun_resumes_there(
+    tiny_config, tmp_path, assert_same_weights
+):
     """SIGTERM from outside, as SLURM sends it: exit STOPPED_EXIT within seconds, one line, a checkpoint at the step
     reached; the rerun (to a few steps more) equals an uninterrupted run of as many steps."""
     config_path = tmp_path / "run.yaml"
@@ -130,7 +124,7 @@ def test_sigterm_stops_lrdm_train_within_seconds_and_the_rerun_resumes_there(tin
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert logged_steps(run) == list(range(1, step + 3))
     reference = train(tiny_config.replace(steps=step + 2), tmp_path / "reference", progress=False)
-    assert_same_state(weights(reference), weights(run / "model.pt"))
+    assert_same_weights(reference, run / "model.pt")
 
 
 KILLED_MID_WRITE = textwrap.dedent(
@@ -153,7 +147,9 @@ KILLED_MID_WRITE = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_the_next_start_removes_the_temporaries_of_a_writer_killed_mid_write(tiny_config, tmp_path, caplog):
+def test_the_next_start_removes_the_temporaries_of_a_writer_killed_mid_write(
+    tiny_config, tmp_path, caplog, assert_same_weights
+):
     config_path = tmp_path / "run.yaml"
     save_config(tiny_config, config_path)
     run = tmp_path / "run"
@@ -176,4 +172,4 @@ def test_the_next_start_removes_the_temporaries_of_a_writer_killed_mid_write(tin
     [record] = [r.getMessage() for r in caplog.records if "stale temporary" in r.getMessage()]
     assert f"removed 2 stale temporary file(s) of killed writers, {expected} bytes freed" in record, record
     reference = train(tiny_config, tmp_path / "reference", progress=False)
-    assert_same_state(weights(reference), weights(model))
+    assert_same_weights(reference, model)

@@ -12,13 +12,13 @@ import torch
 
 from lrdm.config import TrainConfig, load_config
 from lrdm.core.nets import ConditionalUNets
-from lrdm.core.process import RDDMProcess
 from lrdm.data.paired import PairedImageDataset
 from lrdm.errors import ConfigError
 from lrdm.training.rundir import list_checkpoints, load_checkpoint, load_model
 from lrdm.training.trainer import (
     StepBatches,
     TrainingDiverged,
+    TrainOptions,
     batch_loader,
     draw_batch,
     learning_rate,
@@ -33,16 +33,10 @@ def weights(path):
     return load_checkpoint(path)["ema"]
 
 
-def assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-
-
-def test_training_is_deterministic_and_keeps_config(tiny_config, tmp_path):
+def test_training_is_deterministic_and_keeps_config(tiny_config, tmp_path, assert_same_weights):
     a = train(tiny_config, tmp_path / "a", progress=False)
     b = train(tiny_config, tmp_path / "b", progress=False)
-    assert_same_state(weights(a), weights(b))
+    assert_same_weights(a, b)
     assert load_config(tmp_path / "a" / "config.yaml") == tiny_config
     steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "a" / "losses.csv"))]
     assert steps == list(range(1, tiny_config.steps + 1))
@@ -60,40 +54,40 @@ def test_learning_rate_warms_up_then_decays():
     assert {learning_rate(constant, step) for step in range(constant.steps)} == {1e-3}  # the official recipe
 
 
-def test_cosine_run_resumes_on_the_same_curve(tiny_config, tmp_path):
+def test_cosine_run_resumes_on_the_same_curve(tiny_config, tmp_path, assert_same_weights):
     config = tiny_config.replace(lr_schedule="cosine", lr_warmup=2)
     full = train(config, tmp_path / "full", progress=False)
     run = tmp_path / "split"
     train(config, run, stop_after=3, progress=False)
-    assert_same_state(weights(full), weights(train(config, run, progress=False)))
+    assert_same_weights(full, train(config, run, progress=False))
     constant = train(tiny_config, tmp_path / "constant", progress=False)
     assert any(not torch.equal(weights(full)[k], weights(constant)[k]) for k in weights(full))
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tiny_config, tmp_path):
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_config, tmp_path, assert_same_weights):
     full = train(tiny_config, tmp_path / "full", progress=False)
     run = tmp_path / "split"
     train(tiny_config, run, stop_after=3, progress=False)  # checkpoint at step 2, then stops at 3
     assert [s for s, _ in list_checkpoints(run)] == [2, 3]
     resumed = train(tiny_config, run, progress=False)
-    assert_same_state(weights(full), weights(resumed))
+    assert_same_weights(full, resumed)
 
 
-def test_data_workers_prefetch_the_same_batches(tiny_config, tmp_path):
+def test_data_workers_prefetch_the_same_batches(tiny_config, tmp_path, assert_same_weights):
     inline = train(tiny_config, tmp_path / "inline", progress=False)
     run = tmp_path / "workers"
-    train(tiny_config, run, stop_after=3, progress=False, data_workers=2)
-    prefetched = train(tiny_config, run, progress=False, data_workers=1)  # resumed with another worker count
-    assert_same_state(weights(inline), weights(prefetched))
+    train(tiny_config, run, TrainOptions(data_workers=2), stop_after=3, progress=False)
+    prefetched = train(tiny_config, run, TrainOptions(data_workers=1), progress=False)  # another worker count
+    assert_same_weights(inline, prefetched)
     with pytest.raises(ValueError, match="data_workers"):
-        train(tiny_config, tmp_path / "bad", progress=False, data_workers=-1)
+        TrainOptions(data_workers=-1)
 
 
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_resumes_eager(tiny_config, tmp_path):
     eager = weights(train(tiny_config, tmp_path / "eager", progress=False))
     run = tmp_path / "compiled"
-    train(tiny_config, run, stop_after=3, progress=False, compile_model=True)
+    train(tiny_config, run, TrainOptions(compile_model=True), stop_after=3, progress=False)
     mixed = weights(train(tiny_config, run, progress=False))  # the compiled run's checkpoint, resumed eagerly
     difference = max(float((eager[k] - mixed[k]).abs().max()) for k in eager)
     print(f"compiled-then-eager vs eager: max |EMA weight| difference {difference:.3g}")
@@ -131,7 +125,7 @@ KILLER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_sigkill_after_checkpoint_then_restart_gives_same_weights(tiny_config, tmp_path):
+def test_sigkill_after_checkpoint_then_restart_gives_same_weights(tiny_config, tmp_path, assert_same_weights):
     from lrdm.config import save_config
 
     config_path = tmp_path / "run.yaml"
@@ -152,21 +146,13 @@ def test_sigkill_after_checkpoint_then_restart_gives_same_weights(tiny_config, t
     )
     assert restart.returncode == 0, restart.stderr.decode()[-2000:]
     uninterrupted = train(tiny_config, tmp_path / "reference", progress=False)
-    assert_same_state(weights(uninterrupted), weights(run / "model.pt"))
+    assert_same_weights(uninterrupted, run / "model.pt")
     steps = [int(r["step"]) for r in csv.DictReader(open(run / "losses.csv"))]
     assert steps == list(range(1, tiny_config.steps + 1)), "the loss log has no duplicated or missing steps"
 
 
-def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tiny_config, tmp_path, monkeypatch):
-    original = RDDMProcess.loss
-    calls = {"n": 0}
-
-    def loss_going_nan(self, *args):
-        calls["n"] += 1
-        value = original(self, *args)
-        return value * float("nan") if calls["n"] == 3 else value
-
-    monkeypatch.setattr(RDDMProcess, "loss", loss_going_nan)
+def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tiny_config, tmp_path, scaled_loss):
+    scaled_loss(float("nan"), call=3, once=True)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3 .*step-00000002\.pt"):
         train(tiny_config, tmp_path / "nan", progress=False)
     assert [s for s, _ in list_checkpoints(tmp_path / "nan")] == [2]
@@ -175,7 +161,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tiny_config, tmp_
 
 def test_missing_explicit_checkpoint_and_changed_config_are_errors(tiny_config, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
-        train(tiny_config, tmp_path / "r", resume_from=tmp_path / "nowhere.pt", progress=False)
+        train(tiny_config, tmp_path / "r", TrainOptions(resume_from=tmp_path / "nowhere.pt"), progress=False)
     train(tiny_config.replace(steps=2), tmp_path / "s", progress=False)
     with pytest.raises(ConfigError, match=r"different config \(keys \['lr'\]\)") as info:
         train(tiny_config.replace(steps=2, lr=5e-4), tmp_path / "s", progress=False)

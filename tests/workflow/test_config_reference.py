@@ -38,6 +38,10 @@ def test_check_fails_when_the_reference_differs(tmp_path, capsys):
     schema.write_text(schema.read_text().replace("DDIM eta (0 deterministic", "DDIM's eta (0 deterministic"))
     assert ref.main(["--check", "--root", str(tmp_path)]) == 1
     assert "config/README.md differs from workflow/schemas/config.schema.yaml" in capsys.readouterr().err
+    schema.unlink()
+    assert ref.main(["--root", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m lrdm.workflow.config_reference: error:"), lines
 
 
 def _used_keys(value, documented, prefix=""):

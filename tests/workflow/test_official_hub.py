@@ -6,9 +6,6 @@ import, and scores it into one main-table row; a wrong sha256 and a missing file
 import copy
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +16,6 @@ from lrdm.vocab import OFFICIAL_RUN
 from lrdm.workflow import check_config, official_record_path, official_source
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 HUB = "jun0519/lrdm"
 RANK = {"rank_spec": "fixed-r4"}
 
@@ -30,20 +26,8 @@ def smoke(entry):
     return copy.deepcopy(config)
 
 
-def snakemake(tmp_path, config, *targets):
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return subprocess.run(
-        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "--cores", "1", *targets],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ.copy(),
-    )
-
-
 def test_a_hub_entry_is_downloaded_imported_with_its_sha256_and_rank_settings_and_scored(
-    mock_hub, tmp_path, trainer_checkpoint
+    mock_hub, tmp_path, trainer_checkpoint, workflow
 ):
     checkpoint = tmp_path / "model-120.pt"
     trainer_checkpoint(checkpoint)
@@ -59,22 +43,22 @@ def test_a_hub_entry_is_downloaded_imported_with_its_sha256_and_rank_settings_an
     assert official_source(missing, "synthetic_rain").startswith(
         f"downloaded by the workflow from the Hugging Face Hub: hf://{HUB}/model-100.pt@main"
     )
-    plan = snakemake(tmp_path, missing, "-n", "main_table")
+    plan = workflow(missing, "-n", "main_table")
     assert plan.returncode == 0, (plan.stdout + plan.stderr)[-3000:]
     assert "download_official" in plan.stdout and "import_official" in plan.stdout
     assert mock_hub.state.requests == []  # a dry run asks the Hub nothing
-    failed = snakemake(tmp_path, missing, model)
+    failed = workflow(missing, model)
     assert failed.returncode != 0 and not record.exists()
     assert "its checkpoint files: model-120.pt, model-60.pt" in failed.stderr, failed.stderr[-3000:]
 
     wrong = smoke({"hub": HUB, "filename": "model-120.pt", "sha256": "0" * 64, "set": RANK})
-    failed = snakemake(tmp_path, wrong, model)
+    failed = workflow(wrong, model)
     assert failed.returncode != 0 and not record.exists()
     assert f"sha256 {digest}" in failed.stderr and f"configured sha256 {'0' * 64}" in failed.stderr
 
     config = smoke({"hub": HUB, "filename": "model-120.pt", "sha256": digest, "set": RANK})
     config["targets"]["main_table"] = {"datasets": ["synthetic_rain"], "specs": []}  # the official row only
-    proc = snakemake(tmp_path, config, "main_table")
+    proc = workflow(config, "main_table")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     downloaded = json.loads(record.read_text())
     assert downloaded["sha256"] == digest and downloaded["commit"] == mock_hub.state.commit
@@ -98,7 +82,7 @@ def test_a_hub_entry_is_downloaded_imported_with_its_sha256_and_rank_settings_an
         scores["psnr"].mean(), abs=0.01
     )
     downloads = len(mock_hub.state.downloads())
-    assert snakemake(tmp_path, config, "main_table").returncode == 0 and len(mock_hub.state.downloads()) == downloads
+    assert workflow(config, "main_table").returncode == 0 and len(mock_hub.state.downloads()) == downloads
 
 
 def test_an_entry_is_either_placed_or_on_the_hub_and_says_so_in_one_line():

@@ -3,8 +3,6 @@ reads, the message for a file not yet placed, and a real Snakemake import and ev
 fixture checkpoint on a small synthetic set."""
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +22,6 @@ from lrdm.workflow import (
 from lrdm.workflow.official_weights import official_hub_file
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PAGE = "https://github.com/nachifur/RDDM"
 FIXTURES = REPO.parent / "shared" / "fixtures" / "official-rddm"  # a worktree's checkout sits beside shared/
 if not FIXTURES.is_dir():  # the main checkout may hold it inside; a clone on its own has the slim copy
@@ -77,23 +74,12 @@ def test_a_missing_official_file_says_what_to_fetch_from_where_and_where_to_put_
     assert placed_official_file(config, "synthetic_rain") == str(file)
 
 
-def snakemake(tmp_path, config, *targets):
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return subprocess.run(
-        [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "--cores", "1", *targets],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
+def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path, workflow):
     missing = smoke({"synthetic_rain": {"file": "resources/official/rddm.pt", "page": PAGE}})
-    plan = snakemake(tmp_path, missing, "-n", "main_table")
+    plan = workflow(missing, "-n", "main_table")
     assert plan.returncode == 0 and "import_official" in plan.stdout, (plan.stdout + plan.stderr)[-3000:]
     # cfg.yaml writes results/cfg/ and logs/cfg/ (lrdm/paths.py)
-    failed = snakemake(tmp_path, missing, f"results/cfg/runs/synthetic_rain/{OFFICIAL_RUN}/model.pt")
+    failed = workflow(missing, f"results/cfg/runs/synthetic_rain/{OFFICIAL_RUN}/model.pt")
     assert failed.returncode != 0
     expected = f"Fetch rddm.pt from {PAGE} and place it at {(tmp_path / 'resources/official/rddm.pt').resolve()}"
     assert "ManualDownloadRequired" in failed.stderr and expected in failed.stderr, failed.stderr[-3000:]
@@ -101,7 +87,7 @@ def test_workflow_imports_and_evaluates_placed_official_weights(tmp_path):
 
     config = smoke({"synthetic_rain": {"file": str(CHECKPOINT), "page": PAGE, "set": {"objective": "pred_res"}}})
     target = f"results/cfg/scores/synthetic_rain/{OFFICIAL_RUN}/steps2.parquet"
-    proc = snakemake(tmp_path, config, target)
+    proc = workflow(config, target)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     scores = pd.read_parquet(tmp_path / target)
     assert set(scores["run"]) == {OFFICIAL_RUN} and set(scores["dataset"]) == {"synthetic_rain"}

@@ -327,15 +327,14 @@ STOP_PATTERN = re.compile(r"stopped by SIGTERM at step (\d+) of (\S+); checkpoin
 def steps_for(seconds, config, run):
     """Steps the run trains in about ``seconds`` on this machine (one thread, as the jobs): its rate over a few
     steps, measured here; each run of the test trains long enough, on a fast machine or a slow one."""
-    from lrdm.data.synthetic import make_synthetic_dataset
+    from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
     from lrdm.training.trainer import train
     from lrdm.workflow import run_config
 
     folder = Path(config["resources"]) / "calibration"
     dataset = config["datasets"][run.dataset]
-    make_synthetic_dataset(folder, dataset["task"], size=dataset["size"], seed=0,
-                           patches_per_image=dataset["patches_per_image"],
-                           test_patches_per_image=dataset["test_patches_per_image"])  # fmt: skip
+    sizes = {key: dataset[key] for key in ("size", "patches_per_image", "test_patches_per_image")}
+    make_synthetic_dataset(folder, dataset["task"], SynthesisOptions(**sizes))
     probe = run_config(config, run, str(folder / "index.parquet"), max_rank=config["max_rank"]).replace(steps=20)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from lrdm.data.index import read_index
 from lrdm.data.prepare import prepare, prepare_folders
-from lrdm.data.synthetic import make_synthetic_dataset
+from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.workflow import log_to_file
 
 log_to_file(snakemake.log)
@@ -25,5 +25,5 @@ elif spec["source"] == "folders":
     print(f"{len(read_index(written))} pairs indexed from {spec['folders']}")
 else:
     sizes = {key: spec[key] for key in ("size", "patches_per_image", "test_patches_per_image") if key in spec}
-    frame = make_synthetic_dataset(out.parent, spec["task"], seed=0, **sizes)
+    frame = make_synthetic_dataset(out.parent, spec["task"], SynthesisOptions(seed=0, **sizes))
     print(f"{len(frame)} pairs written")

@@ -9,6 +9,7 @@ from pathlib import Path
 from lrdm.errors import STOPPED_EXIT, TrainingStopped
 from lrdm.targets import Run
 from lrdm.training.launch import gpu_environment, train_run
+from lrdm.training.trainer import TrainOptions
 from lrdm.workflow import log_to_file, run_config, run_max_rank, train_options
 
 log_to_file(snakemake.log)
@@ -25,8 +26,8 @@ try:
         Path(snakemake.output.model).parent,
         int(getattr(snakemake.resources, "gpu", 1)),
         threads=snakemake.threads,
-        **train_options(snakemake.config),
-        restart_on_change=True,  # params changed: Snakemake reruns
+        # restart_on_change: the run's params changed, so Snakemake reruns the job
+        options=TrainOptions(**train_options(snakemake.config), restart_on_change=True),
     )
 except TrainingStopped as stopped:  # its line is in the log; the console (the SLURM job's output) gets it too
     print(stopped, file=sys.__stderr__, flush=True)
