@@ -5,7 +5,7 @@ lrdm make-data --task rain --out resources/synthetic/rain
 lrdm train --config run.yaml --run-dir results/runs/NAME [--set key=value ...]
 lrdm evaluate --model results/runs/NAME/model.pt --index INDEX --steps 5 --out scores.parquet
 lrdm import-checkpoint OFFICIAL.pt --out results/runs/NAME [--set objective=pred_res ...]
-lrdm datasets [--json | --prepare NAME]   # the registry of real datasets
+lrdm datasets [--json | --prepare NAME | --verify INDEX]   # the registry of real datasets
 lrdm bench --preset cpu --out results/bench/cpu.parquet
 lrdm quality --steps 300 --out results/bench/quality.parquet
 lrdm restore --model results/runs/NAME/model.pt --input photos/ --out restored/
@@ -235,6 +235,11 @@ def _cmd_datasets(args: argparse.Namespace) -> None:
 
     if args.prepare:
         print(prepare(args.prepare, args.resources, expected_pairs=_expected_pairs(args.expected_pairs)))
+    elif args.verify:
+        from lrdm.data.index import read_index, verify_index
+
+        frame = read_index(args.verify)
+        print(f"{args.verify}: {len(frame)} pairs, every file present, {verify_index(frame)} sha256 checks passed")
     elif args.json:
         print(json.dumps(registry_json(), indent=2))
     else:
@@ -388,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("datasets", "list the registry of real datasets, or prepare one")
     p.add_argument("--json", action="store_true", help="print the registry as JSON")
     p.add_argument("--prepare", metavar="NAME", help="download, verify, extract and index one dataset")
+    p.add_argument("--verify", metavar="INDEX",
+                   help="check that every file of a prepared index is present and matches its sha256")  # fmt: skip
     p.add_argument("--resources", default="resources", help="folder of downloads and prepared datasets")
     p.add_argument(
         "--expected-pairs",

@@ -78,14 +78,6 @@ def one_minus_alpha_bar(schedule: ResidualSchedule) -> torch.Tensor:
     return schedule.one_minus_alpha_bar
 
 
-def residual_from_noise(
-    x_t: torch.Tensor, x_in: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: ResidualSchedule
-) -> torch.Tensor:
-    """RDDM Eq. 16 solved for ``I_res``: ``(I_in + β̄_t ε - I_t) / (1 - ᾱ_t)`` (SM-N), with
-    ``1 - ᾱ_t`` from :func:`one_minus_alpha_bar`."""
-    return (x_in + gather(schedule.beta_bar, t, x_t) * noise - x_t) / gather(one_minus_alpha_bar(schedule), t, x_t)
-
-
 def x0_from_noise(
     x_t: torch.Tensor, x_in: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: ResidualSchedule
 ) -> torch.Tensor:

@@ -140,27 +140,6 @@ def residual_schedule(
     return schedule_from_coefficients(alpha, beta2)
 
 
-def ddim_alphas_cumprod(T: int = DEFAULT_T, beta_start: float = 1e-4, beta_end: float = 2e-2) -> torch.Tensor:
-    """DDPM/DDIM linear-β schedule: ``ᾱ^DDIM_t = Π_{i≤t} (1 - β_i)``, ``(T,)`` float64."""
-    betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
-    return torch.cumprod(1.0 - betas, dim=0)
-
-
-def schedule_from_ddim(alphas_cumprod: torch.Tensor) -> ResidualSchedule:
-    """RDDM Eq. 17: the RDDM schedule equivalent to a DDIM schedule ``ᾱ^DDIM`` ``(T,)``.
-
-    ``ᾱ_t = 1 - sqrt(ᾱ^DDIM_t)`` and ``β̄²_t = 1 - ᾱ^DDIM_t``; with ``I_in = 0`` the RDDM forward
-    process ``I_t = (1 - ᾱ_t) I_0 + β̄_t ε`` is DDIM's ``x_t = sqrt(ᾱ^DDIM_t) x_0 + sqrt(1 - ᾱ^DDIM_t) ε``.
-    """
-    ac = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
-    alpha_bar = 1.0 - torch.sqrt(ac)
-    beta2_bar = 1.0 - ac
-    zero = torch.zeros(1, dtype=torch.float64)
-    alpha = torch.diff(alpha_bar, prepend=zero)
-    beta2 = torch.diff(beta2_bar, prepend=zero)
-    return schedule_from_coefficients(alpha, beta2)
-
-
 def check_timesteps(t: torch.Tensor | int, T: int, lowest: int = -1) -> torch.Tensor:
     """``t`` as a ``(B,)`` LongTensor, checked to lie in ``[lowest, T-1]`` (``-1``: the clean end).
 

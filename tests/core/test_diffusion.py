@@ -7,8 +7,8 @@ from lrdm.core.diffusion import (
     noise_from_residual,
     project_residual,
     q_sample,
-    residual_from_noise,
     training_loss,
+    x0_from_noise,
 )
 from lrdm.core.lowrank import project_low_rank, spec_ranks
 from lrdm.core.prediction import Prediction, TrainingExample
@@ -52,10 +52,10 @@ def test_eq16_conversions_invert_the_forward_process():
     t = torch.tensor([0, T - 2])
     x_t = q_sample(x0, residual, t, noise, s)
     torch.testing.assert_close(noise_from_residual(x_t, x_in, residual, t, s), noise)
-    torch.testing.assert_close(residual_from_noise(x_t, x_in, noise, t, s), residual)
+    torch.testing.assert_close(x_in - x0_from_noise(x_t, x_in, noise, t, s), residual)
     # at t = T-1 (ᾱ = 1) the residual is unidentifiable; SM-N's denominator stays bounded away from 0
     last = torch.full((2,), T - 1)
-    assert torch.isfinite(residual_from_noise(q_sample(x0, residual, last, noise, s), x_in, noise, last, s)).all()
+    assert torch.isfinite(x0_from_noise(q_sample(x0, residual, last, noise, s), x_in, noise, last, s)).all()
 
 
 class OracleNetwork:

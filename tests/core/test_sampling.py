@@ -5,10 +5,36 @@ import torch
 from lrdm.core.diffusion import noise_from_residual, official_predictions, project_residual
 from lrdm.core.prediction import Prediction
 from lrdm.core.sampling import sample, step_pairs
-from lrdm.core.schedules import ddim_alphas_cumprod, residual_schedule, schedule_from_ddim
+from lrdm.core.schedules import ResidualSchedule, residual_schedule, schedule_from_coefficients
 from lrdm.vocab import FULL_RANK, RankSpec
 
 T = 1000
+
+
+def ddim_alphas_cumprod(T: int, beta_start: float = 1e-4, beta_end: float = 2e-2) -> torch.Tensor:
+    """DDPM/DDIM's linear-β schedule ``ᾱ^DDIM_t = Π_{i≤t} (1 - β_i)``, ``(T,)`` float64."""
+    return torch.cumprod(1.0 - torch.linspace(beta_start, beta_end, T, dtype=torch.float64), dim=0)
+
+
+def schedule_from_ddim(alphas_cumprod: torch.Tensor) -> ResidualSchedule:
+    """RDDM Eq. 17: ``ᾱ_t = 1 - sqrt(ᾱ^DDIM_t)``, ``β̄²_t = 1 - ᾱ^DDIM_t`` (with ``I_in = 0`` RDDM's forward
+    process is DDIM's)."""
+    zero = torch.zeros(1, dtype=torch.float64)
+    alpha = torch.diff(1.0 - alphas_cumprod.sqrt(), prepend=zero)
+    return schedule_from_coefficients(alpha, torch.diff(1.0 - alphas_cumprod, prepend=zero))
+
+
+def test_schedule_from_ddim_eq17():
+    ac = ddim_alphas_cumprod(1000)
+    s = schedule_from_ddim(ac)
+    assert torch.allclose(1 - s.alpha_bar, ac.sqrt())
+    assert torch.allclose(s.beta2_bar, 1 - ac)
+    # with I_in = 0, RDDM's I_t = (1 - ᾱ_t) I_0 + β̄_t ε is DDIM's forward sample
+    x0, eps = torch.randn(2, 3, 4, 4, dtype=torch.float64).unbind(0)
+    t = 437
+    rddm = (1 - s.alpha_bar[t]) * x0 + s.beta_bar[t] * eps
+    ddim = ac[t].sqrt() * x0 + (1 - ac[t]).sqrt() * eps
+    assert torch.allclose(rddm, ddim)
 
 
 def test_step_pairs():

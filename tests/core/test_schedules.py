@@ -4,12 +4,10 @@ import torch
 from lrdm.core.schedules import (
     SHAPES,
     check_timesteps,
-    ddim_alphas_cumprod,
     device_table,
     gather,
     power_weights,
     residual_schedule,
-    schedule_from_ddim,
 )
 
 
@@ -63,19 +61,6 @@ def test_unknown_shape_lists_choices():
         power_weights(5, "quadratic")
     for name in SHAPES:
         assert name in str(err.value)
-
-
-def test_schedule_from_ddim_eq17():
-    ac = ddim_alphas_cumprod(1000)
-    s = schedule_from_ddim(ac)
-    assert torch.allclose(1 - s.alpha_bar, ac.sqrt())
-    assert torch.allclose(s.beta2_bar, 1 - ac)
-    # with I_in = 0, RDDM's I_t = (1 - ᾱ_t) I_0 + β̄_t ε is DDIM's forward sample
-    x0, eps = torch.randn(2, 3, 4, 4, dtype=torch.float64).unbind(0)
-    t = 437
-    rddm = (1 - s.alpha_bar[t]) * x0 + s.beta_bar[t] * eps
-    ddim = ac[t].sqrt() * x0 + (1 - ac[t]).sqrt() * eps
-    assert torch.allclose(rddm, ddim)
 
 
 def test_gather_handles_clean_end_and_range():

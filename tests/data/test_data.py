@@ -257,6 +257,22 @@ def test_verify_index_sha_mismatch(tmp_path, rain_set):
         verify_index(df)
 
 
+def test_datasets_verify_command(tmp_path, rain_set, capsys):
+    """``lrdm datasets --verify INDEX``: every file and checksum of a prepared index, or one line naming the bad file."""
+    from lrdm.cli import ERROR_EXIT, main
+
+    root = copy_set(rain_set, tmp_path / "set")
+    index = root / INDEX_FILENAME
+    assert main(["datasets", "--verify", str(index)]) in (None, 0)
+    pairs = len(read_index(index))
+    assert f"{pairs} pairs, every file present, {2 * pairs} sha256 checks passed" in capsys.readouterr().out
+    victim = Path(read_index(index).loc[1, "input"])
+    write_png(victim, np.zeros((PATCH, PATCH, 3), np.uint8))
+    assert main(["datasets", "--verify", str(index)]) == ERROR_EXIT
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("lrdm datasets: error:") and victim.name in error and "\n" not in error
+
+
 # ---------------------------------------------------------------- image loading
 
 
