@@ -21,16 +21,16 @@ configfile: "config/config.yaml"
 # embedded default, results/NAME/ and resources/NAME/ for `--configfile NAME.yaml` unless it sets them.
 SCHEMA = "workflow/schemas/config.schema.yaml"
 try:  # a config error ends with one line naming the key (Snakemake's validate would print schema and config)
-    LAYOUT = P.output_folders(config, P.config_name(workflow.overwrite_configfiles, f"{workflow.basedir}/config/config.yaml"))
-    config.update(results=LAYOUT.results, resources=LAYOUT.resources, downloads=LAYOUT.downloads)  # for the scripts
+    FOLDERS = P.output_folders(config, P.config_name(workflow.overwrite_configfiles, f"{workflow.basedir}/config/config.yaml"))
+    config.update(results=FOLDERS.results, resources=FOLDERS.resources, downloads=FOLDERS.downloads)  # for the scripts
     config.update(S.checked_config(config, os.path.join(workflow.basedir, SCHEMA)))  # numbers as text -> floats
     validate(config, SCHEMA)  # fills the schema's defaults
     W.check_config(config)
 except LrdmError as err:
     sys.exit(str(err))
-RESULTS = LAYOUT.results
-RESOURCES = LAYOUT.resources
-LOGS = LAYOUT.logs
+RESULTS = FOLDERS.results
+RESOURCES = FOLDERS.resources
+LOGS = FOLDERS.logs
 
 
 wildcard_constraints:

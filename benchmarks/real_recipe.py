@@ -1,6 +1,6 @@
 """What the CPU recipe of a ``folders`` dataset gains on real rain, against training minutes (issue 28).
 
-    python benchmarks/real_recipe.py [--real ../shared/data/real] [--steps 250,500,1000,2000]
+    python benchmarks/real_recipe.py [--real ../shared/data/real] [--steps 250,500,1000,2000] [--specs full,...]
                                      [--recipe default] [--recipe "paper beta2_sum={beta2_sum: 1.0}" ...]
                                      [--out results/benchmarks/real_recipe.parquet]
 
@@ -69,13 +69,14 @@ def parse_recipe(text: str) -> tuple[str, dict]:
     return name.strip(), values
 
 
-def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], work: Path) -> list[dict]:
+def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], spec: str, work: Path) -> list[dict]:
     from lrdm.data.prepare import prepare_folders
     from lrdm.evaluation.evaluate import evaluate_run
     from lrdm.plan import merged_config
     from lrdm.targets import Run
     from lrdm.training.rundir import model_from_checkpoint
     from lrdm.training.trainer import train
+    from lrdm.vocab import DEFAULT_OBJECTIVE, DEFAULT_PROCESS
     from lrdm.workflow.jobs import run_config
 
     config = merged_config([])
@@ -83,14 +84,14 @@ def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], work
     rows = []
     for condition, pairs in folders.items():
         dataset = f"real_{'same' if condition == CONDITIONS[0] else 'light'}"
-        spec = {"source": "folders", "task": "rain", "protocol": "derain_y", "folders": pairs, "train": overrides}
-        config["datasets"] = {dataset: spec}
-        index = prepare_folders(dataset, spec, work / name / dataset / "data")
-        run = Run(dataset, "rddm", "pred_res_noise", "full", 0)
+        entry = {"source": "folders", "task": "rain", "protocol": "derain_y", "folders": pairs, "train": overrides}
+        config["datasets"] = {dataset: entry}
+        index = prepare_folders(dataset, entry, work / name / spec / dataset / "data")
+        run = Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, spec, 0)
         resolved = run_config(config, run, str(index)).replace(
             steps=max(steps), checkpoint_every=min(steps), keep_checkpoints=len(steps) + 1
         )
-        run_dir = work / name / dataset / "run"
+        run_dir = work / name / spec / dataset / "run"
         train(resolved, run_dir, progress=False)
         losses = pd.read_csv(run_dir / "losses.csv")
         for step in steps:
@@ -103,6 +104,7 @@ def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], work
                     "recipe": name,
                     "overrides": yaml.safe_dump(overrides, default_flow_style=True).strip(),
                     "condition": condition,
+                    "rank_spec": spec,
                     "step": step,
                     "training_minutes": seconds / 60,
                     "psnr": frame["psnr"].mean(),
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", default="../shared/data/real", help="folder of the real pairs")
     parser.add_argument("--steps", default=DEFAULT_STEPS, help="checkpoints scored (the run trains to the largest)")
     parser.add_argument("--recipe", action="append", help='NAME or "NAME={key: value}" (default: default)')
+    parser.add_argument("--specs", default="full", help="rank specs, comma-separated (e.g. full,poly_decrease-p3)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -136,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folders = condition_folders(real, Path(tmp))
         for name, overrides in map(parse_recipe, args.recipe or ["default"]):
-            rows += run_recipe(name, overrides, folders, steps, Path(tmp))
+            for spec in args.specs.split(","):
+                rows += run_recipe(name, overrides, folders, steps, spec, Path(tmp))
     frame = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(args.out, index=False)
-    options = f"--steps {args.steps} " + " ".join(f"--recipe {shlex.quote(r)}" for r in args.recipe or [])
+    recipes = " ".join(f"--recipe {shlex.quote(r)}" for r in args.recipe or [])
+    options = f"--steps {args.steps} --specs {args.specs} {recipes}"
     write_outputs(frame, Path(args.out), options)
     return 0
 
@@ -158,8 +163,8 @@ def write_outputs(frame: pd.DataFrame, source: Path, options: str) -> list[Path]
     folder = source.parent.parent / README_FOLDER
     figure, axes = plt.subplots(1, len(CONDITIONS), figsize=(9, 3.2), sharey=False)
     for axis, condition in zip(axes, CONDITIONS):
-        for recipe, runs in frame[frame["condition"] == condition].groupby("recipe", sort=False):
-            axis.plot(runs["training_minutes"], runs["gain_db"], marker="o", label=recipe)
+        for (recipe, spec), runs in frame[frame["condition"] == condition].groupby(["recipe", "rank_spec"], sort=False):
+            axis.plot(runs["training_minutes"], runs["gain_db"], marker="o", label=f"{recipe}, {spec}")
         axis.axhline(0.0, color="grey", linewidth=0.8)
         axis.set(title=condition, xlabel="training minutes (this machine)", ylabel="Δ PSNR over input (dB)")
         axis.legend(fontsize=8)
@@ -168,7 +173,8 @@ def write_outputs(frame: pd.DataFrame, source: Path, options: str) -> list[Path]
     figure_path = folder / f"{FRAGMENT}.png"
     figure.savefig(figure_path, dpi=100)
     plt.close(figure)
-    shown = frame[["recipe", "overrides", "condition", "step", "training_minutes", "input_psnr", "psnr", "gain_db"]]
+    columns = ["recipe", "overrides", "condition", "rank_spec", "step", "training_minutes", "input_psnr", "psnr"]
+    shown = frame[[*columns, "gain_db"]]
     shown = shown.rename(columns={"training_minutes": "training minutes", "input_psnr": "input PSNR",
                                   "gain_db": "Δ PSNR over input (dB)"})  # fmt: skip
     command = f"python benchmarks/real_recipe.py {options}".strip()
