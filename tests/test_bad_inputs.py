@@ -259,10 +259,11 @@ def test_non_finite_weights_are_divergence(tiny_config, tmp_path, monkeypatch):
 
 def test_evaluate_names_the_model_when_outputs_are_not_finite(tiny_config, tmp_path, monkeypatch):
     from lrdm.errors import NonFiniteOutputError
+    from lrdm.evaluation import inference
     from lrdm.evaluation.evaluate import evaluate_run
 
     model = train(tiny_config.replace(steps=2), tmp_path / "m", progress=False)
-    monkeypatch.setattr(RDDMProcess, "sample", lambda self, network, x, *a, **k: x * float("nan"))
+    monkeypatch.setattr(inference, "restore", lambda restorer, x, generator=None: x * float("nan"))
     with pytest.raises(NonFiniteOutputError, match=str(model)):
         evaluate_run(model, tiny_config.index, steps=1, limit=1)
 

@@ -16,9 +16,16 @@ from tqdm.auto import tqdm
 
 from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_unit_float
-from lrdm.errors import ConfigError, NonFiniteOutputError
+from lrdm.errors import ConfigError
 from lrdm.evaluation.columns import RESULT_COLUMNS
-from lrdm.evaluation.inference import Restorer, Sampling, batches_by_tiling, network_shape, restore_with_tiling
+from lrdm.evaluation.inference import (
+    Restorer,
+    Sampling,
+    batches_by_tiling,
+    check_finite,
+    network_shape,
+    restore_with_tiling,
+)
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.evaluation.tiling import AUTO, TileRequest, choose_tiling
 from lrdm.files import write_png
@@ -90,16 +97,6 @@ def _score_pair(
     prediction = unit if protocol == "lrdm_y" else pred
     options = {"resize": resize, **({"mask": mask} if protocol == "istd" else {})}
     return score(prediction, target, protocol, **options)
-
-
-def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> torch.Tensor:
-    """``restored`` unchanged, or :class:`NonFiniteOutputError` naming the model and the image."""
-    if not bool(torch.isfinite(restored).all()):
-        raise NonFiniteOutputError(
-            f"model {model_path} produced NaN or infinite values restoring {image}: its weights are probably "
-            "diverged; retrain the run"
-        )
-    return restored
 
 
 @dataclass(frozen=True)

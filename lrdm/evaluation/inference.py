@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,6 +33,7 @@ from lrdm.core.process import Process
 from lrdm.core.samplers import DEFAULT_SAMPLER, SAMPLER_KEY, Sampler, SamplerOptions, check_sampler_name, sampler_for
 from lrdm.core.sampling import Generators, image_generator
 from lrdm.data.paired import to_model_space
+from lrdm.errors import NonFiniteOutputError
 from lrdm.evaluation.tiling import NetworkShape, Tiling
 from lrdm.files import stable_key
 from lrdm.training.rundir import CHANNELS_LAST_DEVICES
@@ -85,6 +87,17 @@ class Restorer:
     @property
     def sampler(self) -> Sampler:
         return self.sampling.sampler_for(self.process)
+
+
+def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> torch.Tensor:
+    """``restored`` unchanged, or :class:`NonFiniteOutputError` naming the model and the image(s): the one check of
+    ``evaluate`` and ``lrdm restore`` on what the network gave back."""
+    if not bool(torch.isfinite(restored).all()):
+        raise NonFiniteOutputError(
+            f"model {model_path} restored {image} to NaN or inf values: its weights are probably diverged; retrain "
+            "the run"
+        )
+    return restored
 
 
 def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[int, int]]:

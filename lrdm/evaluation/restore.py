@@ -31,8 +31,15 @@ from tqdm.auto import tqdm
 from lrdm.core.device import pick_device
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space
-from lrdm.errors import CheckpointError, DataError, MemoryBudgetError, NonFiniteOutputError
-from lrdm.evaluation.inference import Restorer, Sampling, batches_by_tiling, network_shape, restore_with_tiling
+from lrdm.errors import CheckpointError, DataError, MemoryBudgetError
+from lrdm.evaluation.inference import (
+    Restorer,
+    Sampling,
+    batches_by_tiling,
+    check_finite,
+    network_shape,
+    restore_with_tiling,
+)
 from lrdm.evaluation.tiling import (
     AUTO,
     DEFAULT_BATCH,
@@ -156,11 +163,8 @@ def is_gray(path: Path) -> bool:
 
 
 def checked_uint8(out: torch.Tensor, model_path: Path, names: Sequence[str]) -> np.ndarray:
-    """uint8 images of a restored batch; NaN or inf raises :class:`lrdm.errors.NonFiniteOutputError` naming the
-    model and the images."""
-    if not bool(torch.isfinite(out).all()):
-        raise NonFiniteOutputError(f"{model_path} restored {', '.join(names)} to NaN or inf values")
-    return from_model_space(out.cpu())
+    """uint8 images of a restored batch, checked by :func:`lrdm.evaluation.inference.check_finite`."""
+    return from_model_space(check_finite(out, model_path, ", ".join(names)).cpu())
 
 
 @dataclass(frozen=True)

@@ -258,7 +258,7 @@ def test_verify_index_sha_mismatch(tmp_path, rain_set):
 
 
 def test_datasets_verify_command(tmp_path, rain_set, capsys):
-    """``lrdm datasets --verify INDEX``: every file and checksum of a prepared index, or one line naming the bad file."""
+    """``lrdm datasets --verify INDEX``: every file and checksum of an index, or one line naming the bad file."""
     from lrdm.cli import ERROR_EXIT, main
 
     root = copy_set(rain_set, tmp_path / "set")
