@@ -82,15 +82,15 @@ def test_own_folders_get_the_cpu_recipe_of_their_source_and_paper_scale_drops_it
     run = Run("mine", "rddm", "pred_res_noise", "full", 0)
     recipe = config["train_by_source"]["folders"]
     own = run_config(config, run, index="i.parquet")
-    assert own.residual_scale == tuple(recipe["residual_scale"]) and own.steps == recipe["steps"]
+    assert own.network == recipe["network"] == "two_net" and own.steps == recipe["steps"]
     assert (own.beta2_sum, own.crop, own.backbone) == (0.0001, 32, "conv_unet")  # the embedded default's `train`
     synthetic = run_config(config, Run("synthetic_rain", "rddm", "pred_res_noise", "full", 0), index="i.parquet")
-    assert synthetic.residual_scale is None and synthetic.steps == config["train"]["steps"]
+    assert synthetic.network == config["train"]["network"] != "two_net" and synthetic.steps == config["train"]["steps"]
     config["datasets"]["mine"]["train"] = {"steps": 7}
     assert run_config(config, run, index="i.parquet").steps == 7  # the dataset's own keys win
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     assert "train_by_source" in paper and paper["train_by_source"] is None
-    assert run_config({**config, "train_by_source": None}, run, index="i.parquet").residual_scale is None
+    assert run_config({**config, "train_by_source": None}, run, index="i.parquet").network == config["train"]["network"]
 
 
 def dry_run(tmp_path, config, *targets):
