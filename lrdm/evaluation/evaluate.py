@@ -18,14 +18,7 @@ from lrdm.core.device import pick_device
 from lrdm.data.paired import PairedImageDataset, from_model_space, to_unit_float
 from lrdm.errors import ConfigError
 from lrdm.evaluation.columns import RESULT_COLUMNS
-from lrdm.evaluation.inference import (
-    Restorer,
-    Sampling,
-    batches_by_tiling,
-    check_finite,
-    network_shape,
-    restore_with_tiling,
-)
+from lrdm.evaluation.inference import Restorer, Sampling, batches_by_tiling, network_shape, restore_with_tiling
 from lrdm.evaluation.metrics import LRDM_TEST_SIZE, imresize, lrdm_test_resize, score
 from lrdm.evaluation.tiling import AUTO, TileRequest, choose_tiling
 from lrdm.files import write_png
@@ -185,7 +178,7 @@ def evaluate_protocols(
     model_path = Path(model_path)
     dev = pick_device(options.device)
     config, network, process = load_model(model_path, dev)
-    restorer = Restorer(network, process, dev, options.sampling)
+    restorer = Restorer(network, process, dev, options.sampling, model_path)
     request, shape = TileRequest(options.tile, AUTO, batch), network_shape(config, network)
     rank = config.rank
     dataset = PairedImageDataset(index, split=options.split, crop=None, flip=False, cache=False)
@@ -248,8 +241,8 @@ def evaluate_protocols(
     for group in batches_by_tiling(entries, lambda entry: entry["plan"], lambda entry: entry["degraded"].shape):
         began = time.perf_counter()
         images, numbers = [entry["degraded"] for entry in group], [entry["number"] for entry in group]
-        restored = restore_with_tiling(restorer, images, numbers, group[0]["plan"])
-        check_finite(restored, model_path, ", ".join(f"image {e['image_id']!r} ({e['file']})" for e in group))
+        names = [f"image {entry['image_id']!r} ({entry['file']})" for entry in group]
+        restored = restore_with_tiling(restorer, images, numbers, group[0]["plan"], names)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - began) / len(group)
@@ -341,11 +334,11 @@ def restore_rows(
     for label, model_path in models.items():
         config, network, process = load_model(model_path, dev)
         shape, request = network_shape(config, network), TileRequest(tile, AUTO, 1)
-        restorer = Restorer(network, process, dev, options.sampling)
+        restorer = Restorer(network, process, dev, options.sampling, model_path)
         for number, item, (degraded, target), mask, row, psnr in zip(image_numbers, items, pairs, masks, rows, psnrs):
-            plan = choose_tiling(*degraded.shape[:2], shape, math.inf, request, name=f"image {item['image_id']!r}")
-            restored = restore_with_tiling(restorer, [degraded], [number], plan)
-            check_finite(restored, model_path, f"image {item['image_id']!r} of {index}")
+            name = f"image {item['image_id']!r}"
+            plan = choose_tiling(*degraded.shape[:2], shape, math.inf, request, name=name)
+            restored = restore_with_tiling(restorer, [degraded], [number], plan, [f"{name} of {index}"])
             row[label] = from_model_space(restored[0].cpu())
             psnr[label] = score_restored(restored[0], degraded, target, protocol, resize, mask)[0]["psnr"]
     return rows, psnrs

@@ -73,13 +73,15 @@ class Sampling:
 @dataclass(frozen=True)
 class Restorer:
     """A loaded run ready to restore: its ``network`` and ``process`` (:func:`lrdm.training.rundir.load_model`),
-    the ``device`` they are on, and how each image is sampled (``sampling``).  A sampler the table does not hold
-    for the run's process is refused here, before any image is restored (:func:`lrdm.core.samplers.sampler_for`)."""
+    the ``device`` they are on, how each image is sampled (``sampling``) and the ``model`` file they came from
+    (named when a restored image is not finite).  A sampler the table does not hold for the run's process is refused
+    here, before any image is restored (:func:`lrdm.core.samplers.sampler_for`)."""
 
     network: Any
     process: Process
     device: torch.device
     sampling: Sampling
+    model: str | Path = "the network"
 
     def __post_init__(self) -> None:
         self.sampling.sampler_for(self.process)
@@ -90,8 +92,8 @@ class Restorer:
 
 
 def check_finite(restored: torch.Tensor, model_path: str | Path, image: str) -> torch.Tensor:
-    """``restored`` unchanged, or :class:`NonFiniteOutputError` naming the model and the image(s): the one check of
-    ``evaluate`` and ``lrdm restore`` on what the network gave back."""
+    """``restored`` unchanged, or :class:`NonFiniteOutputError` naming the model and the image(s): the one check,
+    in :func:`restore_with_tiling`, of what the network gave back to ``evaluate`` and ``lrdm restore``."""
     if not bool(torch.isfinite(restored).all()):
         raise NonFiniteOutputError(
             f"model {model_path} restored {image} to NaN or inf values: its weights are probably diverged; retrain "
@@ -192,18 +194,27 @@ def restore_tiled(restorer: Restorer, image: np.ndarray, number: int, plan: Tili
 
 
 def restore_with_tiling(
-    restorer: Restorer, images: Sequence[np.ndarray], numbers: Sequence[int], plan: Tiling
+    restorer: Restorer,
+    images: Sequence[np.ndarray],
+    numbers: Sequence[int],
+    plan: Tiling,
+    names: Sequence[str] | None = None,
 ) -> torch.Tensor:
     """Restores uint8 ``(H, W, 3)`` images as ``plan`` says -> ``(B, 3, H, W)`` in [-1, 1]: whole, all together
     (images of one size; image ``numbers[b]`` draws its noise from :func:`image_generator`), or one image in
-    tiles (:func:`restore_tiled`)."""
+    tiles (:func:`restore_tiled`).  NaN or inf in the result raises :class:`NonFiniteOutputError` naming
+    ``restorer.model`` and the images (``names``, else their numbers)."""
     if plan.tile is not None:
         if len(images) != 1:
             raise ValueError(f"a tiled plan restores one image at a time, got {len(images)}")
-        return restore_tiled(restorer, images[0], numbers[0], plan)
-    device = restorer.device
-    x_in = to_model_space(np.stack(images)).to(device)
-    return restore(restorer, x_in, [image_generator(restorer.sampling.seed, number, device) for number in numbers])
+        restored = restore_tiled(restorer, images[0], numbers[0], plan)
+    else:
+        device = restorer.device
+        x_in = to_model_space(np.stack(images)).to(device)
+        generators = [image_generator(restorer.sampling.seed, number, device) for number in numbers]
+        restored = restore(restorer, x_in, generators)
+    described = ", ".join(names) if names is not None else "images " + ", ".join(map(str, numbers))
+    return check_finite(restored, restorer.model, described)
 
 
 def network_shape(config: Any, network: Any) -> NetworkShape:

@@ -32,14 +32,7 @@ from lrdm.core.device import pick_device
 from lrdm.data.images import IMAGE_SUFFIXES, header_size, load_rgb
 from lrdm.data.paired import from_model_space
 from lrdm.errors import CheckpointError, DataError, MemoryBudgetError
-from lrdm.evaluation.inference import (
-    Restorer,
-    Sampling,
-    batches_by_tiling,
-    check_finite,
-    network_shape,
-    restore_with_tiling,
-)
+from lrdm.evaluation.inference import Restorer, Sampling, batches_by_tiling, network_shape, restore_with_tiling
 from lrdm.evaluation.tiling import (
     AUTO,
     DEFAULT_BATCH,
@@ -162,11 +155,6 @@ def is_gray(path: Path) -> bool:
         return im.mode in GRAY_MODES
 
 
-def checked_uint8(out: torch.Tensor, model_path: Path, names: Sequence[str]) -> np.ndarray:
-    """uint8 images of a restored batch, checked by :func:`lrdm.evaluation.inference.check_finite`."""
-    return from_model_space(check_finite(out, model_path, ", ".join(names)).cpu())
-
-
 @dataclass(frozen=True)
 class RestoreOptions:
     """How ``lrdm restore`` restores: ``sampling`` (steps, seed of the per-image noise, ``eta``, sampler;
@@ -210,7 +198,7 @@ def restore_images(
     check_out_folder(out, files)
     dev = pick_device(options.device)
     config, network, process = load_model(model_path, dev)
-    restorer = Restorer(network, process, dev, options.sampling)
+    restorer = Restorer(network, process, dev, options.sampling, model_path)
     check_finite_weights(network, model_path)
     budget = bound - resident_bytes()
     if budget <= 0:
@@ -256,7 +244,7 @@ def restore_images(
             continue
         plan = plans[files[ok[0]]]
         try:
-            restored = restore_with_tiling(restorer, images, ok, plan)
+            restored = restore_with_tiling(restorer, images, ok, plan, [files[number].name for number in ok])
         except RuntimeError as err:  # torch's allocator: the memory model was short for this image
             if OUT_OF_MEMORY not in str(err):
                 raise
@@ -265,8 +253,7 @@ def restore_images(
                 summary.failed[files[number]] = f"{files[number]}: out of memory ({how}); lower --max-memory"
             bar.update(len(ok))
             continue
-        uint8 = checked_uint8(restored, model_path, [files[number].name for number in ok])
-        for number, image, is_grayscale in zip(ok, uint8, gray):
+        for number, image, is_grayscale in zip(ok, from_model_space(restored.cpu()), gray):
             path = out / (files[number].stem + OUTPUT_SUFFIX)
             write_png(path, as_input_mode(image, is_grayscale))
             summary.written.append(path)
