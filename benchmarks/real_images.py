@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_fragment(frame: pd.DataFrame, source: Path) -> Path:
     """``results/readme/real_images.md``: seconds per image and per megapixel, peak memory, after and before."""
-    from lrdm.results.readme import README_FOLDER, provenance, provenance_line, write_fragments
+    from lrdm.paths import README_FOLDER
+    from lrdm.results.readme import provenance, provenance_line, write_fragments
     from lrdm.results.render import to_markdown
 
     table = frame.assign(size=frame["width"].astype(str) + "×" + frame["height"].astype(str))

@@ -157,7 +157,8 @@ def write_outputs(frame: pd.DataFrame, source: Path, options: str) -> list[Path]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lrdm.results.readme import README_FOLDER, provenance, provenance_line, write_fragments
+    from lrdm.paths import README_FOLDER
+    from lrdm.results.readme import provenance, provenance_line, write_fragments
     from lrdm.results.render import to_markdown
 
     folder = source.parent.parent / README_FOLDER

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_fragment(frame: pd.DataFrame, source: Path, args: argparse.Namespace) -> Path:
-    from lrdm.results.readme import README_FOLDER, provenance, provenance_line, write_fragments
+    from lrdm.paths import README_FOLDER
+    from lrdm.results.readme import provenance, provenance_line, write_fragments
     from lrdm.results.render import to_markdown
 
     whole = frame.loc[frame["tile"] == WHOLE, "seconds_per_image"]

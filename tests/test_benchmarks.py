@@ -1,0 +1,34 @@
+"""The benchmark scripts (``benchmarks/*.py``) run by hand, outside the suite: every ``lrdm`` name they import, at
+the top or inside a function, must exist, so that a move inside the package cannot break them unnoticed."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+
+
+def lrdm_imports(path: Path) -> list[tuple[str, str]]:
+    """``(module, name)`` of every ``from lrdm... import name`` in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lrdm"
+        for alias in node.names
+    ]
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda path: path.name)
+def test_benchmark_imports_resolve(path):
+    imports = lrdm_imports(path)
+    missing = [f"{module}.{name}" for module, name in imports if not hasattr(importlib.import_module(module), name)]
+    assert not missing, f"{path.name} imports names that do not exist: {missing}"
+
+
+def test_the_check_sees_function_level_imports():
+    assert ("lrdm.paths", "README_FOLDER") in lrdm_imports(Path(__file__).parents[1] / "benchmarks" / "real_recipe.py")
