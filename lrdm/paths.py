@@ -146,14 +146,19 @@ def model_path(results: str, run: str) -> str:
     return f"{run_folder(results, run)}/{MODEL_FILE}"
 
 
+def _evaluation_file(folder: str, run: str, steps: Steps, suffix: str) -> str:
+    """``folder/<run>/steps<steps>.<suffix>``: where each file about one evaluation sits in its folder."""
+    return f"{folder}/{run}/steps{steps}.{suffix}"
+
+
 def score_path(results: str, run: str, steps: Steps) -> str:
     """The per-image scores of ``run`` sampled with ``steps`` steps (the evaluate rule's output)."""
-    return f"{results}/scores/{run}/steps{steps}.parquet"
+    return _evaluation_file(f"{results}/scores", run, steps, "parquet")
 
 
 def protocols_path(results: str, run: str, steps: Steps) -> str:
     """The same restored images scored under the ``protocols`` target's further protocols, beside the scores."""
-    return f"{results}/scores/{run}/steps{steps}.protocols.parquet"
+    return _evaluation_file(f"{results}/scores", run, steps, "protocols.parquet")
 
 
 def train_benchmark_path(results: str, run: str) -> str:
@@ -163,7 +168,7 @@ def train_benchmark_path(results: str, run: str) -> str:
 
 def evaluate_benchmark_path(results: str, run: str, steps: Steps) -> str:
     """Snakemake's benchmark of the job that evaluates ``run`` at ``steps`` steps."""
-    return f"{results}/benchmarks/evaluate/{run}/steps{steps}.tsv"
+    return _evaluation_file(f"{results}/benchmarks/evaluate", run, steps, "tsv")
 
 
 def train_log_path(logs: str, run: str) -> str:
@@ -173,7 +178,7 @@ def train_log_path(logs: str, run: str) -> str:
 
 def evaluate_log_path(logs: str, run: str, steps: Steps) -> str:
     """The log of the job that evaluates ``run`` at ``steps`` steps."""
-    return f"{logs}/evaluate/{run}/steps{steps}.log"
+    return _evaluation_file(f"{logs}/evaluate", run, steps, "log")
 
 
 def dataset_index_path(resources: str, dataset: str) -> str:

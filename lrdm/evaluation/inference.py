@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,10 +85,11 @@ class Restorer:
     model: str | Path = "the network"
 
     def __post_init__(self) -> None:
-        self.sampling.sampler_for(self.process)
+        self.sampler  # noqa: B018 (resolved here, once: a wrong sampler is refused before any image)
 
-    @property
+    @cached_property
     def sampler(self) -> Sampler:
+        """The table entry that restores every image and tile (:meth:`Sampling.sampler_for`)."""
         return self.sampling.sampler_for(self.process)
 
 
