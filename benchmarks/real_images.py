@@ -59,13 +59,14 @@ def make_model(network: str, folder: Path) -> Path:
     """A run of ``network`` after one optimiser step, trained on a small synthetic set in ``folder``."""
     from lrdm.config import TrainConfig
     from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
+    from lrdm.paths import INDEX_FILE
     from lrdm.training.trainer import train
 
     side = NETWORKS[network].get("resize", NETWORKS[network].get("crop"))
     patches = SynthesisOptions(size=max(64, side), patches_per_image=1, test_patches_per_image=1)
     make_synthetic_dataset(folder / "data", "rain", patches)
     config = TrainConfig.from_dict(
-        {**NETWORKS[network], "index": str(folder / "data" / "index.parquet"), "steps": 1, "batch_size": 1}
+        {**NETWORKS[network], "index": str(folder / "data" / INDEX_FILE), "steps": 1, "batch_size": 1}
     )
     return train(config, folder / "run", progress=False)
 

@@ -15,7 +15,6 @@ import pandas as pd
 
 from lrdm.errors import ChecksumError, IndexSchemaError
 from lrdm.files import sha256_file
-from lrdm.paths import INDEX_FILE as INDEX_FILENAME  # noqa: F401 (re-exported; the spelling lives in lrdm.paths)
 
 #: Generation parameters and the train/test photo split, written next to the index.
 MANIFEST_FILENAME = "manifest.json"

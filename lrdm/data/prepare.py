@@ -34,11 +34,12 @@ from lrdm.data.archives import EXTRACTED_MARKER, archive_stem, extract
 from lrdm.data.counts import check_pair_counts
 from lrdm.data.download import fetch
 from lrdm.data.folders import pair_folders
-from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME
+from lrdm.data.index import INDEX_COLUMNS, MANIFEST_FILENAME
 from lrdm.data.layouts import MAX_LISTED
 from lrdm.data.registry import DatasetEntry, get_entry
 from lrdm.errors import ConfigError, DataError, ManualDownloadRequired
 from lrdm.files import exclusive_lock, sha256_file, write_parquet, write_text
+from lrdm.paths import INDEX_FILE
 
 #: Archive types handed to :func:`lrdm.data.download.extract`; other files are linked into raw/.
 #: Folder names never searched (archive junk).
@@ -280,7 +281,7 @@ def write_index(frame: pd.DataFrame, index_dir: Path, manifest: dict[str, Any]) 
     """Writes ``manifest.json`` then ``index.parquet`` into ``index_dir`` atomically; returns the index path."""
     index_dir.mkdir(parents=True, exist_ok=True)
     write_text(index_dir / MANIFEST_FILENAME, json.dumps(manifest, indent=2) + "\n")
-    path = index_dir / INDEX_FILENAME
+    path = index_dir / INDEX_FILE
     table = frame.copy()
     table.attrs = {}  # counts and warnings live in the manifest, not in the Parquet metadata
     write_parquet(table, path)

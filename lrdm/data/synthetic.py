@@ -40,9 +40,10 @@ from scipy import ndimage
 from skimage import draw
 
 from lrdm.data.images import RGB_CHANNELS, UINT8_MAX, as_rgb_uint8
-from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, PATH_COLUMNS
+from lrdm.data.index import INDEX_COLUMNS, MANIFEST_FILENAME, PATH_COLUMNS
 from lrdm.errors import DataError
 from lrdm.files import stable_key, write_parquet, write_png, write_text
+from lrdm.paths import INDEX_FILE
 from lrdm.vocab import check_choice
 
 # Line kernel: samples per pixel of streak length (anti-aliased bilinear splatting).
@@ -543,7 +544,7 @@ def make_synthetic_dataset(
     for col in ("mask", "mask_sha256"):
         df[col] = df[col].astype("string")
     df = df.sort_values(["split", "image_id"], kind="stable").reset_index(drop=True)
-    write_parquet(df, out / INDEX_FILENAME)
+    write_parquet(df, out / INDEX_FILE)
     manifest = {
         "task": task,
         "seed": seed,

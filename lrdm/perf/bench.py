@@ -49,6 +49,7 @@ from lrdm.data.index import read_index, sha256_mismatch
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
 from lrdm.evaluation.metrics import score_batch
+from lrdm.paths import INDEX_FILE
 from lrdm.training.rundir import LOSS_FILE
 from lrdm.training.trainer import StepBatches, TrainOptions, train
 from lrdm.vocab import OFFICIAL_BACKBONE, RankSpec, check_choice
@@ -361,7 +362,7 @@ def _sampling_rows(case: BenchCase, bench: _Bench, step_counts: tuple[int, ...] 
 def _data_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
     """Seconds to prepare one global training batch (decode from the cache, crop, flip, timesteps, noise)
     in the training loop, as ``lrdm train`` does with ``data_workers: 0``."""
-    dataset = PairedImageDataset(data_dir / "index.parquet", split="train", crop=case.size, flip=True, cache=True)
+    dataset = PairedImageDataset(data_dir / INDEX_FILE, split="train", crop=case.size, flip=True, cache=True)
     batches = StepBatches(dataset, case.batch, DEFAULT_T, seed=0, shard=slice(0, case.batch))
     steps = iter(range(repeats + 1))
     seconds = time_call(lambda: batches[next(steps)], torch.device("cpu"), repeats)
@@ -371,7 +372,7 @@ def _data_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
 def _hash_rows(case: BenchCase, data_dir: Path, repeats: int) -> list[dict]:
     """Seconds to check the files of ``case.batch`` training pairs (input and target) against their index
     sha256, as :class:`~lrdm.data.paired.PairedImageDataset` does when it first reads them."""
-    rows = read_index(data_dir / "index.parquet").query("split == 'train'")
+    rows = read_index(data_dir / INDEX_FILE).query("split == 'train'")
     pairs = [rows.iloc[i % len(rows)] for i in range(case.batch)]
 
     def check() -> None:
@@ -391,7 +392,7 @@ def _loop_rows(case: BenchCase, data_dir: Path, bench: _Bench, workers: int) -> 
     first :data:`LOOP_WARMUP` steps (worker start, compilation), which ``train_loop`` leaves out."""
     device, repeats = bench.device, bench.repeats
     config = TrainConfig(
-        index=str(data_dir / "index.parquet"), crop=case.size, dim=case.dim, dim_mults=case.dim_mults,
+        index=str(data_dir / INDEX_FILE), crop=case.size, dim=case.dim, dim_mults=case.dim_mults,
         batch_size=case.batch, rank_spec="poly_decrease-p3", projection_solver="gram", steps=LOOP_WARMUP + repeats,
         log_every=1, checkpoint_every=LOOP_WARMUP + repeats, keep_checkpoints=1, device=device.type,
         backbone=bench.backbone, mixed_precision=LOOP_MIXED_PRECISION[bench.precision],

@@ -29,6 +29,7 @@ from lrdm.core.device import pick_device
 from lrdm.core.nets import compile_unets
 from lrdm.data.paired import PairedImageDataset
 from lrdm.data.synthetic import SynthesisOptions, make_synthetic_dataset
+from lrdm.paths import INDEX_FILE
 from lrdm.training.rundir import LOSS_FILE, MODEL_FILE, load_model
 from lrdm.training.trainer import TrainOptions, train
 
@@ -132,7 +133,7 @@ def quality_check(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_synthetic_dataset(root / "data", "rain", SynthesisOptions(size=QUALITY_DATA_SIZE))
-        index = root / "data" / "index.parquet"
+        index = root / "data" / INDEX_FILE
         base = TrainConfig(index=str(index), steps=steps, checkpoint_every=steps, device=dev.type, **QUALITY_MODEL)
         variants = training_variants(dev, compile_model)
         for name, variant in variants.items():

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from lrdm.data.images import load_rgb
-from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, read_index, verify_index
+from lrdm.data.index import INDEX_COLUMNS, MANIFEST_FILENAME, read_index, verify_index
 from lrdm.data.paired import PairedImageDataset, from_model_space, sample_batch, to_model_space, to_unit_float
 from lrdm.data.synthetic import (
     DEFAULT_TEST_SOURCES,
@@ -31,6 +31,7 @@ from lrdm.data.synthetic import (
 )
 from lrdm.errors import ChecksumError, ImageReadError, IndexSchemaError
 from lrdm.files import sha256_file, write_png
+from lrdm.paths import INDEX_FILE
 
 PATCH = 64  # small patches keep the suite fast
 TRAIN_PATCHES = 3
@@ -192,7 +193,7 @@ def test_make_dataset_deterministic(tmp_path, rain_set):
 
 
 def test_split_by_source(tmp_path, rain_set):
-    df = read_index(rain_set / INDEX_FILENAME)
+    df = read_index(rain_set / INDEX_FILE)
     train, test = (
         set(df[df.split == "train"].source),
         set(df[df.split == "test"].source),
@@ -218,7 +219,7 @@ def test_split_by_source(tmp_path, rain_set):
 
 
 def test_index_schema_and_checksums(rain_set, shadow_set):
-    raw = pd.read_parquet(rain_set / INDEX_FILENAME)
+    raw = pd.read_parquet(rain_set / INDEX_FILE)
     assert tuple(raw.columns) == INDEX_COLUMNS
     assert raw["image_id"].is_unique
     assert raw["mask"].isna().all() and raw["mask_sha256"].isna().all()
@@ -229,14 +230,14 @@ def test_index_schema_and_checksums(rain_set, shadow_set):
             assert row[col] == f"{row.split}/{col}/{row.image_id}.png"
             assert sha256_file(rain_set / row[col]) == row[f"{col}_sha256"]
 
-    sh = read_index(shadow_set / INDEX_FILENAME)
+    sh = read_index(shadow_set / INDEX_FILE)
     assert sh["mask"].notna().all()
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in sh["mask"])
     assert verify_index(sh) == 3 * len(sh)
 
 
 def test_read_index_missing_column(tmp_path, rain_set):
-    df = pd.read_parquet(rain_set / INDEX_FILENAME).drop(columns=["target"])
+    df = pd.read_parquet(rain_set / INDEX_FILE).drop(columns=["target"])
     bad = tmp_path / "broken_index.parquet"
     df.to_parquet(bad)
     with pytest.raises(IndexSchemaError, match=r"broken_index\.parquet.*target"):
@@ -247,7 +248,7 @@ def test_read_index_missing_column(tmp_path, rain_set):
 
 def test_verify_index_sha_mismatch(tmp_path, rain_set):
     root = copy_set(rain_set, tmp_path / "set")
-    df = read_index(root / INDEX_FILENAME)
+    df = read_index(root / INDEX_FILE)
     victim = Path(df.loc[0, "target"])
     write_png(victim, np.zeros((PATCH, PATCH, 3), np.uint8))
     with pytest.raises(ChecksumError, match=victim.name):
@@ -262,7 +263,7 @@ def test_datasets_verify_command(tmp_path, rain_set, capsys):
     from lrdm.cli import ERROR_EXIT, main
 
     root = copy_set(rain_set, tmp_path / "set")
-    index = root / INDEX_FILENAME
+    index = root / INDEX_FILE
     assert main(["datasets", "--verify", str(index)]) in (None, 0)
     pairs = len(read_index(index))
     assert f"{pairs} pairs, every file present, {2 * pairs} sha256 checks passed" in capsys.readouterr().out
@@ -374,7 +375,7 @@ def test_model_space_conversions_reject_bad_input(convert) -> None:
 
 
 def test_dataset_items(shadow_set):
-    ds = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", cache=True)
+    ds = PairedImageDataset(shadow_set / INDEX_FILE, "train", cache=True)
     assert len(ds) == (len(SOURCES) - len(DEFAULT_TEST_SOURCES)) * TRAIN_PATCHES
     item = ds[0]
     for key in ("input", "target"):
@@ -391,21 +392,21 @@ def test_dataset_items(shadow_set):
 
 
 def test_preload_fills_the_cache_before_workers_fork(shadow_set):
-    ds = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", cache=True)
+    ds = PairedImageDataset(shadow_set / INDEX_FILE, "train", cache=True)
     ds.preload()
     assert sorted(ds._cache) == list(range(len(ds)))
     with pytest.raises(ValueError, match="cache=True"):
-        PairedImageDataset(shadow_set / INDEX_FILENAME, "train").preload()
+        PairedImageDataset(shadow_set / INDEX_FILE, "train").preload()
 
-    test = PairedImageDataset(read_index(shadow_set / INDEX_FILENAME), "test")
+    test = PairedImageDataset(read_index(shadow_set / INDEX_FILE), "test")
     assert len(test) == len(DEFAULT_TEST_SOURCES) * TEST_PATCHES
     with pytest.raises(ValueError, match="val"):
-        PairedImageDataset(shadow_set / INDEX_FILENAME, "val")
+        PairedImageDataset(shadow_set / INDEX_FILE, "val")
 
 
 def test_sample_batch_reproducible(shadow_set):
     crop = PATCH // 2
-    ds = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", crop=crop, flip=True)
+    ds = PairedImageDataset(shadow_set / INDEX_FILE, "train", crop=crop, flip=True)
     batch = sample_batch(ds, 4, torch.Generator().manual_seed(7))
     assert batch["input"].shape == (4, 3, crop, crop) and batch["target"].shape == (
         4,
@@ -419,7 +420,7 @@ def test_sample_batch_reproducible(shadow_set):
     for key in ("input", "target", "mask", "index"):
         assert torch.equal(batch[key], same[key])
     # Fresh dataset object (as after a restart) + same per-step seed -> same batch.
-    resumed = PairedImageDataset(shadow_set / INDEX_FILENAME, "train", crop=crop, flip=True)
+    resumed = PairedImageDataset(shadow_set / INDEX_FILE, "train", crop=crop, flip=True)
     assert torch.equal(
         sample_batch(resumed, 4, torch.Generator().manual_seed(7))["input"],
         batch["input"],
@@ -436,7 +437,7 @@ def test_sample_batch_reproducible(shadow_set):
 
 def test_dataset_size_errors(tmp_path, rain_set):
     root = copy_set(rain_set, tmp_path / "set")
-    index = root / INDEX_FILENAME
+    index = root / INDEX_FILE
     big_crop = PairedImageDataset(index, "train", crop=PATCH * 2)
     first_input = Path(big_crop.rows.loc[0, "input"]).name
     with pytest.raises(ValueError, match=rf"{first_input}.*smaller than the crop"):
@@ -465,7 +466,7 @@ def _mixed_batch(ds: PairedImageDataset) -> None:
 
 def test_dataset_corrupt_and_missing_files(tmp_path, rain_set):
     root = copy_set(rain_set, tmp_path / "set")
-    df = read_index(root / INDEX_FILENAME)
+    df = read_index(root / INDEX_FILE)
     train = df[df.split == "train"].reset_index(drop=True)
     Path(train.loc[0, "input"]).write_bytes(b"\x89PNG garbage")
     Path(train.loc[1, "target"]).unlink()
@@ -478,9 +479,9 @@ def test_dataset_corrupt_and_missing_files(tmp_path, rain_set):
 
 def test_residual_scale_makes_the_same_degradation_lighter(rain_set):
     """``residual_scale``: the input becomes ``I_0 + λ (I_in - I_0)``, λ drawn per item after the crop and flip."""
-    plain = PairedImageDataset(rain_set / INDEX_FILENAME, "train", crop=PATCH // 2, flip=True)
+    plain = PairedImageDataset(rain_set / INDEX_FILE, "train", crop=PATCH // 2, flip=True)
     scaled = PairedImageDataset(
-        rain_set / INDEX_FILENAME, "train", crop=PATCH // 2, flip=True, residual_scale=(0.25, 1)
+        rain_set / INDEX_FILE, "train", crop=PATCH // 2, flip=True, residual_scale=(0.25, 1)
     )
     a = plain.get_item(0, torch.Generator().manual_seed(3))
     b = scaled.get_item(0, torch.Generator().manual_seed(3))
@@ -488,9 +489,9 @@ def test_residual_scale_makes_the_same_degradation_lighter(rain_set):
     ratio = (b["input"] - b["target"]).sum() / (a["input"] - a["target"]).sum()
     assert 0.25 <= float(ratio) <= 1
     torch.testing.assert_close(b["input"], a["target"] + ratio * (a["input"] - a["target"]), atol=1e-5, rtol=0)
-    fixed = PairedImageDataset(rain_set / INDEX_FILENAME, "train", crop=PATCH // 2, residual_scale=(0.5, 0.5))
+    fixed = PairedImageDataset(rain_set / INDEX_FILE, "train", crop=PATCH // 2, residual_scale=(0.5, 0.5))
     torch.testing.assert_close(fixed[0]["input"], plain[0]["input"])  # no generator: evaluation view, unscaled
     half = fixed.get_item(0, torch.Generator().manual_seed(0))
-    unscaled = PairedImageDataset(rain_set / INDEX_FILENAME, "train", crop=PATCH // 2)
+    unscaled = PairedImageDataset(rain_set / INDEX_FILE, "train", crop=PATCH // 2)
     same = unscaled.get_item(0, torch.Generator().manual_seed(0))
     torch.testing.assert_close(half["input"], same["target"] + 0.5 * (same["input"] - same["target"]))

@@ -19,7 +19,7 @@ from PIL import Image
 
 from lrdm.data.download import Source
 from lrdm.data.images import load_mask, load_rgb
-from lrdm.data.index import INDEX_COLUMNS, INDEX_FILENAME, MANIFEST_FILENAME, read_index, verify_index
+from lrdm.data.index import INDEX_COLUMNS, MANIFEST_FILENAME, read_index, verify_index
 from lrdm.data.layouts import (
     CELEBAHQ_FILL,
     RAIN1400_VERSIONS,
@@ -36,6 +36,7 @@ from lrdm.data.prepare import DatasetWarning, build_index, prepare
 from lrdm.data.registry import REGISTRY, DatasetEntry, registry_json
 from lrdm.errors import DataError, ManualDownloadRequired
 from lrdm.files import sha256_file
+from lrdm.paths import INDEX_FILE
 from lrdm.vocab import PROTOCOLS, TASKS
 
 SIDE = 8  # every fixture image is 8x8 unless a test needs otherwise
@@ -332,7 +333,7 @@ def test_prepare_manual_archive_end_to_end(tmp_path):
     resources, registry, digest = _placed_istd(tmp_path, {"train": 2, "test": 3})
 
     path = prepare("istd", resources, progress=False, registry=registry)
-    assert path == resources / "data" / "istd" / INDEX_FILENAME
+    assert path == resources / "data" / "istd" / INDEX_FILE
 
     stored = pd.read_parquet(path)
     assert list(stored.columns) == list(INDEX_COLUMNS)
@@ -372,7 +373,7 @@ def test_prepare_fails_on_a_pair_count_off_from_the_registry_unless_the_config_a
     )
     with pytest.warns(DatasetWarning), pytest.raises(DataError, match=message):
         prepare("istd", resources, progress=False, registry=registry)
-    assert not (resources / "data" / "istd" / INDEX_FILENAME).exists()
+    assert not (resources / "data" / "istd" / INDEX_FILE).exists()
     with pytest.warns(DatasetWarning), pytest.raises(DataError, match=r"5 pairs found \(3 test, 2 train\), config "
                                                      r"key datasets\.istd\.expected_pairs says 6"):  # fmt: skip
         prepare("istd", resources, progress=False, registry=registry, expected_pairs=6)
