@@ -286,7 +286,7 @@ def run_max_rank(config: dict[str, Any], spectrum_summaries: Iterable[str]) -> i
 
 
 def train_options(config: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`lrdm.training.trainer.train` that change speed, not results: the top-level keys
+    """Fields of :class:`lrdm.training.trainer.TrainOptions` that change speed, not results: the top-level keys
     ``train_data_workers`` (DataLoader workers per process, default 0) and ``train_compile`` (default false)."""
     return {
         "data_workers": int(config.get("train_data_workers", 0)),
