@@ -2,7 +2,7 @@
 
     python benchmarks/real_recipe.py [--real ../shared/data/real] [--steps 250,500,1000,2000] [--specs full,...]
                                      [--recipe default] [--recipe "paper beta2_sum={beta2_sum: 1.0}" ...]
-                                     [--out results/benchmarks/real_recipe.parquet]
+                                     [--out results/benchmarks/real_recipe.parquet] [--keep DIR]
 
 Two conditions, on the real pairs of ``--real`` (read in place, never copied):
 
@@ -14,7 +14,8 @@ Each recipe is a ``folders`` dataset under the embedded default (``config/config
 It trains to the largest of ``--steps``, keeping a checkpoint at each, and each checkpoint's EMA network is scored
 under ``derain_y`` at the config's sampling steps, through the evaluation's tile policy.  Writes one Parquet row per
 (recipe, condition, step), ``results/readme/real_recipe.md`` (the table) and ``results/readme/real_recipe.png``
-(the gain over the input against training minutes).
+(the gain over the input against training minutes).  ``--keep DIR`` keeps the runs, the pairs' links and the
+indexes in ``DIR`` (for ``benchmarks/rank_oracle.py --model``); by default they go with a temporary folder.
 """
 
 from __future__ import annotations
@@ -127,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--specs", default="full", help="rank specs, comma-separated (e.g. full,poly_decrease-p3)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument(
+        "--keep", help="keep the runs and indexes in this new folder (RECIPE/SPEC/real_{same,light}/{run,data})"
+    )
     args = parser.parse_args(argv)
+    if args.keep and Path(args.keep).exists():
+        parser.error(f"--keep {args.keep}: already exists (the benchmark writes only into a new folder)")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -137,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     steps = sorted(int(step) for step in args.steps.split(","))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folders = condition_folders(real, Path(tmp))
+        work = Path(args.keep or tmp)
+        folders = condition_folders(real, work)
         for name, overrides in map(parse_recipe, args.recipe or ["default"]):
             for spec in args.specs.split(","):
-                rows += run_recipe(name, overrides, folders, steps, spec, Path(tmp))
+                rows += run_recipe(name, overrides, folders, steps, spec, work)
     frame = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(args.out, index=False)

@@ -32,3 +32,25 @@ def test_benchmark_imports_resolve(path):
 
 def test_the_check_sees_function_level_imports():
     assert ("lrdm.paths", "README_FOLDER") in lrdm_imports(Path(__file__).parents[1] / "benchmarks" / "real_recipe.py")
+
+
+def test_rank_oracle_full_rank_restores_the_clean_image(rain_index, tmp_path):
+    """The oracle of benchmarks/rank_oracle.py: with ``full`` it predicts the whole residual and the start noise, so
+    the sampler returns ``I_0`` (up to the uint8 round trip); a rank schedule leaves part of the residual in."""
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS[0].parent))
+    try:
+        rank_oracle = importlib.import_module("rank_oracle")
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "benchmarks" / "rank_oracle.parquet"
+    assert rank_oracle.main(["--index", str(rain_index), "--side", "32", "--out", str(out)]) == 0
+    import pandas as pd
+
+    rows = pd.read_parquet(out).set_index("predictor")
+    full, low_rank = rows.loc["oracle full"], rows.loc["oracle poly_decrease-p3"]
+    assert full["psnr"] > 60
+    assert full["input_psnr"] < low_rank["psnr"] < full["psnr"]
+    assert (rows.filter(like="rmse_t") == 0).all().all()  # the oracle predicts each step's target exactly
+    assert (tmp_path / "readme" / "rank_oracle.md").exists()
