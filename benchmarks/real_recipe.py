@@ -2,7 +2,8 @@
 
     python benchmarks/real_recipe.py [--real ../shared/data/real] [--steps 250,500,1000,2000] [--specs full,...]
                                      [--recipe default] [--recipe "paper beta2_sum={beta2_sum: 1.0}" ...]
-                                     [--out results/benchmarks/real_recipe.parquet] [--keep DIR]
+                                     [--seeds 0] [--fragment real_recipe] [--keep DIR]
+                                     [--out results/benchmarks/real_recipe.parquet]
 
 Two conditions, on the real pairs of ``--real`` (read in place, never copied):
 
@@ -10,12 +11,13 @@ Two conditions, on the real pairs of ``--real`` (read in place, never copied):
 * ``light rain``: trained on all 40 heavy-rain pairs, scored on ``rain12``.
 
 Each recipe is a ``folders`` dataset under the embedded default (``config/config.yaml``) with the overrides given
-(``default``: none, what a user's own folders get), resolved as the workflow resolves a run (``full`` rank, seed 0).
-It trains to the largest of ``--steps``, keeping a checkpoint at each, and each checkpoint's EMA network is scored
-under ``derain_y`` at the config's sampling steps, through the evaluation's tile policy.  Writes one Parquet row per
-(recipe, condition, step), ``results/readme/real_recipe.md`` (the table) and ``results/readme/real_recipe.png``
-(the gain over the input against training minutes).  ``--keep DIR`` keeps the runs, the pairs' links and the
-indexes in ``DIR`` (for ``benchmarks/rank_oracle.py --model``); by default they go with a temporary folder.
+(``default``: none, what a user's own folders get), resolved as the workflow resolves a run, for each rank spec of
+``--specs`` and each seed of ``--seeds``.  It trains to the largest of ``--steps``, keeping a checkpoint at each, and
+each checkpoint's EMA network is scored under ``derain_y`` at the config's sampling steps, through the evaluation's
+tile policy.  Writes one Parquet row per (recipe, rank spec, seed, condition, step), ``results/readme/<fragment>.md``
+(the table) and ``results/readme/<fragment>.png`` (the gain over the input against training minutes).  ``--keep DIR``
+keeps the runs, the pairs' links and the indexes in ``DIR`` (for ``benchmarks/rank_oracle.py --model``); by default
+they go with a temporary folder.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def parse_recipe(text: str) -> tuple[str, dict]:
     return name.strip(), values
 
 
-def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], spec: str, work: Path) -> list[dict]:
+def run_recipe(
+    name: str, overrides: dict, folders: dict, steps: list[int], spec: str, seed: int, work: Path
+) -> list[dict]:
     from lrdm.data.prepare import prepare_folders
     from lrdm.evaluation.evaluate import evaluate_run
     from lrdm.plan import merged_config
@@ -87,12 +91,13 @@ def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], spec
         dataset = f"real_{'same' if condition == CONDITIONS[0] else 'light'}"
         entry = {"source": "folders", "task": "rain", "protocol": "derain_y", "folders": pairs, "train": overrides}
         config["datasets"] = {dataset: entry}
-        index = prepare_folders(dataset, entry, work / name / spec / dataset / "data")
-        run = Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, spec, 0)
+        folder = work / name / spec / f"seed{seed}" / dataset
+        index = prepare_folders(dataset, entry, folder / "data")
+        run = Run(dataset, DEFAULT_PROCESS, DEFAULT_OBJECTIVE, spec, seed)
         resolved = run_config(config, run, str(index)).replace(
             steps=max(steps), checkpoint_every=min(steps), keep_checkpoints=len(steps) + 1
         )
-        run_dir = work / name / spec / dataset / "run"
+        run_dir = folder / "run"
         train(resolved, run_dir, progress=False)
         losses = pd.read_csv(run_dir / "losses.csv")
         for step in steps:
@@ -106,6 +111,7 @@ def run_recipe(name: str, overrides: dict, folders: dict, steps: list[int], spec
                     "overrides": yaml.safe_dump(overrides, default_flow_style=True).strip(),
                     "condition": condition,
                     "rank_spec": spec,
+                    "seed": seed,
                     "step": step,
                     "training_minutes": seconds / 60,
                     "psnr": frame["psnr"].mean(),
@@ -126,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default=DEFAULT_STEPS, help="checkpoints scored (the run trains to the largest)")
     parser.add_argument("--recipe", action="append", help='NAME or "NAME={key: value}" (default: default)')
     parser.add_argument("--specs", default="full", help="rank specs, comma-separated (e.g. full,poly_decrease-p3)")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated")
+    parser.add_argument("--fragment", default=FRAGMENT, help="name of the docs' table and figure (results/readme/)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument(
-        "--keep", help="keep the runs and indexes in this new folder (RECIPE/SPEC/real_{same,light}/{run,data})"
+        "--keep", help="keep the runs and indexes in this new folder (RECIPE/SPEC/seedN/real_{same,light}/{run,data})"
     )
     args = parser.parse_args(argv)
     if args.keep and Path(args.keep).exists():
@@ -147,17 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         folders = condition_folders(real, work)
         for name, overrides in map(parse_recipe, args.recipe or ["default"]):
             for spec in args.specs.split(","):
-                rows += run_recipe(name, overrides, folders, steps, spec, work)
+                for seed in (int(text) for text in args.seeds.split(",")):
+                    rows += run_recipe(name, overrides, folders, steps, spec, seed, work)
     frame = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(args.out, index=False)
     recipes = " ".join(f"--recipe {shlex.quote(r)}" for r in args.recipe or [])
     options = f"--steps {args.steps} --specs {args.specs} {recipes}"
-    write_outputs(frame, Path(args.out), options)
+    if args.seeds != "0":
+        options += f" --seeds {args.seeds}"
+    if args.fragment != FRAGMENT:
+        options += f" --fragment {args.fragment}"
+    write_outputs(frame, Path(args.out), options, args.fragment)
     return 0
 
 
-def write_outputs(frame: pd.DataFrame, source: Path, options: str) -> list[Path]:
+def write_outputs(frame: pd.DataFrame, source: Path, options: str, fragment: str = FRAGMENT) -> list[Path]:
     """The docs' table and figure of the recipes' gains (``options``: the command's, for the footer)."""
     import matplotlib
 
@@ -171,23 +184,26 @@ def write_outputs(frame: pd.DataFrame, source: Path, options: str) -> list[Path]
     folder = source.parent.parent / README_FOLDER
     figure, axes = plt.subplots(1, len(CONDITIONS), figsize=(9, 3.2), sharey=False)
     for axis, condition in zip(axes, CONDITIONS):
-        for (recipe, spec), runs in frame[frame["condition"] == condition].groupby(["recipe", "rank_spec"], sort=False):
-            axis.plot(runs["training_minutes"], runs["gain_db"], marker="o", label=f"{recipe}, {spec}")
+        shown = frame[frame["condition"] == condition]
+        for (recipe, spec, seed), runs in shown.groupby(["recipe", "rank_spec", "seed"], sort=False):
+            label = f"{recipe}, {spec}" + (f", seed {seed}" if frame["seed"].nunique() > 1 else "")
+            axis.plot(runs["training_minutes"], runs["gain_db"], marker="o", label=label)
         axis.axhline(0.0, color="grey", linewidth=0.8)
         axis.set(title=condition, xlabel="training minutes (this machine)", ylabel="Δ PSNR over input (dB)")
         axis.legend(fontsize=8)
     figure.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
-    figure_path = folder / f"{FRAGMENT}.png"
+    figure_path = folder / f"{fragment}.png"
     figure.savefig(figure_path, dpi=100)
     plt.close(figure)
-    columns = ["recipe", "overrides", "condition", "rank_spec", "step", "training_minutes", "input_psnr", "psnr"]
+    columns = ["recipe", "overrides", "condition", "rank_spec", "seed", "step", "training_minutes"]
+    columns += ["input_psnr", "psnr"]
     shown = frame[[*columns, "gain_db"]]
     shown = shown.rename(columns={"training_minutes": "training minutes", "input_psnr": "input PSNR",
                                   "gain_db": "Δ PSNR over input (dB)"})  # fmt: skip
     command = f"python benchmarks/real_recipe.py {options}".strip()
     footer = provenance_line(provenance([]), command=command)
-    return [*write_fragments({FRAGMENT: to_markdown(shown)}, folder, footer), figure_path]
+    return [*write_fragments({fragment: to_markdown(shown)}, folder, footer), figure_path]
 
 
 if __name__ == "__main__":
