@@ -160,14 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     frame = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(args.out, index=False)
-    recipes = " ".join(f"--recipe {shlex.quote(r)}" for r in args.recipe or [])
-    options = f"--steps {args.steps} --specs {args.specs} {recipes}"
-    if args.seeds != "0":
-        options += f" --seeds {args.seeds}"
-    if args.fragment != FRAGMENT:
-        options += f" --fragment {args.fragment}"
-    write_outputs(frame, Path(args.out), options, args.fragment)
+    write_outputs(frame, Path(args.out), command_options(args), args.fragment)
     return 0
+
+
+def command_options(args: argparse.Namespace) -> str:
+    """The options of the command as run (those left at their defaults omitted), for the footer."""
+    options = ["--steps", args.steps, "--specs", args.specs]
+    options += [word for recipe in args.recipe or [] for word in ("--recipe", recipe)]
+    for flag, value, default in (
+        ("--seeds", args.seeds, "0"),
+        ("--fragment", args.fragment, FRAGMENT),
+        ("--keep", args.keep, None),
+        ("--out", args.out, DEFAULT_OUT),
+    ):
+        if value != default:
+            options += [flag, value]
+    return shlex.join(options)
 
 
 def write_outputs(frame: pd.DataFrame, source: Path, options: str, fragment: str = FRAGMENT) -> list[Path]:
