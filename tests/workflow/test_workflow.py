@@ -83,6 +83,7 @@ def test_own_folders_get_the_cpu_recipe_of_their_source_and_paper_scale_drops_it
     recipe = config["train_by_source"]["folders"]
     own = run_config(config, run, index="i.parquet")
     assert own.network == recipe["network"] == "two_net" and own.steps == recipe["steps"]
+    assert (own.dim, own.lr, own.loss) == (recipe["dim"], recipe["lr"], recipe["loss"]) != (16, 0.002, "l1")
     assert (own.beta2_sum, own.crop, own.backbone) == (0.0001, 32, "conv_unet")  # the embedded default's `train`
     synthetic = run_config(config, Run("synthetic_rain", "rddm", "pred_res_noise", "full", 0), index="i.parquet")
     assert synthetic.network == config["train"]["network"] != "two_net" and synthetic.steps == config["train"]["steps"]
